@@ -1,1 +1,21 @@
-//! placeholder
+//! Negotiate (SPNEGO, RFC 4559) on GSSAPI, through the `libgssapi` crate over MIT krb5.
+//!
+//! * [`NegotiateInitiator`]: the client side, one exchange per value, from the user's
+//!   ticket cache; it implements [`kerbside_proto::Mechanism`] so the sans-IO client
+//!   state machine drives it.
+//! * [`NegotiateAcceptor`]: the server side, from a keytab; [`AcceptContext`] is one
+//!   exchange.
+//! * [`GssError`]: every GSSAPI failure, with a [`Problem`] in words a person can act on.
+//!
+//! All calls here block (they may read files or talk to a KDC): async callers run
+//! them on a blocking thread.
+#![warn(missing_docs)]
+
+mod acceptor;
+mod error;
+mod ffi;
+mod initiator;
+
+pub use acceptor::{AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor};
+pub use error::{GssError, Problem, Side};
+pub use initiator::{InitiatorConfig, NegotiateInitiator};

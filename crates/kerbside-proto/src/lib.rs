@@ -1,1 +1,21 @@
-//! placeholder
+//! The sans-IO core of kerbside: HTTP authentication grammar, schemes and policy.
+//!
+//! Nothing here opens a socket, reads a clock or calls GSSAPI. Callers hand in header values
+//! as bytes and get back typed values, decisions, and header values to send.
+//!
+//! - [`header`]: parse and format `WWW-Authenticate`, `Authorization`, `Authentication-Info`
+//!   and their proxy counterparts (RFC 9110 §11, RFC 7615).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod header;
+pub mod mechanism;
+pub mod policy;
+pub mod scheme;
+
+pub use header::{
+    format_challenges, parse_challenges, AuthData, AuthParam, AuthenticationInfo, Challenge,
+    Credentials, HeaderError, HeaderErrorKind, Scheme,
+};
+pub use mechanism::{Mechanism, Step};
+pub use policy::{MutualAuth, PlainHttpAuth, PolicyError, Transport};

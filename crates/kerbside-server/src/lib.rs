@@ -1,1 +1,34 @@
-//! placeholder
+//! Server side of kerbside: a tower [`NegotiateLayer`] that authenticates requests
+//! with Kerberos (Negotiate, RFC 4559) against a keytab, and the gate built on it: an
+//! authenticating reverse proxy ([`gate`]).
+//!
+//! The layer drops into any tower stack (axum, plain hyper):
+//!
+//! ```no_run
+//! use kerbside_gssapi::{AcceptorConfig, NegotiateAcceptor};
+//! use kerbside_server::{Authenticated, NegotiateLayer};
+//! use tower::{service_fn, ServiceBuilder};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let acceptor = NegotiateAcceptor::new(&AcceptorConfig {
+//!     keytab: Some("/etc/krb5.keytab".into()),
+//!     acceptor_name: None,
+//! })?;
+//! let service = ServiceBuilder::new()
+//!     .layer(NegotiateLayer::new(acceptor))
+//!     .service(service_fn(|req: http::Request<String>| async move {
+//!         let who = &req.extensions().get::<Authenticated>().expect("set by the layer").principal;
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {who}")))
+//!     }));
+//! # let _ = service; Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod auth;
+pub mod gate;
+mod proxy;
+mod tls;
+
+pub use auth::{Authenticated, NegotiateLayer, NegotiateService};
+pub use proxy::{ReverseProxy, DEFAULT_IDENTITY_HEADER};
+pub use tls::load_server_config;

@@ -1,1 +1,149 @@
-//! placeholder
+//! Test support for kerbside: real peers in temporary directories.
+//!
+//! * [`TestRealm`] — a throwaway MIT Kerberos realm (`EXAMPLE.TEST`): a `krb5kdc` on a free
+//!   loopback port, users `alice` and `bob`, services `HTTP/localhost` and `HTTP/127.0.0.1` in a
+//!   keytab, and a ticket cache for alice.
+//! * [`TestCa`] / [`TestCert`] — a private certificate authority and server certificates for
+//!   `localhost` / `127.0.0.1` that curl, OpenSSL, Apache mod_ssl and rustls accept.
+//! * [`Apache`] — a private Apache 2 with mod_ssl and mod_auth_gssapi guarding `/private/`,
+//!   for interop tests against a real Negotiate server.
+//!
+//! Everything a fixture creates lives in its own temporary directory and on its own ports, so
+//! several fixtures can run in parallel in one test process. The only process-wide state is the
+//! environment: code that calls GSSAPI *in-process* must hold the guard from
+//! [`TestRealm::enter`] for as long as it runs. Child processes get the realm's environment
+//! explicitly from [`TestRealm::command`] or [`TestRealm::env`] and need no guard.
+//!
+//! ```no_run
+//! use kerbside_testkit::TestRealm;
+//!
+//! let realm = TestRealm::start().expect("start the test realm");
+//! let out = realm.command("klist").output().expect("run klist");
+//! assert!(String::from_utf8_lossy(&out.stdout).contains("alice@EXAMPLE.TEST"));
+//! ```
+//!
+//! The fixtures need the Debian packages `krb5-kdc`, `krb5-admin-server` (for `kadmin.local`),
+//! `krb5-user`, and for [`Apache`] also `apache2` and `libapache2-mod-auth-gssapi`. Call
+//! [`preflight`] to get one message listing what is missing.
+#![warn(missing_docs)]
+#![allow(clippy::unwrap_used)]
+
+mod apache;
+mod ca;
+mod process;
+mod realm;
+
+pub use apache::{Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
+pub use ca::{TestCa, TestCert};
+pub use realm::{RealmEnvGuard, TestRealm, REALM};
+
+use std::io;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+
+/// Directories searched for system tools after `PATH`: Kerberos and Apache daemons live in
+/// `/usr/sbin`, which is often not on a non-root user's `PATH`.
+const TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin"];
+
+/// A loopback port that is free for both TCP and UDP right now.
+///
+/// The port is released before this returns, so another process may take it: fixtures that use
+/// it retry with a new port when their server fails to bind.
+pub fn free_port() -> io::Result<u16> {
+    let mut last_err = None;
+    for _ in 0..50 {
+        let tcp = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = tcp.local_addr()?.port();
+        match UdpSocket::bind(("127.0.0.1", port)) {
+            Ok(_udp) => return Ok(port),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "no loopback port free for both TCP and UDP after 50 tries: {}",
+        last_err.map_or_else(String::new, |e| e.to_string())
+    )))
+}
+
+/// Where the system tool `name` is: `/usr/sbin/name` if it exists (or another of the usual
+/// system directories), else `name` itself, to be looked up on `PATH` when run.
+///
+/// Daemons such as `krb5kdc`, `kdb5_util`, `kadmin.local` and `apache2` are in `/usr/sbin`.
+pub fn sbin(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// `name` on `PATH` or in one of [`TOOL_DIRS`]; a name with a `/` is taken as a path.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return is_executable(&path).then_some(path);
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    TOOL_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .chain(path_dirs)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Checks that the tools the fixtures run are installed.
+///
+/// Returns an error naming every missing tool and the Debian package that provides it. The
+/// fixtures call this themselves, so a test fails with that message rather than a bare
+/// "No such file or directory".
+pub fn preflight() -> io::Result<()> {
+    check_tools(realm::REQUIRED_TOOLS)
+}
+
+fn check_tools(tools: &[(&str, &str)]) -> io::Result<()> {
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(tool, _)| find_tool(tool).is_none())
+        .map(|(tool, package)| format!("`{tool}` (Debian package {package})"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "kerbside-testkit needs tools that were not found on PATH or in /usr/sbin: {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_port_is_bindable_for_tcp_and_udp() {
+        let port = free_port().unwrap();
+        assert_ne!(port, 0);
+        let _tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let _udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    }
+
+    #[test]
+    fn sbin_finds_system_tools_and_passes_unknown_names_through() {
+        assert!(sbin("sh").is_absolute());
+        assert_eq!(
+            sbin("no-such-tool-here"),
+            PathBuf::from("no-such-tool-here")
+        );
+        assert_eq!(sbin("/no/such/tool"), PathBuf::from("/no/such/tool"));
+    }
+}

@@ -1,1 +1,46 @@
-fn main() {}
+//! `kerbside`: passwordless Kerberos (Negotiate) authentication for HTTP.
+//!
+//! * `kerbside fetch URL`: a curl-like client that answers `401 Negotiate` with the
+//!   user's Kerberos ticket.
+//! * `kerbside gate`: an authenticating reverse proxy that accepts Negotiate with a
+//!   keytab and passes the user on in a header.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Passwordless Kerberos (SPNEGO "Negotiate") authentication for HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "kerbside", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch a URL, authenticating with Kerberos when the server asks (like curl).
+    Fetch(cli::fetch::FetchArgs),
+    /// Run an authenticating reverse proxy: Negotiate with a keytab in front of an upstream.
+    Gate(cli::gate::GateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kerbside: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Fetch(args) => runtime.block_on(cli::fetch::run(args)),
+        Command::Gate(args) => runtime.block_on(cli::gate::run(args)),
+    }
+}

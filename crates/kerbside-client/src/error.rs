@@ -1,0 +1,92 @@
+//! The client's error: opaque, with a kind and `is_*` predicates (as hyper does).
+
+use std::fmt;
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL cannot be used.
+    InvalidUrl,
+    /// The TCP connection could not be made.
+    Connect,
+    /// TLS setup or handshake failed.
+    Tls,
+    /// The HTTP exchange failed (connection closed, protocol error).
+    Http,
+    /// The policy forbade sending credentials (e.g. plain HTTP).
+    Policy,
+    /// Authentication failed (Kerberos, the server's answer, mutual authentication).
+    Auth,
+    /// The request body could not be prepared.
+    Body,
+}
+
+/// A failed request. The message says what happened and, where possible, what to do.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// True if the policy refused to send credentials (plain HTTP, for one).
+    pub fn is_policy(&self) -> bool {
+        self.kind == ErrorKind::Policy
+    }
+
+    /// True if authentication failed.
+    pub fn is_auth(&self) -> bool {
+        self.kind == ErrorKind::Auth
+    }
+
+    /// True if no connection could be made.
+    pub fn is_connect(&self) -> bool {
+        self.kind == ErrorKind::Connect
+    }
+
+    /// True if TLS failed.
+    pub fn is_tls(&self) -> bool {
+        self.kind == ErrorKind::Tls
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

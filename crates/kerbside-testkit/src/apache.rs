@@ -1,0 +1,474 @@
+//! [`Apache`]: a private Apache 2 with mod_ssl and mod_auth_gssapi, a real Negotiate server to
+//! test clients against.
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{self, chmod, chown, log_tail};
+use crate::{free_port, sbin, TestCert, TestRealm};
+
+/// Where Debian keeps Apache's loadable modules.
+const MODULE_DIR: &str = "/usr/lib/apache2/modules";
+
+/// Modules the configuration uses (`log_config` and `unixd` are compiled into Debian's apache2).
+const MODULES: &[(&str, &str)] = &[
+    ("mpm_event_module", "mod_mpm_event.so"),
+    ("authn_core_module", "mod_authn_core.so"),
+    ("authz_core_module", "mod_authz_core.so"),
+    ("authz_user_module", "mod_authz_user.so"),
+    ("auth_gssapi_module", "mod_auth_gssapi.so"),
+    ("socache_shmcb_module", "mod_socache_shmcb.so"),
+    ("ssl_module", "mod_ssl.so"),
+    ("headers_module", "mod_headers.so"),
+    ("mime_module", "mod_mime.so"),
+    ("dir_module", "mod_dir.so"),
+];
+
+/// How long Apache may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many port choices to try when Apache cannot bind.
+const START_ATTEMPTS: usize = 5;
+
+/// The body of `/private/`.
+pub const PRIVATE_BODY: &str = "kerbside private page\n";
+/// The body of `/public/`.
+pub const PUBLIC_BODY: &str = "kerbside public page\n";
+
+/// How to configure the [`Apache`] harness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApacheOptions {
+    /// `GssapiConnectionBound On`: once a connection has authenticated, later requests on it are
+    /// let through without a new `Authorization` header (the behaviour of IIS and of Negotiate
+    /// as NTLM-era servers do it). Off by default: every request must authenticate.
+    pub connection_bound: bool,
+    /// Also listen without TLS on a second port ([`Apache::plain_url`]), and turn
+    /// `GssapiSSLonly` off so Negotiate works there too. Off by default: HTTPS only, and
+    /// mod_auth_gssapi refuses to authenticate over plain HTTP.
+    pub plain_http: bool,
+}
+
+/// A private Apache 2 (`apache2 -DFOREGROUND`) in a temporary directory, on free loopback
+/// ports, serving:
+///
+/// * `/private/` — protected by mod_auth_gssapi (`AuthType GSSAPI`, krb5 only, `Require
+///   valid-user`) with the realm's HTTP keytab; the body is [`PRIVATE_BODY`] and the
+///   `X-Remote-User` response header names the authenticated principal (`alice@EXAMPLE.TEST`).
+/// * `/public/` — no authentication; the body is [`PUBLIC_BODY`].
+///
+/// HTTPS uses the given [`TestCert`], so clients must trust its CA. The server has its own
+/// `ServerRoot`, `PidFile`, logs, mutexes, runtime directory, keytab copy and replay cache; it
+/// never touches the system Apache. When the test runs as root, the worker processes run as
+/// `www-data` (or `nobody`). Dropping the harness stops the server (SIGTERM, then SIGKILL) and
+/// deletes its directory.
+///
+/// ```no_run
+/// use kerbside_testkit::{Apache, ApacheOptions, TestCa, TestRealm};
+///
+/// let realm = TestRealm::start().unwrap();
+/// let ca = TestCa::new();
+/// let apache = Apache::start(&realm, &ca.issue(&[]), ApacheOptions::default()).unwrap();
+/// let url = apache.url("/private/"); // https://localhost:PORT/private/
+/// # let _ = url;
+/// ```
+#[derive(Debug)]
+pub struct Apache {
+    /// Stopped in `Drop` before `dir` is removed.
+    child: Child,
+    port: u16,
+    plain_port: Option<u16>,
+    error_log: PathBuf,
+    access_log: PathBuf,
+    stderr_log: PathBuf,
+    docroot: PathBuf,
+    dir: TempDir,
+}
+
+impl Apache {
+    /// Writes the configuration, starts Apache and waits until it accepts connections.
+    ///
+    /// Fails with a message that includes Apache's stderr and error log.
+    pub fn start(realm: &TestRealm, cert: &TestCert, opts: ApacheOptions) -> io::Result<Apache> {
+        crate::check_tools(&[("apache2", "apache2")])?;
+        for (_, file) in MODULES {
+            let path = Path::new(MODULE_DIR).join(file);
+            if !path.exists() {
+                let package = if file.contains("gssapi") {
+                    "libapache2-mod-auth-gssapi"
+                } else {
+                    "apache2"
+                };
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "Apache module {} is missing (Debian package {package})",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+
+        let dir = tempfile::Builder::new()
+            .prefix("kerbside-apache-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        // Worker processes run as an unprivileged user when we are root; they must reach the
+        // keytab, the documents and the replay cache.
+        let worker = (process::euid() == 0)
+            .then(|| {
+                ["www-data", "nobody"].iter().find_map(|name| {
+                    let (uid, gid) = process::account(name)?;
+                    Some(Worker {
+                        user: (*name).to_owned(),
+                        group: process::group_name(gid)?,
+                        ids: (uid, gid),
+                    })
+                })
+            })
+            .flatten();
+        let owner = worker.as_ref().map(|w| w.ids);
+        chmod(&root, 0o755)?;
+
+        let run_dir = root.join("run");
+        let rcache_dir = root.join("rcache");
+        let docroot = root.join("htdocs");
+        for d in [&run_dir, &rcache_dir] {
+            fs::create_dir(d)?;
+            chown(d, owner)?;
+        }
+        chmod(&rcache_dir, 0o700)?;
+        for (sub, body) in [("private", PRIVATE_BODY), ("public", PUBLIC_BODY)] {
+            let d = docroot.join(sub);
+            fs::create_dir_all(&d)?;
+            chmod(&docroot, 0o755)?;
+            chmod(&d, 0o755)?;
+            let file = d.join("index.html");
+            fs::write(&file, body)?;
+            chmod(&file, 0o644)?;
+        }
+
+        let keytab = root.join("http.keytab");
+        fs::copy(realm.keytab(), &keytab).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("copy keytab {}: {e}", realm.keytab().display()),
+            )
+        })?;
+        chmod(&keytab, 0o600)?;
+        chown(&keytab, owner)?;
+        // mod_ssl reads these in the parent (as root) at startup.
+        let cert_path = root.join("cert.pem");
+        let key_path = root.join("key.pem");
+        fs::write(&cert_path, cert.cert_pem())?;
+        fs::write(&key_path, cert.key_pem())?;
+        chmod(&key_path, 0o600)?;
+        fs::write(
+            root.join("mime.types"),
+            "text/html html htm\ntext/plain txt\n",
+        )?;
+
+        let error_log = root.join("error.log");
+        let access_log = root.join("access.log");
+        let stderr_log = root.join("stderr.log");
+        let conf_path = root.join("httpd.conf");
+
+        let mut attempt = 1;
+        loop {
+            let port = free_port()?;
+            let plain_port = if opts.plain_http {
+                Some(loop {
+                    let p = free_port()?;
+                    if p != port {
+                        break p;
+                    }
+                })
+            } else {
+                None
+            };
+            let conf = Config {
+                root: &root,
+                port,
+                plain_port,
+                worker: worker.as_ref(),
+                opts,
+            };
+            fs::write(&conf_path, conf.render())?;
+            let _ = fs::remove_file(&error_log);
+
+            let stderr = File::create(&stderr_log)?;
+            let mut cmd = Command::new(sbin("apache2"));
+            cmd.arg("-f")
+                .arg(&conf_path)
+                .arg("-DFOREGROUND")
+                .envs(realm.env())
+                .env_remove("KRB5CCNAME")
+                .env("KRB5_KTNAME", prefixed("FILE:", &keytab))
+                .env("KRB5RCACHEDIR", &rcache_dir)
+                .stdin(Stdio::null())
+                .stdout(stderr.try_clone()?)
+                .stderr(stderr);
+            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
+            let logs = || {
+                format!(
+                    "{}\n{}",
+                    log_tail("apache2 stderr", &stderr_log, 4000),
+                    log_tail("apache error log", &error_log, 8000)
+                )
+            };
+            let ports: Vec<u16> = std::iter::once(port).chain(plain_port).collect();
+            match wait_ready(&mut child, &ports, &logs) {
+                Ok(()) => {
+                    return Ok(Apache {
+                        child,
+                        port,
+                        plain_port,
+                        error_log,
+                        access_log,
+                        stderr_log,
+                        docroot,
+                        dir,
+                    })
+                }
+                Err(not_ready) => {
+                    process::terminate(&mut child, Duration::from_secs(10));
+                    if !(not_ready.port_taken && attempt < START_ATTEMPTS) {
+                        return Err(io::Error::other(not_ready.msg));
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// `https://localhost:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.port, slash(path))
+    }
+
+    /// `http://localhost:PLAIN_PORT` + `path`.
+    ///
+    /// # Panics
+    ///
+    /// If the server was started without [`ApacheOptions::plain_http`].
+    pub fn plain_url(&self, path: &str) -> String {
+        let port = self
+            .plain_port
+            .expect("Apache::plain_url needs ApacheOptions { plain_http: true, .. }");
+        format!("http://localhost:{port}{}", slash(path))
+    }
+
+    /// The HTTPS port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The plain-HTTP port on 127.0.0.1, with [`ApacheOptions::plain_http`].
+    pub fn plain_port(&self) -> Option<u16> {
+        self.plain_port
+    }
+
+    /// The process id of the Apache parent process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's temporary directory (`ServerRoot`), deleted on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `DocumentRoot`; files added under `private/` or `public/` are served at once.
+    pub fn docroot(&self) -> &Path {
+        &self.docroot
+    }
+
+    /// The contents of the error log (with mod_auth_gssapi at debug level) and of Apache's
+    /// stderr, for test failure messages.
+    pub fn error_log(&self) -> String {
+        let mut text = fs::read_to_string(&self.error_log).unwrap_or_default();
+        if let Ok(stderr) = fs::read_to_string(&self.stderr_log) {
+            if !stderr.trim().is_empty() {
+                let _ = write!(text, "--- apache2 stderr ---\n{stderr}");
+            }
+        }
+        text
+    }
+
+    /// The contents of the access log: `client "request line" status user=remote-user`.
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        // SIGTERM lets the parent stop its workers; a SIGKILLed parent would orphan them.
+        process::terminate(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// Waits until `child` accepts connections on every port, or reports why not.
+fn wait_ready(child: &mut Child, ports: &[u16], logs: &dyn Fn() -> String) -> Result<(), NotReady> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let logs = logs();
+            return Err(NotReady {
+                port_taken: logs.contains("Address already in use"),
+                msg: format!("apache2 exited during startup ({status})\n{logs}"),
+            });
+        }
+        if ports
+            .iter()
+            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(NotReady {
+                port_taken: false,
+                msg: format!(
+                    "apache2 did not accept connections on 127.0.0.1 ports {ports:?} within \
+                     {START_TIMEOUT:?}\n{}",
+                    logs()
+                ),
+            });
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Why Apache did not come up.
+struct NotReady {
+    port_taken: bool,
+    msg: String,
+}
+
+/// The unprivileged account worker processes run as.
+struct Worker {
+    user: String,
+    group: String,
+    ids: (u32, u32),
+}
+
+/// The inputs of `httpd.conf`.
+struct Config<'a> {
+    root: &'a Path,
+    port: u16,
+    plain_port: Option<u16>,
+    worker: Option<&'a Worker>,
+    opts: ApacheOptions,
+}
+
+impl Config<'_> {
+    fn render(&self) -> String {
+        let root = self.root.display();
+        let on_off = |b: bool| if b { "On" } else { "Off" };
+        let mut c = String::new();
+        let _ = writeln!(
+            c,
+            "# Written by kerbside-testkit; a private server, not the system Apache.
+ServerRoot \"{root}\"
+ServerName localhost
+PidFile \"{root}/run/httpd.pid\"
+DefaultRuntimeDir \"{root}/run\"
+Mutex file:{root}/run default
+ErrorLog \"{root}/error.log\"
+LogLevel info auth_gssapi:debug ssl:info
+"
+        );
+        for (name, file) in MODULES {
+            let _ = writeln!(c, "LoadModule {name} {MODULE_DIR}/{file}");
+        }
+        if let Some(w) = self.worker {
+            let _ = writeln!(c, "User {}\nGroup {}", w.user, w.group);
+        }
+        let _ = writeln!(
+            c,
+            "
+StartServers 1
+ServerLimit 2
+ThreadLimit 16
+ThreadsPerChild 16
+MinSpareThreads 1
+MaxSpareThreads 32
+MaxRequestWorkers 32
+Timeout 30
+KeepAlive On
+KeepAliveTimeout 30
+TypesConfig \"{root}/mime.types\"
+DirectoryIndex index.html
+LogFormat \"%h \\\"%r\\\" %>s user=%u\" kerbside
+CustomLog \"{root}/access.log\" kerbside
+DocumentRoot \"{root}/htdocs\"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory \"{root}/htdocs\">
+    Options None
+    AllowOverride None
+    Require all granted
+</Directory>
+
+SSLSessionCache \"shmcb:{root}/run/ssl_scache(512000)\"
+Listen 127.0.0.1:{port} https
+<VirtualHost 127.0.0.1:{port}>
+    ServerName localhost:{port}
+    SSLEngine on
+    SSLCertificateFile \"{root}/cert.pem\"
+    SSLCertificateKeyFile \"{root}/key.pem\"
+</VirtualHost>",
+            port = self.port
+        );
+        if let Some(plain) = self.plain_port {
+            let _ = writeln!(
+                c,
+                "Listen 127.0.0.1:{plain} http
+<VirtualHost 127.0.0.1:{plain}>
+    ServerName localhost:{plain}
+</VirtualHost>"
+            );
+        }
+        let _ = writeln!(
+            c,
+            "
+<Location \"/private/\">
+    AuthType GSSAPI
+    AuthName \"kerbside test realm\"
+    GssapiCredStore keytab:{root}/http.keytab
+    GssapiAllowedMech krb5
+    GssapiBasicAuth Off
+    GssapiSSLonly {ssl_only}
+    GssapiConnectionBound {bound}
+    Require valid-user
+    Header set X-Remote-User \"expr=%{{REMOTE_USER}}\"
+</Location>",
+            ssl_only = on_off(!self.opts.plain_http),
+            bound = on_off(self.opts.connection_bound),
+        );
+        c
+    }
+}
+
+fn prefixed(prefix: &str, path: &Path) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from(prefix);
+    s.push(path);
+    s
+}
+
+fn slash(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}

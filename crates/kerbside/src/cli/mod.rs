@@ -1,0 +1,5 @@
+//! One module per subcommand: its clap arguments, and how they resolve into the
+//! library's configuration.
+
+pub mod fetch;
+pub mod gate;
