@@ -195,7 +195,10 @@ impl Client {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("{uri} has no host")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Origin { host, port, tls })
     }
@@ -418,9 +421,9 @@ async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>, Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Error::with_source(ErrorKind::Http, format!("HTTP/1.1 setup failed: {e}"), e))?;
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await.map_err(|e| {
+        Error::with_source(ErrorKind::Http, format!("HTTP/1.1 setup failed: {e}"), e)
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("connection ended: {e}");
@@ -503,6 +506,8 @@ fn finish(
     negotiate: Option<MutualOutcome>,
     legs: u32,
 ) -> Response<Incoming> {
-    response.extensions_mut().insert(Outcome { negotiate, legs });
+    response
+        .extensions_mut()
+        .insert(Outcome { negotiate, legs });
     response
 }

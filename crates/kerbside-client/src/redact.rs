@@ -39,7 +39,11 @@ fn is_params(rest: &str) -> bool {
     match rest.find('=') {
         Some(i) => {
             let after = &rest[i + 1..];
-            !after.is_empty() && !after.starts_with('=') && rest[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !after.is_empty()
+                && !after.starts_with('=')
+                && rest[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         }
         None => false,
     }
@@ -50,20 +54,32 @@ mod tests {
     use super::*;
 
     fn r(name: &'static str, value: &'static str) -> String {
-        redact_header(&HeaderName::from_static(name), &HeaderValue::from_static(value))
+        redact_header(
+            &HeaderName::from_static(name),
+            &HeaderValue::from_static(value),
+        )
     }
 
     #[test]
     fn tokens_are_hidden_and_sized() {
-        assert_eq!(r("authorization", "Negotiate YIIBhgYGKwYBBQUCoIIBejCC"), "Negotiate [redacted, 24 bytes]");
-        assert_eq!(r("www-authenticate", "Negotiate oYG2MIGzoAMKAQ=="), "Negotiate [redacted, 16 bytes]");
+        assert_eq!(
+            r("authorization", "Negotiate YIIBhgYGKwYBBQUCoIIBejCC"),
+            "Negotiate [redacted, 24 bytes]"
+        );
+        assert_eq!(
+            r("www-authenticate", "Negotiate oYG2MIGzoAMKAQ=="),
+            "Negotiate [redacted, 16 bytes]"
+        );
         assert_eq!(r("cookie", "session=abc"), "[redacted, 11 bytes]");
     }
 
     #[test]
     fn bare_challenges_and_params_and_other_headers_stay() {
         assert_eq!(r("www-authenticate", "Negotiate"), "Negotiate");
-        assert_eq!(r("www-authenticate", "Basic realm=\"x\""), "Basic realm=\"x\"");
+        assert_eq!(
+            r("www-authenticate", "Basic realm=\"x\""),
+            "Basic realm=\"x\""
+        );
         assert_eq!(r("content-type", "text/plain"), "text/plain");
     }
 }

@@ -68,14 +68,18 @@ impl NegotiateAcceptor {
                 )
                 .map_err(|s| status_error(s, Side::Acceptor, subject))?
             }
-            None => ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, &[])
-                .or_else(|_| {
-                    Cred::acquire(None, None, CredUsage::Accept, None).map_err(|e| ffi::Status {
-                        major: e.major.bits(),
-                        minor: e.minor,
+            None => {
+                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, &[])
+                    .or_else(|_| {
+                        Cred::acquire(None, None, CredUsage::Accept, None).map_err(|e| {
+                            ffi::Status {
+                                major: e.major.bits(),
+                                minor: e.minor,
+                            }
+                        })
                     })
-                })
-                .map_err(|s| status_error(s, Side::Acceptor, subject))?,
+                    .map_err(|s| status_error(s, Side::Acceptor, subject))?
+            }
         };
         Ok(Self {
             cred,

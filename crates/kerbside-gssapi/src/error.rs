@@ -83,7 +83,6 @@ const KRB5_FCC_NOFILE: i32 = -1765328189;
 const KRB5_CC_FORMAT: i32 = -1765328185;
 const KRB5_REALM_CANT_RESOLVE: i32 = -1765328164;
 const KRB5_KT_KVNONOTFOUND: i32 = -1765328154;
-const ENOENT: i32 = 2;
 
 // GSSAPI routine errors (RFC 2744 §3.9.1), the byte at bits 16..24 of the major status.
 const ROUTINE_MASK: u32 = 0x00ff_0000;
@@ -101,9 +100,13 @@ const GSS_S_CONTEXT_EXPIRED: u32 = 12 << 16;
 const GSS_S_DUPLICATE_TOKEN: u32 = 1 << 1;
 
 impl Problem {
-    /// Classifies a GSSAPI status pair. The krb5 minor code wins when it is known,
-    /// because it is the more precise of the two.
-    pub fn classify(major: u32, minor: u32) -> Problem {
+    /// Classifies a GSSAPI status pair and GSSAPI's text for it.
+    ///
+    /// MIT's mechanism glue renumbers the krb5 minor codes it passes up (through
+    /// SPNEGO in particular), so the raw code only helps when it arrives unmapped;
+    /// the krb5 message text (English, as MIT ships it) is the reliable witness. An
+    /// unrecognised status is [`Problem::Other`] and keeps GSSAPI's own words.
+    pub fn classify(major: u32, minor: u32, text: &str) -> Problem {
         #[allow(clippy::cast_possible_wrap)]
         let by_minor = match minor as i32 {
             KRB5_FCC_NOFILE | KRB5_CC_NOTFOUND | KRB5_CC_END | KRB5_CC_FORMAT => {
@@ -115,8 +118,9 @@ impl Problem {
             }
             KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN => Some(Problem::ServerPrincipalUnknown),
             KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN => Some(Problem::ClientPrincipalUnknown),
-            KRB5_KT_NOTFOUND | KRB5_KT_END | KRB5KRB_AP_ERR_NOKEY | KRB5KRB_AP_WRONG_PRINC
-            | ENOENT => Some(Problem::KeytabLacksKey),
+            KRB5_KT_NOTFOUND | KRB5_KT_END | KRB5KRB_AP_ERR_NOKEY | KRB5KRB_AP_WRONG_PRINC => {
+                Some(Problem::KeytabLacksKey)
+            }
             KRB5KRB_AP_ERR_BADKEYVER | KRB5_KT_KVNONOTFOUND => Some(Problem::WrongKeyVersion),
             KRB5KRB_AP_ERR_BAD_INTEGRITY | KRB5KRB_AP_ERR_MODIFIED => Some(Problem::Integrity),
             KRB5_KDC_UNREACH => Some(Problem::KdcUnreachable),
@@ -124,7 +128,7 @@ impl Problem {
             KRB5KRB_AP_ERR_REPEAT => Some(Problem::Replay),
             _ => None,
         };
-        if let Some(p) = by_minor {
+        if let Some(p) = by_minor.or_else(|| Self::from_text(text)) {
             return p;
         }
         if major & GSS_S_DUPLICATE_TOKEN != 0 && major & ROUTINE_MASK == 0 {
@@ -143,6 +147,61 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Recognises the krb5 messages behind the common failures.
+    fn from_text(text: &str) -> Option<Problem> {
+        let t = text.to_ascii_lowercase();
+        let has = |needle: &str| t.contains(needle);
+        Some(if has("request is a replay") {
+            Problem::Replay
+        } else if has("clock skew too great") {
+            Problem::ClockSkew
+        } else if has("ticket expired") || has("credentials have expired") {
+            Problem::ExpiredTicket
+        } else if has("cannot contact any kdc") {
+            Problem::KdcUnreachable
+        } else if has("cannot find kdc for realm") || has("cannot resolve network address for kdc")
+        {
+            Problem::RealmUnknown
+        } else if has("not found in kerberos database") {
+            if t.contains("client ") && !t.contains("server ") {
+                Problem::ClientPrincipalUnknown
+            } else {
+                Problem::ServerPrincipalUnknown
+            }
+        } else if (has("kvno") && has("not found in keytab"))
+            || has("key version number for principal in key table is incorrect")
+        {
+            if has("(ticket kvno") && !has("out of date") {
+                // "Request ticket server X not found in keytab (ticket kvno 1)": the
+                // keytab has no key for that principal at all.
+                Problem::KeytabLacksKey
+            } else {
+                Problem::WrongKeyVersion
+            }
+        } else if has("not found in keytab")
+            || has("key table entry not found")
+            || has("no key table entry found")
+            || has("key table file") && has("not found")
+        {
+            Problem::KeytabLacksKey
+        } else if has("no kerberos credentials available")
+            || has("no credentials cache found")
+            || has("credentials cache") && has("not found")
+            || has("matching credential not found")
+        {
+            Problem::NoCredentials
+        } else if has("decrypt integrity check failed")
+            || has("message stream modified")
+            || has("bad integrity")
+        {
+            Problem::Integrity
+        } else {
+            return None;
+        })
+    }
+}
+
 impl GssError {
     pub(crate) fn from_raw(err: RawError, side: Side, subject: Option<String>) -> Self {
         Self::from_status(err.major.bits(), err.minor, err.to_string(), side, subject)
@@ -156,7 +215,7 @@ impl GssError {
         subject: Option<String>,
     ) -> Self {
         Self {
-            problem: Problem::classify(major, minor),
+            problem: Problem::classify(major, minor, &detail),
             side,
             major,
             minor,
@@ -255,8 +314,11 @@ impl GssError {
             (Problem::ChannelBindings, _) => {
                 "the token is bound to another TLS channel than this connection".to_owned()
             }
-            (Problem::Unsupported, _) => "the mechanism or name is not supported by GSSAPI \
-                 here: check that MIT krb5's GSSAPI library is installed"
+            (Problem::Unsupported, Side::Acceptor) => "the token is for a mechanism this server \
+                 does not accept (only Kerberos inside SPNEGO is)"
+                .to_owned(),
+            (Problem::Unsupported, Side::Initiator) => "the mechanism or name is not supported \
+                 by GSSAPI here: check that MIT krb5's GSSAPI library is installed"
                 .to_owned(),
             (Problem::Other, _) => "Kerberos (GSSAPI) failed".to_owned(),
         }
@@ -287,25 +349,81 @@ mod tests {
     #[test]
     fn minor_codes_win_over_major() {
         let failure = 13 << 16;
-        assert_eq!(Problem::classify(failure, m(KRB5_FCC_NOFILE)), Problem::NoCredentials);
-        assert_eq!(Problem::classify(failure, m(KRB5KRB_AP_ERR_SKEW)), Problem::ClockSkew);
         assert_eq!(
-            Problem::classify(failure, m(KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN)),
+            Problem::classify(failure, m(KRB5_FCC_NOFILE), ""),
+            Problem::NoCredentials
+        );
+        assert_eq!(
+            Problem::classify(failure, m(KRB5KRB_AP_ERR_SKEW), ""),
+            Problem::ClockSkew
+        );
+        assert_eq!(
+            Problem::classify(failure, m(KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN), ""),
             Problem::ServerPrincipalUnknown
         );
-        assert_eq!(Problem::classify(failure, m(KRB5_KDC_UNREACH)), Problem::KdcUnreachable);
-        assert_eq!(Problem::classify(failure, m(KRB5KRB_AP_ERR_BADKEYVER)), Problem::WrongKeyVersion);
-        assert_eq!(Problem::classify(failure, m(KRB5_KT_NOTFOUND)), Problem::KeytabLacksKey);
-        assert_eq!(Problem::classify(failure, m(KRB5KRB_AP_ERR_REPEAT)), Problem::Replay);
-        assert_eq!(Problem::classify(GSS_S_DEFECTIVE_TOKEN, 0), Problem::DefectiveToken);
-        assert_eq!(Problem::classify(GSS_S_NO_CRED, 0), Problem::NoCredentials);
-        assert_eq!(Problem::classify(GSS_S_DUPLICATE_TOKEN, 0), Problem::Replay);
-        assert_eq!(Problem::classify(failure, 0), Problem::Other);
+        assert_eq!(
+            Problem::classify(failure, m(KRB5_KDC_UNREACH), ""),
+            Problem::KdcUnreachable
+        );
+        assert_eq!(
+            Problem::classify(failure, m(KRB5KRB_AP_ERR_BADKEYVER), ""),
+            Problem::WrongKeyVersion
+        );
+        assert_eq!(
+            Problem::classify(failure, m(KRB5_KT_NOTFOUND), ""),
+            Problem::KeytabLacksKey
+        );
+        assert_eq!(
+            Problem::classify(failure, m(KRB5KRB_AP_ERR_REPEAT), ""),
+            Problem::Replay
+        );
+        assert_eq!(
+            Problem::classify(GSS_S_DEFECTIVE_TOKEN, 0, ""),
+            Problem::DefectiveToken
+        );
+        assert_eq!(
+            Problem::classify(GSS_S_NO_CRED, 0, ""),
+            Problem::NoCredentials
+        );
+        assert_eq!(
+            Problem::classify(GSS_S_DUPLICATE_TOKEN, 0, ""),
+            Problem::Replay
+        );
+        assert_eq!(Problem::classify(failure, 0, ""), Problem::Other);
+    }
+
+    #[test]
+    fn krb5_messages_are_recognised_when_the_minor_code_was_renumbered() {
+        let f = 13 << 16;
+        for (text, want) in [
+            ("Unspecified GSS failure (Request is a replay)", Problem::Replay),
+            ("(Server HTTP/x@EXAMPLE.TEST not found in Kerberos database)", Problem::ServerPrincipalUnknown),
+            ("(Client 'carol@EXAMPLE.TEST' not found in Kerberos database)", Problem::ClientPrincipalUnknown),
+            ("(Cannot contact any KDC for realm 'EXAMPLE.TEST')", Problem::KdcUnreachable),
+            ("(Request ticket server HTTP/localhost@EXAMPLE.TEST not found in keytab (ticket kvno 1))", Problem::KeytabLacksKey),
+            ("(Request ticket server HTTP/localhost@EXAMPLE.TEST kvno 2 not found in keytab; keytab is likely out of date)", Problem::WrongKeyVersion),
+            ("(Clock skew too great)", Problem::ClockSkew),
+            ("(Ticket expired)", Problem::ExpiredTicket),
+            ("(No Kerberos credentials available (default cache: FILE:/x))", Problem::NoCredentials),
+            ("(Decrypt integrity check failed)", Problem::Integrity),
+        ] {
+            assert_eq!(Problem::classify(f, 100, text), want, "{text}");
+        }
     }
 
     #[test]
     fn the_no_ticket_advice_says_run_kinit() {
-        let e = GssError::from_status(GSS_S_NO_CRED, m(KRB5_FCC_NOFILE), "No credentials cache found".into(), Side::Initiator, None);
-        assert!(e.to_string().starts_with("no Kerberos credentials for this user: run kinit"), "{e}");
+        let e = GssError::from_status(
+            GSS_S_NO_CRED,
+            m(KRB5_FCC_NOFILE),
+            "No credentials cache found".into(),
+            Side::Initiator,
+            None,
+        );
+        assert!(
+            e.to_string()
+                .starts_with("no Kerberos credentials for this user: run kinit"),
+            "{e}"
+        );
     }
 }

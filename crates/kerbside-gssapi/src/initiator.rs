@@ -74,9 +74,8 @@ impl NegotiateInitiator {
         let cred: Option<Cred> = match &config.ccache {
             None => None,
             Some(cc) => Some(
-                ffi::acquire_cred_from(None, ffi::Usage::Initiate, &[("ccache", cc)]).map_err(
-                    |s| status_error(s, Side::Initiator, Some(cc.clone())),
-                )?,
+                ffi::acquire_cred_from(None, ffi::Usage::Initiate, &[("ccache", cc)])
+                    .map_err(|s| status_error(s, Side::Initiator, Some(cc.clone())))?,
             ),
         };
         let mut flags = CtxFlags::empty();

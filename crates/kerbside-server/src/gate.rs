@@ -154,29 +154,29 @@ impl Gate {
             tokio::spawn(async move {
                 match tls {
                     Some(tls) => {
-                        let stream = match tokio::time::timeout(
-                            Duration::from_secs(30),
-                            tls.accept(tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%remote, "TLS handshake failed: {e}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%remote, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let stream =
+                            match tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%remote, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%remote, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(%remote, "connection ended: {e}");
                         }
                     }
                     None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(%remote, "connection ended: {e}");
                         }

@@ -126,9 +126,8 @@ fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<Bytes>> {
                 std::io::stdin().read_to_end(&mut buf)?;
                 buf
             }
-            Some(path) => std::fs::read(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot read {path}: {e}"))
-            })?,
+            Some(path) => std::fs::read(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?,
             None => d.as_bytes().to_vec(),
         };
         parts.push(bytes);
@@ -220,7 +219,10 @@ pub async fn run(args: FetchArgs) -> ExitCode {
     };
     let mut builder = Request::builder().method(method).uri(uri.clone());
     if let Some(headers) = builder.headers_mut() {
-        headers.insert(http::header::USER_AGENT, HeaderValue::from_static(concat!("kerbside/", env!("CARGO_PKG_VERSION"))));
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("kerbside/", env!("CARGO_PKG_VERSION"))),
+        );
         headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
         if body.is_some() {
             headers.insert(
@@ -230,7 +232,10 @@ pub async fn run(args: FetchArgs) -> ExitCode {
         }
         for h in &args.headers {
             let Some((name, value)) = h.split_once(':') else {
-                return fail(EXIT_OTHER, format!("header {h:?} is not of the form 'Name: value'"));
+                return fail(
+                    EXIT_OTHER,
+                    format!("header {h:?} is not of the form 'Name: value'"),
+                );
             };
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.trim().as_bytes()),
@@ -283,7 +288,9 @@ pub async fn run(args: FetchArgs) -> ExitCode {
             .headers()
             .get_all(http::header::WWW_AUTHENTICATE)
             .iter()
-            .any(|v| v.as_bytes().len() >= 9 && v.as_bytes()[..9].eq_ignore_ascii_case(b"negotiate"));
+            .any(|v| {
+                v.as_bytes().len() >= 9 && v.as_bytes()[..9].eq_ignore_ascii_case(b"negotiate")
+            });
         if offers_negotiate {
             eprintln!("kerbside fetch: the server asks for Kerberos (Negotiate): add --negotiate");
         }

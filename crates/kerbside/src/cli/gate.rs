@@ -13,11 +13,13 @@ use serde::Deserialize;
 /// Arguments of `kerbside gate`. Each may also be set in the `--config` file; the
 /// command line wins.
 #[derive(Debug, Args)]
-#[command(after_help = "Configuration file (TOML), same names as the options:\n\n  \
+#[command(
+    after_help = "Configuration file (TOML), same names as the options:\n\n  \
     listen = \"0.0.0.0:443\"\n  tls-cert = \"/etc/kerbside/cert.pem\"\n  \
     tls-key = \"/etc/kerbside/key.pem\"\n  keytab = \"/etc/kerbside/http.keytab\"\n  \
     acceptor = \"HTTP@www.example.com\"\n  upstream = \"http://127.0.0.1:8000\"\n  \
-    identity-header = \"X-Remote-User\"\n\nLogging: RUST_LOG (default info).")]
+    identity-header = \"X-Remote-User\"\n\nLogging: RUST_LOG (default info)."
+)]
 pub struct GateArgs {
     /// A TOML file with the settings below.
     #[arg(long, value_name = "FILE")]
@@ -93,7 +95,10 @@ fn resolve(args: GateArgs) -> Result<GateConfig, String> {
         .unwrap_or_else(|| kerbside_server::DEFAULT_IDENTITY_HEADER.to_owned());
     let identity_header = HeaderName::from_bytes(identity.as_bytes())
         .map_err(|_| format!("{identity:?} is not a valid header name"))?;
-    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => return Err("give both tls-cert and tls-key, or neither".to_owned()),
