@@ -2,7 +2,9 @@
 //! is formatted into something that parses back to the same value.
 #![no_main]
 
-use kerbside_proto::header::{format_challenges, parse_challenges, AuthenticationInfo, Credentials};
+use kerbside_proto::header::{
+    format_challenges, parse_challenges, AuthenticationInfo, Credentials,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,12 +23,20 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(credentials) = Credentials::parse(data) {
         let formatted = credentials.to_header_value();
-        assert_eq!(Credentials::parse(formatted.as_bytes()), Ok(credentials.clone()), "{formatted:?}");
+        assert_eq!(
+            Credentials::parse(formatted.as_bytes()),
+            Ok(credentials.clone()),
+            "{formatted:?}"
+        );
         let _ = credentials.decode_token68();
     }
 
     if let Ok(info) = AuthenticationInfo::parse(data) {
         let formatted = info.to_header_value();
-        assert_eq!(AuthenticationInfo::parse(formatted.as_bytes()), Ok(info.clone()), "{formatted:?}");
+        assert_eq!(
+            AuthenticationInfo::parse(formatted.as_bytes()),
+            Ok(info.clone()),
+            "{formatted:?}"
+        );
     }
 });

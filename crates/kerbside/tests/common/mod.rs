@@ -1,0 +1,253 @@
+//! Fixtures for the binary's tests: the `kerbside` binary run as a child process with
+//! a test realm's environment, an echo upstream, and curl.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kerbside_testkit::{TestCert, TestRealm};
+
+/// The built `kerbside` binary with the realm's environment and none of the
+/// machine's CA overrides.
+pub fn kerbside(realm: &TestRealm) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(realm.env());
+    cmd
+}
+
+/// Removes variables of this machine that would change what a test sees.
+pub fn clean_env(cmd: &mut Command) {
+    for var in [
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "GIT_SSL_CAINFO",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// curl with the realm's environment, our CA, and no proxy.
+pub fn curl(realm: &TestRealm, ca: &Path) -> Command {
+    let mut cmd = Command::new("curl");
+    clean_env(&mut cmd);
+    cmd.envs(realm.env());
+    cmd.arg("--silent")
+        .arg("--show-error")
+        .arg("--noproxy")
+        .arg("*")
+        .arg("--cacert")
+        .arg(ca);
+    cmd
+}
+
+/// A small HTTP/1.1 upstream that answers every request with what it received:
+/// `method`, `path`, each `x-remote-user` header it saw, and the body.
+pub struct EchoUpstream {
+    pub port: u16,
+}
+
+impl EchoUpstream {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let _ = echo(stream);
+                });
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn echo(stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let request_line = line.trim_end().to_owned();
+        let mut users = Vec::new();
+        let mut length = 0usize;
+        let mut forwarded_proto = String::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                let (n, v) = (n.trim().to_ascii_lowercase(), v.trim().to_owned());
+                match n.as_str() {
+                    "x-remote-user" => users.push(v),
+                    "content-length" => length = v.parse().unwrap_or(0),
+                    "x-forwarded-proto" => forwarded_proto = v,
+                    "authorization" => users.push(format!("LEAKED-AUTHORIZATION:{v}")),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or("");
+        let path = parts.next().unwrap_or("");
+        let text = format!(
+            "method={method}\npath={path}\nusers={}\nproto={forwarded_proto}\nbody={}\n",
+            users.join("|"),
+            String::from_utf8_lossy(&body)
+        );
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )?;
+        writer.flush()?;
+    }
+}
+
+/// A running `kerbside gate`, stopped on drop.
+pub struct GateProcess {
+    child: Child,
+    pub url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl GateProcess {
+    /// Starts a gate on a free port with the realm's keytab in front of `upstream`;
+    /// TLS with `cert` when given.
+    pub fn start(
+        realm: &TestRealm,
+        cert: Option<&TestCert>,
+        upstream: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut cmd = kerbside(realm);
+        cmd.arg("gate")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--keytab")
+            .arg(realm.keytab())
+            .arg("--upstream")
+            .arg(upstream)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(cert) = cert {
+            cmd.arg("--tls-cert")
+                .arg(cert.cert_pem_path())
+                .arg("--tls-key")
+                .arg(cert.key_pem_path());
+        }
+        let mut child = cmd.spawn().expect("start kerbside gate");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split(',').next().unwrap_or("").to_owned();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url);
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(url) => url.replace("127.0.0.1", "localhost"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the gate did not start: {}", log.lock().unwrap());
+            }
+        };
+        Self { child, url, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until `pred` holds for the log or the time is up.
+    pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if pred(&self.log()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for GateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends raw bytes to `addr` over plain TCP and returns the status code of the answer.
+pub fn raw_status(port: u16, request: &[u8]) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&got);
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}

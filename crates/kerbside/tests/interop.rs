@@ -1,0 +1,372 @@
+//! End-to-end: `kerbside fetch`, `kerbside gate`, curl and Apache + mod_auth_gssapi,
+//! with a real MIT KDC.
+
+mod common;
+
+use common::{curl, kerbside, raw_status, text, EchoUpstream, GateProcess};
+use kerbside_testkit::{Apache, ApacheOptions, TestCa, TestRealm, PRIVATE_BODY};
+
+#[test]
+fn curl_negotiates_with_the_gate_and_cannot_spoof_the_identity() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+
+    // Over HTTP/2 (curl's choice by ALPN) and over HTTP/1.1.
+    for http_version in ["--http2", "--http1.1"] {
+        let headers = realm.dir().join("curl-headers");
+        let out = curl(&realm, ca.ca_pem_path())
+            .args(["--negotiate", "-u", ":", http_version])
+            .args(["-H", "X-Remote-User: mallory@EVIL.TEST", "-D"])
+            .arg(&headers)
+            .arg(gate.url("/repo?cmd=capabilities"))
+            .output()
+            .unwrap();
+        let (body, err) = text(&out);
+        assert!(out.status.success(), "curl failed: {err}\n{}", gate.log());
+        assert!(body.contains("users=alice@EXAMPLE.TEST\n"), "{body}");
+        assert!(
+            !body.contains("mallory"),
+            "spoofed identity reached the upstream: {body}"
+        );
+        assert!(
+            !body.contains("LEAKED-AUTHORIZATION"),
+            "token reached the upstream: {body}"
+        );
+        assert!(body.contains("path=/repo?cmd=capabilities\n"), "{body}");
+        assert!(body.contains("proto=https\n"), "{body}");
+        let headers = std::fs::read_to_string(headers).unwrap();
+        // The final response carries the mutual-authentication token.
+        let last = headers.rsplit("HTTP/").next().unwrap();
+        assert!(
+            last.starts_with("1.1 200") || last.starts_with("2 200"),
+            "{headers}"
+        );
+        assert!(
+            last.to_ascii_lowercase()
+                .contains("www-authenticate: negotiate "),
+            "no final token: {headers}"
+        );
+    }
+    assert!(gate.log().contains("alice@EXAMPLE.TEST"), "{}", gate.log());
+}
+
+#[test]
+fn curl_without_a_ticket_gets_401() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let out = curl(&realm, ca.ca_pem_path())
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/none.ccache", realm.dir().display()),
+        )
+        .args([
+            "--negotiate",
+            "-u",
+            ":",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out).0, "401");
+}
+
+#[test]
+fn fetch_authenticates_to_apache_mod_auth_gssapi() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = Apache::start(&realm, &cert, ApacheOptions::default()).unwrap();
+    let out = kerbside(&realm)
+        .args([
+            "fetch",
+            "--negotiate",
+            "--mutual",
+            "required",
+            "-i",
+            "-v",
+            "--cacert",
+        ])
+        .arg(ca.ca_pem_path())
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success(),
+        "fetch failed: {err}\n{}",
+        apache.error_log()
+    );
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("x-remote-user: alice@EXAMPLE.TEST"), "{body}");
+    assert!(body.ends_with(PRIVATE_BODY), "{body}");
+    // -v names each leg and the target, and never shows a token.
+    assert!(err.contains("< HTTP/1.1 401"), "{err}");
+    assert!(
+        err.contains("Kerberos target HTTP@localhost (from the host of the URL)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("> authorization: Negotiate [redacted"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mutual authentication: server verified"),
+        "{err}"
+    );
+    assert!(!err.contains("YII"), "a token leaked into -v output: {err}");
+    assert_eq!(
+        err.matches("* Connecting").count(),
+        1,
+        "legs must share one connection: {err}"
+    );
+}
+
+#[test]
+fn fetch_authenticates_to_the_gate() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let out = kerbside(&realm)
+        .args([
+            "fetch",
+            "--negotiate",
+            "--mutual",
+            "required",
+            "-v",
+            "-d",
+            "hello=world",
+        ])
+        .arg("--cacert")
+        .arg(ca.ca_pem_path())
+        .arg(gate.url("/upload"))
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "fetch failed: {err}\n{}", gate.log());
+    assert!(body.contains("method=POST\n"), "{body}");
+    assert!(body.contains("users=alice@EXAMPLE.TEST\n"), "{body}");
+    assert!(
+        body.contains("body=hello=world\n"),
+        "the body must be replayed after the 401: {body}"
+    );
+    assert_eq!(err.matches("* Connecting").count(), 1, "{err}");
+}
+
+#[test]
+fn negotiate_over_plain_http_is_refused_unless_allowed() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = Apache::start(
+        &realm,
+        &cert,
+        ApacheOptions {
+            plain_http: true,
+            ..ApacheOptions::default()
+        },
+    )
+    .unwrap();
+    let url = apache.plain_url("/private/");
+    let refused = kerbside(&realm)
+        .args(["fetch", "--negotiate", &url])
+        .output()
+        .unwrap();
+    let (_, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(67), "{err}");
+    assert!(err.contains("over plain HTTP"), "{err}");
+    assert!(err.contains("--allow-http-auth"), "{err}");
+
+    // Opting in another host does not cover this one.
+    let other = kerbside(&realm)
+        .args([
+            "fetch",
+            "--negotiate",
+            "--allow-http-auth=intranet.example",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(67));
+
+    let allowed = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--allow-http-auth", &url])
+        .output()
+        .unwrap();
+    let (body, err) = text(&allowed);
+    assert!(allowed.status.success(), "{err}\n{}", apache.error_log());
+    assert_eq!(body, PRIVATE_BODY);
+
+    // Our own gate over plain HTTP too.
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, None, &upstream.url(), &[]);
+    assert!(
+        gate.log().contains("plain HTTP"),
+        "the gate must warn: {}",
+        gate.log()
+    );
+    let refused = kerbside(&realm)
+        .args(["fetch", "--negotiate", &gate.url("/")])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(67));
+    let allowed = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--allow-http-auth", &gate.url("/")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&allowed).0.contains("users=alice@EXAMPLE.TEST"),
+        "{:?}",
+        text(&allowed)
+    );
+}
+
+#[test]
+fn fetch_without_a_ticket_says_run_kinit() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let out = kerbside(&realm)
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/none.ccache", realm.dir().display()),
+        )
+        .args(["fetch", "--negotiate", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(67), "{err}");
+    assert!(
+        err.contains("no Kerberos credentials for this user: run kinit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fetch_fail_flag_and_output_file() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = Apache::start(&realm, &cert, ApacheOptions::default()).unwrap();
+    // Without --negotiate the 401 is the answer; --fail turns it into exit 22.
+    let out = kerbside(&realm)
+        .args(["fetch", "--fail", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(22), "{:?}", text(&out));
+    assert!(text(&out).1.contains("add --negotiate"), "{:?}", text(&out));
+    let file = realm.dir().join("page");
+    let out = kerbside(&realm)
+        .args(["fetch", "--negotiate", "-s", "-o"])
+        .arg(&file)
+        .arg("--cacert")
+        .arg(ca.ca_pem_path())
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(file).unwrap(), PRIVATE_BODY);
+}
+
+#[test]
+fn the_gate_answers_bad_input_with_4xx_and_keeps_serving() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let mut gate = GateProcess::start(&realm, None, &upstream.url(), &[]);
+    let port: u16 = gate.url.rsplit(':').next().unwrap().parse().unwrap();
+    let req = |auth: &str| {
+        format!("GET / HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").into_bytes()
+    };
+    assert_eq!(raw_status(port, &req("")), 401);
+    assert_eq!(raw_status(port, &req("Authorization: Negotiate\r\n")), 400);
+    assert_eq!(
+        raw_status(port, &req("Authorization: Negotiate !!!\r\n")),
+        400
+    );
+    assert_eq!(
+        raw_status(port, &req("Authorization: Negotiate \"unterminated\r\n")),
+        400
+    );
+    assert_eq!(
+        raw_status(port, &req("Authorization: Basic YWxpY2U6cHc=\r\n")),
+        401
+    );
+    // Valid base64, not a Kerberos token; a truncated SPNEGO header.
+    assert_eq!(
+        raw_status(port, &req("Authorization: Negotiate aGVsbG8gd29ybGQ=\r\n")),
+        401
+    );
+    assert_eq!(
+        raw_status(
+            port,
+            &req("Authorization: Negotiate YIIBhgYGKwYBBQUCoIIBejCCAXag\r\n")
+        ),
+        401
+    );
+    // 100 KiB of header: 431.
+    let big = format!("Authorization: Negotiate {}\r\n", "A".repeat(100 * 1024));
+    assert_eq!(raw_status(port, &req(&big)), 431);
+    assert!(gate.is_running(), "{}", gate.log());
+    let ok = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--allow-http-auth", &gate.url("/")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&ok).0.contains("users=alice@EXAMPLE.TEST"),
+        "{:?}\n{}",
+        text(&ok),
+        gate.log()
+    );
+}
+
+#[test]
+fn the_gate_rejects_a_replayed_token() {
+    use kerbside_gssapi::{InitiatorConfig, NegotiateInitiator};
+    use kerbside_proto::{Mechanism, Step};
+
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, None, &upstream.url(), &[]);
+    let port: u16 = gate.url.rsplit(':').next().unwrap().parse().unwrap();
+    let token = {
+        let _env = realm.enter();
+        let mut init = NegotiateInitiator::new(&InitiatorConfig::for_host("localhost")).unwrap();
+        match init.step(None).unwrap() {
+            Step::Continue(t) | Step::Done(Some(t)) => t,
+            Step::Done(None) => panic!("no token"),
+        }
+    };
+    let header = kerbside_proto::Credentials::negotiate(Some(&token)).to_header_value();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nAuthorization: {header}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(port, req.as_bytes()), 200, "{}", gate.log());
+    assert_eq!(
+        raw_status(port, req.as_bytes()),
+        401,
+        "a replayed token must be refused"
+    );
+    assert!(
+        gate.wait_for_log(|l| l.contains("replay")),
+        "{}",
+        gate.log()
+    );
+}
