@@ -1,6 +1,6 @@
 //! Fixtures for the binary's tests: the `kerbside` binary run as a child process with
 //! a test realm's environment, an echo upstream, and curl.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kerbside builds and tests with, if any is missing.
+# Daemons the packages would start (krb5-kdc, apache2, ...) are kept from starting by
+# a temporary policy-rc.d: tests run their own private instances.
+set -euo pipefail
+
+# compiler, and bindgen for libgssapi-sys
+names=(build-essential pkg-config libclang-dev clang)
+# MIT Kerberos: GSSAPI, kinit, a KDC
+names+=(libkrb5-dev krb5-user krb5-kdc krb5-admin-server)
+# interop peers: Apache + mod_auth_gssapi, curl; certificates for the demo
+names+=(apache2 libapache2-mod-auth-gssapi curl openssl ca-certificates)
+# the demo publishes a Mercurial repository
+names+=(mercurial)
+
+missing=()
+for p in "${names[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all Debian packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+made_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+cleanup() { [ -n "$made_policy" ] && $sudo rm -f /usr/sbin/policy-rc.d; true; }
+trap cleanup EXIT
+$sudo apt-get update -q
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+command -v cargo >/dev/null || echo "install-deps: cargo is not on PATH: install Rust (rustup) to build kerbside" >&2
