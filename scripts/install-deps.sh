@@ -12,6 +12,8 @@ names+=(libkrb5-dev krb5-user krb5-kdc krb5-admin-server)
 names+=(apache2 libapache2-mod-auth-gssapi curl openssl ca-certificates)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
+# clock-skew tests run a server with a shifted clock
+names+=(faketime)
 
 missing=()
 for p in "${names[@]}"; do

@@ -225,3 +225,33 @@ fn the_acceptor_says_what_is_wrong_with_a_missing_keytab() {
     .unwrap_err();
     assert!(err.to_string().contains("missing.keytab"), "{err}");
 }
+
+#[test]
+fn an_expired_ticket_says_run_kinit_again() {
+    let realm = TestRealm::start().unwrap();
+    let ccache = realm.dir().join("short.ccache");
+    let mut kinit = realm
+        .command("kinit")
+        .args(["-l", "3s", "-c"])
+        .arg(&ccache)
+        .arg("bob")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    kinit
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bob-password\n")
+        .unwrap();
+    assert!(kinit.wait().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let _env = realm.enter();
+    let mut config = InitiatorConfig::for_host("localhost");
+    config.ccache = Some(format!("FILE:{}", ccache.display()));
+    let err = first_token(&config).unwrap_err();
+    assert_eq!(err.problem(), Problem::ExpiredTicket, "{err}");
+    assert!(err.to_string().contains("expired: run kinit"), "{err}");
+}

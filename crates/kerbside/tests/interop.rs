@@ -370,3 +370,90 @@ fn the_gate_rejects_a_replayed_token() {
         gate.log()
     );
 }
+
+#[test]
+fn a_gate_whose_clock_is_off_explains_the_skew() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    // The gate runs ten minutes ahead of the KDC and the client (libfaketime).
+    let gate = GateProcess::start_wrapped(
+        &realm,
+        None,
+        &upstream.url(),
+        &[],
+        &["faketime", "-f", "+10m"],
+    );
+    let out = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--allow-http-auth", &gate.url("/")])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(67), "{err}");
+    assert!(err.contains("rejected the Kerberos token"), "{err}");
+    assert!(
+        gate.wait_for_log(|l| l.contains("differ by more than the allowed skew")),
+        "{}",
+        gate.log()
+    );
+}
+
+#[test]
+fn the_gate_reads_a_config_file_and_fetch_sends_a_file_body() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let config = realm.dir().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ntls-cert = {:?}\ntls-key = {:?}\nidentity-header = \"X-Remote-User\"\nacceptor = \"HTTP@localhost\"\n",
+            cert.cert_pem_path(),
+            cert.key_pem_path()
+        ),
+    )
+    .unwrap();
+    let gate = GateProcess::start(
+        &realm,
+        None,
+        &upstream.url(),
+        &["--config", config.to_str().unwrap()],
+    );
+    assert!(
+        gate.url.starts_with("https://"),
+        "TLS from the file: {}",
+        gate.url
+    );
+    let body = realm.dir().join("body.txt");
+    std::fs::write(&body, "from a file").unwrap();
+    let out = kerbside(&realm)
+        .args(["fetch", "--negotiate", "-X", "PUT", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg("-d")
+        .arg(format!("@{}", body.display()))
+        .arg(gate.url("/put"))
+        .output()
+        .unwrap();
+    let (text_out, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", gate.log());
+    assert!(text_out.contains("method=PUT\n"), "{text_out}");
+    assert!(text_out.contains("body=from a file\n"), "{text_out}");
+
+    // The acceptor name from the file restricts tickets to HTTP@localhost.
+    let out = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(gate.url("/").replace("localhost", "127.0.0.1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(67), "{:?}", text(&out));
+
+    // Unknown keys in the file are an error that names them.
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nupstreem = \"x\"\n").unwrap();
+    let out = kerbside(&realm)
+        .args(["gate", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("upstreem"), "{:?}", text(&out));
+}

@@ -144,7 +144,28 @@ impl GateProcess {
         upstream: &str,
         extra: &[&str],
     ) -> Self {
-        let mut cmd = kerbside(realm);
+        Self::start_wrapped(realm, cert, upstream, extra, &[])
+    }
+
+    /// Like [`start`](Self::start), with the gate run under `wrapper` (e.g.
+    /// `["faketime", "-f", "+10m"]`).
+    pub fn start_wrapped(
+        realm: &TestRealm,
+        cert: Option<&TestCert>,
+        upstream: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Self {
+        let mut cmd = match wrapper.split_first() {
+            None => kerbside(realm),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                clean_env(&mut cmd);
+                cmd.envs(realm.env());
+                cmd.args(args).arg(env!("CARGO_BIN_EXE_kerbside"));
+                cmd
+            }
+        };
         cmd.arg("gate")
             .arg("--listen")
             .arg("127.0.0.1:0")
