@@ -9,7 +9,7 @@ names=(build-essential pkg-config libclang-dev clang)
 # MIT Kerberos: GSSAPI, kinit, a KDC
 names+=(libkrb5-dev krb5-user krb5-kdc krb5-admin-server)
 # interop peers: Apache + mod_auth_gssapi, curl; certificates for the demo
-names+=(apache2 libapache2-mod-auth-gssapi curl openssl ca-certificates)
+names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock

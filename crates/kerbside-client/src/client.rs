@@ -1,80 +1,111 @@
-//! [`Client`]: one request, and the whole Negotiate exchange it needs, on one
-//! connection.
+//! [`Client`]: requests, and the handshakes they need, on connections that carry
+//! their authentication.
 
-use std::net::IpAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, AUTHORIZATION, EXPECT, HOST, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use kerbside_gssapi::{InitiatorConfig, NegotiateInitiator};
+use kerbside_gssapi::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 use kerbside_proto::scheme::negotiate::client::{
-    ExpectChallenge, ExpectFinalToken, MutualOutcome, Progress, DEFAULT_MAX_LEGS,
+    ExpectChallenge, ExpectFinalToken, MutualOutcome, NegotiateError, Progress, DEFAULT_MAX_LEGS,
 };
-use kerbside_proto::{parse_challenges, Challenge, MutualAuth, PlainHttpAuth, Transport};
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use kerbside_proto::{
+    parse_challenges, Challenge, MutualAuth, SchemeKind, SchemePolicy, TargetNameSettings,
+    Transport,
+};
 
+use crate::body::{Replayable, RequestBody};
+use crate::conn::{connect, is_http11_required, Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::tls::{client_config, TlsSettings};
+
+/// When to send a Negotiate token without waiting for a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preemptive {
+    /// After an earlier request of this client learned that the origin wants
+    /// Negotiate (the default).
+    #[default]
+    Learned,
+    /// Always, from the first request (`--negotiate-preemptive`).
+    Always,
+    /// Never: always wait for the 401.
+    Never,
+}
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// Answer `401 Negotiate` with a Kerberos token.
-    pub negotiate: bool,
+    /// Which schemes may be answered, and where credentials may go.
+    pub schemes: SchemePolicy,
     /// How strictly to check the server's final token.
     pub mutual: MutualAuth,
-    /// The service name to ask a ticket for, instead of `HTTP@<host of the URL>`.
-    pub spn: Option<String>,
-    /// Which hosts may receive credentials over plain HTTP.
-    pub plain_http: PlainHttpAuth,
-    /// Forward the user's ticket-granting ticket (off unless asked).
-    pub delegate: bool,
-    /// A ticket cache to use instead of `KRB5CCNAME`.
-    pub ccache: Option<String>,
+    /// How the Kerberos service name is chosen.
+    pub target: TargetNameSettings,
+    /// Whether to forward the user's ticket-granting ticket.
+    pub delegation: Delegation,
+    /// Where the user's Kerberos credentials come from.
+    pub credentials: ClientCredentials,
+    /// Pass the TLS `tls-server-end-point` channel binding to GSSAPI on HTTPS.
+    pub channel_binding: bool,
+    /// When to skip the first 401.
+    pub preemptive: Preemptive,
     /// How many tokens one exchange may send.
     pub max_legs: u32,
+    /// How many 401 responses one request may meet before the client gives up.
+    pub max_auth_rounds: u32,
 }
 
 impl Default for AuthSettings {
+    /// Negotiate disabled (no scheme enabled): the 401 is returned as is.
     fn default() -> Self {
         Self {
-            negotiate: false,
+            schemes: SchemePolicy::only(&[]),
             mutual: MutualAuth::Optional,
-            spn: None,
-            plain_http: PlainHttpAuth::Refuse,
-            delegate: false,
-            ccache: None,
+            target: TargetNameSettings::default(),
+            delegation: Delegation::None,
+            credentials: ClientCredentials::Default,
+            channel_binding: true,
+            preemptive: Preemptive::Learned,
             max_legs: DEFAULT_MAX_LEGS,
+            max_auth_rounds: 4,
         }
     }
 }
 
 /// Everything a [`Client`] is built from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Certificate checking.
     pub tls: TlsSettings,
     /// Authentication.
     pub auth: AuthSettings,
-    /// The most bytes of a 401 body read (and dropped) to keep the connection for the
-    /// next leg.
-    pub max_challenge_body: Option<usize>,
+    /// Offer HTTP/2 by ALPN on TLS.
+    pub http2: bool,
+    /// Request bodies up to this size are kept in memory and sent again when a
+    /// handshake needs it; larger ones are sent once, after `100 Continue`.
+    pub replay_limit: usize,
+    /// The most bytes of a 401 body read (and dropped) to keep a connection.
+    pub max_challenge_body: usize,
+    /// How long to wait for `100 Continue` before sending a large body anyway.
+    pub continue_timeout: Duration,
 }
 
-/// Why a target name was chosen, for `-v`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetSource {
-    /// `HTTP@` + the host of the URL.
-    UrlHost,
-    /// Given explicitly (`--spn`).
-    Explicit,
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            tls: TlsSettings::default(),
+            auth: AuthSettings::default(),
+            http2: true,
+            replay_limit: 1024 * 1024,
+            max_challenge_body: 1024 * 1024,
+            continue_timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Something that happened while sending a request, for verbose output. Header
@@ -91,13 +122,26 @@ pub enum Event {
         /// Whether TLS is used.
         tls: bool,
     },
-    /// The connection is up (after the TLS handshake, if any).
+    /// A new connection is up (after the TLS handshake, if any).
     Connected {
+        /// The client's number for the connection.
+        conn: u64,
         /// The peer's address.
         peer: String,
+        /// `HTTP/1.1` or `HTTP/2`.
+        protocol: &'static str,
+    },
+    /// A pooled connection is used again.
+    Reusing {
+        /// The connection's number.
+        conn: u64,
+        /// Whether it carries a completed handshake.
+        authenticated: bool,
     },
     /// A request leg is sent.
     Request {
+        /// The connection's number.
+        conn: u64,
         /// Request line, e.g. `GET /x HTTP/1.1`.
         line: String,
         /// Headers, redacted.
@@ -105,19 +149,25 @@ pub enum Event {
     },
     /// A response arrived.
     Response {
+        /// The connection's number.
+        conn: u64,
         /// Status line, e.g. `HTTP/1.1 401 Unauthorized`.
         line: String,
         /// Headers, redacted.
         headers: Vec<(String, String)>,
     },
-    /// The client will answer a challenge.
+    /// The client will authenticate.
     Scheme {
         /// The scheme, e.g. `Negotiate`.
         scheme: String,
+        /// Why that scheme.
+        scheme_reason: String,
         /// The Kerberos target name.
         target: String,
         /// Why that name.
-        source: TargetSource,
+        target_reason: String,
+        /// Whether the channel binding of the TLS connection is passed.
+        channel_binding: bool,
     },
     /// The exchange finished.
     Authenticated {
@@ -125,6 +175,13 @@ pub enum Event {
         mutual: MutualOutcome,
         /// How many tokens were sent.
         legs: u32,
+        /// Whether the server keeps the authentication with the connection.
+        connection_bound: bool,
+    },
+    /// The client starts over, once, on a new connection.
+    Retrying {
+        /// Why.
+        reason: String,
     },
 }
 
@@ -140,268 +197,686 @@ impl<F: Fn(&Event) + Send + Sync> Observer for F {
     }
 }
 
-/// How a request ended, attached to the response's extensions.
+/// How a request ended, in the response's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// `Some` when a Negotiate exchange ran: what became of mutual authentication.
     pub negotiate: Option<MutualOutcome>,
-    /// How many requests went over the connection.
-    pub legs: u32,
+    /// The connection the final response came on.
+    pub connection: u64,
+    /// How many 401 responses the request met.
+    pub challenges: u32,
 }
 
-/// The client. Cheap to clone.
-#[derive(Debug, Clone)]
+/// What the client learned about an origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Mode {
+    /// Not known yet whether authentication stays with the connection.
+    #[default]
+    Unknown,
+    /// Every request needs a token (Apache's default).
+    PerRequest,
+    /// The connection stays authenticated (IIS, `GssapiConnectionBound`).
+    ConnectionBound,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct OriginState {
+    wants_negotiate: bool,
+    mode: Mode,
+    h1_only: bool,
+}
+
+type PoolKey = (Origin, String);
+
+#[derive(Default)]
+struct Shared {
+    pool: Mutex<HashMap<PoolKey, Vec<Conn>>>,
+    origins: Mutex<HashMap<Origin, OriginState>>,
+    next_id: AtomicU64,
+}
+
+/// An HTTP client that authenticates with Kerberos (Negotiate).
+///
+/// Each handshake runs on one connection with a fresh GSSAPI context; connections
+/// that authenticated are pooled per origin and identity and used again; origins
+/// known to want Negotiate get a token without a 401 first.
+///
+/// ```no_run
+/// use kerbside_client::{AuthSettings, Client, ClientConfig};
+/// use kerbside_proto::{SchemeKind, SchemePolicy};
+///
+/// # async fn run() -> Result<(), kerbside_client::Error> {
+/// let client = Client::new(ClientConfig {
+///     auth: AuthSettings {
+///         schemes: SchemePolicy::only(&[SchemeKind::Negotiate]),
+///         ..AuthSettings::default()
+///     },
+///     ..ClientConfig::default()
+/// })?;
+/// let request = http::Request::get("https://intranet.example.test/")
+///     .body(Default::default())
+///     .expect("a valid request");
+/// let response = client.send(request, &|_: &kerbside_client::Event| {}).await?;
+/// println!("{}", response.status());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct Client {
     config: Arc<ClientConfig>,
-    tls: Arc<rustls::ClientConfig>,
+    tls_any: Arc<rustls::ClientConfig>,
+    tls_h1: Arc<rustls::ClientConfig>,
+    shared: Arc<Shared>,
 }
 
-struct Origin {
-    host: String,
-    port: u16,
-    tls: bool,
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
-const DEFAULT_MAX_CHALLENGE_BODY: usize = 1024 * 1024;
+/// Why an attempt ended without a response.
+enum Failure {
+    /// The connection went away in the middle of a handshake (or a reused one was
+    /// stale): worth one more try on a fresh connection.
+    Restart(Error),
+    /// The server wants HTTP/1.1 for this.
+    Http11Required,
+    /// Give up.
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+struct Leg {
+    response: Response<Incoming>,
+    /// A streamed body was taken back unsent: the connection cannot be used again.
+    withheld: bool,
+}
+
+struct Parts {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
 
 impl Client {
     /// Builds a client; fails if the TLS settings cannot be used (a bad CA file).
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
-        let tls = client_config(&config.tls)?;
+        let any: &[&[u8]] = if config.http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        };
         Ok(Self {
+            tls_any: client_config(&config.tls, any)?,
+            tls_h1: client_config(&config.tls, &[b"http/1.1"])?,
             config: Arc::new(config),
-            tls,
+            shared: Arc::new(Shared::default()),
         })
     }
 
-    fn origin(uri: &Uri) -> Result<Origin, Error> {
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            Some(other) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidUrl,
-                    format!("unsupported URL scheme {other:?}: use http:// or https://"),
-                ))
-            }
-            None => {
-                return Err(Error::new(
-                    ErrorKind::InvalidUrl,
-                    format!("{uri} is not an absolute URL: start it with https://"),
-                ))
-            }
-        };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("{uri} has no host")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Origin { host, port, tls })
+    fn origin_state(&self, origin: &Origin) -> OriginState {
+        self.shared
+            .origins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(origin)
+            .copied()
+            .unwrap_or_default()
     }
 
-    async fn connect(
+    fn learn(&self, origin: &Origin, f: impl FnOnce(&mut OriginState)) {
+        let mut origins = self
+            .shared
+            .origins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(origins.entry(origin.clone()).or_default());
+    }
+
+    fn key(&self, origin: &Origin) -> PoolKey {
+        (origin.clone(), self.config.auth.credentials.identity_key())
+    }
+
+    /// A pooled connection, preferring authenticated ones when asked.
+    fn checkout(&self, key: &PoolKey, prefer_authenticated: bool, h1_only: bool) -> Option<Conn> {
+        let mut pool = self
+            .shared
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conns = pool.get_mut(key)?;
+        conns.retain(|c| !c.is_closed());
+        let usable = |c: &Conn| c.is_ready() && !(h1_only && c.is_h2());
+        let index = conns
+            .iter()
+            .position(|c| usable(c) && c.authenticated == prefer_authenticated)
+            .or_else(|| conns.iter().position(usable))?;
+        if let crate::conn::Sender::H2(sender) = &conns[index].sender {
+            // HTTP/2 connections are shared: hand out a clone, keep the original.
+            let c = &conns[index];
+            return Some(Conn {
+                id: c.id,
+                sender: crate::conn::Sender::H2(sender.clone()),
+                channel_binding: c.channel_binding.clone(),
+                authenticated: false,
+            });
+        }
+        Some(conns.swap_remove(index))
+    }
+
+    fn checkin(&self, key: PoolKey, conn: Conn) {
+        if conn.is_closed() {
+            return;
+        }
+        let mut pool = self
+            .shared
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conns = pool.entry(key).or_default();
+        if conns.iter().any(|c| c.id == conn.id) {
+            return; // an HTTP/2 clone
+        }
+        conns.push(conn);
+    }
+
+    async fn new_conn(
         &self,
         origin: &Origin,
+        h1_only: bool,
         observer: &dyn Observer,
-    ) -> Result<SendRequest<Full<Bytes>>, Error> {
+    ) -> Result<Conn, Error> {
         observer.event(&Event::Connecting {
             host: origin.host.clone(),
             port: origin.port,
             tls: origin.tls,
         });
-        let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| {
-                Error::with_source(
-                    ErrorKind::Connect,
-                    format!("cannot connect to {}:{}: {e}", origin.host, origin.port),
-                    e,
-                )
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let peer = tcp
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "?".to_owned());
-        if origin.tls {
-            let name = match origin.host.parse::<IpAddr>() {
-                Ok(ip) => ServerName::IpAddress(ip.into()),
-                Err(_) => ServerName::try_from(origin.host.clone()).map_err(|e| {
-                    Error::new(
-                        ErrorKind::InvalidUrl,
-                        format!("{} is not a valid host name: {e}", origin.host),
-                    )
-                })?,
-            };
-            let stream = TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    Error::with_source(
-                        ErrorKind::Tls,
-                        format!(
-                            "TLS handshake with {}:{} failed: {e} (use --cacert FILE to trust a \
-                             private CA)",
-                            origin.host, origin.port
-                        ),
-                        e,
-                    )
-                })?;
-            observer.event(&Event::Connected { peer });
-            handshake(stream).await
-        } else {
-            observer.event(&Event::Connected { peer });
-            handshake(tcp).await
-        }
+        let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (conn, peer) = connect(origin, tls, id).await?;
+        observer.event(&Event::Connected {
+            conn: id,
+            peer,
+            protocol: conn.protocol(),
+        });
+        Ok(conn)
     }
 
-    /// Sends a request and returns the final response, running a Negotiate exchange
-    /// on the same connection when the server asks for one and the settings allow.
-    ///
-    /// The request's URI must be absolute. The response carries an [`Outcome`] in
-    /// its extensions.
-    pub async fn send(
-        &self,
-        request: Request<Bytes>,
-        observer: &dyn Observer,
-    ) -> Result<Response<Incoming>, Error> {
-        let (mut parts, body) = request.into_parts();
-        let origin = Self::origin(&parts.uri)?;
-        if !parts.headers.contains_key(HOST) {
-            let host = match (origin.tls, origin.port) {
-                (true, 443) | (false, 80) => host_for_header(&origin.host),
-                (_, port) => format!("{}:{port}", host_for_header(&origin.host)),
-            };
-            let value = HeaderValue::from_str(&host)
-                .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad host", e))?;
-            parts.headers.insert(HOST, value);
-        }
-        // HTTP/1.1 requests carry the path only; the Host header names the origin.
-        let target = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let origin_form: Uri = target
-            .parse()
-            .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad path", e))?;
-
-        let mut conn = self.connect(&origin, observer).await?;
-        let build = |auth: Option<&str>| -> Result<Request<Full<Bytes>>, Error> {
-            let mut req = Request::builder()
-                .method(parts.method.clone())
-                .uri(origin_form.clone())
-                .version(http::Version::HTTP_11)
-                .body(Full::new(body.clone()))
-                .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad request", e))?;
-            *req.headers_mut() = parts.headers.clone();
-            if let Some(auth) = auth {
-                let value = HeaderValue::from_str(auth)
-                    .map_err(|e| Error::with_source(ErrorKind::Auth, "bad token", e))?;
-                req.headers_mut().insert(AUTHORIZATION, value);
-            }
-            Ok(req)
-        };
-
-        let mut legs = 1;
-        let response = send_leg(&mut conn, build(None)?, observer).await?;
-        let settings = &self.config.auth;
-        if response.status() != StatusCode::UNAUTHORIZED || !settings.negotiate {
-            return Ok(finish(response, None, legs));
-        }
-        let challenges = read_challenges(&response)?;
-        if !challenges.iter().any(|c| c.scheme.is("Negotiate")) {
-            return Ok(finish(response, None, legs));
-        }
-        let transport = if !origin.tls {
+    fn transport(&self, origin: &Origin) -> Transport {
+        if !origin.tls {
             Transport::Plain
         } else if self.config.tls.insecure {
             Transport::InsecureTls
         } else {
             Transport::Tls
-        };
-        settings
-            .plain_http
-            .check("Negotiate", &origin.host, transport)
-            .map_err(|e| Error::with_source(ErrorKind::Policy, e.to_string(), e))?;
+        }
+    }
 
-        let (target, source) = match &settings.spn {
-            Some(spn) => (spn.clone(), TargetSource::Explicit),
-            None => (format!("HTTP@{}", origin.host), TargetSource::UrlHost),
+    /// Sends a request and returns the final response, authenticating on the same
+    /// connection when the server asks and the settings allow.
+    ///
+    /// The URI must be absolute. The response carries an [`Outcome`].
+    pub async fn send(
+        &self,
+        request: Request<RequestBody>,
+        observer: &dyn Observer,
+    ) -> Result<Response<Incoming>, Error> {
+        let (parts, body) = request.into_parts();
+        let origin = Origin::of(&parts.uri)?;
+        let mut body = Replayable::new(body, self.config.replay_limit)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Body, format!("cannot read the request body: {e}")))?;
+        let parts = Parts {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
         };
-        observer.event(&Event::Scheme {
-            scheme: "Negotiate".to_owned(),
-            target: target.clone(),
-            source,
-        });
-        let initiator_config = InitiatorConfig {
-            target,
-            mutual: settings.mutual,
-            delegate: settings.delegate,
-            ccache: settings.ccache.clone(),
-            channel_bindings: None,
-        };
-        let (mutual, max_legs) = (settings.mutual, settings.max_legs);
-        let (credentials, mut state) = blocking(move || {
-            let mech = NegotiateInitiator::new(&initiator_config).map_err(auth_error)?;
-            ExpectChallenge::new(mech, mutual)
-                .with_max_legs(max_legs)
-                .handle_challenge(&challenges)
-                .map_err(auth_error)
-        })
-        .await?;
-        drain(response, self.max_challenge_body()).await?;
-        let mut authorization = credentials.to_header_value();
+        let mut restarted = false;
+        let mut h1_retry = false;
         loop {
-            if conn.is_closed() {
-                return Err(Error::new(
-                    ErrorKind::Http,
-                    "the server closed the connection in the middle of the Negotiate \
-                     exchange; the next leg must travel on the same connection",
-                ));
-            }
-            legs += 1;
-            let response = send_leg(&mut conn, build(Some(&authorization))?, observer).await?;
-            let challenges = read_challenges(&response)?;
-            let status = response.status().as_u16();
-            let progress = blocking(move || {
-                ExpectFinalToken::handle_response(state, status, &challenges).map_err(auth_error)
-            })
-            .await?;
-            match progress {
-                Progress::Continue(credentials, next) => {
-                    drain(response, self.max_challenge_body()).await?;
-                    authorization = credentials.to_header_value();
-                    state = next;
-                }
-                Progress::Established(done) => {
-                    observer.event(&Event::Authenticated {
-                        mutual: done.mutual(),
-                        legs: legs - 1,
+            match self.attempt(&origin, &parts, &mut body, observer, restarted).await {
+                Ok(response) => return Ok(response),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Restart(e)) => {
+                    if restarted {
+                        return Err(e);
+                    }
+                    restarted = true;
+                    observer.event(&Event::Retrying {
+                        reason: e.to_string(),
                     });
-                    return Ok(finish(response, Some(done.mutual()), legs));
+                }
+                Err(Failure::Http11Required) => {
+                    if h1_retry {
+                        return Err(Error::new(
+                            ErrorKind::Http,
+                            "the server answered HTTP_1_1_REQUIRED even over HTTP/1.1",
+                        ));
+                    }
+                    h1_retry = true;
+                    self.learn(&origin, |s| s.h1_only = true);
+                    observer.event(&Event::Retrying {
+                        reason: "the server requires HTTP/1.1 for this request (HTTP_1_1_REQUIRED)"
+                            .to_owned(),
+                    });
                 }
             }
         }
     }
 
-    fn max_challenge_body(&self) -> usize {
-        self.config
-            .max_challenge_body
-            .unwrap_or(DEFAULT_MAX_CHALLENGE_BODY)
+    async fn attempt(
+        &self,
+        origin: &Origin,
+        parts: &Parts,
+        body: &mut Replayable,
+        observer: &dyn Observer,
+        fresh: bool,
+    ) -> Result<Response<Incoming>, Failure> {
+        let settings = &self.config.auth;
+        let negotiate = settings.schemes.allows(SchemeKind::Negotiate);
+        let known = self.origin_state(origin);
+        let key = self.key(origin);
+        let pooled = if fresh {
+            None
+        } else {
+            self.checkout(&key, known.mode != Mode::PerRequest, known.h1_only)
+        };
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => {
+                observer.event(&Event::Reusing {
+                    conn: c.id,
+                    authenticated: c.authenticated,
+                });
+                c
+            }
+            None => self.new_conn(origin, known.h1_only, observer).await?,
+        };
+        let transport = self.transport(origin);
+        let bound = conn.authenticated && known.mode != Mode::PerRequest;
+        let preempt = negotiate
+            && !bound
+            && match settings.preemptive {
+                Preemptive::Always => true,
+                Preemptive::Learned => known.wants_negotiate,
+                Preemptive::Never => false,
+            };
+        let mut exchange = None;
+        let mut authorization = None;
+        if preempt {
+            settings
+                .schemes
+                .plain_http
+                .check("Negotiate", &origin.host, transport)
+                .map_err(|e| Error::with_source(ErrorKind::Policy, e.to_string(), e))?;
+            let reason = if settings.preemptive == Preemptive::Always {
+                "sent without waiting for a 401 (--negotiate-preemptive)"
+            } else {
+                "sent without waiting for a 401: an earlier request learned the server wants it"
+            };
+            let (credentials, next) = self
+                .start_negotiate(origin, &conn, None, reason.to_owned(), observer)
+                .await?;
+            exchange = Some(next);
+            authorization = Some(credentials);
+        }
+        let mut challenges_seen = 0;
+        let mut sent_tokens = u32::from(authorization.is_some());
+        loop {
+            let leg = match self
+                .leg(&mut conn, origin, parts, body, authorization.as_deref(), observer)
+                .await
+            {
+                Ok(leg) => leg,
+                Err(e) => {
+                    return Err(match e {
+                        LegError::Http11Required => Failure::Http11Required,
+                        LegError::Fatal(e) => Failure::Fatal(e),
+                        // A reused connection may have been closed by the server while
+                        // idle, and one in the middle of a handshake must not be.
+                        LegError::Send(e) if (reused || exchange.is_some()) && body.is_replayable() => {
+                            Failure::Restart(e)
+                        }
+                        LegError::Send(e) => Failure::Fatal(e),
+                    })
+                }
+            };
+            let response = leg.response;
+            let challenges = read_challenges(&response)?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED {
+                challenges_seen += 1;
+                if challenges.iter().any(|c| c.scheme.is("Negotiate")) {
+                    self.learn(origin, |s| s.wants_negotiate = true);
+                }
+            }
+            if let Some(state) = exchange.take() {
+                let code = status.as_u16();
+                let progress = blocking(move || {
+                    ExpectFinalToken::handle_response(state, code, &challenges)
+                })
+                .await?;
+                match progress {
+                    Ok(Progress::Continue(credentials, next)) => {
+                        if conn.is_h2() {
+                            // Connection-based exchanges need HTTP/1.1.
+                            self.learn(origin, |s| s.h1_only = true);
+                            return Err(Failure::Restart(Error::new(
+                                ErrorKind::Auth,
+                                "the Negotiate exchange needs more than one leg, which only \
+                                 HTTP/1.1 can carry",
+                            )));
+                        }
+                        self.too_many(challenges_seen)?;
+                        drain(response, self.config.max_challenge_body).await?;
+                        if leg.withheld || conn.is_closed() {
+                            return Err(Failure::Restart(closed_mid_handshake(origin)));
+                        }
+                        authorization = Some(credentials.to_header_value());
+                        exchange = Some(next);
+                        sent_tokens += 1;
+                    }
+                    Ok(Progress::Established(done)) => {
+                        let persistent = persistent_auth(&response);
+                        let connection_bound = !conn.is_h2()
+                            && (persistent == Some(true) || known.mode == Mode::ConnectionBound);
+                        self.learn(origin, |s| {
+                            s.wants_negotiate = true;
+                            match persistent {
+                                Some(true) if !conn.is_h2() => s.mode = Mode::ConnectionBound,
+                                Some(false) => s.mode = Mode::PerRequest,
+                                _ => {}
+                            }
+                        });
+                        conn.authenticated = !conn.is_h2();
+                        observer.event(&Event::Authenticated {
+                            mutual: done.mutual(),
+                            legs: sent_tokens,
+                            connection_bound,
+                        });
+                        let id = conn.id;
+                        self.checkin(key, conn);
+                        return Ok(finish(response, Some(done.mutual()), id, challenges_seen));
+                    }
+                    Err(NegotiateError::Rejected) if preempt && sent_tokens == 1 && challenges_seen == 1 => {
+                        // The preemptive token was not wanted (a new server, a
+                        // stale belief): answer the challenge in the ordinary way.
+                        self.learn(origin, |s| s.wants_negotiate = false);
+                        drain(response, self.config.max_challenge_body).await?;
+                        return Err(Failure::Restart(Error::new(
+                            ErrorKind::Auth,
+                            "the server refused a token sent without a 401; starting over",
+                        )));
+                    }
+                    Err(e) => return Err(Failure::Fatal(auth_error(e))),
+                }
+                continue;
+            }
+            if status != StatusCode::UNAUTHORIZED {
+                if bound && known.mode == Mode::Unknown {
+                    // A request without a token succeeded on an authenticated
+                    // connection: the server keeps authentication with it.
+                    self.learn(origin, |s| s.mode = Mode::ConnectionBound);
+                }
+                let id = conn.id;
+                if !leg.withheld {
+                    self.checkin(key, conn);
+                }
+                return Ok(finish(response, None, id, challenges_seen));
+            }
+            if bound {
+                // The server wants a token on every request after all.
+                self.learn(origin, |s| s.mode = Mode::PerRequest);
+                conn.authenticated = false;
+            }
+            if settings.schemes.enabled.is_empty() {
+                // No authentication asked for: the 401 is the answer.
+                let id = conn.id;
+                return Ok(finish(response, None, id, challenges_seen));
+            }
+            self.too_many(challenges_seen)?;
+            let chosen = settings
+                .schemes
+                .choose(&challenges, None, &origin.host, transport)
+                .map_err(|e| {
+                    let kind = match e {
+                        kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
+                        _ => ErrorKind::Auth,
+                    };
+                    Error::with_source(kind, e.to_string(), e)
+                })?;
+            let reason = chosen.reason.clone();
+            drain(response, self.config.max_challenge_body).await?;
+            if leg.withheld {
+                // The large body was kept back; the token goes with it on a new
+                // connection (Kerberos needs no state from the 401).
+                conn = self.new_conn(origin, known.h1_only, observer).await?;
+            } else if conn.is_closed() {
+                return Err(Failure::Restart(closed_mid_handshake(origin)));
+            }
+            let (credentials, next) = self
+                .start_negotiate(origin, &conn, Some(&challenges), reason, observer)
+                .await?;
+            authorization = Some(credentials);
+            exchange = Some(next);
+            sent_tokens += 1;
+        }
+    }
+
+    fn too_many(&self, challenges_seen: u32) -> Result<(), Failure> {
+        let max = self.config.auth.max_auth_rounds;
+        if challenges_seen > max {
+            return Err(Failure::Fatal(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "the server answered 401 {challenges_seen} times in a row; giving up \
+                     (--max-auth-rounds {max})"
+                ),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Prepares the first token of an exchange on `conn`.
+    async fn start_negotiate(
+        &self,
+        origin: &Origin,
+        conn: &Conn,
+        challenges: Option<&[Challenge]>,
+        scheme_reason: String,
+        observer: &dyn Observer,
+    ) -> Result<(String, ExpectFinalToken<NegotiateInitiator>), Failure> {
+        let settings = &self.config.auth;
+        let canonical = if settings.target.needs_canonical_name(&origin.host) {
+            let host = origin.host.clone();
+            tokio::task::spawn_blocking(move || canonical_name(&host))
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let target = settings
+            .target
+            .resolve(&origin.host, origin.explicit_port(), canonical.as_deref());
+        let channel_bindings = if settings.channel_binding {
+            conn.channel_binding.clone()
+        } else {
+            None
+        };
+        observer.event(&Event::Scheme {
+            scheme: "Negotiate".to_owned(),
+            scheme_reason,
+            target: target.name.clone(),
+            target_reason: target.reason.clone(),
+            channel_binding: channel_bindings.is_some(),
+        });
+        let config = InitiatorConfig {
+            target: target.name,
+            mutual: settings.mutual,
+            delegation: settings.delegation,
+            credentials: settings.credentials.clone(),
+            channel_bindings,
+        };
+        let (mutual, max_legs) = (settings.mutual, settings.max_legs);
+        let challenges = challenges.map(<[Challenge]>::to_vec);
+        let (credentials, next) = blocking(move || {
+            let mech = NegotiateInitiator::new(&config).map_err(auth_error)?;
+            let start = ExpectChallenge::new(mech, mutual).with_max_legs(max_legs);
+            match challenges {
+                Some(c) => start.handle_challenge(&c),
+                None => start.start(),
+            }
+            .map_err(auth_error)
+        })
+        .await??;
+        Ok((credentials.to_header_value(), next))
+    }
+
+    /// Sends one leg on `conn`.
+    async fn leg(
+        &self,
+        conn: &mut Conn,
+        origin: &Origin,
+        parts: &Parts,
+        body: &mut Replayable,
+        authorization: Option<&str>,
+        observer: &dyn Observer,
+    ) -> Result<Leg, LegError> {
+        let Some((wire, gate)) = body.take() else {
+            return Err(LegError::Fatal(Error::new(
+                ErrorKind::Body,
+                "the server asked for authentication after the streamed request body was \
+                 sent, and it cannot be sent again; use --negotiate-preemptive or a body \
+                 from a file",
+            )));
+        };
+        let uri = if conn.is_h2() {
+            parts.uri.clone()
+        } else {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .parse()
+                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad path", e)))?
+        };
+        let mut request = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .body(wire)
+            .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad request", e)))?;
+        *request.headers_mut() = parts.headers.clone();
+        if conn.is_h2() {
+            request.headers_mut().remove(HOST);
+            *request.version_mut() = http::Version::HTTP_2;
+        } else if !request.headers().contains_key(HOST) {
+            let host = HeaderValue::from_str(&origin.authority())
+                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad host", e)))?;
+            request.headers_mut().insert(HOST, host);
+        }
+        if let Some(auth) = authorization {
+            let value = HeaderValue::from_str(auth)
+                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::Auth, "bad token", e)))?;
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        if let Some(gate) = &gate {
+            request
+                .headers_mut()
+                .insert(EXPECT, HeaderValue::from_static("100-continue"));
+            let opener = gate.clone();
+            hyper::ext::on_informational(&mut request, move |info| {
+                if info.status() == StatusCode::CONTINUE {
+                    opener.open();
+                }
+            });
+            gate.open_after(self.config.continue_timeout);
+        }
+        observer.event(&Event::Request {
+            conn: conn.id,
+            line: format!(
+                "{} {} {}",
+                request.method(),
+                request.uri(),
+                conn.protocol()
+            ),
+            headers: redacted(request.headers()),
+        });
+        let result = conn.send(request).await;
+        let withheld = gate.as_ref().is_some_and(|g| body.restore(g));
+        match result {
+            Ok(response) => {
+                observer.event(&Event::Response {
+                    conn: conn.id,
+                    line: format!("{:?} {}", response.version(), response.status()),
+                    headers: redacted(response.headers()),
+                });
+                Ok(Leg { response, withheld })
+            }
+            Err(e) if is_http11_required(&e) => Err(LegError::Http11Required),
+            Err(e) => Err(LegError::Send(Error::with_source(
+                ErrorKind::Http,
+                format!(
+                    "the connection to {}:{} failed before a response came: {e}",
+                    origin.host, origin.port
+                ),
+                e,
+            ))),
+        }
     }
 }
 
-fn host_for_header(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
+enum LegError {
+    Send(Error),
+    Http11Required,
+    Fatal(Error),
+}
+
+fn closed_mid_handshake(origin: &Origin) -> Error {
+    Error::new(
+        ErrorKind::Auth,
+        format!(
+            "{}:{} closed the connection in the middle of the Negotiate exchange, twice; it \
+             must keep the connection open between the 401 and the next request (a proxy or \
+             load balancer in between may be switching connections)",
+            origin.host, origin.port
+        ),
+    )
+}
+
+/// `Persistent-Auth: true|false` (IIS and mod_auth_gssapi).
+fn persistent_auth(response: &Response<Incoming>) -> Option<bool> {
+    let v = response.headers().get("persistent-auth")?.to_str().ok()?;
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
+}
+
+/// The canonical name DNS gives for `host` (following CNAMEs), if any.
+fn canonical_name(host: &str) -> Option<String> {
+    let hints = dns_lookup::AddrInfoHints {
+        flags: libc_ai_canonname(),
+        ..dns_lookup::AddrInfoHints::default()
+    };
+    dns_lookup::getaddrinfo(Some(host), None, Some(hints))
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|ai| ai.canonname)
+}
+
+/// `AI_CANONNAME` from <netdb.h> (the same value on Linux and the BSDs).
+const fn libc_ai_canonname() -> i32 {
+    2
 }
 
 fn auth_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
@@ -409,58 +884,10 @@ fn auth_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
 }
 
 /// Runs GSSAPI work (which may block on files or the KDC) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::new(ErrorKind::Auth, format!("authentication task failed: {e}")))?
-}
-
-async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>, Error>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::handshake(TokioIo::new(io)).await.map_err(|e| {
-        Error::with_source(ErrorKind::Http, format!("HTTP/1.1 setup failed: {e}"), e)
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("connection ended: {e}");
-        }
-    });
-    Ok(sender)
-}
-
-async fn send_leg(
-    conn: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-    observer: &dyn Observer,
-) -> Result<Response<Incoming>, Error> {
-    observer.event(&Event::Request {
-        line: format!(
-            "{} {} {:?}",
-            request.method(),
-            request.uri(),
-            request.version()
-        ),
-        headers: redacted(request.headers()),
-    });
-    conn.ready().await.map_err(|e| {
-        Error::with_source(ErrorKind::Http, format!("the connection closed: {e}"), e)
-    })?;
-    let response = conn.send_request(request).await.map_err(|e| {
-        Error::with_source(
-            ErrorKind::Http,
-            format!("the server did not answer the request: {e}"),
-            e,
-        )
-    })?;
-    observer.event(&Event::Response {
-        line: format!("{:?} {}", response.version(), response.status()),
-        headers: redacted(response.headers()),
-    });
-    Ok(response)
+        .map_err(|e| Failure::Fatal(Error::new(ErrorKind::Auth, format!("authentication task failed: {e}"))))
 }
 
 fn redacted(headers: &http::HeaderMap) -> Vec<(String, String)> {
@@ -504,10 +931,14 @@ async fn drain(response: Response<Incoming>, limit: usize) -> Result<(), Error> 
 fn finish(
     mut response: Response<Incoming>,
     negotiate: Option<MutualOutcome>,
-    legs: u32,
+    connection: u64,
+    challenges: u32,
 ) -> Response<Incoming> {
-    response
-        .extensions_mut()
-        .insert(Outcome { negotiate, legs });
+    response.extensions_mut().insert(Outcome {
+        negotiate,
+        connection,
+        challenges,
+    });
     response
 }
+

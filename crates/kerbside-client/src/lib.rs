@@ -2,23 +2,27 @@
 //!
 //! A Negotiate (or NTLM) exchange authenticates a connection, not a message: every
 //! leg of `401 → token → 401/200` must travel on the same TCP connection, and a
-//! GSSAPI context must never outlive its exchange. [`Client::send`] opens a
-//! connection, sends the request, and if the server answers `401 Negotiate`, runs the
-//! exchange on that same connection with a fresh [`NegotiateInitiator`], checks the
-//! server's final token, and returns the final response.
+//! GSSAPI context must never outlive its exchange. [`Client::send`] runs each
+//! exchange on one connection with a fresh
+//! [`NegotiateInitiator`](kerbside_gssapi::NegotiateInitiator), checks the server's
+//! final token, keeps authenticated connections for the origin and identity, and
+//! skips the first 401 for origins known to want Negotiate.
 //!
-//! Credentials never go over plain `http://` unless the host was opted in
-//! ([`AuthSettings::plain_http`]).
-//!
-//! [`NegotiateInitiator`]: kerbside_gssapi::NegotiateInitiator
+//! Policy lives in one [`SchemePolicy`](kerbside_proto::SchemePolicy): the strongest
+//! offered scheme that is enabled, no silent downgrade, and no credentials over
+//! plain `http://` unless the host was opted in.
 #![warn(missing_docs)]
 
+mod body;
 mod client;
+mod conn;
 mod error;
 mod redact;
 mod tls;
 
-pub use client::{AuthSettings, Client, ClientConfig, Event, Observer, Outcome, TargetSource};
+pub use body::{BoxError, RequestBody, StreamBody};
+pub use client::{AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive};
 pub use error::{Error, ErrorKind};
+pub use kerbside_gssapi::{ClientCredentials, Delegation};
 pub use redact::redact_header;
 pub use tls::TlsSettings;

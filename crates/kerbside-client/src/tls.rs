@@ -20,7 +20,11 @@ pub struct TlsSettings {
     pub insecure: bool,
 }
 
-pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<RustlsConfig>, Error> {
+/// A rustls configuration offering `alpn` (e.g. `h2`, `http/1.1`).
+pub(crate) fn client_config(
+    settings: &TlsSettings,
+    alpn: &[&[u8]],
+) -> Result<Arc<RustlsConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = RustlsConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -57,7 +61,7 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<RustlsConfig>,
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

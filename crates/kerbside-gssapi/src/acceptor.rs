@@ -46,6 +46,8 @@ pub enum AcceptStep {
         principal: String,
         /// The final token for the client (mutual authentication), if any.
         token: Option<Vec<u8>>,
+        /// The client forwarded its ticket-granting ticket (delegation).
+        delegated: bool,
     },
 }
 
@@ -132,6 +134,7 @@ impl AcceptContext {
         Ok(AcceptStep::Done {
             principal,
             token: out,
+            delegated: self.ctx.delegated_cred().is_some(),
         })
     }
 }

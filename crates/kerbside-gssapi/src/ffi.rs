@@ -44,10 +44,11 @@ impl Drop for ImportedName {
     }
 }
 
-/// Imports `service@host` as a host-based service name, or `service/host[@REALM]`
-/// as a Kerberos principal name.
-fn import_name(name: &str) -> Result<ImportedName, Status> {
-    let oid_bytes = if name.contains('/') {
+/// Imports a name for [`acquire_cred_from`]: for `Usage::Accept`, `service@host` as
+/// a host-based service name or `service/host[@REALM]` as a Kerberos principal; for
+/// `Usage::Initiate`, always a Kerberos principal (`alice`, `alice@REALM`).
+fn import_name(name: &str, usage: Usage) -> Result<ImportedName, Status> {
+    let oid_bytes = if name.contains('/') || matches!(usage, Usage::Initiate) {
         NT_KRB5_PRINCIPAL
     } else {
         NT_HOSTBASED
@@ -79,7 +80,7 @@ pub(crate) fn acquire_cred_from(
     usage: Usage,
     store: &[(&str, &str)],
 ) -> Result<Cred, Status> {
-    let name = name.map(import_name).transpose()?;
+    let name = name.map(|n| import_name(n, usage)).transpose()?;
     let strings: Vec<(CString, CString)> = store
         .iter()
         .map(|(k, v)| Ok((CString::new(*k)?, CString::new(*v)?)))

@@ -2,13 +2,91 @@
 
 use kerbside_proto::{Mechanism, MutualAuth, Step};
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
-use libgssapi::credential::Cred;
+use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::{Error as RawError, MajorFlags};
 use libgssapi::name::Name;
-use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
+use libgssapi::oid::{
+    OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
+    GSS_NT_USER_NAME,
+};
 
 use crate::error::{GssError, Side};
 use crate::ffi;
+
+/// Where the client's Kerberos credentials come from.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum ClientCredentials {
+    /// The default ticket cache (`KRB5CCNAME`), looked up at each exchange, so a
+    /// ticket that appears or is renewed while a client runs is used.
+    #[default]
+    Default,
+    /// This ticket cache, e.g. `FILE:/tmp/krb5cc_alice`.
+    Ccache(String),
+    /// A client keytab (like `kinit -k -t FILE principal`); tickets are kept in a
+    /// memory cache of this process.
+    Keytab {
+        /// The keytab file.
+        path: std::path::PathBuf,
+        /// The principal to get tickets for; `None` takes the keytab's first.
+        principal: Option<String>,
+    },
+    /// A password for a principal, used to get a ticket when there is none.
+    Password {
+        /// The user principal, e.g. `alice` or `alice@EXAMPLE.TEST`.
+        principal: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("Default"),
+            Self::Ccache(c) => f.debug_tuple("Ccache").field(c).finish(),
+            Self::Keytab { path, principal } => f
+                .debug_struct("Keytab")
+                .field("path", path)
+                .field("principal", principal)
+                .finish(),
+            // Never print a password.
+            Self::Password { principal, .. } => f
+                .debug_struct("Password")
+                .field("principal", principal)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+impl ClientCredentials {
+    /// A short name for the identity these credentials stand for, to keep
+    /// connections of different identities apart. Never contains a secret.
+    pub fn identity_key(&self) -> String {
+        match self {
+            Self::Default => "default".to_owned(),
+            Self::Ccache(c) => format!("ccache:{c}"),
+            Self::Keytab { path, principal } => format!(
+                "keytab:{}:{}",
+                path.display(),
+                principal.as_deref().unwrap_or("")
+            ),
+            Self::Password { principal, .. } => format!("password:{principal}"),
+        }
+    }
+}
+
+/// Whether the user's ticket-granting ticket is forwarded to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delegation {
+    /// Never (the default).
+    #[default]
+    None,
+    /// Only when the KDC marks the service "ok-as-delegate".
+    Policy,
+    /// Always.
+    Always,
+}
 
 /// How to start a client exchange.
 #[derive(Debug, Clone)]
@@ -18,11 +96,10 @@ pub struct InitiatorConfig {
     pub target: String,
     /// Whether to ask the server to prove itself (anything but `Off` asks).
     pub mutual: MutualAuth,
-    /// Forward the user's ticket-granting ticket to the server.
-    pub delegate: bool,
-    /// A ticket cache to use instead of the default (`KRB5CCNAME`), e.g.
-    /// `FILE:/tmp/krb5cc_alice` or `MEMORY:x`.
-    pub ccache: Option<String>,
+    /// Whether to forward the user's ticket-granting ticket.
+    pub delegation: Delegation,
+    /// Where the user's credentials come from.
+    pub credentials: ClientCredentials,
     /// TLS channel bindings (`tls-server-end-point:` + hash), if any.
     pub channel_bindings: Option<Vec<u8>>,
 }
@@ -34,8 +111,8 @@ impl InitiatorConfig {
         Self {
             target: format!("HTTP@{host}"),
             mutual: MutualAuth::Optional,
-            delegate: false,
-            ccache: None,
+            delegation: Delegation::None,
+            credentials: ClientCredentials::Default,
             channel_bindings: None,
         }
     }
@@ -71,19 +148,15 @@ impl NegotiateInitiator {
         };
         let target = Name::new(config.target.as_bytes(), Some(*name_type))
             .map_err(|e| GssError::from_raw(e, Side::Initiator, subject.clone()))?;
-        let cred: Option<Cred> = match &config.ccache {
-            None => None,
-            Some(cc) => Some(
-                ffi::acquire_cred_from(None, ffi::Usage::Initiate, &[("ccache", cc)])
-                    .map_err(|s| status_error(s, Side::Initiator, Some(cc.clone())))?,
-            ),
-        };
+        let cred = acquire(&config.credentials)?;
         let mut flags = CtxFlags::empty();
         if config.mutual != MutualAuth::Off {
             flags |= CtxFlags::GSS_C_MUTUAL_FLAG;
         }
-        if config.delegate {
-            flags |= CtxFlags::GSS_C_DELEG_FLAG;
+        match config.delegation {
+            Delegation::None => {}
+            Delegation::Policy => flags |= CtxFlags::GSS_C_DELEG_POLICY_FLAG,
+            Delegation::Always => flags |= CtxFlags::GSS_C_DELEG_FLAG,
         }
         Ok(Self {
             ctx: ClientCtx::new(cred, target, flags, Some(GSS_MECH_SPNEGO)),
@@ -95,6 +168,59 @@ impl NegotiateInitiator {
     /// The target name this exchange authenticates to.
     pub fn target(&self) -> &str {
         &self.target
+    }
+}
+
+/// Credentials for one exchange; `None` lets GSSAPI use the default ticket cache.
+fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
+    match credentials {
+        ClientCredentials::Default => Ok(None),
+        ClientCredentials::Ccache(cc) => {
+            ffi::acquire_cred_from(None, ffi::Usage::Initiate, &[("ccache", cc)])
+                .map(Some)
+                .map_err(|s| status_error(s, Side::Initiator, Some(cc.clone())))
+        }
+        ClientCredentials::Keytab { path, principal } => {
+            let kt = format!("FILE:{}", path.display());
+            // A process-private memory cache keeps the tickets got with the keytab.
+            let cc = format!("MEMORY:kerbside-{}", std::process::id());
+            ffi::acquire_cred_from(
+                principal.as_deref(),
+                ffi::Usage::Initiate,
+                &[("client_keytab", &kt), ("ccache", &cc)],
+            )
+            .map(Some)
+            .map_err(|s| status_error(s, Side::Initiator, Some(path.display().to_string())))
+        }
+        ClientCredentials::Password {
+            principal,
+            password,
+        } => {
+            let name = Name::new(principal.as_bytes(), Some(GSS_NT_USER_NAME))
+                .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(principal.clone())))?;
+            // With MIT krb5 the mechanism set must name SPNEGO as well as Kerberos, or
+            // the SPNEGO context later fails with "cannot find mechanisms".
+            let mut mechs = OidSet::new();
+            for mech in [GSS_MECH_KRB5, GSS_MECH_SPNEGO] {
+                mechs
+                    .add(mech)
+                    .map_err(|e| GssError::from_raw(e, Side::Initiator, None))?;
+            }
+            // A ticket for this principal in the cache collection wins; the password
+            // is only used when there is none.
+            if let Ok(cred) = Cred::acquire(Some(&name), None, CredUsage::Initiate, Some(&mechs)) {
+                return Ok(Some(cred));
+            }
+            Cred::acquire_with_password(
+                Some(&name),
+                password,
+                None,
+                CredUsage::Initiate,
+                Some(&mechs),
+            )
+            .map(Some)
+            .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(principal.clone())))
+        }
     }
 }
 

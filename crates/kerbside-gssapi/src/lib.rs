@@ -18,4 +18,4 @@ mod initiator;
 
 pub use acceptor::{AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor};
 pub use error::{GssError, Problem, Side};
-pub use initiator::{InitiatorConfig, NegotiateInitiator};
+pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};

@@ -2,7 +2,7 @@
 //! Each test holds the realm's environment guard while it calls GSSAPI.
 
 use kerbside_gssapi::{
-    AcceptStep, AcceptorConfig, GssError, InitiatorConfig, NegotiateAcceptor, NegotiateInitiator,
+    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, GssError, InitiatorConfig, NegotiateAcceptor, NegotiateInitiator,
     Problem,
 };
 use kerbside_proto::{Mechanism, MutualAuth, Step};
@@ -33,7 +33,7 @@ fn login_with_mutual_authentication() {
     let (mut init, token) = first_token(&InitiatorConfig::for_host("localhost")).unwrap();
     // SPNEGO: the token starts with the GSSAPI application tag 0x60.
     assert_eq!(token.first(), Some(&0x60));
-    let AcceptStep::Done { principal, token } = acceptor(&realm).accept(&token).unwrap() else {
+    let AcceptStep::Done { principal, token, .. } = acceptor(&realm).accept(&token).unwrap() else {
         panic!("Kerberos should complete in one leg");
     };
     assert_eq!(principal, "alice@EXAMPLE.TEST");
@@ -113,7 +113,7 @@ fn no_ticket_says_run_kinit() {
     let realm = TestRealm::start().unwrap();
     let _env = realm.enter();
     let mut config = InitiatorConfig::for_host("localhost");
-    config.ccache = Some(format!("FILE:{}/nobody.ccache", realm.dir().display()));
+    config.credentials = ClientCredentials::Ccache(format!("FILE:{}/nobody.ccache", realm.dir().display()));
     let err = first_token(&config).unwrap_err();
     assert_eq!(err.problem(), Problem::NoCredentials, "{err}");
     assert!(
@@ -156,7 +156,7 @@ fn a_keytab_without_the_key_and_a_stale_key_version_are_explained() {
     // New key at the KDC (kvno 2), keytab still holds kvno 1.
     realm.kadmin("cpw -randkey HTTP/localhost").unwrap();
     let mut config = InitiatorConfig::for_host("localhost");
-    config.ccache = Some(format!("FILE:{}", realm.user_ccache("bob").display()));
+    config.credentials = ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
     realm
         .kinit("bob", "bob-password", &realm.user_ccache("bob"))
         .unwrap();
@@ -201,7 +201,7 @@ fn an_unreachable_kdc_is_explained() {
     let mut config = InitiatorConfig::for_host("localhost");
     // A fresh cache with only a TGT would still need the KDC; an empty one would say
     // "no credentials", so get a TGT now and ask for the service ticket later.
-    config.ccache = Some(format!("FILE:{}", realm.user_ccache("bob").display()));
+    config.credentials = ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
     std::env::set_var("KRB5_CONFIG", realm.krb5_conf());
     realm
         .kinit("bob", "bob-password", &realm.user_ccache("bob"))
@@ -250,8 +250,69 @@ fn an_expired_ticket_says_run_kinit_again() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     let _env = realm.enter();
     let mut config = InitiatorConfig::for_host("localhost");
-    config.ccache = Some(format!("FILE:{}", ccache.display()));
+    config.credentials = ClientCredentials::Ccache(format!("FILE:{}", ccache.display()));
     let err = first_token(&config).unwrap_err();
     assert_eq!(err.problem(), Problem::ExpiredTicket, "{err}");
     assert!(err.to_string().contains("expired: run kinit"), "{err}");
+}
+
+#[test]
+fn credentials_from_a_client_keytab_and_from_a_password() {
+    let realm = TestRealm::start().unwrap();
+    let keytab = realm.dir().join("bob.keytab");
+    // -norandkey keeps bob's password valid.
+    realm.export_keytab(&["bob"], &keytab).unwrap();
+    let _env = realm.enter();
+    let acceptor = acceptor(&realm);
+    let mut config = InitiatorConfig::for_host("localhost");
+    config.credentials = ClientCredentials::Keytab {
+        path: keytab,
+        principal: Some("bob@EXAMPLE.TEST".into()),
+    };
+    let (_i, token) = first_token(&config).unwrap();
+    let AcceptStep::Done { principal, .. } = acceptor.accept(&token).unwrap() else {
+        panic!("one leg");
+    };
+    assert_eq!(principal, "bob@EXAMPLE.TEST");
+
+    config.credentials = ClientCredentials::Password {
+        principal: "bob".into(),
+        password: "bob-password".into(),
+    };
+    assert!(!format!("{config:?}").contains("bob-password"), "Debug must hide the password");
+    let (_i, token) = first_token(&config).unwrap();
+    let AcceptStep::Done { principal, .. } = acceptor.accept(&token).unwrap() else {
+        panic!("one leg");
+    };
+    assert_eq!(principal, "bob@EXAMPLE.TEST");
+
+    config.credentials = ClientCredentials::Password {
+        principal: "bob".into(),
+        password: "wrong".into(),
+    };
+    assert!(first_token(&config).is_err());
+}
+
+#[test]
+fn delegation_is_off_by_default_and_policy_respects_ok_as_delegate() {
+    let realm = TestRealm::start().unwrap();
+    // alice's ticket must be forwardable for delegation to happen at all.
+    realm
+        .kinit("alice", "alice-password", &realm.user_ccache("alice"))
+        .unwrap();
+    let _env = realm.enter();
+    let acceptor = acceptor(&realm);
+    let delegated = |delegation| {
+        let mut config = InitiatorConfig::for_host("localhost");
+        config.delegation = delegation;
+        let (_i, token) = first_token(&config).unwrap();
+        match acceptor.accept(&token).unwrap() {
+            AcceptStep::Done { delegated, .. } => delegated,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(!delegated(Delegation::None));
+    // HTTP/localhost is not marked ok-as-delegate in the test realm.
+    assert!(!delegated(Delegation::Policy));
+    assert!(delegated(Delegation::Always));
 }

@@ -13,11 +13,17 @@ pub mod fuzzing;
 pub mod header;
 pub mod mechanism;
 pub mod policy;
+pub mod channel_binding; // TEMP-CB
 pub mod scheme;
+pub mod target;
 
 pub use header::{
     format_challenges, parse_challenges, AuthData, AuthParam, AuthenticationInfo, Challenge,
     Credentials, HeaderError, HeaderErrorKind, Scheme,
 };
 pub use mechanism::{Mechanism, Step};
-pub use policy::{MutualAuth, PlainHttpAuth, PolicyError, Transport};
+pub use policy::{
+    Chosen, MutualAuth, PlainHttpAuth, PolicyError, SchemeKind, SchemePolicy, SchemeRefusal,
+    Transport,
+};
+pub use target::{TargetName, TargetNameSettings};

@@ -162,3 +162,280 @@ mod tests {
         assert!("yes".parse::<MutualAuth>().is_err());
     }
 }
+
+/// An authentication scheme kerbside knows, strongest first (the derived order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchemeKind {
+    /// Negotiate: Kerberos through SPNEGO (RFC 4559).
+    Negotiate,
+    /// NTLM (MS-NLMP).
+    Ntlm,
+    /// Digest (RFC 7616).
+    Digest,
+    /// Basic (RFC 7617): the password itself, merely encoded.
+    Basic,
+}
+
+impl SchemeKind {
+    /// Every scheme, strongest first.
+    pub const ALL: [SchemeKind; 4] = [Self::Negotiate, Self::Ntlm, Self::Digest, Self::Basic];
+
+    /// The scheme's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Negotiate => "Negotiate",
+            Self::Ntlm => "NTLM",
+            Self::Digest => "Digest",
+            Self::Basic => "Basic",
+        }
+    }
+
+    /// The kind of a challenge's scheme, if kerbside knows it.
+    pub fn of(scheme: &crate::header::Scheme) -> Option<SchemeKind> {
+        Self::ALL.into_iter().find(|k| scheme.is(k.name()))
+    }
+
+    /// Whether this version of kerbside can answer the scheme.
+    pub fn implemented(self) -> bool {
+        matches!(self, Self::Negotiate)
+    }
+}
+
+impl fmt::Display for SchemeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which schemes a client may answer, in what order, and over what transport: one
+/// object for every decision about which credentials go where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemePolicy {
+    /// The schemes the client may use (order does not matter: strength decides).
+    pub enabled: Vec<SchemeKind>,
+    /// After a stronger scheme failed, may a weaker one be tried? Off by default: a
+    /// man in the middle could otherwise force a downgrade.
+    pub allow_downgrade: bool,
+    /// Which hosts may receive credentials over plain HTTP.
+    pub plain_http: PlainHttpAuth,
+}
+
+impl Default for SchemePolicy {
+    /// Negotiate only, no downgrade, TLS only.
+    fn default() -> Self {
+        Self {
+            enabled: vec![SchemeKind::Negotiate],
+            allow_downgrade: false,
+            plain_http: PlainHttpAuth::Refuse,
+        }
+    }
+}
+
+/// The scheme a policy chose for a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen<'a> {
+    /// The scheme.
+    pub kind: SchemeKind,
+    /// The challenge that offered it.
+    pub challenge: &'a crate::header::Challenge,
+    /// Why, in words for `-v`.
+    pub reason: String,
+}
+
+/// Why a policy answers no challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemeRefusal {
+    /// The server offered no scheme kerbside knows.
+    #[error("the server asks for authentication but offers no scheme kerbside knows (it offered: {offered})")]
+    NothingKnown {
+        /// What the server offered.
+        offered: String,
+    },
+    /// The server offered only schemes the user did not enable.
+    #[error("the server offers {offered}, none of which is enabled (enabled: {enabled}); use --anyauth or the matching option")]
+    NotEnabled {
+        /// What the server offered.
+        offered: String,
+        /// What the policy allows.
+        enabled: String,
+    },
+    /// The best scheme is known but not implemented yet.
+    #[error("the server offers {0}, which this version of kerbside cannot answer yet")]
+    NotImplemented(SchemeKind),
+    /// A stronger scheme failed and falling back to a weaker one is not allowed.
+    #[error("{failed} failed and the server also offers {weaker}; kerbside does not fall back to a weaker scheme (a man in the middle could force that)")]
+    Downgrade {
+        /// The scheme that failed.
+        failed: SchemeKind,
+        /// The weaker schemes on offer.
+        weaker: String,
+    },
+    /// The transport forbids sending credentials.
+    #[error(transparent)]
+    Transport(#[from] PolicyError),
+}
+
+fn names(kinds: impl IntoIterator<Item = SchemeKind>) -> String {
+    let v: Vec<&str> = kinds.into_iter().map(SchemeKind::name).collect();
+    if v.is_empty() {
+        "nothing".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl SchemePolicy {
+    /// A policy allowing exactly these schemes.
+    pub fn only(enabled: &[SchemeKind]) -> Self {
+        Self {
+            enabled: enabled.to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// True if the scheme is enabled.
+    pub fn allows(&self, kind: SchemeKind) -> bool {
+        self.enabled.contains(&kind)
+    }
+
+    /// Chooses which challenge to answer: the strongest offered scheme that is
+    /// enabled, weaker than `failed` only if downgrades are allowed, and only if
+    /// credentials may travel to `host` over `transport`.
+    pub fn choose<'a>(
+        &self,
+        challenges: &'a [crate::header::Challenge],
+        failed: Option<SchemeKind>,
+        host: &str,
+        transport: Transport,
+    ) -> Result<Chosen<'a>, SchemeRefusal> {
+        let mut offered: Vec<(SchemeKind, &crate::header::Challenge)> = challenges
+            .iter()
+            .filter_map(|c| SchemeKind::of(&c.scheme).map(|k| (k, c)))
+            .collect();
+        offered.sort_by_key(|(k, _)| *k);
+        offered.dedup_by_key(|(k, _)| *k);
+        if offered.is_empty() {
+            let all: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+            return Err(SchemeRefusal::NothingKnown {
+                offered: if all.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    all.join(", ")
+                },
+            });
+        }
+        let enabled: Vec<_> = offered
+            .iter()
+            .filter(|(k, _)| self.allows(*k))
+            .copied()
+            .collect();
+        let candidates: Vec<_> = match failed {
+            None => enabled,
+            Some(f) => {
+                let weaker: Vec<_> = enabled.into_iter().filter(|(k, _)| *k > f).collect();
+                if !weaker.is_empty() && !self.allow_downgrade {
+                    return Err(SchemeRefusal::Downgrade {
+                        failed: f,
+                        weaker: names(weaker.iter().map(|(k, _)| *k)),
+                    });
+                }
+                weaker
+            }
+        };
+        let Some(&(kind, challenge)) = candidates.first() else {
+            return Err(SchemeRefusal::NotEnabled {
+                offered: names(offered.iter().map(|(k, _)| *k)),
+                enabled: names(self.enabled.iter().copied()),
+            });
+        };
+        if !kind.implemented() {
+            return Err(SchemeRefusal::NotImplemented(kind));
+        }
+        self.plain_http.check(kind.name(), host, transport)?;
+        let reason = if offered.len() == 1 {
+            format!("the only scheme the server offered")
+        } else {
+            format!(
+                "the strongest enabled scheme of those offered ({})",
+                names(offered.iter().map(|(k, _)| *k))
+            )
+        };
+        Ok(Chosen {
+            kind,
+            challenge,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod scheme_tests {
+    use super::*;
+    use crate::header::parse_challenges;
+
+    fn offer(lines: &[&str]) -> Vec<crate::header::Challenge> {
+        parse_challenges(lines.iter().map(|l| l.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn strongest_enabled_wins_whatever_the_order_offered() {
+        let policy = SchemePolicy::only(&SchemeKind::ALL);
+        let c = offer(&["Basic realm=\"x\"", "NTLM", "Negotiate"]);
+        let chosen = policy.choose(&c, None, "h", Transport::Tls).unwrap();
+        assert_eq!(chosen.kind, SchemeKind::Negotiate);
+        assert!(chosen.reason.contains("Negotiate, NTLM, Basic"), "{}", chosen.reason);
+    }
+
+    #[test]
+    fn not_implemented_schemes_are_refused_with_their_name() {
+        let policy = SchemePolicy::only(&SchemeKind::ALL);
+        let err = policy
+            .choose(&offer(&["Basic realm=\"x\""]), None, "h", Transport::Tls)
+            .unwrap_err();
+        assert_eq!(err, SchemeRefusal::NotImplemented(SchemeKind::Basic));
+        assert!(err.to_string().contains("Basic"));
+    }
+
+    #[test]
+    fn no_silent_downgrade() {
+        let c = offer(&["Negotiate, Basic realm=\"x\""]);
+        let strict = SchemePolicy::only(&[SchemeKind::Negotiate, SchemeKind::Basic]);
+        let err = strict
+            .choose(&c, Some(SchemeKind::Negotiate), "h", Transport::Tls)
+            .unwrap_err();
+        assert!(matches!(err, SchemeRefusal::Downgrade { failed: SchemeKind::Negotiate, .. }));
+        let lax = SchemePolicy {
+            allow_downgrade: true,
+            ..strict
+        };
+        // Allowed, but Basic is not implemented yet: the refusal says so.
+        assert_eq!(
+            lax.choose(&c, Some(SchemeKind::Negotiate), "h", Transport::Tls),
+            Err(SchemeRefusal::NotImplemented(SchemeKind::Basic))
+        );
+    }
+
+    #[test]
+    fn disabled_and_unknown_schemes() {
+        let policy = SchemePolicy::default();
+        let err = policy
+            .choose(&offer(&["NTLM", "Basic realm=\"x\""]), None, "h", Transport::Tls)
+            .unwrap_err();
+        assert!(matches!(err, SchemeRefusal::NotEnabled { .. }), "{err}");
+        assert!(err.to_string().contains("--anyauth"));
+        let err = policy
+            .choose(&offer(&["Bearer realm=\"x\""]), None, "h", Transport::Tls)
+            .unwrap_err();
+        assert!(matches!(err, SchemeRefusal::NothingKnown { .. }));
+    }
+
+    #[test]
+    fn plain_http_is_checked_for_the_chosen_scheme() {
+        let err = SchemePolicy::default()
+            .choose(&offer(&["Negotiate"]), None, "h", Transport::Plain)
+            .unwrap_err();
+        assert!(matches!(err, SchemeRefusal::Transport(_)));
+        assert!(err.to_string().contains("--allow-http-auth"));
+    }
+}

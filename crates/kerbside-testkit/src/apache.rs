@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +30,9 @@ const MODULES: &[(&str, &str)] = &[
     ("headers_module", "mod_headers.so"),
     ("mime_module", "mod_mime.so"),
     ("dir_module", "mod_dir.so"),
+    ("setenvif_module", "mod_setenvif.so"),
+    ("session_module", "mod_session.so"),
+    ("session_cookie_module", "mod_session_cookie.so"),
 ];
 
 /// How long Apache may take to start listening.
@@ -54,6 +57,17 @@ pub struct ApacheOptions {
     /// `GssapiSSLonly` off so Negotiate works there too. Off by default: HTTPS only, and
     /// mod_auth_gssapi refuses to authenticate over plain HTTP.
     pub plain_http: bool,
+    /// `GssapiUseSessions On` with mod_session and mod_session_cookie: after a successful
+    /// Negotiate exchange the response sets the cookie `gssapi_session` (`path=/private;
+    /// httponly; secure`), and a later request carrying it is let in as the same user without
+    /// any `Authorization` header. The cookie is encrypted and MACed with a random 32-byte key
+    /// (`GssapiSessionKey file:<dir>/session.key`). Because the cookie is `secure`, clients
+    /// send it back over HTTPS only. Off by default.
+    pub sessions: bool,
+    /// `GssapiSignalPersistentAuth On`: responses from `/private/` carry `Persistent-Auth:
+    /// true` when [`connection_bound`](Self::connection_bound) is on and `Persistent-Auth:
+    /// false` when it is off. Off by default: no `Persistent-Auth` header at all.
+    pub persistent_auth: bool,
 }
 
 /// A private Apache 2 (`apache2 -DFOREGROUND`) in a temporary directory, on free loopback
@@ -170,6 +184,18 @@ impl Apache {
         fs::write(&cert_path, cert.cert_pem())?;
         fs::write(&key_path, cert.key_pem())?;
         chmod(&key_path, 0o600)?;
+        if opts.sessions {
+            // mod_auth_gssapi wants exactly 32 raw bytes; it reads them at startup (as root),
+            // but the file belongs to the worker user like the keytab.
+            let session_key = root.join("session.key");
+            let mut key = [0u8; 32];
+            File::open("/dev/urandom")
+                .and_then(|mut random| random.read_exact(&mut key))
+                .map_err(|e| io::Error::new(e.kind(), format!("read /dev/urandom: {e}")))?;
+            fs::write(&session_key, key)?;
+            chmod(&session_key, 0o600)?;
+            chown(&session_key, owner)?;
+        }
         fs::write(
             root.join("mime.types"),
             "text/html html htm\ntext/plain txt\n",
@@ -302,9 +328,86 @@ impl Apache {
         text
     }
 
-    /// The contents of the access log: `client "request line" status user=remote-user`.
+    /// The contents of the access log, one line per request:
+    ///
+    /// ```text
+    /// 127.0.0.1 port=41234 k=0 "GET /private/ HTTP/1.1" 401 user=- auth=-
+    /// 127.0.0.1 port=41234 k=1 "GET /private/ HTTP/1.1" 200 user=alice@EXAMPLE.TEST auth=Negotiate
+    /// ```
+    ///
+    /// * `port` — the client's source port (`%{remote}p`): requests on one connection share it;
+    /// * `k` — how many requests this connection had served before this one (`%k`), so `k=0`
+    ///   marks a new connection (TCP, and TLS handshake on the HTTPS port);
+    /// * the request line and the final status (`%>s`);
+    /// * `user` — the authenticated user (`%u`), `-` if none; also set when a session cookie
+    ///   or a connection-bound context let the request in;
+    /// * `auth` — the scheme of the request's `Authorization` header (`Negotiate`), `-` if it
+    ///   had none.
+    ///
+    /// [`access_entries`](Self::access_entries) parses it. Apache writes a line when the
+    /// response is done, so read the log after the client has finished.
     pub fn access_log(&self) -> String {
         fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
+
+    /// The [`access_log`](Self::access_log), parsed; lines that do not parse are skipped.
+    ///
+    /// Counting costs with it: connections are the entries with
+    /// [`new_connection`](AccessLogEntry::new_connection), round trips are the entries,
+    /// challenges are the entries with status 401.
+    pub fn access_entries(&self) -> Vec<AccessLogEntry> {
+        self.access_log()
+            .lines()
+            .filter_map(AccessLogEntry::parse)
+            .collect()
+    }
+}
+
+/// One request in the [`Apache`] access log; see [`Apache::access_log`] for the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogEntry {
+    /// The client's address (`127.0.0.1`).
+    pub client: String,
+    /// The client's source port: the same for every request on one connection.
+    pub client_port: u16,
+    /// How many earlier requests this connection had served (0 on a new connection).
+    pub keepalive: u32,
+    /// The request line, e.g. `GET /private/ HTTP/1.1`.
+    pub request: String,
+    /// The final status code.
+    pub status: u16,
+    /// The authenticated user, e.g. `alice@EXAMPLE.TEST`.
+    pub user: Option<String>,
+    /// The scheme of the request's `Authorization` header, e.g. `Negotiate`.
+    pub auth_scheme: Option<String>,
+}
+
+impl AccessLogEntry {
+    /// Whether this request opened its connection (`k=0`).
+    pub fn new_connection(&self) -> bool {
+        self.keepalive == 0
+    }
+
+    /// Parses one line of the `kerbside` log format.
+    fn parse(line: &str) -> Option<AccessLogEntry> {
+        let (client, rest) = line.split_once(' ')?;
+        let (port, rest) = rest.strip_prefix("port=")?.split_once(' ')?;
+        let (keepalive, rest) = rest.strip_prefix("k=")?.split_once(' ')?;
+        let (request, rest) = rest.strip_prefix('"')?.rsplit_once("\" ")?;
+        let mut fields = rest.split(' ');
+        let status = fields.next()?.parse().ok()?;
+        let user = fields.next()?.strip_prefix("user=")?;
+        let auth = fields.next()?.strip_prefix("auth=")?;
+        let dash_none = |v: &str| (v != "-").then(|| v.to_owned());
+        Some(AccessLogEntry {
+            client: client.to_owned(),
+            client_port: port.parse().ok()?,
+            keepalive: keepalive.parse().ok()?,
+            request: request.to_owned(),
+            status,
+            user: dash_none(user),
+            auth_scheme: dash_none(auth),
+        })
     }
 }
 
@@ -406,7 +509,8 @@ KeepAlive On
 KeepAliveTimeout 30
 TypesConfig \"{root}/mime.types\"
 DirectoryIndex index.html
-LogFormat \"%h \\\"%r\\\" %>s user=%u\" kerbside
+SetEnvIf Authorization \"^([!-~]+)\" KERBSIDE_AUTH_SCHEME=$1
+LogFormat \"%h port=%{{remote}}p k=%k \\\"%r\\\" %>s user=%u auth=%{{KERBSIDE_AUTH_SCHEME}}e\" kerbside
 CustomLog \"{root}/access.log\" kerbside
 DocumentRoot \"{root}/htdocs\"
 <Directory />
@@ -450,11 +554,22 @@ Listen 127.0.0.1:{port} https
     GssapiSSLonly {ssl_only}
     GssapiConnectionBound {bound}
     Require valid-user
-    Header set X-Remote-User \"expr=%{{REMOTE_USER}}\"
-</Location>",
+    GssapiSignalPersistentAuth {persist}
+    Header set X-Remote-User \"expr=%{{REMOTE_USER}}\"",
             ssl_only = on_off(!self.opts.plain_http),
             bound = on_off(self.opts.connection_bound),
+            persist = on_off(self.opts.persistent_auth),
         );
+        if self.opts.sessions {
+            let _ = writeln!(
+                c,
+                "    GssapiUseSessions On
+    GssapiSessionKey file:{root}/session.key
+    Session On
+    SessionCookieName gssapi_session path=/private;httponly;secure;"
+            );
+        }
+        c.push_str("</Location>\n");
         c
     }
 }
@@ -470,5 +585,36 @@ fn slash(path: &str) -> String {
         path.to_owned()
     } else {
         format!("/{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_lines_parse() {
+        let line = r#"127.0.0.1 port=41234 k=1 "GET /private/ HTTP/1.1" 200 user=alice@EXAMPLE.TEST auth=Negotiate"#;
+        assert_eq!(
+            AccessLogEntry::parse(line),
+            Some(AccessLogEntry {
+                client: "127.0.0.1".into(),
+                client_port: 41234,
+                keepalive: 1,
+                request: "GET /private/ HTTP/1.1".into(),
+                status: 200,
+                user: Some("alice@EXAMPLE.TEST".into()),
+                auth_scheme: Some("Negotiate".into()),
+            })
+        );
+        let line = r#"127.0.0.1 port=5 k=0 "GET /a\"b HTTP/1.1" 401 user=- auth=-"#;
+        let entry = AccessLogEntry::parse(line).unwrap();
+        assert!(entry.new_connection());
+        assert_eq!(entry.request, r#"GET /a\"b HTTP/1.1"#);
+        assert_eq!((entry.user, entry.auth_scheme), (None, None));
+        assert_eq!(
+            AccessLogEntry::parse("127.0.0.1 \"GET / HTTP/1.1\" 200 user=-"),
+            None
+        );
     }
 }

@@ -7,6 +7,8 @@
 //!   `localhost` / `127.0.0.1` that curl, OpenSSL, Apache mod_ssl and rustls accept.
 //! * [`Apache`] — a private Apache 2 with mod_ssl and mod_auth_gssapi guarding `/private/`,
 //!   for interop tests against a real Negotiate server.
+//! * [`Squid`] — a private Squid forward proxy that requires Negotiate (`407` /
+//!   `Proxy-Authenticate`), checked by Debian's `negotiate_kerberos_auth` helper.
 //!
 //! Everything a fixture creates lives in its own temporary directory and on its own ports, so
 //! several fixtures can run in parallel in one test process. The only process-wide state is the
@@ -23,7 +25,8 @@
 //! ```
 //!
 //! The fixtures need the Debian packages `krb5-kdc`, `krb5-admin-server` (for `kadmin.local`),
-//! `krb5-user`, and for [`Apache`] also `apache2` and `libapache2-mod-auth-gssapi`. Call
+//! `krb5-user`, for [`Apache`] also `apache2` and `libapache2-mod-auth-gssapi`, and for
+//! [`Squid`] `squid`. Call
 //! [`preflight`] to get one message listing what is missing.
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used)]
@@ -32,10 +35,12 @@ mod apache;
 mod ca;
 mod process;
 mod realm;
+mod squid;
 
-pub use apache::{Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
+pub use apache::{AccessLogEntry, Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
 pub use ca::{TestCa, TestCert};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
+pub use squid::{Squid, SquidOptions, NEGOTIATE_HELPER};
 
 use std::io;
 use std::net::{TcpListener, UdpSocket};

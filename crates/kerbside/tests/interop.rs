@@ -110,9 +110,9 @@ fn fetch_authenticates_to_apache_mod_auth_gssapi() {
     assert!(body.contains("x-remote-user: alice@EXAMPLE.TEST"), "{body}");
     assert!(body.ends_with(PRIVATE_BODY), "{body}");
     // -v names each leg and the target, and never shows a token.
-    assert!(err.contains("< HTTP/1.1 401"), "{err}");
+    assert!(err.contains("< [#1] HTTP/1.1 401"), "{err}");
     assert!(
-        err.contains("Kerberos target HTTP@localhost (from the host of the URL)"),
+        err.contains("Kerberos target HTTP@localhost (the host of the URL)"),
         "{err}"
     );
     assert!(

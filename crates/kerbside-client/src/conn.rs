@@ -1,0 +1,259 @@
+//! Connections: TCP, TLS with ALPN, HTTP/1.1 or HTTP/2, and what a handshake on
+//! them needs to know (the TLS channel binding, whether they are authenticated).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::body::WireBody;
+use crate::error::{Error, ErrorKind};
+
+/// Scheme, host and port of a URL: what a connection is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    pub(crate) fn of(uri: &Uri) -> Result<Self, Error> {
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidUrl,
+                    format!("unsupported URL scheme {other:?}: use http:// or https://"),
+                ))
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::InvalidUrl,
+                    format!("{uri} is not an absolute URL: start it with https://"),
+                ))
+            }
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, format!("{uri} has no host")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(Self { tls, host, port })
+    }
+
+    /// The port if it is not the scheme's default.
+    pub(crate) fn explicit_port(&self) -> Option<u16> {
+        match (self.tls, self.port) {
+            (true, 443) | (false, 80) => None,
+            (_, p) => Some(p),
+        }
+    }
+
+    /// The `Host` header value.
+    pub(crate) fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.explicit_port() {
+            None => host,
+            Some(p) => format!("{host}:{p}"),
+        }
+    }
+}
+
+/// How requests go over a connection.
+pub(crate) enum Sender {
+    H1(http1::SendRequest<WireBody>),
+    H2(http2::SendRequest<WireBody>),
+}
+
+/// One connection and what the client knows about it.
+pub(crate) struct Conn {
+    pub id: u64,
+    pub sender: Sender,
+    /// `tls-server-end-point` channel binding data, on TLS.
+    pub channel_binding: Option<Vec<u8>>,
+    /// A handshake completed on this connection.
+    pub authenticated: bool,
+}
+
+impl Conn {
+    pub(crate) fn is_h2(&self) -> bool {
+        matches!(self.sender, Sender::H2(_))
+    }
+
+    pub(crate) fn protocol(&self) -> &'static str {
+        if self.is_h2() {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Ready for a new request now (HTTP/1.1: the previous response was read).
+    pub(crate) fn is_ready(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => s.is_ready(),
+            Sender::H2(s) => s.is_ready(),
+        }
+    }
+
+    pub(crate) async fn send(
+        &mut self,
+        request: Request<WireBody>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(request).await
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(request).await
+            }
+        }
+    }
+}
+
+/// Opens a connection. `h2` offers HTTP/2 by ALPN on TLS (the server decides).
+pub(crate) async fn connect(
+    origin: &Origin,
+    tls: &Arc<rustls::ClientConfig>,
+    id: u64,
+) -> Result<(Conn, String), Error> {
+    let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+        .await
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Connect,
+                format!("cannot connect to {}:{}: {e}", origin.host, origin.port),
+                e,
+            )
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    if !origin.tls {
+        let sender = handshake_h1(tcp).await?;
+        return Ok((
+            Conn {
+                id,
+                sender: Sender::H1(sender),
+                channel_binding: None,
+                authenticated: false,
+            },
+            peer,
+        ));
+    }
+    let name = match origin.host.parse::<IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => ServerName::try_from(origin.host.clone()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidUrl,
+                format!("{} is not a valid host name: {e}", origin.host),
+            )
+        })?,
+    };
+    let stream = TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Tls,
+                format!(
+                    "TLS handshake with {}:{} failed: {e} (use --cacert FILE to trust a private CA)",
+                    origin.host, origin.port
+                ),
+                e,
+            )
+        })?;
+    let (_, session) = stream.get_ref();
+    let channel_binding = session
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| {
+            kerbside_proto::channel_binding::tls_server_end_point(leaf.as_ref()).ok()
+        });
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let sender = if h2 {
+        Sender::H2(handshake_h2(stream).await?)
+    } else {
+        Sender::H1(handshake_h1(stream).await?)
+    };
+    Ok((
+        Conn {
+            id,
+            sender,
+            channel_binding,
+            authenticated: false,
+        },
+        peer,
+    ))
+}
+
+async fn handshake_h1<IO>(io: IO) -> Result<http1::SendRequest<WireBody>, Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await.map_err(|e| {
+        Error::with_source(ErrorKind::Http, format!("HTTP/1.1 setup failed: {e}"), e)
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+async fn handshake_h2<IO>(io: IO) -> Result<http2::SendRequest<WireBody>, Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| {
+            Error::with_source(ErrorKind::Http, format!("HTTP/2 setup failed: {e}"), e)
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// True if an HTTP/2 error is the server's `HTTP_1_1_REQUIRED`.
+pub(crate) fn is_http11_required(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::HTTP_1_1_REQUIRED);
+        }
+        source = err.source();
+    }
+    false
+}

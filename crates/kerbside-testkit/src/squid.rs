@@ -1,0 +1,409 @@
+//! [`Squid`]: a private Squid forward proxy that requires Negotiate, a real proxy to test
+//! `Proxy-Authorization` and `CONNECT` against.
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{self, chmod, chown, log_tail};
+use crate::{free_port, TestRealm};
+
+/// Debian's Negotiate/Kerberos authentication helper for Squid.
+pub const NEGOTIATE_HELPER: &str = "/usr/lib/squid/negotiate_kerberos_auth";
+
+/// How long Squid may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many port choices to try when Squid cannot bind.
+const START_ATTEMPTS: usize = 5;
+
+/// How long Squid gets to exit after SIGTERM (it takes about 2 s even with
+/// `shutdown_lifetime 0 seconds`).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How to configure the [`Squid`] harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SquidOptions {
+    /// Require `Proxy-Authorization: Negotiate` for every request, `CONNECT` included. With
+    /// `false` the proxy is open (to loopback clients), for tests of plain proxying.
+    pub require_auth: bool,
+}
+
+impl Default for SquidOptions {
+    /// Authentication required.
+    fn default() -> SquidOptions {
+        SquidOptions { require_auth: true }
+    }
+}
+
+/// A private Squid forward proxy (`squid -N`) in a temporary directory, on a free loopback port.
+///
+/// With [`SquidOptions::require_auth`] every request (plain `GET http://…` and `CONNECT`) must
+/// carry `Proxy-Authorization: Negotiate`; without it Squid answers `407` with
+/// `Proxy-Authenticate: Negotiate`. Tickets are checked by Debian's helper
+/// [`negotiate_kerberos_auth`](NEGOTIATE_HELPER) with a copy of the realm's HTTP keytab and
+/// `-s GSS_C_NO_NAME`, so clients may target `HTTP@localhost` (for [`url`](Self::url)) or
+/// `HTTP@127.0.0.1`. The authenticated user is `alice@EXAMPLE.TEST` (realm kept). Two helper
+/// processes run, and connections to the proxy stay open after authenticating
+/// (`auth_param negotiate keep_alive on`). `CONNECT` is allowed to every port, and Squid
+/// caches nothing.
+///
+/// What clients see from Squid 5.7 (Debian 12):
+///
+/// * A refused request gets `407 Proxy Authentication Required` with a bare
+///   `Proxy-Authenticate: Negotiate`; for `CONNECT` that 407 ends the tunnel attempt.
+/// * An accepted request gets **no** final SPNEGO token back: the helper returns one, but
+///   Squid 5.7 drops the `Proxy-Authentication-Info` header it would go in, and the `200
+///   Connection established` of a `CONNECT` carries no headers at all. A client must not
+///   insist on mutual authentication with this proxy.
+/// * The helper logs `ERROR: krb5_pac_get_buffer: No such file or directory` for every ticket
+///   (MIT tickets carry no PAC); it is harmless.
+///
+/// Squid has its own configuration, pid file, logs, core dump directory and replay cache; it
+/// never touches the system Squid. When the test runs as root, Squid drops privileges to
+/// `proxy`, which owns the directory. Dropping the harness stops Squid (SIGTERM, then SIGKILL)
+/// and its helpers, and deletes the directory.
+///
+/// ```no_run
+/// use kerbside_testkit::{Squid, SquidOptions, TestRealm};
+///
+/// let realm = TestRealm::start().unwrap();
+/// let squid = Squid::start(&realm, SquidOptions::default()).unwrap();
+/// let mut curl = realm.command("curl");
+/// curl.args(["--proxy", &squid.url(), "--proxy-negotiate", "-U", ":", "http://127.0.0.1:8080/"]);
+/// ```
+#[derive(Debug)]
+pub struct Squid {
+    /// Stopped in `Drop` before `dir` is removed.
+    child: Child,
+    port: u16,
+    access_log: PathBuf,
+    cache_log: PathBuf,
+    stderr_log: PathBuf,
+    dir: TempDir,
+}
+
+impl Squid {
+    /// Writes the configuration, starts Squid and waits until it accepts connections.
+    ///
+    /// Fails with a message that includes Squid's stderr and cache log.
+    pub fn start(realm: &TestRealm, opts: SquidOptions) -> io::Result<Squid> {
+        crate::check_tools(&[("squid", "squid"), (NEGOTIATE_HELPER, "squid")])?;
+        let dir = tempfile::Builder::new()
+            .prefix("kerbside-squid-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        // As root Squid runs as `proxy` (Debian's default), which must write here.
+        let user = (process::euid() == 0)
+            .then(|| {
+                let (uid, gid) = process::account("proxy")?;
+                Some(("proxy".to_owned(), (uid, gid)))
+            })
+            .flatten();
+        let owner = user.as_ref().map(|(_, ids)| *ids);
+        chmod(&root, 0o755)?;
+        chown(&root, owner)?;
+        let rcache_dir = root.join("rcache");
+        fs::create_dir(&rcache_dir)?;
+        chmod(&rcache_dir, 0o700)?;
+        chown(&rcache_dir, owner)?;
+        let keytab = root.join("http.keytab");
+        fs::copy(realm.keytab(), &keytab).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("copy keytab {}: {e}", realm.keytab().display()),
+            )
+        })?;
+        chmod(&keytab, 0o600)?;
+        chown(&keytab, owner)?;
+
+        let access_log = root.join("access.log");
+        let cache_log = root.join("cache.log");
+        let stderr_log = root.join("stderr.log");
+        let conf_path = root.join("squid.conf");
+
+        let mut attempt = 1;
+        loop {
+            let port = free_port()?;
+            let conf = Config {
+                root: &root,
+                port,
+                user: user.as_ref().map(|(name, _)| name.as_str()),
+                opts,
+            };
+            fs::write(&conf_path, conf.render())?;
+            for log in [&access_log, &cache_log] {
+                let _ = fs::remove_file(log);
+            }
+
+            let stderr = File::create(&stderr_log)?;
+            let mut cmd = Command::new(crate::sbin("squid"));
+            // -N: no daemon, no SMP kids; -d1: important cache.log lines on stderr too.
+            cmd.args(["-N", "-d1", "-f"])
+                .arg(&conf_path)
+                // Helpers inherit this environment.
+                .envs(realm.env())
+                .env_remove("KRB5CCNAME")
+                .env("KRB5_KTNAME", prefixed("FILE:", &keytab))
+                .env("KRB5RCACHEDIR", &rcache_dir)
+                .stdin(Stdio::null())
+                .stdout(stderr.try_clone()?)
+                .stderr(stderr);
+            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
+            let logs = || {
+                format!(
+                    "{}\n{}",
+                    log_tail("squid stderr", &stderr_log, 4000),
+                    log_tail("squid cache.log", &cache_log, 8000)
+                )
+            };
+            match wait_ready(&mut child, port, &cache_log, &logs) {
+                Ok(()) => {
+                    return Ok(Squid {
+                        child,
+                        port,
+                        access_log,
+                        cache_log,
+                        stderr_log,
+                        dir,
+                    })
+                }
+                Err((port_taken, msg)) => {
+                    stop(&mut child, &keytab);
+                    if !(port_taken && attempt < START_ATTEMPTS) {
+                        return Err(io::Error::other(msg));
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// `http://localhost:PORT`, the proxy URL; its Kerberos service is `HTTP@localhost`.
+    pub fn url(&self) -> String {
+        format!("http://localhost:{}", self.port)
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id of Squid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's temporary directory, deleted on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The contents of the access log, one line per request:
+    ///
+    /// ```text
+    /// 127.0.0.1 port=41234 "GET http://127.0.0.1:8080/" 407 user=- result=TCP_DENIED
+    /// 127.0.0.1 port=41234 "GET http://127.0.0.1:8080/" 200 user=alice@EXAMPLE.TEST result=TCP_MISS
+    /// 127.0.0.1 port=41236 "CONNECT localhost:8443" 200 user=alice@EXAMPLE.TEST result=TCP_TUNNEL
+    /// ```
+    ///
+    /// `port` is the client's source port, the same for every request on one connection; the
+    /// status is the one Squid sent the client; `user` is the authenticated user, `-` if none;
+    /// `result` is Squid's result code. Squid writes a line when a transaction ends (for
+    /// `CONNECT`, when the tunnel closes) and may buffer it briefly, so read the log after the
+    /// client has finished; [`wait_access_log`](Self::wait_access_log) polls.
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
+
+    /// Polls the access log (up to 5 s) until `pred` holds for it, and returns it either way.
+    pub fn wait_access_log(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.access_log();
+            if pred(&log) || Instant::now() > deadline {
+                return log;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Squid's cache log (with authentication at debug level) and stderr, which includes the
+    /// helpers' stderr, for test failure messages.
+    pub fn cache_log(&self) -> String {
+        let mut text = fs::read_to_string(&self.cache_log).unwrap_or_default();
+        if let Ok(stderr) = fs::read_to_string(&self.stderr_log) {
+            if !stderr.trim().is_empty() {
+                let _ = write!(text, "--- squid stderr ---\n{stderr}");
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        stop(&mut self.child, &self.dir.path().join("http.keytab"));
+    }
+}
+
+/// Stops Squid and then any of its helpers that outlived it.
+///
+/// Squid closes its helpers' stdin when it exits and does not wait for them; a helper that has
+/// not exited by then is killed. Helpers are recognised by their command line, which names
+/// this Squid's keytab (Squid runs them as `(negotiate_kerberos_auth) -s … -k <dir>/http.keytab`).
+fn stop(child: &mut Child, keytab: &Path) {
+    // Helpers are Squid's children; note them now, they are reparented once Squid is gone.
+    let helpers = children_of(child.id());
+    process::terminate(child, STOP_GRACE);
+    let keytab = keytab.as_os_str().as_encoded_bytes();
+    for pid in helpers {
+        let ours = fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|cmdline| cmdline.windows(keytab.len()).any(|w| w == keytab))
+            .unwrap_or(false);
+        if ours {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The ids of the processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            let ppid: u32 = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+/// Waits until `child` says in `cache_log` that it accepts connections on `port`, or says why
+/// not: (port taken, message).
+///
+/// Squid logs a line for every connection, even one closed before a request, so readiness is
+/// read from its log rather than probed with a connection that would litter the access log.
+fn wait_ready(
+    child: &mut Child,
+    port: u16,
+    cache_log: &Path,
+    logs: &dyn Fn() -> String,
+) -> Result<(), (bool, String)> {
+    let listening = format!("local=127.0.0.1:{port} ");
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let logs = logs();
+            return Err((
+                logs.contains("Address already in use"),
+                format!("squid exited during startup ({status})\n{logs}"),
+            ));
+        }
+        let ready = fs::read_to_string(cache_log)
+            .map(|log| {
+                log.lines().any(|line| {
+                    line.contains("Accepting HTTP Socket connections") && line.contains(&listening)
+                })
+            })
+            .unwrap_or(false);
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err((
+                false,
+                format!(
+                    "squid did not report listening on 127.0.0.1:{port} within \
+                     {START_TIMEOUT:?}\n{}",
+                    logs()
+                ),
+            ));
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The inputs of `squid.conf`.
+struct Config<'a> {
+    root: &'a Path,
+    port: u16,
+    /// `cache_effective_user`, when running as root.
+    user: Option<&'a str>,
+    opts: SquidOptions,
+}
+
+impl Config<'_> {
+    fn render(&self) -> String {
+        let root = self.root.display();
+        let mut c = String::new();
+        let _ = writeln!(
+            c,
+            "# Written by kerbside-testkit; a private proxy, not the system Squid.
+http_port 127.0.0.1:{port}
+visible_hostname localhost
+pid_filename {root}/squid.pid
+coredump_dir {root}
+cache_log {root}/cache.log
+debug_options ALL,1 29,3
+logformat kerbside %>a port=%>p \"%rm %ru\" %>Hs user=%un result=%Ss
+access_log stdio:{root}/access.log logformat=kerbside
+buffered_logs off
+cache_store_log none
+netdb_filename none
+pinger_enable off
+icp_port 0
+htcp_port 0
+cache deny all
+shutdown_lifetime 0 seconds
+client_persistent_connections on
+server_persistent_connections on",
+            port = self.port
+        );
+        if let Some(user) = self.user {
+            let _ = writeln!(c, "cache_effective_user {user}");
+        }
+        let _ = writeln!(c, "acl SSL_ports port 1-65535");
+        if self.opts.require_auth {
+            let _ = writeln!(
+                c,
+                "auth_param negotiate program {NEGOTIATE_HELPER} -s GSS_C_NO_NAME -k {root}/http.keytab -c {root}/rcache
+auth_param negotiate children 2
+auth_param negotiate keep_alive on
+acl auth proxy_auth REQUIRED
+http_access allow CONNECT SSL_ports auth
+http_access allow auth
+http_access deny all"
+            );
+        } else {
+            let _ = writeln!(
+                c,
+                "http_access allow CONNECT SSL_ports
+http_access allow all"
+            );
+        }
+        c
+    }
+}
+
+fn prefixed(prefix: &str, path: &Path) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from(prefix);
+    s.push(path);
+    s
+}
