@@ -190,7 +190,9 @@ pub(crate) struct Gate(Arc<Mutex<GateState>>);
 
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Lets the body flow (`100 Continue`, or the server's silence).
@@ -240,7 +242,9 @@ impl Body for GatedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut s = self.0.lock();
         if s.aborted && !s.started {
-            return Poll::Ready(Some(Err("request body withheld: the server refused it".into())));
+            return Poll::Ready(Some(Err(
+                "request body withheld: the server refused it".into()
+            )));
         }
         if !s.open {
             s.waker = Some(cx.waker().clone());

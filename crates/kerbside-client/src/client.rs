@@ -433,7 +433,12 @@ impl Client {
         let origin = Origin::of(&parts.uri)?;
         let mut body = Replayable::new(body, self.config.replay_limit)
             .await
-            .map_err(|e| Error::new(ErrorKind::Body, format!("cannot read the request body: {e}")))?;
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Body,
+                    format!("cannot read the request body: {e}"),
+                )
+            })?;
         let parts = Parts {
             method: parts.method,
             uri: parts.uri,
@@ -442,7 +447,10 @@ impl Client {
         let mut restarted = false;
         let mut h1_retry = false;
         loop {
-            match self.attempt(&origin, &parts, &mut body, observer, restarted).await {
+            match self
+                .attempt(&origin, &parts, &mut body, observer, restarted)
+                .await
+            {
                 Ok(response) => return Ok(response),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Restart(e)) => {
@@ -532,7 +540,14 @@ impl Client {
         let mut sent_tokens = u32::from(authorization.is_some());
         loop {
             let leg = match self
-                .leg(&mut conn, origin, parts, body, authorization.as_deref(), observer)
+                .leg(
+                    &mut conn,
+                    origin,
+                    parts,
+                    body,
+                    authorization.as_deref(),
+                    observer,
+                )
                 .await
             {
                 Ok(leg) => leg,
@@ -542,11 +557,13 @@ impl Client {
                         LegError::Fatal(e) => Failure::Fatal(e),
                         // A reused connection may have been closed by the server while
                         // idle, and one in the middle of a handshake must not be.
-                        LegError::Send(e) if (reused || exchange.is_some()) && body.is_replayable() => {
+                        LegError::Send(e)
+                            if (reused || exchange.is_some()) && body.is_replayable() =>
+                        {
                             Failure::Restart(e)
                         }
                         LegError::Send(e) => Failure::Fatal(e),
-                    })
+                    });
                 }
             };
             let response = leg.response;
@@ -560,10 +577,9 @@ impl Client {
             }
             if let Some(state) = exchange.take() {
                 let code = status.as_u16();
-                let progress = blocking(move || {
-                    ExpectFinalToken::handle_response(state, code, &challenges)
-                })
-                .await?;
+                let progress =
+                    blocking(move || ExpectFinalToken::handle_response(state, code, &challenges))
+                        .await?;
                 match progress {
                     Ok(Progress::Continue(credentials, next)) => {
                         if conn.is_h2() {
@@ -606,7 +622,9 @@ impl Client {
                         self.checkin(key, conn);
                         return Ok(finish(response, Some(done.mutual()), id, challenges_seen));
                     }
-                    Err(NegotiateError::Rejected) if preempt && sent_tokens == 1 && challenges_seen == 1 => {
+                    Err(NegotiateError::Rejected)
+                        if preempt && sent_tokens == 1 && challenges_seen == 1 =>
+                    {
                         // The preemptive token was not wanted (a new server, a
                         // stale belief): answer the challenge in the ordinary way.
                         self.learn(origin, |s| s.wants_negotiate = false);
@@ -704,9 +722,10 @@ impl Client {
         } else {
             None
         };
-        let target = settings
-            .target
-            .resolve(&origin.host, origin.explicit_port(), canonical.as_deref());
+        let target =
+            settings
+                .target
+                .resolve(&origin.host, origin.explicit_port(), canonical.as_deref());
         let channel_bindings = if settings.channel_binding {
             conn.channel_binding.clone()
         } else {
@@ -767,25 +786,31 @@ impl Client {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .parse()
-                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad path", e)))?
+                .map_err(|e| {
+                    LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad path", e))
+                })?
         };
         let mut request = Request::builder()
             .method(parts.method.clone())
             .uri(uri)
             .body(wire)
-            .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad request", e)))?;
+            .map_err(|e| {
+                LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad request", e))
+            })?;
         *request.headers_mut() = parts.headers.clone();
         if conn.is_h2() {
             request.headers_mut().remove(HOST);
             *request.version_mut() = http::Version::HTTP_2;
         } else if !request.headers().contains_key(HOST) {
-            let host = HeaderValue::from_str(&origin.authority())
-                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad host", e)))?;
+            let host = HeaderValue::from_str(&origin.authority()).map_err(|e| {
+                LegError::Fatal(Error::with_source(ErrorKind::InvalidUrl, "bad host", e))
+            })?;
             request.headers_mut().insert(HOST, host);
         }
         if let Some(auth) = authorization {
-            let value = HeaderValue::from_str(auth)
-                .map_err(|e| LegError::Fatal(Error::with_source(ErrorKind::Auth, "bad token", e)))?;
+            let value = HeaderValue::from_str(auth).map_err(|e| {
+                LegError::Fatal(Error::with_source(ErrorKind::Auth, "bad token", e))
+            })?;
             request.headers_mut().insert(AUTHORIZATION, value);
         }
         if let Some(gate) = &gate {
@@ -802,12 +827,7 @@ impl Client {
         }
         observer.event(&Event::Request {
             conn: conn.id,
-            line: format!(
-                "{} {} {}",
-                request.method(),
-                request.uri(),
-                conn.protocol()
-            ),
+            line: format!("{} {} {}", request.method(), request.uri(), conn.protocol()),
             headers: redacted(request.headers()),
         });
         let result = conn.send(request).await;
@@ -885,9 +905,12 @@ fn auth_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
 
 /// Runs GSSAPI work (which may block on files or the KDC) off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Failure::Fatal(Error::new(ErrorKind::Auth, format!("authentication task failed: {e}"))))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Failure::Fatal(Error::new(
+            ErrorKind::Auth,
+            format!("authentication task failed: {e}"),
+        ))
+    })
 }
 
 fn redacted(headers: &http::HeaderMap) -> Vec<(String, String)> {
@@ -941,4 +964,3 @@ fn finish(
     });
     response
 }
-

@@ -194,9 +194,7 @@ pub(crate) async fn connect(
     let channel_binding = session
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(|leaf| {
-            kerbside_proto::channel_binding::tls_server_end_point(leaf.as_ref()).ok()
-        });
+        .and_then(|leaf| kerbside_proto::channel_binding::tls_server_end_point(leaf.as_ref()).ok());
     let h2 = session.alpn_protocol() == Some(b"h2");
     let sender = if h2 {
         Sender::H2(handshake_h2(stream).await?)
@@ -235,9 +233,7 @@ where
 {
     let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
         .await
-        .map_err(|e| {
-            Error::with_source(ErrorKind::Http, format!("HTTP/2 setup failed: {e}"), e)
-        })?;
+        .map_err(|e| Error::with_source(ErrorKind::Http, format!("HTTP/2 setup failed: {e}"), e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("connection ended: {e}");

@@ -2,8 +2,8 @@
 //! Each test holds the realm's environment guard while it calls GSSAPI.
 
 use kerbside_gssapi::{
-    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, GssError, InitiatorConfig, NegotiateAcceptor, NegotiateInitiator,
-    Problem,
+    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, GssError, InitiatorConfig,
+    NegotiateAcceptor, NegotiateInitiator, Problem,
 };
 use kerbside_proto::{Mechanism, MutualAuth, Step};
 use kerbside_testkit::TestRealm;
@@ -33,7 +33,10 @@ fn login_with_mutual_authentication() {
     let (mut init, token) = first_token(&InitiatorConfig::for_host("localhost")).unwrap();
     // SPNEGO: the token starts with the GSSAPI application tag 0x60.
     assert_eq!(token.first(), Some(&0x60));
-    let AcceptStep::Done { principal, token, .. } = acceptor(&realm).accept(&token).unwrap() else {
+    let AcceptStep::Done {
+        principal, token, ..
+    } = acceptor(&realm).accept(&token).unwrap()
+    else {
         panic!("Kerberos should complete in one leg");
     };
     assert_eq!(principal, "alice@EXAMPLE.TEST");
@@ -113,7 +116,8 @@ fn no_ticket_says_run_kinit() {
     let realm = TestRealm::start().unwrap();
     let _env = realm.enter();
     let mut config = InitiatorConfig::for_host("localhost");
-    config.credentials = ClientCredentials::Ccache(format!("FILE:{}/nobody.ccache", realm.dir().display()));
+    config.credentials =
+        ClientCredentials::Ccache(format!("FILE:{}/nobody.ccache", realm.dir().display()));
     let err = first_token(&config).unwrap_err();
     assert_eq!(err.problem(), Problem::NoCredentials, "{err}");
     assert!(
@@ -156,7 +160,8 @@ fn a_keytab_without_the_key_and_a_stale_key_version_are_explained() {
     // New key at the KDC (kvno 2), keytab still holds kvno 1.
     realm.kadmin("cpw -randkey HTTP/localhost").unwrap();
     let mut config = InitiatorConfig::for_host("localhost");
-    config.credentials = ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
+    config.credentials =
+        ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
     realm
         .kinit("bob", "bob-password", &realm.user_ccache("bob"))
         .unwrap();
@@ -201,7 +206,8 @@ fn an_unreachable_kdc_is_explained() {
     let mut config = InitiatorConfig::for_host("localhost");
     // A fresh cache with only a TGT would still need the KDC; an empty one would say
     // "no credentials", so get a TGT now and ask for the service ticket later.
-    config.credentials = ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
+    config.credentials =
+        ClientCredentials::Ccache(format!("FILE:{}", realm.user_ccache("bob").display()));
     std::env::set_var("KRB5_CONFIG", realm.krb5_conf());
     realm
         .kinit("bob", "bob-password", &realm.user_ccache("bob"))
@@ -279,7 +285,10 @@ fn credentials_from_a_client_keytab_and_from_a_password() {
         principal: "bob".into(),
         password: "bob-password".into(),
     };
-    assert!(!format!("{config:?}").contains("bob-password"), "Debug must hide the password");
+    assert!(
+        !format!("{config:?}").contains("bob-password"),
+        "Debug must hide the password"
+    );
     let (_i, token) = first_token(&config).unwrap();
     let AcceptStep::Done { principal, .. } = acceptor.accept(&token).unwrap() else {
         panic!("one leg");

@@ -38,28 +38,10 @@ pub fn auth_header(data: &[u8]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// Replays the checked-in seed corpus of every fuzz target.
-    #[test]
-    fn seed_corpora_pass() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-        let mut seen = 0;
-        for (target, check) in [("auth_header", super::auth_header as fn(&[u8])), ("cert_binding", super::cert_binding)] { // TEMP-CB
-            for entry in std::fs::read_dir(root.join(target)).unwrap() {
-                let path = entry.unwrap().path();
-                check(&std::fs::read(&path).unwrap());
-                seen += 1;
-            }
-        }
-        assert!(seen >= 10, "the seed corpus went missing ({seen} files)");
-    }
-}
-// TEMP-CB-BEGIN
-/// Reads `data` as the DER certificate of RFC 5929 `tls-server-end-point` channel bindings, and
-/// panics if the hash [`end_point_hash`](crate::channel_binding::end_point_hash) picks and the
-/// bindings [`tls_server_end_point`](crate::channel_binding::tls_server_end_point) returns
-/// disagree, or the bindings are not the prefix followed by the digest of `data`.
+/// Reads `data` as the DER certificate of RFC 5929 `tls-server-end-point` channel
+/// bindings, and panics if the hash [`end_point_hash`](crate::channel_binding::end_point_hash)
+/// picks and the bindings [`tls_server_end_point`](crate::channel_binding::tls_server_end_point)
+/// returns disagree, or the bindings are not the prefix followed by the digest of `data`.
 pub fn cert_binding(data: &[u8]) {
     use crate::channel_binding::{
         end_point_hash, tls_server_end_point, TLS_SERVER_END_POINT_PREFIX,
@@ -71,7 +53,29 @@ pub fn cert_binding(data: &[u8]) {
             assert_eq!(digest, hash.digest(data));
         }
         (Err(a), Err(b)) => assert_eq!(a, b),
-        (hash, bindings) => panic!("end_point_hash: {hash:?}, tls_server_end_point: {bindings:?}"),
+        (hash, bindings) => {
+            panic!("end_point_hash: {hash:?}, tls_server_end_point: {bindings:?}")
+        }
     }
 }
-// TEMP-CB-END
+
+#[cfg(test)]
+mod tests {
+    /// Replays the checked-in seed corpus of every fuzz target.
+    #[test]
+    fn seed_corpora_pass() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        let mut seen = 0;
+        for (target, check) in [
+            ("auth_header", super::auth_header as fn(&[u8])),
+            ("cert_binding", super::cert_binding),
+        ] {
+            for entry in std::fs::read_dir(root.join(target)).unwrap() {
+                let path = entry.unwrap().path();
+                check(&std::fs::read(&path).unwrap());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 20, "the seed corpus went missing ({seen} files)");
+    }
+}

@@ -8,12 +8,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channel_binding;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
 pub mod mechanism;
 pub mod policy;
-pub mod channel_binding; // TEMP-CB
 pub mod scheme;
 pub mod target;
 

@@ -354,7 +354,7 @@ impl SchemePolicy {
         }
         self.plain_http.check(kind.name(), host, transport)?;
         let reason = if offered.len() == 1 {
-            format!("the only scheme the server offered")
+            "the only scheme the server offered".to_owned()
         } else {
             format!(
                 "the strongest enabled scheme of those offered ({})",
@@ -384,7 +384,11 @@ mod scheme_tests {
         let c = offer(&["Basic realm=\"x\"", "NTLM", "Negotiate"]);
         let chosen = policy.choose(&c, None, "h", Transport::Tls).unwrap();
         assert_eq!(chosen.kind, SchemeKind::Negotiate);
-        assert!(chosen.reason.contains("Negotiate, NTLM, Basic"), "{}", chosen.reason);
+        assert!(
+            chosen.reason.contains("Negotiate, NTLM, Basic"),
+            "{}",
+            chosen.reason
+        );
     }
 
     #[test]
@@ -404,7 +408,13 @@ mod scheme_tests {
         let err = strict
             .choose(&c, Some(SchemeKind::Negotiate), "h", Transport::Tls)
             .unwrap_err();
-        assert!(matches!(err, SchemeRefusal::Downgrade { failed: SchemeKind::Negotiate, .. }));
+        assert!(matches!(
+            err,
+            SchemeRefusal::Downgrade {
+                failed: SchemeKind::Negotiate,
+                ..
+            }
+        ));
         let lax = SchemePolicy {
             allow_downgrade: true,
             ..strict
@@ -420,7 +430,12 @@ mod scheme_tests {
     fn disabled_and_unknown_schemes() {
         let policy = SchemePolicy::default();
         let err = policy
-            .choose(&offer(&["NTLM", "Basic realm=\"x\""]), None, "h", Transport::Tls)
+            .choose(
+                &offer(&["NTLM", "Basic realm=\"x\""]),
+                None,
+                "h",
+                Transport::Tls,
+            )
             .unwrap_err();
         assert!(matches!(err, SchemeRefusal::NotEnabled { .. }), "{err}");
         assert!(err.to_string().contains("--anyauth"));

@@ -94,13 +94,20 @@ mod tests {
             canonicalize: true,
             include_port: true,
         };
-        assert_eq!(s.resolve("git.example.test", None, None).name, "HTTP/git-lb@EXAMPLE.TEST");
+        assert_eq!(
+            s.resolve("git.example.test", None, None).name,
+            "HTTP/git-lb@EXAMPLE.TEST"
+        );
         assert!(!s.needs_canonical_name("git.example.test"));
         assert!(s.needs_canonical_name("alias.example.test"));
         assert!(!s.needs_canonical_name("127.0.0.1"));
         let t = s.resolve("alias.example.test", Some(8443), Some("Real.Example.Test."));
         assert_eq!(t.name, "HTTP/real.example.test:8443");
-        assert!(t.reason.contains("canonical") && t.reason.contains("port"), "{}", t.reason);
+        assert!(
+            t.reason.contains("canonical") && t.reason.contains("port"),
+            "{}",
+            t.reason
+        );
         assert_eq!(s.resolve("h", None, Some("h")).name, "HTTP@h");
     }
 }

@@ -111,7 +111,9 @@ where
             };
             let accepted = tokio::task::spawn_blocking(move || acceptor.accept(&token)).await;
             let (principal, final_token) = match accepted {
-                Ok(Ok(AcceptStep::Done { principal, token, .. })) => (principal, token),
+                Ok(Ok(AcceptStep::Done {
+                    principal, token, ..
+                })) => (principal, token),
                 Ok(Ok(AcceptStep::Continue(token))) => {
                     // Multi-leg exchanges need the context kept with the connection,
                     // which only connection-bound mode does; ask the client to restart.

@@ -61,7 +61,12 @@ pub struct FetchArgs {
 
     /// Mutual authentication: `required` (the server must prove itself with a final
     /// token), `optional` (check the token if sent), `off`.
-    #[arg(long, value_name = "POLICY", default_value = "optional", help_heading = "Authentication")]
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "optional",
+        help_heading = "Authentication"
+    )]
     pub mutual: MutualAuth,
 
     /// Kerberos service name instead of HTTP@<host of the URL>: `NAME` for every host,
@@ -81,16 +86,33 @@ pub struct FetchArgs {
 
     /// Forward your ticket-granting ticket: `none` (default), `policy` (only to
     /// services the KDC marks ok-as-delegate), `always`.
-    #[arg(long, value_enum, value_name = "WHEN", default_value = "none", help_heading = "Authentication")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "none",
+        help_heading = "Authentication"
+    )]
     pub delegation: DelegationArg,
 
     /// Pass the TLS channel binding (RFC 5929 tls-server-end-point) to Kerberos on
     /// HTTPS; `off` for servers that reject it.
-    #[arg(long, value_enum, value_name = "ON|OFF", default_value = "on", help_heading = "Authentication")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ON|OFF",
+        default_value = "on",
+        help_heading = "Authentication"
+    )]
     pub channel_binding: Switch,
 
     /// Give up after this many 401 responses to one request.
-    #[arg(long, value_name = "N", default_value = "4", help_heading = "Authentication")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "4",
+        help_heading = "Authentication"
+    )]
     pub max_auth_rounds: u32,
 
     /// Get Kerberos tickets with this client keytab (like `kinit -k -t FILE`), for the
@@ -101,7 +123,12 @@ pub struct FetchArgs {
     /// User for authentication, `USER[:PASSWORD]`. With Negotiate: the Kerberos
     /// principal; its ticket is used if the cache has one, else the password gets one
     /// (asked for on the terminal when not given). `-u :` means "my ticket", as in curl.
-    #[arg(short = 'u', long = "user", value_name = "USER[:PASSWORD]", help_heading = "Authentication")]
+    #[arg(
+        short = 'u',
+        long = "user",
+        value_name = "USER[:PASSWORD]",
+        help_heading = "Authentication"
+    )]
     pub user: Option<String>,
 
     /// Allow credentials over plain http://: for the URL's host, or with `=HOST` for
@@ -216,11 +243,14 @@ async fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<Requ
             if meta.len() > REPLAY_LIMIT as u64 {
                 let file = tokio::fs::File::open(path).await?;
                 let stream = tokio_util::io::ReaderStream::new(file);
-                let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(
-                    stream,
-                    |r| r.map(hyper::body::Frame::data).map_err(Into::into),
-                ));
-                return Ok(Some(RequestBody::stream(body.boxed_unsync(), Some(meta.len()))));
+                let body =
+                    http_body_util::StreamBody::new(futures_util::StreamExt::map(stream, |r| {
+                        r.map(hyper::body::Frame::data).map_err(Into::into)
+                    }));
+                return Ok(Some(RequestBody::stream(
+                    body.boxed_unsync(),
+                    Some(meta.len()),
+                )));
             }
         }
     }
@@ -240,9 +270,8 @@ async fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<Requ
                 }
                 buf
             }
-            Some(path) => std::fs::read(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot read {path}: {e}"))
-            })?,
+            Some(path) => std::fs::read(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?,
             None => d.as_bytes().to_vec(),
         };
         parts.push(bytes);
