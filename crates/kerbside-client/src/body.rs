@@ -268,3 +268,10 @@ impl Body for GatedBody {
         self.0.lock().len == Some(0)
     }
 }
+
+/// An empty body for requests without one (`CONNECT`).
+pub(crate) fn empty() -> WireBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

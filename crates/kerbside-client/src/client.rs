@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::header::{HeaderValue, AUTHORIZATION, EXPECT, HOST, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderValue, AUTHORIZATION, COOKIE, EXPECT, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    SET_COOKIE, WWW_AUTHENTICATE,
+};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -20,8 +23,9 @@ use kerbside_proto::{
 };
 
 use crate::body::{Replayable, RequestBody};
-use crate::conn::{connect, is_http11_required, Conn, Origin};
+use crate::conn::{establish, is_http11_required, proxy_h1, tcp, Conn, Origin};
 use crate::error::{Error, ErrorKind};
+use crate::proxy::{ProxyAddr, ProxySettings};
 use crate::tls::{client_config, TlsSettings};
 
 /// When to send a Negotiate token without waiting for a 401.
@@ -93,6 +97,12 @@ pub struct ClientConfig {
     pub max_challenge_body: usize,
     /// How long to wait for `100 Continue` before sending a large body anyway.
     pub continue_timeout: Duration,
+    /// Forward proxies.
+    pub proxy: ProxySettings,
+    /// Keep cookies (session cookies of servers such as mod_auth_gssapi's
+    /// `GssapiUseSessions`) in memory for the life of the client; never written to
+    /// disk, `Secure` ones only sent over TLS.
+    pub cookies: bool,
 }
 
 impl Default for ClientConfig {
@@ -104,6 +114,8 @@ impl Default for ClientConfig {
             replay_limit: 1024 * 1024,
             max_challenge_body: 1024 * 1024,
             continue_timeout: Duration::from_secs(1),
+            proxy: ProxySettings::default(),
+            cookies: true,
         }
     }
 }
@@ -158,6 +170,8 @@ pub enum Event {
     },
     /// The client will authenticate.
     Scheme {
+        /// True when authenticating to a proxy (`407`, `Proxy-Authorization`).
+        proxy: bool,
         /// The scheme, e.g. `Negotiate`.
         scheme: String,
         /// Why that scheme.
@@ -171,12 +185,23 @@ pub enum Event {
     },
     /// The exchange finished.
     Authenticated {
+        /// True for a proxy exchange.
+        proxy: bool,
         /// What became of mutual authentication.
         mutual: MutualOutcome,
         /// How many tokens were sent.
         legs: u32,
         /// Whether the server keeps the authentication with the connection.
         connection_bound: bool,
+    },
+    /// The request goes through a proxy.
+    Proxy {
+        /// The proxy's host.
+        host: String,
+        /// The proxy's port.
+        port: u16,
+        /// True for a `CONNECT` tunnel (an `https://` origin).
+        tunnel: bool,
     },
     /// The client starts over, once, on a new connection.
     Retrying {
@@ -227,13 +252,14 @@ struct OriginState {
     h1_only: bool,
 }
 
-type PoolKey = (Origin, String);
+type PoolKey = (Origin, String, Option<ProxyAddr>);
 
 #[derive(Default)]
 struct Shared {
     pool: Mutex<HashMap<PoolKey, Vec<Conn>>>,
     origins: Mutex<HashMap<Origin, OriginState>>,
     next_id: AtomicU64,
+    cookies: Mutex<cookie_store::CookieStore>,
 }
 
 /// An HTTP client that authenticates with Kerberos (Negotiate).
@@ -342,7 +368,11 @@ impl Client {
     }
 
     fn key(&self, origin: &Origin) -> PoolKey {
-        (origin.clone(), self.config.auth.credentials.identity_key())
+        (
+            origin.clone(),
+            self.config.auth.credentials.identity_key(),
+            self.config.proxy.route(origin),
+        )
     }
 
     /// A pooled connection, preferring authenticated ones when asked.
@@ -367,6 +397,7 @@ impl Client {
                 sender: crate::conn::Sender::H2(sender.clone()),
                 channel_binding: c.channel_binding.clone(),
                 authenticated: false,
+                via_proxy: c.via_proxy,
             });
         }
         Some(conns.swap_remove(index))
@@ -393,21 +424,147 @@ impl Client {
         origin: &Origin,
         h1_only: bool,
         observer: &dyn Observer,
-    ) -> Result<Conn, Error> {
-        observer.event(&Event::Connecting {
-            host: origin.host.clone(),
-            port: origin.port,
-            tls: origin.tls,
-        });
+    ) -> Result<Conn, Failure> {
         let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (conn, peer) = connect(origin, tls, id).await?;
+        let route = self.config.proxy.route(origin);
+        let (host, port) = match &route {
+            Some(p) => (p.host.clone(), p.port),
+            None => (origin.host.clone(), origin.port),
+        };
+        observer.event(&Event::Connecting {
+            host: host.clone(),
+            port,
+            tls: origin.tls && route.is_none(),
+        });
+        let (stream, peer) = tcp(&host, port).await?;
+        let conn = match route {
+            None => establish(stream, origin, tls, id).await?,
+            Some(_) if !origin.tls => {
+                observer.event(&Event::Proxy {
+                    host,
+                    port,
+                    tunnel: false,
+                });
+                let mut conn = establish(stream, origin, tls, id).await?;
+                conn.via_proxy = true;
+                conn
+            }
+            Some(proxy) => {
+                observer.event(&Event::Proxy {
+                    host,
+                    port,
+                    tunnel: true,
+                });
+                let tunnel = self.tunnel(stream, &proxy, origin, observer).await?;
+                establish(hyper_util::rt::TokioIo::new(tunnel), origin, tls, id).await?
+            }
+        };
         observer.event(&Event::Connected {
             conn: id,
             peer,
             protocol: conn.protocol(),
         });
         Ok(conn)
+    }
+
+    /// Opens a `CONNECT` tunnel to `origin` through `proxy`, authenticating to the
+    /// proxy (407) on the same connection.
+    async fn tunnel(
+        &self,
+        stream: tokio::net::TcpStream,
+        proxy: &ProxyAddr,
+        origin: &Origin,
+        observer: &dyn Observer,
+    ) -> Result<hyper::upgrade::Upgraded, Failure> {
+        let mut sender = proxy_h1(stream).await?;
+        let mut auth = ProxyAuth::new(proxy.clone());
+        let authority = format!("{}:{}", origin.authority_host(), origin.port);
+        let mut reconnected = false;
+        loop {
+            let mut request = Request::builder()
+                .method(http::Method::CONNECT)
+                .uri(authority.as_str())
+                .header(HOST, authority.as_str())
+                .body(crate::body::empty())
+                .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad CONNECT", e))?;
+            if let Some(h) = auth.header() {
+                request.headers_mut().insert(
+                    PROXY_AUTHORIZATION,
+                    HeaderValue::from_str(h)
+                        .map_err(|e| Error::with_source(ErrorKind::Auth, "bad token", e))?,
+                );
+            }
+            observer.event(&Event::Request {
+                conn: 0,
+                line: format!("CONNECT {authority} HTTP/1.1"),
+                headers: redacted(request.headers()),
+            });
+            sender.ready().await.map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Http,
+                    format!("the proxy closed the connection: {e}"),
+                    e,
+                )
+            })?;
+            let response = sender.send_request(request).await.map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Http,
+                    format!(
+                        "the proxy {}:{} did not answer CONNECT: {e}",
+                        proxy.host, proxy.port
+                    ),
+                    e,
+                )
+            })?;
+            observer.event(&Event::Response {
+                conn: 0,
+                line: format!("{:?} {}", response.version(), response.status()),
+                headers: redacted(response.headers()),
+            });
+            let status = response.status();
+            match auth
+                .on_response(self, status, response.headers(), observer)
+                .await?
+            {
+                ProxyStep::Retry => {
+                    drain(response, self.config.max_challenge_body).await?;
+                    if sender.is_closed() {
+                        if reconnected {
+                            return Err(Failure::Fatal(Error::new(
+                                ErrorKind::Auth,
+                                format!(
+                                    "the proxy {}:{} closed the connection in the middle of its \
+                                     Negotiate exchange, twice",
+                                    proxy.host, proxy.port
+                                ),
+                            )));
+                        }
+                        reconnected = true;
+                        let (stream, _) = tcp(&proxy.host, proxy.port).await?;
+                        sender = proxy_h1(stream).await?;
+                    }
+                }
+                ProxyStep::Done if status.is_success() => {
+                    return hyper::upgrade::on(response).await.map_err(|e| {
+                        Failure::Fatal(Error::with_source(
+                            ErrorKind::Http,
+                            format!("the proxy accepted CONNECT but the tunnel failed: {e}"),
+                            e,
+                        ))
+                    });
+                }
+                ProxyStep::Done => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorKind::Http,
+                        format!(
+                            "the proxy {}:{} refused to open a tunnel to {authority}: {status}",
+                            proxy.host, proxy.port
+                        ),
+                    )));
+                }
+            }
+        }
     }
 
     fn transport(&self, origin: &Origin) -> Transport {
@@ -508,6 +665,7 @@ impl Client {
             }
             None => self.new_conn(origin, known.h1_only, observer).await?,
         };
+        let mut proxy_auth = self.config.proxy.route(origin).map(ProxyAuth::new);
         let transport = self.transport(origin);
         let bound = conn.authenticated && known.mode != Mode::PerRequest;
         let preempt = negotiate
@@ -539,6 +697,9 @@ impl Client {
         let mut challenges_seen = 0;
         let mut sent_tokens = u32::from(authorization.is_some());
         loop {
+            let proxy_header = proxy_auth
+                .as_ref()
+                .and_then(|p| p.header().map(str::to_owned));
             let leg = match self
                 .leg(
                     &mut conn,
@@ -546,6 +707,7 @@ impl Client {
                     parts,
                     body,
                     authorization.as_deref(),
+                    proxy_header.as_deref(),
                     observer,
                 )
                 .await
@@ -567,8 +729,22 @@ impl Client {
                 }
             };
             let response = leg.response;
-            let challenges = read_challenges(&response)?;
             let status = response.status();
+            if conn.via_proxy {
+                if let Some(pa) = proxy_auth.as_mut() {
+                    if let ProxyStep::Retry = pa
+                        .on_response(self, status, response.headers(), observer)
+                        .await?
+                    {
+                        drain(response, self.config.max_challenge_body).await?;
+                        if leg.withheld || conn.is_closed() {
+                            conn = self.new_conn(origin, known.h1_only, observer).await?;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let challenges = read_challenges(&response)?;
             if status == StatusCode::UNAUTHORIZED {
                 challenges_seen += 1;
                 if challenges.iter().any(|c| c.scheme.is("Negotiate")) {
@@ -614,6 +790,7 @@ impl Client {
                         });
                         conn.authenticated = !conn.is_h2();
                         observer.event(&Event::Authenticated {
+                            proxy: false,
                             mutual: done.mutual(),
                             legs: sent_tokens,
                             connection_bound,
@@ -689,6 +866,40 @@ impl Client {
         }
     }
 
+    fn cookie_header(&self, uri: &Uri) -> Option<HeaderValue> {
+        let url = url::Url::parse(&uri.to_string()).ok()?;
+        let store = self
+            .shared
+            .cookies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pairs: Vec<String> = store
+            .get_request_values(&url)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&pairs.join("; ")).ok()
+    }
+
+    fn store_cookies(&self, uri: &Uri, headers: &http::HeaderMap) {
+        let Ok(url) = url::Url::parse(&uri.to_string()) else {
+            return;
+        };
+        let mut store = self
+            .shared
+            .cookies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for value in headers.get_all(SET_COOKIE) {
+            if let Ok(text) = value.to_str() {
+                // A cookie the jar refuses (bad domain, malformed) is dropped.
+                let _ = store.parse(text, &url);
+            }
+        }
+    }
+
     fn too_many(&self, challenges_seen: u32) -> Result<(), Failure> {
         let max = self.config.auth.max_auth_rounds;
         if challenges_seen > max {
@@ -732,6 +943,7 @@ impl Client {
             None
         };
         observer.event(&Event::Scheme {
+            proxy: false,
             scheme: "Negotiate".to_owned(),
             scheme_reason,
             target: target.name.clone(),
@@ -761,6 +973,7 @@ impl Client {
     }
 
     /// Sends one leg on `conn`.
+    #[allow(clippy::too_many_arguments)]
     async fn leg(
         &self,
         conn: &mut Conn,
@@ -768,6 +981,7 @@ impl Client {
         parts: &Parts,
         body: &mut Replayable,
         authorization: Option<&str>,
+        proxy_authorization: Option<&str>,
         observer: &dyn Observer,
     ) -> Result<Leg, LegError> {
         let Some((wire, gate)) = body.take() else {
@@ -778,7 +992,7 @@ impl Client {
                  from a file",
             )));
         };
-        let uri = if conn.is_h2() {
+        let uri = if conn.is_h2() || conn.via_proxy {
             parts.uri.clone()
         } else {
             parts
@@ -813,6 +1027,17 @@ impl Client {
             })?;
             request.headers_mut().insert(AUTHORIZATION, value);
         }
+        if let Some(auth) = proxy_authorization {
+            let value = HeaderValue::from_str(auth).map_err(|e| {
+                LegError::Fatal(Error::with_source(ErrorKind::Auth, "bad token", e))
+            })?;
+            request.headers_mut().insert(PROXY_AUTHORIZATION, value);
+        }
+        if self.config.cookies && !request.headers().contains_key(COOKIE) {
+            if let Some(cookie) = self.cookie_header(&parts.uri) {
+                request.headers_mut().insert(COOKIE, cookie);
+            }
+        }
         if let Some(gate) = &gate {
             request
                 .headers_mut()
@@ -834,6 +1059,9 @@ impl Client {
         let withheld = gate.as_ref().is_some_and(|g| body.restore(g));
         match result {
             Ok(response) => {
+                if self.config.cookies {
+                    self.store_cookies(&parts.uri, response.headers());
+                }
                 observer.event(&Event::Response {
                     conn: conn.id,
                     line: format!("{:?} {}", response.version(), response.status()),
@@ -851,6 +1079,141 @@ impl Client {
                 e,
             ))),
         }
+    }
+}
+
+/// What to do after a response from (or through) a proxy.
+enum ProxyStep {
+    /// Send the request again with the new `Proxy-Authorization`.
+    Retry,
+    /// The proxy is satisfied (or has nothing to say).
+    Done,
+}
+
+/// One exchange with a proxy (`407`, `Proxy-Authenticate`, `Proxy-Authorization`).
+struct ProxyAuth {
+    proxy: ProxyAddr,
+    exchange: Option<ExpectFinalToken<NegotiateInitiator>>,
+    header: Option<String>,
+    rounds: u32,
+    tokens: u32,
+}
+
+impl ProxyAuth {
+    fn new(proxy: ProxyAddr) -> Self {
+        Self {
+            proxy,
+            exchange: None,
+            header: None,
+            rounds: 0,
+            tokens: 0,
+        }
+    }
+
+    fn header(&self) -> Option<&str> {
+        self.header.as_deref()
+    }
+
+    async fn on_response(
+        &mut self,
+        client: &Client,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+        observer: &dyn Observer,
+    ) -> Result<ProxyStep, Failure> {
+        let challenges = parse_challenges(
+            headers
+                .get_all(PROXY_AUTHENTICATE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Auth,
+                format!("the proxy sent a malformed Proxy-Authenticate header: {e}"),
+                e,
+            )
+        })?;
+        let proxy_error = |e: NegotiateError<kerbside_gssapi::GssError>| {
+            Failure::Fatal(Error::with_source(
+                ErrorKind::Auth,
+                format!("proxy {}:{}: {e}", self.proxy.host, self.proxy.port),
+                e,
+            ))
+        };
+        if let Some(state) = self.exchange.take() {
+            let code = status.as_u16();
+            let progress =
+                blocking(move || ExpectFinalToken::handle_response(state, code, &challenges))
+                    .await?;
+            return match progress {
+                Ok(Progress::Continue(credentials, next)) => {
+                    self.header = Some(credentials.to_header_value());
+                    self.exchange = Some(next);
+                    self.tokens += 1;
+                    Ok(ProxyStep::Retry)
+                }
+                Ok(Progress::Established(done)) => {
+                    observer.event(&Event::Authenticated {
+                        proxy: true,
+                        mutual: done.mutual(),
+                        legs: self.tokens,
+                        connection_bound: true,
+                    });
+                    // The proxy keeps the authentication with the connection.
+                    self.header = None;
+                    Ok(ProxyStep::Done)
+                }
+                Err(e) => Err(proxy_error(e)),
+            };
+        }
+        if status != StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            return Ok(ProxyStep::Done);
+        }
+        self.rounds += 1;
+        client.too_many(self.rounds)?;
+        let settings = &client.config.auth;
+        let chosen = settings
+            .schemes
+            .choose(&challenges, None, &self.proxy.host, Transport::Plain)
+            .map_err(|e| {
+                let kind = match e {
+                    kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
+                    _ => ErrorKind::Auth,
+                };
+                Error::with_source(kind, format!("proxy {}: {e}", self.proxy.host), e)
+            })?;
+        let target = settings.target.resolve(&self.proxy.host, None, None);
+        observer.event(&Event::Scheme {
+            proxy: true,
+            scheme: chosen.kind.name().to_owned(),
+            scheme_reason: chosen.reason.clone(),
+            target: target.name.clone(),
+            target_reason: format!("{} (of the proxy)", target.reason),
+            channel_binding: false,
+        });
+        let config = InitiatorConfig {
+            target: target.name,
+            mutual: settings.mutual,
+            delegation: Delegation::None,
+            credentials: settings.credentials.clone(),
+            channel_bindings: None,
+        };
+        let (mutual, max_legs) = (settings.mutual, settings.max_legs);
+        let result = blocking(move || {
+            let mech = NegotiateInitiator::new(&config).map_err(auth_error)?;
+            ExpectChallenge::new(mech, mutual)
+                .with_max_legs(max_legs)
+                .for_proxy()
+                .handle_challenge(&challenges)
+                .map_err(auth_error)
+        })
+        .await??;
+        let (credentials, next) = result;
+        self.header = Some(credentials.to_header_value());
+        self.exchange = Some(next);
+        self.tokens = 1;
+        Ok(ProxyStep::Retry)
     }
 }
 

@@ -61,6 +61,15 @@ impl Origin {
         }
     }
 
+    /// The host as it appears in an authority (IPv6 in brackets).
+    pub(crate) fn authority_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
     /// The `Host` header value.
     pub(crate) fn authority(&self) -> String {
         let host = if self.host.contains(':') {
@@ -89,6 +98,8 @@ pub(crate) struct Conn {
     pub channel_binding: Option<Vec<u8>>,
     /// A handshake completed on this connection.
     pub authenticated: bool,
+    /// Plain HTTP through a forward proxy: requests carry absolute URIs.
+    pub via_proxy: bool,
 }
 
 impl Conn {
@@ -136,37 +147,43 @@ impl Conn {
     }
 }
 
-/// Opens a connection. `h2` offers HTTP/2 by ALPN on TLS (the server decides).
-pub(crate) async fn connect(
-    origin: &Origin,
-    tls: &Arc<rustls::ClientConfig>,
-    id: u64,
-) -> Result<(Conn, String), Error> {
-    let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
-        .await
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Connect,
-                format!("cannot connect to {}:{}: {e}", origin.host, origin.port),
-                e,
-            )
-        })?;
+/// Opens a TCP connection to `host:port`.
+pub(crate) async fn tcp(host: &str, port: u16) -> Result<(TcpStream, String), Error> {
+    let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+        Error::with_source(
+            ErrorKind::Connect,
+            format!("cannot connect to {host}:{port}: {e}"),
+            e,
+        )
+    })?;
     let _ = tcp.set_nodelay(true);
     let peer = tcp
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".to_owned());
+    Ok((tcp, peer))
+}
+
+/// Speaks HTTP to `origin` over `io` (a TCP stream or a proxy tunnel): TLS first
+/// for `https://`, then HTTP/1.1 or HTTP/2 as ALPN decided.
+pub(crate) async fn establish<IO>(
+    io: IO,
+    origin: &Origin,
+    tls: &Arc<rustls::ClientConfig>,
+    id: u64,
+) -> Result<Conn, Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     if !origin.tls {
-        let sender = handshake_h1(tcp).await?;
-        return Ok((
-            Conn {
-                id,
-                sender: Sender::H1(sender),
-                channel_binding: None,
-                authenticated: false,
-            },
-            peer,
-        ));
+        let sender = handshake_h1(io).await?;
+        return Ok(Conn {
+            id,
+            sender: Sender::H1(sender),
+            channel_binding: None,
+            authenticated: false,
+            via_proxy: false,
+        });
     }
     let name = match origin.host.parse::<IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -178,7 +195,7 @@ pub(crate) async fn connect(
         })?,
     };
     let stream = TlsConnector::from(tls.clone())
-        .connect(name, tcp)
+        .connect(name, io)
         .await
         .map_err(|e| {
             Error::with_source(
@@ -201,15 +218,30 @@ pub(crate) async fn connect(
     } else {
         Sender::H1(handshake_h1(stream).await?)
     };
-    Ok((
-        Conn {
-            id,
-            sender,
-            channel_binding,
-            authenticated: false,
-        },
-        peer,
-    ))
+    Ok(Conn {
+        id,
+        sender,
+        channel_binding,
+        authenticated: false,
+        via_proxy: false,
+    })
+}
+
+/// An HTTP/1.1 connection to a proxy that can be upgraded into a `CONNECT` tunnel.
+pub(crate) async fn proxy_h1(tcp: TcpStream) -> Result<http1::SendRequest<WireBody>, Error> {
+    let (sender, connection) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| {
+        Error::with_source(
+            ErrorKind::Http,
+            format!("HTTP/1.1 setup with the proxy failed: {e}"),
+            e,
+        )
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!("proxy connection ended: {e}");
+        }
+    });
+    Ok(sender)
 }
 
 async fn handshake_h1<IO>(io: IO) -> Result<http1::SendRequest<WireBody>, Error>

@@ -11,7 +11,7 @@ use http::{Method, Request, Uri};
 use http_body_util::BodyExt;
 use kerbside_client::{
     AuthSettings, Client, ClientConfig, ClientCredentials, Delegation, ErrorKind, Event,
-    Preemptive, RequestBody, TlsSettings,
+    Preemptive, ProxySettings, RequestBody, TlsSettings,
 };
 use kerbside_proto::scheme::negotiate::client::MutualOutcome;
 use kerbside_proto::{MutualAuth, PlainHttpAuth, SchemeKind, SchemePolicy, TargetNameSettings};
@@ -193,6 +193,19 @@ pub struct FetchArgs {
     /// Use HTTP/1.1 only (by default HTTP/2 is offered on TLS).
     #[arg(long = "http1.1")]
     pub http1_1: bool,
+
+    /// Go through this HTTP proxy (`http://host:port` or `host:port`); `https://`
+    /// URLs go through a CONNECT tunnel. A `407` with `Proxy-Authenticate: Negotiate`
+    /// is answered with a ticket for HTTP@<proxy host>, which — the proxy being plain
+    /// HTTP — needs `--allow-http-auth=<proxy host>`. Default: `http_proxy`,
+    /// `https_proxy`, `all_proxy` from the environment.
+    #[arg(short = 'x', long, value_name = "URL", help_heading = "Proxy")]
+    pub proxy: Option<String>,
+
+    /// Hosts to reach without the proxy, comma-separated (`*` for all); default
+    /// `no_proxy` from the environment.
+    #[arg(long, value_name = "LIST", help_heading = "Proxy")]
+    pub noproxy: Option<String>,
 }
 
 /// `--delegation`.
@@ -408,6 +421,7 @@ fn verbose(event: &Event) {
             writeln!(err, "<")
         }
         Event::Scheme {
+            proxy,
             scheme,
             scheme_reason,
             target,
@@ -415,7 +429,8 @@ fn verbose(event: &Event) {
             channel_binding,
         } => writeln!(
             err,
-            "* Answering with {scheme} ({scheme_reason})\n* Kerberos target {target} ({target_reason}){}",
+            "* Answering {} with {scheme} ({scheme_reason})\n* Kerberos target {target} ({target_reason}){}",
+            if *proxy { "the proxy" } else { "the server" },
             if *channel_binding {
                 "; TLS channel binding passed"
             } else {
@@ -423,12 +438,14 @@ fn verbose(event: &Event) {
             }
         ),
         Event::Authenticated {
+            proxy,
             mutual,
             legs,
             connection_bound,
         } => writeln!(
             err,
-            "* Negotiate done after {legs} token(s); mutual authentication: {}{}",
+            "* Negotiate {}done after {legs} token(s); mutual authentication: {}{}",
+            if *proxy { "with the proxy " } else { "" },
             match mutual {
                 MutualOutcome::Verified => "server verified",
                 MutualOutcome::NotSent => "server sent no final token",
@@ -439,6 +456,11 @@ fn verbose(event: &Event) {
             } else {
                 ""
             }
+        ),
+        Event::Proxy { host, port, tunnel } => writeln!(
+            err,
+            "* Through proxy {host}:{port}{}",
+            if *tunnel { " (CONNECT tunnel)" } else { "" }
         ),
         Event::Retrying { reason } => writeln!(err, "* Starting over on a new connection: {reason}"),
         _ => Ok(()),
@@ -500,7 +522,18 @@ pub async fn run(args: FetchArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(EXIT_OTHER, format!("cannot build the request: {e}")),
     };
+    let mut proxy = match &args.proxy {
+        Some(p) => match kerbside_client::parse_proxy(p) {
+            Ok(uri) => ProxySettings::all(uri),
+            Err(e) => return fail(EXIT_OTHER, e),
+        },
+        None => ProxySettings::from_env(),
+    };
+    if let Some(list) = &args.noproxy {
+        proxy.no_proxy = kerbside_client::split_list(list);
+    }
     let config = ClientConfig {
+        proxy,
         tls: TlsSettings {
             ca_file: args.cacert.clone(),
             insecure: args.insecure,

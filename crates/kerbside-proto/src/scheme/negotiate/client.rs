@@ -84,6 +84,7 @@ pub struct ExpectChallenge<M> {
     mech: M,
     mutual: MutualAuth,
     max_legs: u32,
+    challenge_status: u16,
 }
 
 /// A token was sent; waiting for the response to it.
@@ -93,6 +94,7 @@ pub struct ExpectFinalToken<M> {
     mutual: MutualAuth,
     legs: u32,
     max_legs: u32,
+    challenge_status: u16,
     /// The mechanism already said it is done (no mutual authentication requested).
     mech_done: bool,
 }
@@ -155,7 +157,15 @@ impl<M: Mechanism> ExpectChallenge<M> {
             mech,
             mutual,
             max_legs: DEFAULT_MAX_LEGS,
+            challenge_status: 401,
         }
+    }
+
+    /// Authenticates to a proxy: challenges come with `407` in
+    /// `Proxy-Authenticate`, credentials go in `Proxy-Authorization`.
+    pub fn for_proxy(mut self) -> Self {
+        self.challenge_status = 407;
+        self
     }
 
     /// Sets how many tokens the exchange may send.
@@ -181,6 +191,7 @@ impl<M: Mechanism> ExpectChallenge<M> {
                 mutual: self.mutual,
                 legs: 1,
                 max_legs: self.max_legs,
+                challenge_status: self.challenge_status,
                 mech_done,
             },
         ))
@@ -212,14 +223,15 @@ impl<M: Mechanism> ExpectFinalToken<M> {
     }
 
     /// Handles the response to the last token: its status and its challenges
-    /// (`WWW-Authenticate` lines, which carry the final token on any status).
+    /// (`WWW-Authenticate` lines, or `Proxy-Authenticate` for a proxy, which carry
+    /// the final token on any status).
     pub fn handle_response(
         mut self,
         status: u16,
         challenges: &[Challenge],
     ) -> Result<Progress<M>, NegotiateError<M::Error>> {
         let token = token_of(find_negotiate(challenges))?;
-        if status == 401 {
+        if status == self.challenge_status {
             let Some(token) = token else {
                 return Err(NegotiateError::Rejected);
             };

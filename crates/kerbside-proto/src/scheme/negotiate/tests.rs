@@ -180,3 +180,31 @@ fn server_reads_authorization() {
         Err(MalformedAuthorization::Syntax(_))
     ));
 }
+
+#[test]
+fn a_proxy_exchange_continues_on_407_not_401() {
+    let mech = Scripted::new(vec![
+        Ok(Step::Continue(vec![1, 2, 3])),
+        Ok(Step::Continue(vec![9])),
+        Ok(Step::Done(None)),
+    ]);
+    let (_, next) = ExpectChallenge::new(mech, MutualAuth::Optional)
+        .for_proxy()
+        .handle_challenge(&challenges(&["Negotiate"]))
+        .unwrap();
+    let next = match next
+        .handle_response(407, &challenges(&["Negotiate BAU="]))
+        .unwrap()
+    {
+        Progress::Continue(_, next) => next,
+        other => panic!("{other:?}"),
+    };
+    // For a proxy exchange a 401 is the origin's business: the proxy let us through.
+    match next
+        .handle_response(401, &challenges(&["Negotiate BAU="]))
+        .unwrap()
+    {
+        Progress::Established(e) => assert_eq!(e.mutual(), MutualOutcome::Verified),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,98 @@
+//! `kerbside fetch` through Squid requiring Negotiate (Debian's
+//! negotiate_kerberos_auth helper): a CONNECT tunnel to an HTTPS origin that wants
+//! Negotiate too, and plain HTTP through the proxy.
+
+mod common;
+
+use common::{kerbside, text, EchoUpstream};
+use kerbside_testkit::{Apache, ApacheOptions, Squid, SquidOptions, TestCa, TestRealm};
+
+#[test]
+fn fetch_authenticates_to_squid_and_then_to_the_origin_inside_the_tunnel() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = Apache::start(&realm, &cert, ApacheOptions::default()).unwrap();
+    let squid = Squid::start(&realm, SquidOptions::default()).unwrap();
+
+    let out = kerbside(&realm)
+        .args([
+            "fetch",
+            "--negotiate",
+            "-v",
+            "-i",
+            "--allow-http-auth=localhost",
+        ])
+        .args(["--proxy", &squid.url(), "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success(),
+        "{err}\n--- squid:\n{}\n{}",
+        squid.access_log(),
+        squid.cache_log()
+    );
+    assert!(body.contains("x-remote-user: alice@EXAMPLE.TEST"), "{body}");
+    assert!(err.contains("CONNECT tunnel"), "{err}");
+    assert!(err.contains("Answering the proxy with Negotiate"), "{err}");
+    assert!(
+        err.contains("Kerberos target HTTP@localhost (the host of the URL (of the proxy))"),
+        "{err}"
+    );
+    assert!(err.contains("Negotiate with the proxy done"), "{err}");
+    assert!(err.contains("Answering the server with Negotiate"), "{err}");
+    assert!(
+        err.contains("407"),
+        "the proxy must have asked first: {err}"
+    );
+    assert!(!err.contains("YII"), "tokens must be redacted: {err}");
+    let log = squid.wait_access_log(|l| l.contains("CONNECT"));
+    assert!(log.contains("user=alice@EXAMPLE.TEST"), "{log}");
+
+    // The proxy speaks plain HTTP: without the opt-in for it, no token goes there.
+    let refused = kerbside(&realm)
+        .args(["fetch", "--negotiate", "--proxy", &squid.url(), "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(67), "{err}");
+    assert!(
+        err.contains("proxy localhost") && err.contains("--allow-http-auth"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_http_through_squid_from_the_environment() {
+    let realm = TestRealm::start().unwrap();
+    let squid = Squid::start(&realm, SquidOptions::default()).unwrap();
+    let origin = EchoUpstream::start();
+    let out = kerbside(&realm)
+        .env("http_proxy", squid.url())
+        .args(["fetch", "--negotiate", "-v", "--allow-http-auth=localhost"])
+        .arg(format!("{}/through", origin.url()))
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", squid.cache_log());
+    assert!(body.contains("path=/through"), "{body}");
+    assert!(err.contains("Through proxy localhost"), "{err}");
+    assert!(err.contains("Negotiate with the proxy done"), "{err}");
+
+    // NO_PROXY sends it directly.
+    let out = kerbside(&realm)
+        .env("http_proxy", squid.url())
+        .env("no_proxy", "127.0.0.1")
+        .args(["fetch", "-v"])
+        .arg(format!("{}/direct", origin.url()))
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(body.contains("path=/direct"), "{body}");
+    assert!(!err.contains("Through proxy"), "{err}");
+}
