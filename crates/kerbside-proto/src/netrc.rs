@@ -492,7 +492,11 @@ impl Parser<'_> {
     }
 
     /// The value token after `keyword`, which may be anything, keywords included.
-    fn value(&mut self, keyword_token: &Token, keyword: &'static str) -> Result<String, NetrcError> {
+    fn value(
+        &mut self,
+        keyword_token: &Token,
+        keyword: &'static str,
+    ) -> Result<String, NetrcError> {
         match self.lexer.next()? {
             Some(token) => token.into_string(),
             None => Err(keyword_token.error(NetrcErrorKind::MissingValue(keyword))),
@@ -545,8 +549,8 @@ mod tests {
         }
     }
 
-    fn kind(text: &str) -> (NetrcErrorKind, usize, usize) {
-        let error = Netrc::parse(text.as_bytes()).unwrap_err();
+    fn kind(text: impl AsRef<[u8]>) -> (NetrcErrorKind, usize, usize) {
+        let error = Netrc::parse(text.as_ref()).unwrap_err();
         (error.kind().clone(), error.line(), error.column())
     }
 
@@ -624,7 +628,10 @@ mod tests {
 
         // Optional tokens: a machine with nothing but its name, and a bare default.
         let netrc = Netrc::parse(b"machine host.domain.com\ndefault").unwrap();
-        assert_eq!(netrc.entries(), [entry(Some("host.domain.com"), None, None)]);
+        assert_eq!(
+            netrc.entries(),
+            [entry(Some("host.domain.com"), None, None)]
+        );
         assert_eq!(netrc.default_entry(), Some(&NetrcEntry::default()));
     }
 
@@ -727,12 +734,18 @@ mod tests {
             Netrc::parse(b"machine a\n  login").unwrap_err().to_string(),
             "line 2, column 3: `login` needs a value"
         );
-        assert_eq!(kind("machine"), (NetrcErrorKind::MissingValue("machine"), 1, 1));
+        assert_eq!(
+            kind("machine"),
+            (NetrcErrorKind::MissingValue("machine"), 1, 1)
+        );
         assert_eq!(
             kind("machine a macdef"),
             (NetrcErrorKind::MissingValue("macdef"), 1, 11)
         );
-        assert_eq!(kind("login a"), (NetrcErrorKind::OutsideEntry("login"), 1, 1));
+        assert_eq!(
+            kind("login a"),
+            (NetrcErrorKind::OutsideEntry("login"), 1, 1)
+        );
         assert_eq!(
             kind("macdef m\nx\n\npassword p"),
             (NetrcErrorKind::OutsideEntry("password"), 4, 1)
@@ -769,7 +782,7 @@ mod tests {
             (NetrcErrorKind::TextAfterQuote, 1, 23)
         );
         assert_eq!(
-            kind("machine a password \xff\xfe"),
+            kind(b"machine a password \xff\xfe"),
             (NetrcErrorKind::NotUtf8, 1, 20)
         );
     }
@@ -791,7 +804,10 @@ mod tests {
         let netrc = Netrc::parse(b"machine h login alice password hunter2").unwrap();
         let debug = format!("{netrc:?} {:#?}", netrc.lookup("h"));
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert!(debug.contains("alice") && debug.contains("<redacted>"), "{debug}");
+        assert!(
+            debug.contains("alice") && debug.contains("<redacted>"),
+            "{debug}"
+        );
     }
 
     #[test]
@@ -821,7 +837,12 @@ mod tests {
         let mut seen = 0;
         for file in std::fs::read_dir(dir).unwrap() {
             let path = file.unwrap().path();
-            if path.file_name().unwrap().to_string_lossy().starts_with("seed-") {
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-")
+            {
                 fuzz_check(&std::fs::read(&path).unwrap());
                 seen += 1;
             }

@@ -33,7 +33,18 @@ const MODULES: &[(&str, &str)] = &[
     ("setenvif_module", "mod_setenvif.so"),
     ("session_module", "mod_session.so"),
     ("session_cookie_module", "mod_session_cookie.so"),
+    ("cgid_module", "mod_cgid.so"),
 ];
+
+/// `/private/upload`: a CGI that answers with the SHA-256 (hex) and the length of
+/// the request body it received, as `<sha256> <bytes>\n`.
+const UPLOAD_CGI: &str = "#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+tmp=$(mktemp)
+cat > \"$tmp\"
+printf '%s %s\\n' \"$(sha256sum < \"$tmp\" | cut -d' ' -f1)\" \"$(wc -c < \"$tmp\")\"
+rm -f \"$tmp\"
+";
 
 /// How long Apache may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,6 +179,9 @@ impl Apache {
             fs::write(&file, body)?;
             chmod(&file, 0o644)?;
         }
+        let upload = docroot.join("private").join("upload");
+        fs::write(&upload, UPLOAD_CGI)?;
+        chmod(&upload, 0o755)?;
 
         let keytab = root.join("http.keytab");
         fs::copy(realm.keytab(), &keytab).map_err(|e| {
@@ -380,6 +394,8 @@ pub struct AccessLogEntry {
     pub user: Option<String>,
     /// The scheme of the request's `Authorization` header, e.g. `Negotiate`.
     pub auth_scheme: Option<String>,
+    /// Bytes received for the request, headers and body (`%I`).
+    pub bytes_in: u64,
 }
 
 impl AccessLogEntry {
@@ -398,6 +414,11 @@ impl AccessLogEntry {
         let status = fields.next()?.parse().ok()?;
         let user = fields.next()?.strip_prefix("user=")?;
         let auth = fields.next()?.strip_prefix("auth=")?;
+        let bytes_in = fields
+            .next()
+            .and_then(|f| f.strip_prefix("in="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         let dash_none = |v: &str| (v != "-").then(|| v.to_owned());
         Some(AccessLogEntry {
             client: client.to_owned(),
@@ -407,6 +428,7 @@ impl AccessLogEntry {
             status,
             user: dash_none(user),
             auth_scheme: dash_none(auth),
+            bytes_in,
         })
     }
 }
@@ -510,7 +532,7 @@ KeepAliveTimeout 30
 TypesConfig \"{root}/mime.types\"
 DirectoryIndex index.html
 SetEnvIf Authorization \"^([!-~]+)\" KERBSIDE_AUTH_SCHEME=$1
-LogFormat \"%h port=%{{remote}}p k=%k \\\"%r\\\" %>s user=%u auth=%{{KERBSIDE_AUTH_SCHEME}}e\" kerbside
+LogFormat \"%h port=%{{remote}}p k=%k \\\"%r\\\" %>s user=%u auth=%{{KERBSIDE_AUTH_SCHEME}}e in=%I\" kerbside
 CustomLog \"{root}/access.log\" kerbside
 DocumentRoot \"{root}/htdocs\"
 <Directory />
@@ -521,6 +543,13 @@ DocumentRoot \"{root}/htdocs\"
     Options None
     AllowOverride None
     Require all granted
+</Directory>
+ScriptSock \"{root}/run/cgid.sock\"
+<Directory \"{root}/htdocs/private\">
+    <Files \"upload\">
+        Options +ExecCGI
+        SetHandler cgi-script
+    </Files>
 </Directory>
 
 SSLSessionCache \"shmcb:{root}/run/ssl_scache(512000)\"
@@ -605,6 +634,7 @@ mod tests {
                 status: 200,
                 user: Some("alice@EXAMPLE.TEST".into()),
                 auth_scheme: Some("Negotiate".into()),
+                bytes_in: 0,
             })
         );
         let line = r#"127.0.0.1 port=5 k=0 "GET /a\"b HTTP/1.1" 401 user=- auth=-"#;
