@@ -392,3 +392,23 @@ async fn a_large_body_is_sent_once_through_the_handshake() {
     );
     assert_eq!(counts.with_token.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_ticket_that_appears_later_is_used_without_a_new_client() {
+    let realm = TestRealm::start().unwrap();
+    let _env = realm.enter();
+    let acc = acceptor(&realm);
+    let (port, _) = serve(move |_, _, token| match token {
+        None => challenge(),
+        Some(t) => accept(&acc, &t, false),
+    })
+    .await;
+    let ccache = realm.dir().join("later.ccache");
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", ccache.display()));
+    let client = client_with(Preemptive::Learned);
+    let err = get(&client, port).await.unwrap_err();
+    assert!(err.to_string().contains("run kinit"), "{err}");
+    realm.kinit("bob", "bob-password", &ccache).unwrap();
+    let (status, _, body) = get(&client, port).await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "hello bob@EXAMPLE.TEST"));
+}
