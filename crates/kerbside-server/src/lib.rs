@@ -30,5 +30,5 @@ mod proxy;
 mod tls;
 
 pub use auth::{Authenticated, NegotiateLayer, NegotiateService};
-pub use proxy::{ReverseProxy, DEFAULT_IDENTITY_HEADER};
+pub use proxy::{BoxError, GateBody, ReverseProxy, DEFAULT_IDENTITY_HEADER};
 pub use tls::load_server_config;

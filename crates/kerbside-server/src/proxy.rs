@@ -24,8 +24,11 @@ use crate::gate::ConnectionInfo;
 /// The header that carries the authenticated principal to the upstream by default.
 pub const DEFAULT_IDENTITY_HEADER: &str = "x-remote-user";
 
-/// Response bodies of the gate.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+/// Errors of bodies streamed through the gate.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Response bodies of the gate (proxied, from CGI, or made by the gate).
+pub type GateBody = BoxBody<Bytes, BoxError>;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -144,14 +147,14 @@ impl ReverseProxy {
     }
 }
 
-fn bad_gateway(status: StatusCode) -> Response<ProxyBody> {
-    let mut response = Response::new(ProxyBody::default());
+fn bad_gateway(status: StatusCode) -> Response<GateBody> {
+    let mut response = Response::new(GateBody::default());
     *response.status_mut() = status;
     response
 }
 
 impl Service<Request<Incoming>> for ReverseProxy {
-    type Response = Response<ProxyBody>;
+    type Response = Response<GateBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -172,7 +175,10 @@ impl Service<Request<Incoming>> for ReverseProxy {
                     for name in HOP_BY_HOP {
                         parts.headers.remove(*name);
                     }
-                    Ok(Response::from_parts(parts, body.boxed()))
+                    Ok(Response::from_parts(
+                        parts,
+                        body.map_err(|e| Box::new(e) as BoxError).boxed(),
+                    ))
                 }
                 Err(e) => {
                     tracing::error!(upstream = %this.authority, "upstream request failed: {e}");
