@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments, and how they resolve into the
 //! library's configuration.
 
+pub mod client_args;
 pub mod fetch;
 pub mod gate;
