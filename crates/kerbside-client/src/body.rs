@@ -126,6 +126,15 @@ impl Replayable {
                     len,
                 }
             }
+            // A stream that is already over is no body at all.
+            Inner::Stream { body, .. } if http_body::Body::is_end_stream(&body) => {
+                Self::Memory(Bytes::new())
+            }
+            // A small stream of known length is read into memory so it can be
+            // replayed like any small body.
+            Inner::Stream { body, len: Some(n) } if n <= limit as u64 => {
+                Self::Memory(body.collect().await?.to_bytes())
+            }
             Inner::Stream { body, len } => Self::Once {
                 body: Some(body),
                 len,

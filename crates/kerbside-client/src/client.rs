@@ -348,6 +348,18 @@ impl Client {
         })
     }
 
+    /// A client with the same configuration and TLS setup but its own connections,
+    /// learned origins and cookies: for a proxy that must never share an
+    /// authenticated upstream connection between two of its own clients.
+    pub fn fork(&self) -> Client {
+        Client {
+            config: self.config.clone(),
+            tls_any: self.tls_any.clone(),
+            tls_h1: self.tls_h1.clone(),
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
     fn origin_state(&self, origin: &Origin) -> OriginState {
         self.shared
             .origins

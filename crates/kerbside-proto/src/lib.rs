@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod channel_binding;
+pub mod cookie;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;

@@ -25,9 +25,11 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod cgi;
 pub mod gate;
 mod proxy;
 mod tls;
+pub mod usermap;
 
 pub use auth::{Authenticated, NegotiateLayer, NegotiateService};
 pub use proxy::{BoxError, GateBody, ReverseProxy, DEFAULT_IDENTITY_HEADER};

@@ -107,6 +107,8 @@ impl ReverseProxy {
         for name in HOP_BY_HOP {
             headers.remove(*name);
         }
+        // The gate's server already answered any `Expect: 100-continue`.
+        headers.remove(http::header::EXPECT);
         // Never trust an identity header from the client.
         headers.remove(&self.identity_header);
         let principal = request

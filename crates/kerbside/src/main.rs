@@ -4,6 +4,8 @@
 //!   user's Kerberos ticket.
 //! * `kerbside gate`: an authenticating reverse proxy that accepts Negotiate with a
 //!   keytab and passes the user on in a header.
+//! * `kerbside tunnel`: a local plain-HTTP port that forwards to a kerberized server
+//!   with the user's ticket, for tools that cannot speak Negotiate.
 
 use std::process::ExitCode;
 
@@ -25,6 +27,9 @@ enum Command {
     Fetch(cli::fetch::FetchArgs),
     /// Run an authenticating reverse proxy: Negotiate with a keytab in front of an upstream.
     Gate(cli::gate::GateArgs),
+    /// Forward a local plain-HTTP port to a kerberized server, authenticating with your
+    /// ticket (for hg, pip, git... that cannot speak Negotiate).
+    Tunnel(cli::tunnel::TunnelArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +47,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Fetch(args) => runtime.block_on(cli::fetch::run(args)),
         Command::Gate(args) => runtime.block_on(cli::gate::run(args)),
+        Command::Tunnel(args) => runtime.block_on(cli::tunnel::run(args)),
     }
 }

@@ -4,3 +4,4 @@
 pub mod client_args;
 pub mod fetch;
 pub mod gate;
+pub mod tunnel;

@@ -183,7 +183,16 @@ impl GateProcess {
                 .arg("--tls-key")
                 .arg(cert.key_pem_path());
         }
-        let mut child = cmd.spawn().expect("start kerbside gate");
+        Self::from_command(cmd)
+    }
+
+    /// Runs a `kerbside` server command (gate or tunnel) with stderr piped, and waits
+    /// for its "listening on URL" line.
+    pub fn from_command(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start kerbside");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -206,7 +215,7 @@ impl GateProcess {
             Ok(url) => url.replace("127.0.0.1", "localhost"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("the gate did not start: {}", log.lock().unwrap());
+                panic!("kerbside did not start: {}", log.lock().unwrap());
             }
         };
         Self { child, url, log }
@@ -271,4 +280,85 @@ pub fn raw_status(port: u16, request: &[u8]) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}
+
+/// `hg` with a clean configuration: no user or system hgrc, a fixed user name.
+pub fn hg(dir: &Path) -> Command {
+    let mut cmd = Command::new("hg");
+    clean_env(&mut cmd);
+    cmd.current_dir(dir)
+        .env("HGRCPATH", "")
+        .env("HGPLAIN", "1")
+        .env("HGUSER", "test <test@example.test>");
+    cmd
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run command");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// A Mercurial repository with one commit, served by `hg serve` (pushes allowed
+/// over plain HTTP), stopped on drop.
+pub struct HgServe {
+    child: Child,
+    pub repo: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl HgServe {
+    pub fn start(dir: &Path) -> Self {
+        let repo = dir.join("served-repo");
+        run_ok(hg(dir).arg("init").arg(&repo));
+        std::fs::write(repo.join("README"), "hello from the server\n").unwrap();
+        run_ok(hg(&repo).args(["commit", "-A", "-m", "first"]));
+        for _ in 0..5 {
+            let port = kerbside_testkit::free_port().unwrap();
+            let mut child = hg(&repo)
+                .args(["serve", "-a", "127.0.0.1", "-p", &port.to_string(), "-E"])
+                .arg(dir.join("hg-serve-errors.log"))
+                .args([
+                    "--config",
+                    "web.allow-push=*",
+                    "--config",
+                    "web.push_ssl=false",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self { child, repo, port };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("hg serve did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What `hg serve` wrote to its error log (tracebacks of failed requests).
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(self.repo.with_file_name("hg-serve-errors.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for HgServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
