@@ -406,6 +406,7 @@ async fn http_1_1_required_falls_back_once_and_is_remembered() {
         outcome.connection, conns[1].0,
         "the final response's connection"
     );
+    assert_eq!(schemes(&first), [("HTTP@localhost".to_owned(), true)]);
     assert_eq!(*state.resets.lock().unwrap(), 1);
 
     // The origin was remembered: the next request, on a new connection (the
@@ -477,6 +478,14 @@ async fn http_1_1_required_for_the_token_only_as_iis_does() {
             .count(),
         1,
         "{log:#?}"
+    );
+    // A token for each connection, both bound to the TLS channel.
+    assert_eq!(
+        schemes(&log),
+        [
+            ("HTTP@localhost".to_owned(), true),
+            ("HTTP@localhost".to_owned(), true)
+        ]
     );
     // The 401 over HTTP/2 taught the client that the origin wants Negotiate: the
     // HTTP/1.1 request carries a (new) token at once.

@@ -10,6 +10,9 @@ use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
 
+/// `GSS_C_CHANNEL_BOUND_FLAG` from MIT's `gssapi_ext.h`.
+const GSS_C_CHANNEL_BOUND_FLAG: u32 = 2048;
+
 /// Where an acceptor finds its keys.
 #[derive(Debug, Clone, Default)]
 pub struct AcceptorConfig {
@@ -48,6 +51,11 @@ pub enum AcceptStep {
         token: Option<Vec<u8>>,
         /// The client forwarded its ticket-granting ticket (delegation).
         delegated: bool,
+        /// The token was bound to the TLS channel the acceptor was given
+        /// (`GSS_C_CHANNEL_BOUND_FLAG`, MIT krb5 1.19 and later).
+        channel_bound: bool,
+        /// How long the client's ticket (and so the context) stays valid.
+        lifetime: Option<std::time::Duration>,
     },
 }
 
@@ -131,10 +139,13 @@ impl AcceptContext {
             .source_name()
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?
             .to_string();
+        let flags = self.ctx.flags().map(|f| f.bits()).unwrap_or(0);
         Ok(AcceptStep::Done {
             principal,
             token: out,
             delegated: self.ctx.delegated_cred().is_some(),
+            channel_bound: flags & GSS_C_CHANNEL_BOUND_FLAG != 0,
+            lifetime: self.ctx.lifetime().ok(),
         })
     }
 }

@@ -1,15 +1,25 @@
-//! The authentication layer: `Authorization: Negotiate` checked against a keytab.
+//! The authentication layer: `Authorization: Negotiate` checked against a keytab, in
+//! one of four modes (none, per request, per connection, session cookie), with access
+//! rules deciding who may do what.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
-use kerbside_gssapi::{AcceptStep, NegotiateAcceptor};
+use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode, Version};
+use kerbside_gssapi::{AcceptContext, AcceptStep, GssError, NegotiateAcceptor};
 use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
+use tokio::sync::Semaphore;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::access::{AccessRules, Decision};
+use crate::metrics::{reason_label, GateMetrics};
+use crate::proxy::BoxError;
+use crate::session::SessionCodec;
 
 /// The authenticated client, inserted into the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,22 +28,165 @@ pub struct Authenticated {
     pub principal: String,
 }
 
-/// A [`Layer`] that requires a valid Negotiate token on every request.
+/// How clients stay authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// No authentication: requests pass anonymously (anonymous mounts, benchmarks).
+    None,
+    /// Every request carries a fresh Negotiate token (the default).
+    #[default]
+    PerRequest,
+    /// After one handshake the identity stays with the TCP connection
+    /// (`Persistent-Auth: true`, as IIS and mod_auth_gssapi's `GssapiConnectionBound`).
+    /// HTTP/2 clients are told `HTTP_1_1_REQUIRED`.
+    Connection,
+    /// After one handshake a session cookie (AEAD-sealed) stands for the identity.
+    Cookie,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "per-request" => Ok(Self::PerRequest),
+            "connection" => Ok(Self::Connection),
+            "cookie" => Ok(Self::Cookie),
+            other => Err(format!(
+                "unknown auth mode {other:?}: use none, per-request, connection or cookie"
+            )),
+        }
+    }
+}
+
+/// Whether tokens must be bound to the TLS channel (RFC 5929 `tls-server-end-point`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelBindingPolicy {
+    /// Bindings are not checked.
+    Off,
+    /// Bindings the client sends must match; tokens without them are accepted.
+    #[default]
+    Optional,
+    /// Tokens must carry matching bindings.
+    Required,
+}
+
+impl std::str::FromStr for ChannelBindingPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "optional" => Ok(Self::Optional),
+            "required" => Ok(Self::Required),
+            other => Err(format!(
+                "unknown channel-binding policy {other:?}: use off, optional or required"
+            )),
+        }
+    }
+}
+
+/// Authentication state of one client connection, for [`AuthMode::Connection`]. The
+/// server inserts one (in an `Arc`) into every request of a connection.
+#[derive(Debug, Default)]
+pub struct ConnectionAuth {
+    state: Mutex<ConnState>,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    principal: Option<String>,
+    /// A multi-leg exchange waiting for its next token.
+    pending: Option<AcceptContext>,
+}
+
+impl ConnectionAuth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// TLS facts of the connection a request came on, for channel bindings.
+#[derive(Debug, Clone)]
+pub struct TlsChannel {
+    /// The `tls-server-end-point` binding of the server's certificate.
+    pub binding: Option<Arc<Vec<u8>>>,
+}
+
+/// What the layer is configured with.
+#[derive(Debug, Clone)]
+pub struct NegotiateConfig {
+    /// How clients stay authenticated.
+    pub mode: AuthMode,
+    /// The keytab's credentials (unused in [`AuthMode::None`]).
+    pub acceptor: Option<NegotiateAcceptor>,
+    /// Session cookies (required by [`AuthMode::Cookie`]).
+    pub sessions: Option<Arc<SessionCodec>>,
+    /// Mark session cookies `Secure` (turn off only for plain-HTTP tests).
+    pub secure_cookies: bool,
+    /// Who may do what.
+    pub access: Arc<AccessRules>,
+    /// Channel bindings.
+    pub channel_binding: ChannelBindingPolicy,
+    /// At most this many tokens are accepted at once; more wait.
+    pub max_handshakes: usize,
+    /// Counters for `/metrics`.
+    pub metrics: Option<GateMetrics>,
+}
+
+impl NegotiateConfig {
+    /// Per-request Negotiate with this acceptor; any authenticated principal allowed.
+    pub fn per_request(acceptor: NegotiateAcceptor) -> Self {
+        Self {
+            mode: AuthMode::PerRequest,
+            acceptor: Some(acceptor),
+            sessions: None,
+            secure_cookies: true,
+            access: Arc::new(AccessRules::allow_all_authenticated()),
+            channel_binding: ChannelBindingPolicy::Optional,
+            max_handshakes: 64,
+            metrics: None,
+        }
+    }
+}
+
+/// A [`Layer`] that authenticates requests with Negotiate.
 ///
-/// Requests without one get `401` with `WWW-Authenticate: Negotiate`; malformed
-/// `Authorization` headers get `400`. Accepted requests reach the inner service with
-/// an [`Authenticated`] extension and without their `Authorization` header; the
-/// acceptor's final token is added to the response as `WWW-Authenticate: Negotiate
-/// <token>` (mutual authentication).
+/// Requests without credentials get `401` with `WWW-Authenticate: Negotiate` (unless
+/// the access rules let them in anonymously); malformed `Authorization` headers get
+/// `400`. Accepted requests reach the inner service with an [`Authenticated`]
+/// extension and without their `Authorization` header; the acceptor's final token
+/// is added to the response as `WWW-Authenticate: Negotiate <token>`. If the inner
+/// service answers `401` to an authenticated request (hgweb does for a user missing
+/// from `allow-push`), the client gets `403` instead of a challenge it would answer
+/// forever.
 #[derive(Debug, Clone)]
 pub struct NegotiateLayer {
-    acceptor: NegotiateAcceptor,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: NegotiateConfig,
+    handshakes: Semaphore,
 }
 
 impl NegotiateLayer {
-    /// A layer checking tokens with this acceptor.
+    /// A per-request layer checking tokens with this acceptor.
     pub fn new(acceptor: NegotiateAcceptor) -> Self {
-        Self { acceptor }
+        Self::with_config(NegotiateConfig::per_request(acceptor))
+    }
+
+    /// A layer with every setting given.
+    pub fn with_config(config: NegotiateConfig) -> Self {
+        let permits = config.max_handshakes.max(1);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                handshakes: Semaphore::new(permits),
+            }),
+        }
     }
 }
 
@@ -42,7 +195,7 @@ impl<S> Layer<S> for NegotiateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         NegotiateService {
             inner,
-            acceptor: self.acceptor.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -51,7 +204,7 @@ impl<S> Layer<S> for NegotiateLayer {
 #[derive(Debug, Clone)]
 pub struct NegotiateService<S> {
     inner: S,
-    acceptor: NegotiateAcceptor,
+    shared: Arc<Shared>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -67,79 +220,400 @@ fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Response<B> {
     response
 }
 
+/// The error that makes hyper reset an HTTP/2 stream with `HTTP_1_1_REQUIRED`.
+fn http11_required() -> BoxError {
+    Box::new(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED))
+}
+
+/// How a request is authenticated, once decided.
+enum Identity {
+    Anonymous,
+    Known {
+        principal: String,
+        final_token: Option<Vec<u8>>,
+        set_cookie: Option<String>,
+    },
+}
+
+/// Why a token was refused, for the log and the metrics.
+struct Refusal {
+    status: StatusCode,
+    token: Option<Vec<u8>>,
+}
+
+impl Shared {
+    fn metrics(&self) -> Option<&GateMetrics> {
+        self.config.metrics.as_ref()
+    }
+
+    /// Accepts one token, on a blocking thread, within the handshake limit.
+    async fn accept(
+        self: &Arc<Self>,
+        token: Vec<u8>,
+        conn: Option<Arc<ConnectionAuth>>,
+        binding: Option<Arc<Vec<u8>>>,
+    ) -> Result<Result<AcceptStep, GssError>, Refusal> {
+        let Some(acceptor) = self.config.acceptor.clone() else {
+            return Err(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                token: None,
+            });
+        };
+        let Ok(_permit) = self.handshakes.acquire().await else {
+            return Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                token: None,
+            });
+        };
+        let started = Instant::now();
+        let binding = match self.config.channel_binding {
+            ChannelBindingPolicy::Off => None,
+            _ => binding,
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            // A pending multi-leg exchange of this connection continues; otherwise
+            // a fresh context.
+            let mut ctx = conn
+                .as_ref()
+                .and_then(|c| c.lock().pending.take())
+                .unwrap_or_else(|| acceptor.context());
+            let step = ctx.step(&token, binding.as_deref().map(Vec::as_slice));
+            if let (Ok(AcceptStep::Continue(_)), Some(conn)) = (&step, &conn) {
+                conn.lock().pending = Some(ctx);
+            }
+            step
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!("authentication task failed: {e}");
+            Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                token: None,
+            }
+        })?;
+        if let Some(m) = self.metrics() {
+            m.handshake(
+                matches!(result, Ok(AcceptStep::Done { .. })),
+                started.elapsed(),
+            );
+        }
+        Ok(result)
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for NegotiateService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Self::Response, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // The service that was polled ready handles this request; a clone takes its
         // place for the next one (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let acceptor = self.acceptor.clone();
-        let presented = read_authorization(
-            request
-                .headers()
-                .get_all(AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
+        let shared = self.shared.clone();
+        // Only the head is looked at while authenticating; the body waits (and is
+        // never read for a request that is refused).
+        let (mut head, body) = request.into_parts();
         Box::pin(async move {
-            let token = match presented {
-                Ok(Presented::Token(token)) => token,
-                Ok(Presented::Nothing) => return Ok(refuse(StatusCode::UNAUTHORIZED, None)),
-                Ok(Presented::OtherScheme(scheme)) => {
-                    tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
-                    return Ok(refuse(StatusCode::UNAUTHORIZED, None));
-                }
+            let config = &shared.config;
+            let method = head.method.clone();
+            let path = head.uri.path().to_owned();
+            let query = head.uri.query().map(str::to_owned);
+            let h2 = head.version == Version::HTTP_2;
+            let conn = head.extensions.get::<Arc<ConnectionAuth>>().cloned();
+            let binding = head
+                .extensions
+                .get::<TlsChannel>()
+                .and_then(|t| t.binding.clone());
+            let presented = read_authorization(
+                head.headers
+                    .get_all(AUTHORIZATION)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+            );
+            let presented = match presented {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(error = %e, "bad Authorization header");
+                    tracing::warn!(%path, error = %e, "bad Authorization header");
                     return Ok(refuse(StatusCode::BAD_REQUEST, None));
                 }
             };
-            let accepted = tokio::task::spawn_blocking(move || acceptor.accept(&token)).await;
-            let (principal, final_token) = match accepted {
-                Ok(Ok(AcceptStep::Done {
-                    principal, token, ..
-                })) => (principal, token),
-                Ok(Ok(AcceptStep::Continue(token))) => {
-                    // Multi-leg exchanges need the context kept with the connection,
-                    // which only connection-bound mode does; ask the client to restart.
-                    tracing::warn!("token needs another leg; per-request mode cannot continue it");
-                    let _ = token;
-                    return Ok(refuse(StatusCode::UNAUTHORIZED, None));
+            let identity = match identify(&shared, &head, presented, conn, binding, h2).await {
+                Ok(identity) => identity,
+                Err(Outcome::Refuse(refusal)) => {
+                    return Ok(refuse(refusal.status, refusal.token.as_deref()))
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(problem = ?e.problem(), "Negotiate token refused: {e}");
-                    return Ok(refuse(StatusCode::UNAUTHORIZED, None));
-                }
-                Err(e) => {
-                    tracing::error!("authentication task failed: {e}");
-                    return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, None));
-                }
+                Err(Outcome::Http11Required) => return Err(http11_required()),
             };
-            tracing::info!(%principal, "authenticated");
-            request.headers_mut().remove(AUTHORIZATION);
-            request.extensions_mut().insert(Authenticated { principal });
-            let mut response = inner.call(request).await?;
+            let principal = match &identity {
+                Identity::Known { principal, .. } => Some(principal.as_str()),
+                Identity::Anonymous => None,
+            };
+            match config
+                .access
+                .decide(&method, &path, query.as_deref(), principal)
+            {
+                Decision::Allow => {}
+                Decision::Authenticate => {
+                    if h2 && config.mode == AuthMode::Connection {
+                        return Err(http11_required());
+                    }
+                    return Ok(refuse(StatusCode::UNAUTHORIZED, None));
+                }
+                Decision::Deny { reason } => {
+                    tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
+                    return Ok(refuse(StatusCode::FORBIDDEN, None));
+                }
+            }
+            head.headers.remove(AUTHORIZATION);
+            if let Some(codec) = &config.sessions {
+                strip_cookie(&mut head.headers, codec.cookie_name());
+            }
+            let (principal, final_token, set_cookie) = match identity {
+                Identity::Known {
+                    principal,
+                    final_token,
+                    set_cookie,
+                } => {
+                    head.extensions.insert(Authenticated {
+                        principal: principal.clone(),
+                    });
+                    (Some(principal), final_token, set_cookie)
+                }
+                Identity::Anonymous => (None, None, None),
+            };
+            let request = Request::from_parts(head, body);
+            let mut response = inner.call(request).await.map_err(Into::into)?;
+            if principal.is_some() && response.status() == StatusCode::UNAUTHORIZED {
+                // The backend refused a user we authenticated (hgweb does for a user
+                // missing from allow-push). Relaying its 401 with our challenge would
+                // make clients retry forever: it is a 403.
+                tracing::warn!(
+                    principal = principal.as_deref().unwrap_or("-"),
+                    %method,
+                    %path,
+                    "the upstream refused an authenticated user; answering 403"
+                );
+                response = refuse::<ResBody>(StatusCode::FORBIDDEN, None);
+            }
+            let headers = response.headers_mut();
             if let Some(token) = final_token {
                 if let Ok(value) = HeaderValue::from_str(&challenge(Some(&token))) {
-                    response.headers_mut().append(WWW_AUTHENTICATE, value);
+                    headers.append(WWW_AUTHENTICATE, value);
                 }
+            }
+            if config.mode == AuthMode::Connection && principal.is_some() && !h2 {
+                headers.insert("persistent-auth", HeaderValue::from_static("true"));
+            }
+            if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                headers.append(SET_COOKIE, cookie);
+            }
+            if let Some(m) = shared.metrics() {
+                m.response(response.status());
             }
             Ok(response)
         })
+    }
+}
+
+enum Outcome {
+    Refuse(Refusal),
+    Http11Required,
+}
+
+/// Works out who the client is: from the connection, a session cookie, or a token.
+async fn identify(
+    shared: &Arc<Shared>,
+    request: &http::request::Parts,
+    presented: Presented,
+    conn: Option<Arc<ConnectionAuth>>,
+    binding: Option<Arc<Vec<u8>>>,
+    h2: bool,
+) -> Result<Identity, Outcome> {
+    let config = &shared.config;
+    if config.mode == AuthMode::None {
+        return Ok(Identity::Anonymous);
+    }
+    let token = match presented {
+        Presented::Token(token) => Some(token),
+        Presented::Nothing => None,
+        Presented::OtherScheme(scheme) => {
+            tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
+            None
+        }
+    };
+    let connection_mode = config.mode == AuthMode::Connection;
+    if connection_mode && h2 {
+        // Connection-bound authentication needs HTTP/1.1 connections; tell HTTP/2
+        // clients so before anything else (RFC 7540 §13.2 HTTP_1_1_REQUIRED) —
+        // unless the request needs no authentication.
+        let path = request.uri.path();
+        if token.is_some()
+            || config
+                .access
+                .needs_authentication(&request.method, path, request.uri.query())
+        {
+            return Err(Outcome::Http11Required);
+        }
+    }
+    if token.is_none() {
+        if connection_mode {
+            if let Some(principal) = conn.as_ref().and_then(|c| c.lock().principal.clone()) {
+                if let Some(m) = shared.metrics() {
+                    m.connection_reuse();
+                }
+                return Ok(Identity::Known {
+                    principal,
+                    final_token: None,
+                    set_cookie: None,
+                });
+            }
+        }
+        if let Some(codec) = &config.sessions {
+            match codec.from_request(&request.headers, SystemTime::now()) {
+                Ok(Some(session)) => {
+                    if let Some(m) = shared.metrics() {
+                        m.session_hit();
+                    }
+                    return Ok(Identity::Known {
+                        principal: session.principal,
+                        final_token: None,
+                        set_cookie: None,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!("session cookie refused: {e}");
+                    if let Some(m) = shared.metrics() {
+                        m.failure("bad_session_cookie");
+                    }
+                }
+            }
+        }
+        return Ok(Identity::Anonymous);
+    }
+    let token = token.unwrap_or_default();
+    let accepted = shared
+        .accept(
+            token,
+            conn.clone().filter(|_| connection_mode),
+            binding.clone(),
+        )
+        .await
+        .map_err(Outcome::Refuse)?;
+    match accepted {
+        Ok(AcceptStep::Done {
+            principal,
+            token,
+            channel_bound,
+            lifetime,
+            ..
+        }) => {
+            if config.channel_binding == ChannelBindingPolicy::Required
+                && binding.is_some()
+                && !channel_bound
+            {
+                tracing::warn!(%principal, "token not bound to this TLS channel (channel-binding required)");
+                if let Some(m) = shared.metrics() {
+                    m.failure("channel_bindings_missing");
+                }
+                return Err(Outcome::Refuse(Refusal {
+                    status: StatusCode::UNAUTHORIZED,
+                    token: None,
+                }));
+            }
+            tracing::info!(%principal, path = %request.uri.path(), "authenticated");
+            if connection_mode {
+                if let Some(conn) = &conn {
+                    conn.lock().principal = Some(principal.clone());
+                }
+            }
+            let set_cookie = match (&config.sessions, config.mode) {
+                (Some(codec), AuthMode::Cookie) => {
+                    let remaining = lifetime.unwrap_or(Duration::from_secs(3600));
+                    let now = SystemTime::now();
+                    match codec.seal(&principal, remaining, now) {
+                        Ok((value, session)) => Some(codec.set_cookie_header(
+                            &value,
+                            &session,
+                            config.secure_cookies,
+                            now,
+                        )),
+                        Err(e) => {
+                            tracing::error!("cannot make a session cookie: {e}");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            Ok(Identity::Known {
+                principal,
+                final_token: token,
+                set_cookie,
+            })
+        }
+        Ok(AcceptStep::Continue(next)) => {
+            if connection_mode && conn.is_some() {
+                return Err(Outcome::Refuse(Refusal {
+                    status: StatusCode::UNAUTHORIZED,
+                    token: Some(next),
+                }));
+            }
+            // Per request, a context cannot wait for the next leg: start over.
+            tracing::warn!("token needs another leg, which only connection mode keeps");
+            Err(Outcome::Refuse(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                token: None,
+            }))
+        }
+        Err(e) => {
+            tracing::warn!(problem = ?e.problem(), path = %request.uri.path(), "Negotiate token refused: {e}");
+            if let Some(m) = shared.metrics() {
+                m.failure(reason_label(e.problem()));
+            }
+            Err(Outcome::Refuse(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                token: None,
+            }))
+        }
+    }
+}
+
+/// Removes the session cookie from `Cookie` headers before the request goes on: it
+/// is a credential, and the upstream has no use for it.
+fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if values.is_empty() {
+        return;
+    }
+    headers.remove(COOKIE);
+    for value in values {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| pair.split_once('=').map_or(true, |(n, _)| n.trim() != name))
+            .filter(|pair| !pair.is_empty())
+            .collect();
+        if !kept.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                headers.append(COOKIE, v);
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@
 //! - a clean environment: `PATH=/usr/local/bin:/usr/bin:/bin`, `LANG=C.UTF-8`, then
 //!   [`CgiConfig::env`], then the RFC 3875 meta-variables (which win over both);
 //! - a `HTTP_*` variable for each request header, except `Authorization`,
-//!   `Proxy-Authorization`, `Proxy` (httpoxy), hop-by-hop headers, `Content-Type` and
+//!   `Proxy-Authorization`, `Proxy` (httpoxy), `Expect`, hop-by-hop headers, `Content-Type` and
 //!   `Content-Length` (given as `CONTENT_TYPE` and `CONTENT_LENGTH`), and headers
 //!   whose names have anything but letters, digits and `-`: a client must not be able
 //!   to send `X_Remote_User` and have it read as `HTTP_X_REMOTE_USER` (Apache drops
@@ -60,7 +60,7 @@ use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::Future;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -449,14 +449,14 @@ impl Shared {
         };
         let mut file = tokio::fs::File::from_std(file);
         let mut length: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                let e: BoxError = e.into();
-                tracing::info!("request body broken off: {e}");
-                StatusCode::BAD_REQUEST
-            })?;
-            let Ok(data) = frame.into_data() else {
-                continue;
+        while let Some(frame) = next_data(&mut body).await {
+            let data = match frame {
+                Ok(Some(data)) => data,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::info!("request body broken off: {e}");
+                    return Err(StatusCode::BAD_REQUEST);
+                }
             };
             length = length.saturating_add(data.len() as u64);
             if length > self.config.max_spooled_body {
@@ -588,6 +588,9 @@ const HIDDEN_HEADERS: &[&str] = &[
     "proxy",
     "content-type",
     "content-length",
+    // The gate's server answers `Expect: 100-continue` itself; a program that
+    // answered too (hgweb does) would write `HTTP/1.1 100 Continue` into its headers.
+    "expect",
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -607,10 +610,13 @@ fn header_variable(name: &HeaderName) -> Option<String> {
     }
     let mut variable = String::with_capacity(5 + name.len());
     variable.push_str("HTTP_");
-    variable.extend(
-        name.chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }),
-    );
+    variable.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
     Some(variable)
 }
 
@@ -656,6 +662,16 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The next frame of a request body: its data, `None` for trailers, or the error.
+async fn next_data<B>(body: &mut Pin<Box<B>>) -> Option<Result<Option<Bytes>, BoxError>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let frame = body.frame().await?;
+    Some(frame.map(|f| f.into_data().ok()).map_err(Into::into))
+}
+
 /// Copies the request body to the program's standard input, then closes it.
 async fn feed<B>(input: Input<B>, mut stdin: ChildStdin, program: Arc<str>)
 where
@@ -665,18 +681,16 @@ where
     match input {
         Input::Nothing => {}
         Input::Streamed(mut body) => {
-            while let Some(frame) = body.frame().await {
+            while let Some(frame) = next_data(&mut body).await {
                 match frame {
-                    Ok(frame) => {
-                        if let Ok(data) = frame.into_data() {
-                            if let Err(e) = stdin.write_all(&data).await {
-                                tracing::debug!(program = %program, "CGI program stopped reading its input: {e}");
-                                return;
-                            }
+                    Ok(Some(data)) => {
+                        if let Err(e) = stdin.write_all(&data).await {
+                            tracing::debug!(program = %program, "CGI program stopped reading its input: {e}");
+                            return;
                         }
                     }
+                    Ok(None) => {}
                     Err(e) => {
-                        let e: BoxError = e.into();
                         tracing::info!(program = %program, "request body broken off: {e}");
                         return;
                     }
@@ -894,8 +908,8 @@ fn parse_head(block: &[u8]) -> Result<(StatusCode, HeaderMap), String> {
             cgi_field = true;
             continue;
         }
-        let value =
-            HeaderValue::from_bytes(value).map_err(|_| format!("bad header value: {:?}", shown()))?;
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| format!("bad header value: {:?}", shown()))?;
         if name == CONTENT_TYPE || name == LOCATION {
             cgi_field = true;
         }
@@ -998,9 +1012,9 @@ impl Body for CgiBody {
                 }
                 Poll::Ready(None)
             }
-            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
-                read.filled(),
-            ))))),
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(read.filled())))))
+            }
             Poll::Ready(Err(e)) => {
                 this.stdout = None;
                 if let Some(running) = this.running.take() {
@@ -1036,7 +1050,10 @@ mod tests {
         assert_eq!(path_info("/hg", "/hg/%4"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(path_info("/hg", "/hg/a%00b"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(path_info("/hg", "/hg/../etc"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(path_info("/hg", "/hg/a/%2E%2E/b"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            path_info("/hg", "/hg/a/%2E%2E/b"),
+            Err(StatusCode::BAD_REQUEST)
+        );
         assert_eq!(path_info("/hg", "/hg/./b"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(path_info("/hg", "/hg/..a/b.").unwrap(), b"/..a/b.");
     }
@@ -1083,9 +1100,10 @@ mod tests {
 
     #[test]
     fn heads() {
-        let (status, headers) =
-            parse_head(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-A: 2\r\n")
-                .unwrap();
+        let (status, headers) = parse_head(
+            b"Status: 404 Not Found\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-A: 2\r\n",
+        )
+        .unwrap();
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(headers.get_all("x-a").iter().count(), 2);
         let (status, headers) = parse_head(b"Location: http://example.test/\n").unwrap();
@@ -1105,6 +1123,9 @@ mod tests {
         assert!(parse_head(b"Status: 2000\n").is_err());
         assert!(parse_head(b"Status: ok\n").is_err());
         assert!(parse_head(b"Content-Type: a\x01b\n").is_err());
-        assert_eq!(parse_head(b"Status: 204\n").unwrap().0, StatusCode::NO_CONTENT);
+        assert_eq!(
+            parse_head(b"Status: 204\n").unwrap().0,
+            StatusCode::NO_CONTENT
+        );
     }
 }

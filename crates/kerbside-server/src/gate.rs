@@ -1,14 +1,20 @@
-//! The gate: an authenticating reverse proxy. TLS (rustls) or plain HTTP on one
-//! listener, [`NegotiateLayer`](crate::NegotiateLayer) in front of a
-//! [`ReverseProxy`](crate::ReverseProxy).
+//! The gate: an authenticating reverse proxy and CGI host. TLS (rustls, HTTP/2 and
+//! HTTP/1.1 by ALPN) or plain HTTP on one listener; a
+//! [`NegotiateLayer`](crate::NegotiateLayer) in front of a [`Router`] that sends each
+//! path to a [`ReverseProxy`](crate::ReverseProxy) or a
+//! [`CgiService`](crate::cgi::CgiService); Prometheus metrics on their own listener.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::{Request, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -18,9 +24,16 @@ use kerbside_gssapi::{AcceptorConfig, NegotiateAcceptor};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
+use tower_service::Service;
 
-use crate::auth::NegotiateLayer;
-use crate::proxy::ReverseProxy;
+use crate::access::AccessRules;
+use crate::auth::{
+    AuthMode, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer, TlsChannel,
+};
+use crate::cgi::{CgiConfig, CgiService};
+use crate::metrics::GateMetrics;
+use crate::proxy::{GateBody, ReverseProxy};
+use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
 /// beyond it the client gets `431`.
@@ -35,6 +48,24 @@ pub struct ConnectionInfo {
     pub tls: bool,
 }
 
+/// Where requests under a path prefix go.
+#[derive(Debug, Clone)]
+pub enum MountTarget {
+    /// A reverse proxy to this upstream.
+    Proxy(Uri),
+    /// A CGI program.
+    Cgi(CgiConfig),
+}
+
+/// One mount: a path prefix and its target.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// The path prefix (`/` for everything).
+    pub prefix: String,
+    /// Where the requests go.
+    pub target: MountTarget,
+}
+
 /// Everything the gate is configured with.
 #[derive(Debug, Clone)]
 pub struct GateConfig {
@@ -46,18 +77,134 @@ pub struct GateConfig {
     pub keytab: Option<PathBuf>,
     /// Accept only tickets for this service name.
     pub acceptor: Option<String>,
-    /// Where authenticated requests go.
-    pub upstream: Uri,
+    /// Where requests go, longest prefix first.
+    pub mounts: Vec<Mount>,
     /// The header that carries the principal upstream.
     pub identity_header: HeaderName,
+    /// How clients stay authenticated.
+    pub mode: AuthMode,
+    /// The session key file (cookie mode); created with mode 0600 if missing.
+    pub session_key: Option<PathBuf>,
+    /// Older session keys that still open cookies (key rotation).
+    pub previous_session_keys: Vec<PathBuf>,
+    /// Who may do what.
+    pub access: AccessRules,
+    /// Channel bindings on TLS.
+    pub channel_binding: ChannelBindingPolicy,
+    /// Where to serve `/metrics` (Prometheus), if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// At most this many tokens are accepted at once.
+    pub max_handshakes: usize,
+    /// Time a client has to send a request's headers (slowloris), and to start the
+    /// next request on a kept-alive connection.
+    pub header_timeout: Duration,
+}
+
+impl GateConfig {
+    /// A per-request gate on `listen` proxying everything to `upstream`.
+    pub fn proxy(listen: SocketAddr, upstream: Uri) -> Self {
+        Self {
+            listen,
+            tls: None,
+            keytab: None,
+            acceptor: None,
+            mounts: vec![Mount {
+                prefix: "/".to_owned(),
+                target: MountTarget::Proxy(upstream),
+            }],
+            identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
+            mode: AuthMode::PerRequest,
+            session_key: None,
+            previous_session_keys: Vec::new(),
+            access: AccessRules::allow_all_authenticated(),
+            channel_binding: ChannelBindingPolicy::Optional,
+            metrics: None,
+            max_handshakes: 64,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    Proxy(ReverseProxy),
+    Cgi(CgiService),
+}
+
+/// Sends each request to the mount with the longest matching prefix; `404` if none.
+#[derive(Debug, Clone)]
+pub struct Router {
+    routes: Arc<Vec<(String, Route)>>,
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Router {
+    fn new(mounts: &[Mount], identity_header: &HeaderName) -> Result<Self, String> {
+        let mut routes = Vec::new();
+        for mount in mounts {
+            let route = match &mount.target {
+                MountTarget::Proxy(upstream) => {
+                    Route::Proxy(ReverseProxy::new(upstream, identity_header.clone())?)
+                }
+                MountTarget::Cgi(config) => Route::Cgi(CgiService::new(config.clone())?),
+            };
+            routes.push((mount.prefix.clone(), route));
+        }
+        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.trim_end_matches('/').len()));
+        Ok(Self {
+            routes: Arc::new(routes),
+        })
+    }
+}
+
+impl Service<Request<Incoming>> for Router {
+    type Response = Response<GateBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let path = request.uri().path();
+        let route = self
+            .routes
+            .iter()
+            .find(|(prefix, _)| prefix_matches(prefix, path))
+            .map(|(_, r)| r.clone());
+        Box::pin(async move {
+            match route {
+                Some(Route::Proxy(mut p)) => p.call(request).await,
+                Some(Route::Cgi(mut c)) => c.call(request).await,
+                None => {
+                    let mut response = Response::new(GateBody::default());
+                    *response.status_mut() = StatusCode::NOT_FOUND;
+                    Ok(response)
+                }
+            }
+        })
+    }
 }
 
 /// A gate bound to its listener, ready to [`serve`](Gate::serve).
 pub struct Gate {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
-    acceptor: NegotiateAcceptor,
-    proxy: ReverseProxy,
+    binding: Option<Arc<Vec<u8>>>,
+    layer: NegotiateLayer,
+    router: Router,
+    metrics: GateMetrics,
+    header_timeout: Duration,
 }
 
 impl std::fmt::Debug for Gate {
@@ -65,41 +212,99 @@ impl std::fmt::Debug for Gate {
         f.debug_struct("Gate")
             .field("listener", &self.listener)
             .field("tls", &self.tls.is_some())
-            .field("proxy", &self.proxy)
+            .field("router", &self.router)
             .finish_non_exhaustive()
     }
 }
 
 impl Gate {
-    /// Loads the keytab and TLS material and binds the listener. Every error is a
-    /// sentence for the operator.
+    /// Loads the keytab, session keys and TLS material and binds the listeners.
+    /// Every error is a sentence for the operator.
     pub async fn bind(config: &GateConfig) -> Result<Self, String> {
-        let acceptor = NegotiateAcceptor::new(&AcceptorConfig {
-            keytab: config.keytab.clone(),
-            acceptor_name: config.acceptor.clone(),
-        })
-        .map_err(|e| format!("cannot use the keytab: {e}"))?;
-        let tls = match &config.tls {
-            Some((cert, key)) => Some(TlsAcceptor::from(crate::tls::load_server_config(
-                cert, key,
-            )?)),
-            None => None,
+        let acceptor = if config.mode == AuthMode::None {
+            None
+        } else {
+            Some(
+                NegotiateAcceptor::new(&AcceptorConfig {
+                    keytab: config.keytab.clone(),
+                    acceptor_name: config.acceptor.clone(),
+                })
+                .map_err(|e| format!("cannot use the keytab: {e}"))?,
+            )
         };
-        let proxy = ReverseProxy::new(&config.upstream, config.identity_header.clone())?;
+        let sessions = match (&config.session_key, config.mode) {
+            (Some(path), _) => {
+                let keys = SessionKeys::load_or_create(path)
+                    .and_then(|k| k.with_previous(&config.previous_session_keys))
+                    .map_err(|e| format!("session key: {e}"))?;
+                Some(Arc::new(SessionCodec::new(keys)))
+            }
+            (None, AuthMode::Cookie) => {
+                return Err("cookie mode needs a session key: pass --session-key FILE".to_owned())
+            }
+            (None, _) => None,
+        };
+        let (tls, binding) = match &config.tls {
+            Some((cert, key)) => {
+                let (server_config, leaf) = crate::tls::load_server_config_with_leaf(cert, key)?;
+                let binding = kerbside_proto::channel_binding::tls_server_end_point(&leaf)
+                    .map_err(|e| {
+                        tracing::warn!("no channel bindings for this certificate: {e}");
+                    })
+                    .ok()
+                    .map(Arc::new);
+                (Some(TlsAcceptor::from(server_config)), binding)
+            }
+            None => (None, None),
+        };
+        if config.channel_binding == ChannelBindingPolicy::Required && tls.is_none() {
+            return Err("channel-binding required needs TLS (--tls-cert/--tls-key)".to_owned());
+        }
+        let metrics = GateMetrics::new();
+        let layer = NegotiateLayer::with_config(NegotiateConfig {
+            mode: config.mode,
+            acceptor,
+            sessions,
+            secure_cookies: tls.is_some(),
+            access: Arc::new(config.access.clone()),
+            channel_binding: config.channel_binding,
+            max_handshakes: config.max_handshakes,
+            metrics: Some(metrics.clone()),
+        });
+        let router = Router::new(&config.mounts, &config.identity_header)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let metrics_listener = match config.metrics {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             tls,
-            acceptor,
-            proxy,
+            binding,
+            layer,
+            router,
+            metrics,
+            header_timeout: config.header_timeout,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics address actually bound, if metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// True if the gate serves TLS.
@@ -109,19 +314,23 @@ impl Gate {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (up to
     /// 30 seconds).
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(self.header_timeout)
             .max_buf_size(MAX_HEADER_BYTES);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(MAX_HEADER_BYTES as u32);
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .keep_alive_interval(Some(Duration::from_secs(60)));
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
+        if let Some(listener) = self.metrics_listener {
+            tokio::spawn(serve_metrics(listener, self.metrics.clone()));
+        }
         tokio::pin!(shutdown);
         loop {
             let (tcp, remote) = tokio::select! {
@@ -140,24 +349,31 @@ impl Gate {
                 remote,
                 tls: self.tls.is_some(),
             };
+            let conn_auth = Arc::new(ConnectionAuth::default());
+            let channel = TlsChannel {
+                binding: self.binding.clone(),
+            };
             let service = ServiceBuilder::new()
                 .map_request(move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(info);
+                    req.extensions_mut().insert(conn_auth.clone());
+                    req.extensions_mut().insert(channel.clone());
                     req
                 })
-                .layer(NegotiateLayer::new(self.acceptor.clone()))
-                .service(self.proxy.clone());
+                .layer(self.layer.clone())
+                .service(self.router.clone());
             let service = TowerToHyperService::new(service);
             let builder = builder.clone();
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
+            let guard = self.metrics.connection();
+            let handshake_timeout = self.header_timeout;
             tokio::spawn(async move {
+                let _guard = guard;
                 match tls {
                     Some(tls) => {
                         let stream =
-                            match tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp))
-                                .await
-                            {
+                            match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%remote, "TLS handshake failed: {e}");
@@ -191,5 +407,38 @@ impl Gate {
         {
             tracing::warn!("requests still in flight after 30 s; closing them");
         }
+    }
+}
+
+/// Serves `GET /metrics` in the Prometheus text format.
+async fn serve_metrics(listener: TcpListener, metrics: GateMetrics) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let (status, body) = if req.uri().path() == "/metrics" {
+                        (StatusCode::OK, metrics.encode())
+                    } else {
+                        (StatusCode::NOT_FOUND, "see /metrics\n".to_owned())
+                    };
+                    let mut response =
+                        Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                    *response.status_mut() = status;
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
     }
 }

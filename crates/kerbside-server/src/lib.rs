@@ -24,13 +24,19 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access;
 mod auth;
 pub mod cgi;
 pub mod gate;
+pub mod metrics;
 mod proxy;
+pub mod session;
 mod tls;
 pub mod usermap;
 
-pub use auth::{Authenticated, NegotiateLayer, NegotiateService};
+pub use auth::{
+    AuthMode, Authenticated, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
+    NegotiateService, TlsChannel,
+};
 pub use proxy::{BoxError, GateBody, ReverseProxy, DEFAULT_IDENTITY_HEADER};
 pub use tls::load_server_config;

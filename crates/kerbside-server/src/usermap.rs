@@ -91,7 +91,10 @@ impl FromStr for UserMap {
 /// A user name may be given to a CGI program: not empty, no control characters, no
 /// `/`, no white space.
 fn is_valid_user(user: &str) -> bool {
-    !user.is_empty() && !user.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
+    !user.is_empty()
+        && !user
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
 }
 
 /// A principal as written in a map file: not empty, no control characters, no white
@@ -230,7 +233,10 @@ pub enum UserMapError {
         problem: LineProblem,
     },
     /// A principal is listed twice.
-    #[error("{}principal {principal} is listed twice: on line {first} and on line {second}", where_(path))]
+    #[error(
+        "{}principal {principal} is listed twice: on line {first} and on line {second}",
+        where_(path)
+    )]
     Duplicate {
         /// The file, if the text came from one.
         path: Option<PathBuf>,
@@ -242,7 +248,9 @@ pub enum UserMapError {
         second: usize,
     },
     /// `strip-realm:` is followed by an empty realm or one with white space or `@`.
-    #[error("strip-realm:{0}: give realms separated by commas, e.g. strip-realm:EXAMPLE.COM,OTHER.COM")]
+    #[error(
+        "strip-realm:{0}: give realms separated by commas, e.g. strip-realm:EXAMPLE.COM,OTHER.COM"
+    )]
     BadRealmList(String),
 }
 
@@ -338,7 +346,10 @@ mod tests {
         );
         assert_eq!(
             problem("a@R = alice # trailing comment"),
-            (1, LineProblem::InvalidUser("alice # trailing comment".into()))
+            (
+                1,
+                LineProblem::InvalidUser("alice # trailing comment".into())
+            )
         );
     }
 
@@ -348,7 +359,9 @@ mod tests {
         let path = dir.path().join("users.map");
         std::fs::write(&path, "a@R = a\nbroken\n").unwrap();
         let err = MapFile::load(&path).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("{}: line 2", path.display())));
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: line 2", path.display())));
         let err = MapFile::load(dir.path().join("missing")).unwrap_err();
         assert!(matches!(err, UserMapError::Read { .. }));
     }

@@ -1,27 +1,61 @@
-//! `kerbside gate`: an authenticating reverse proxy.
+//! `kerbside gate`: an authenticating reverse proxy and CGI host. Flags and the TOML
+//! file are resolved into [`GateConfig`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use http::header::HeaderName;
 use http::Uri;
-use kerbside_server::gate::{Gate, GateConfig};
+use kerbside_server::access::{AccessRule, AccessRules, Groups};
+use kerbside_server::cgi::CgiConfig;
+use kerbside_server::gate::{Gate, GateConfig, Mount, MountTarget};
+use kerbside_server::usermap::UserMap;
+use kerbside_server::{AuthMode, ChannelBindingPolicy};
 use serde::Deserialize;
 
 /// Arguments of `kerbside gate`. Each may also be set in the `--config` file; the
 /// command line wins.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Configuration file (TOML), same names as the options:\n\n  \
-    listen = \"0.0.0.0:443\"\n  tls-cert = \"/etc/kerbside/cert.pem\"\n  \
-    tls-key = \"/etc/kerbside/key.pem\"\n  keytab = \"/etc/kerbside/http.keytab\"\n  \
-    acceptor = \"HTTP@www.example.com\"\n  upstream = \"http://127.0.0.1:8000\"\n  \
-    identity-header = \"X-Remote-User\"\n\nLogging: RUST_LOG (default info)."
-)]
+#[command(after_help = "\
+Configuration file (TOML): the options below by the same names, plus mounts and access \
+rules:
+
+  listen = \"0.0.0.0:443\"
+  tls-cert = \"/etc/kerbside/cert.pem\"
+  tls-key = \"/etc/kerbside/key.pem\"
+  keytab = \"/etc/kerbside/http.keytab\"
+  auth = \"cookie\"                 # none | per-request | connection | cookie
+  session-key = \"/var/lib/kerbside/session.key\"
+  previous-session-keys = [\"/var/lib/kerbside/session.key.old\"]
+  user-map = \"strip-realm\"
+  groups = \"/etc/kerbside/groups\"  # lines `developers: alice@EXAMPLE.COM, bob@EXAMPLE.COM`
+  metrics = \"127.0.0.1:9100\"
+
+  [[mount]]                        # a CGI program under a path
+  path = \"/hg\"
+  cgi = \"/srv/hg/hgweb.cgi\"
+  env = { HGENCODING = \"utf-8\" }
+  timeout = 300
+  [[mount]]                        # a reverse proxy under a path
+  path = \"/\"
+  upstream = \"http://127.0.0.1:8000\"
+
+  [[access]]                       # anonymous read, authenticated push
+  path = \"/hg\"
+  operation = \"read\"
+  anonymous = true
+  [[access]]
+  path = \"/hg\"
+  operation = \"push\"
+  groups = [\"developers\"]
+
+Without [[access]] rules every authenticated principal is let in. Logging: RUST_LOG \
+(default info), --log-format json for one JSON object per line.")]
 pub struct GateArgs {
-    /// A TOML file with the settings below.
+    /// A TOML file with the settings below, mounts and access rules.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -39,6 +73,7 @@ pub struct GateArgs {
     pub tls_key: Option<PathBuf>,
 
     /// Keytab holding the service keys (default: KRB5_KTNAME, then the system keytab).
+    /// Key changes (a new kvno) are picked up without a restart.
     #[arg(long, value_name = "FILE")]
     pub keytab: Option<PathBuf>,
 
@@ -47,14 +82,61 @@ pub struct GateArgs {
     #[arg(long, value_name = "NAME")]
     pub acceptor: Option<String>,
 
-    /// Where authenticated requests are forwarded (http://host:port[/prefix]).
+    /// Forward requests to this upstream (http://host:port[/prefix]), mounted at `/`.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+
+    /// Run this CGI program (hgweb.cgi, git http-backend) for requests, mounted at `/`.
+    #[arg(long, value_name = "PATH")]
+    pub cgi: Option<PathBuf>,
 
     /// Header that carries the client principal (e.g. alice@EXAMPLE.TEST) upstream.
     /// Any copy sent by a client is removed first. Default X-Remote-User.
     #[arg(long, value_name = "NAME")]
     pub identity_header: Option<String>,
+
+    /// How clients stay authenticated: `per-request` (default: a token on every
+    /// request), `connection` (one handshake per TCP connection, `Persistent-Auth:
+    /// true`; HTTP/2 clients are told to use HTTP/1.1), `cookie` (a session cookie
+    /// after one handshake; needs --session-key), `none` (no authentication).
+    #[arg(long, value_name = "MODE")]
+    pub auth: Option<AuthMode>,
+
+    /// Session key file: 32 random bytes, created with mode 0600 if missing.
+    #[arg(long, value_name = "FILE")]
+    pub session_key: Option<PathBuf>,
+
+    /// How principals become REMOTE_USER for CGI programs: `full`, `strip-realm`,
+    /// `strip-realm:REALM,...`, or a map file of `alice@EXAMPLE.TEST = alice` lines.
+    #[arg(long, value_name = "MAP")]
+    pub user_map: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// TLS channel bindings: `optional` (default; checked when the client sends them),
+    /// `required`, `off`.
+    #[arg(long, value_name = "POLICY")]
+    pub channel_binding: Option<ChannelBindingPolicy>,
+
+    /// Log format: `text` (default) or `json`.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// A `[[mount]]` of the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MountFile {
+    path: String,
+    upstream: Option<String>,
+    cgi: Option<PathBuf>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    timeout: Option<u64>,
+    max_concurrent: Option<usize>,
+    working_dir: Option<PathBuf>,
 }
 
 /// The configuration file.
@@ -67,7 +149,22 @@ struct GateFile {
     keytab: Option<PathBuf>,
     acceptor: Option<String>,
     upstream: Option<String>,
+    cgi: Option<PathBuf>,
     identity_header: Option<String>,
+    auth: Option<String>,
+    session_key: Option<PathBuf>,
+    #[serde(default)]
+    previous_session_keys: Vec<PathBuf>,
+    user_map: Option<String>,
+    groups: Option<PathBuf>,
+    metrics: Option<SocketAddr>,
+    channel_binding: Option<String>,
+    max_handshakes: Option<usize>,
+    log_format: Option<String>,
+    #[serde(default)]
+    mount: Vec<MountFile>,
+    #[serde(default)]
+    access: Vec<AccessRule>,
 }
 
 fn load_file(path: &Path) -> Result<GateFile, String> {
@@ -76,19 +173,75 @@ fn load_file(path: &Path) -> Result<GateFile, String> {
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+fn parse_upstream(upstream: &str) -> Result<Uri, String> {
+    upstream
+        .parse()
+        .map_err(|e| format!("upstream {upstream:?} is not a URL: {e}"))
+}
+
 /// Resolves command line and file into the gate's configuration.
-fn resolve(args: GateArgs) -> Result<GateConfig, String> {
+fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     let file = match &args.config {
         Some(path) => load_file(path)?,
         None => GateFile::default(),
     };
-    let upstream = args
-        .upstream
-        .or(file.upstream)
-        .ok_or("no upstream: pass --upstream http://host:port (or set upstream in --config)")?;
-    let upstream: Uri = upstream
-        .parse()
-        .map_err(|e| format!("upstream {upstream:?} is not a URL: {e}"))?;
+    let user_map: UserMap = match args.user_map.or(file.user_map) {
+        Some(m) => m.parse().map_err(|e| format!("user map: {e}"))?,
+        None => UserMap::Full,
+    };
+    let mut mounts = Vec::new();
+    for m in file.mount {
+        let target = match (m.upstream, m.cgi) {
+            (Some(up), None) => MountTarget::Proxy(parse_upstream(&up)?),
+            (None, Some(program)) => {
+                let mut cgi = CgiConfig::new(program, m.path.trim_end_matches('/'));
+                cgi.env = m.env.into_iter().collect();
+                cgi.user_map = user_map.clone();
+                if let Some(t) = m.timeout {
+                    cgi.timeout = Duration::from_secs(t);
+                }
+                if let Some(n) = m.max_concurrent {
+                    cgi.max_concurrent = n;
+                }
+                cgi.working_dir = m.working_dir;
+                MountTarget::Cgi(cgi)
+            }
+            _ => {
+                return Err(format!(
+                    "mount {}: give exactly one of upstream and cgi",
+                    m.path
+                ))
+            }
+        };
+        mounts.push(Mount {
+            prefix: m.path,
+            target,
+        });
+    }
+    match (args.upstream.or(file.upstream), args.cgi.or(file.cgi)) {
+        (Some(_), Some(_)) => {
+            return Err("give --upstream or --cgi for `/`, not both (use [[mount]]s)".to_owned())
+        }
+        (Some(up), None) => mounts.push(Mount {
+            prefix: "/".to_owned(),
+            target: MountTarget::Proxy(parse_upstream(&up)?),
+        }),
+        (None, Some(program)) => {
+            let mut cgi = CgiConfig::new(program, "");
+            cgi.user_map = user_map.clone();
+            mounts.push(Mount {
+                prefix: "/".to_owned(),
+                target: MountTarget::Cgi(cgi),
+            });
+        }
+        (None, None) => {}
+    }
+    if mounts.is_empty() {
+        return Err(
+            "nothing to serve: pass --upstream http://host:port or --cgi PATH (or [[mount]]s in --config)"
+                .to_owned(),
+        );
+    }
     let identity = args
         .identity_header
         .or(file.identity_header)
@@ -103,17 +256,64 @@ fn resolve(args: GateArgs) -> Result<GateConfig, String> {
         (None, None) => None,
         _ => return Err("give both tls-cert and tls-key, or neither".to_owned()),
     };
-    Ok(GateConfig {
-        listen: args
-            .listen
+    let mode = match (args.auth, file.auth) {
+        (Some(m), _) => m,
+        (None, Some(m)) => m.parse()?,
+        (None, None) => AuthMode::PerRequest,
+    };
+    let channel_binding = match (args.channel_binding, file.channel_binding) {
+        (Some(c), _) => c,
+        (None, Some(c)) => c.parse()?,
+        (None, None) => ChannelBindingPolicy::Optional,
+    };
+    let groups = match &file.groups {
+        Some(path) => Groups::load(path).map_err(|e| e.to_string())?,
+        None => Groups::default(),
+    };
+    let access = if file.access.is_empty() {
+        if mode == AuthMode::None {
+            AccessRules::new(
+                vec![AccessRule {
+                    anonymous: true,
+                    ..AccessRule::default()
+                }],
+                groups,
+            )
+            .map_err(|e| e.to_string())?
+        } else {
+            AccessRules::allow_all_authenticated()
+        }
+    } else {
+        AccessRules::new(file.access, groups).map_err(|e| format!("access rules: {e}"))?
+    };
+    let mut config = GateConfig::proxy(
+        args.listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
-        tls,
-        keytab: args.keytab.or(file.keytab),
-        acceptor: args.acceptor.or(file.acceptor),
-        upstream,
-        identity_header,
-    })
+        Uri::from_static("http://127.0.0.1/"),
+    );
+    config.tls = tls;
+    config.keytab = args.keytab.or(file.keytab);
+    config.acceptor = args.acceptor.or(file.acceptor);
+    config.mounts = mounts;
+    config.identity_header = identity_header;
+    config.mode = mode;
+    config.session_key = args.session_key.or(file.session_key);
+    config.previous_session_keys = file.previous_session_keys;
+    config.access = access;
+    config.channel_binding = channel_binding;
+    config.metrics = args.metrics.or(file.metrics);
+    if let Some(n) = file.max_handshakes {
+        config.max_handshakes = n;
+    }
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or_else(|| "text".to_owned());
+    if log_format != "text" && log_format != "json" {
+        return Err(format!("log format {log_format:?}: use text or json"));
+    }
+    Ok((config, log_format))
 }
 
 async fn shutdown_signal() {
@@ -137,23 +337,31 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
+}
+
 /// Runs `kerbside gate`.
 pub async fn run(args: GateArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    let config = match resolve(args) {
+    let (config, log_format) = match resolve(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kerbside gate: {e}");
             return ExitCode::from(2);
         }
     };
+    init_logging(&log_format);
     let gate = match Gate::bind(&config).await {
         Ok(g) => g,
         Err(e) => {
@@ -168,18 +376,29 @@ pub async fn run(args: GateArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !gate.is_tls() {
+    if !gate.is_tls() && config.mode != AuthMode::None {
         tracing::warn!(
             "serving plain HTTP: Kerberos tokens and user identities travel unprotected; \
              give --tls-cert and --tls-key"
         );
     }
     let scheme = if gate.is_tls() { "https" } else { "http" };
+    let targets: Vec<String> = config
+        .mounts
+        .iter()
+        .map(|m| match &m.target {
+            MountTarget::Proxy(u) => format!("{} -> {u}", m.prefix),
+            MountTarget::Cgi(c) => format!("{} -> CGI {}", m.prefix, c.program.display()),
+        })
+        .collect();
     // Tests and scripts read this line to learn the port.
     eprintln!(
-        "kerbside gate: listening on {scheme}://{addr}, forwarding to {}",
-        config.upstream
+        "kerbside gate: listening on {scheme}://{addr}, forwarding {}",
+        targets.join("; ")
     );
+    if let Some(metrics) = gate.metrics_addr() {
+        eprintln!("kerbside gate: metrics on http://{metrics}/metrics");
+    }
     gate.serve(shutdown_signal()).await;
     ExitCode::SUCCESS
 }
