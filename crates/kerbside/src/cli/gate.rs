@@ -33,6 +33,8 @@ rules:
   user-map = \"strip-realm\"
   groups = \"/etc/kerbside/groups\"  # lines `developers: alice@EXAMPLE.COM, bob@EXAMPLE.COM`
   metrics = \"127.0.0.1:9100\"
+  max-handshakes = 64              # tokens accepted at once; more wait
+  header-timeout = 30              # seconds to send request headers (slowloris)
 
   [[mount]]                        # a CGI program under a path
   path = \"/hg\"
@@ -160,6 +162,7 @@ struct GateFile {
     metrics: Option<SocketAddr>,
     channel_binding: Option<String>,
     max_handshakes: Option<usize>,
+    header_timeout: Option<u64>,
     log_format: Option<String>,
     #[serde(default)]
     mount: Vec<MountFile>,
@@ -305,6 +308,9 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.metrics = args.metrics.or(file.metrics);
     if let Some(n) = file.max_handshakes {
         config.max_handshakes = n;
+    }
+    if let Some(secs) = file.header_timeout {
+        config.header_timeout = Duration::from_secs(secs.max(1));
     }
     let log_format = args
         .log_format
