@@ -17,6 +17,7 @@ mod body;
 mod client;
 mod conn;
 mod error;
+pub mod keyring;
 mod proxy;
 mod redact;
 mod tls;
@@ -25,6 +26,9 @@ pub use body::{BoxError, RequestBody, StreamBody};
 pub use client::{AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive};
 pub use error::{Error, ErrorKind};
 pub use kerbside_gssapi::{ClientCredentials, Delegation};
+pub use keyring::{
+    CredentialSource, CredentialSources, FoundCredential, Keyring, KeyringCredential, KeyringError,
+};
 pub use proxy::{parse_proxy, split_list, ProxySettings};
 pub use redact::redact_header;
 pub use tls::TlsSettings;

@@ -59,6 +59,13 @@ pub fn cert_binding(data: &[u8]) {
     }
 }
 
+/// Parses `data` as a netrc file, and panics if what parses does not format back
+/// into the same value, or if [`Netrc::lookup`](crate::netrc::Netrc::lookup) misses one
+/// of its own entries.
+pub fn netrc(data: &[u8]) {
+    crate::netrc::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -69,6 +76,7 @@ mod tests {
         for (target, check) in [
             ("auth_header", super::auth_header as fn(&[u8])),
             ("cert_binding", super::cert_binding),
+            ("netrc", super::netrc),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

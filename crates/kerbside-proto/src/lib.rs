@@ -14,6 +14,7 @@ pub mod cookie;
 pub mod fuzzing;
 pub mod header;
 pub mod mechanism;
+pub mod netrc;
 pub mod policy;
 pub mod scheme;
 pub mod target;

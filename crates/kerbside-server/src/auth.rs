@@ -607,7 +607,7 @@ fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
         let kept: Vec<&str> = text
             .split(';')
             .map(str::trim)
-            .filter(|pair| pair.split_once('=').map_or(true, |(n, _)| n.trim() != name))
+            .filter(|pair| pair.split_once('=').is_none_or(|(n, _)| n.trim() != name))
             .filter(|pair| !pair.is_empty())
             .collect();
         if !kept.is_empty() {

@@ -32,7 +32,7 @@ use crate::auth::{
 };
 use crate::cgi::{CgiConfig, CgiService};
 use crate::metrics::GateMetrics;
-use crate::proxy::{GateBody, ReverseProxy};
+use crate::proxy::{GateBody, IdentitySigner, ReverseProxy};
 use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
@@ -81,6 +81,9 @@ pub struct GateConfig {
     pub mounts: Vec<Mount>,
     /// The header that carries the principal upstream.
     pub identity_header: HeaderName,
+    /// A key file (32+ bytes, mode 0600) to sign the identity header with, for
+    /// upstreams that want proof it came from the gate.
+    pub identity_key: Option<PathBuf>,
     /// How clients stay authenticated.
     pub mode: AuthMode,
     /// The session key file (cookie mode); created with mode 0600 if missing.
@@ -113,6 +116,7 @@ impl GateConfig {
                 target: MountTarget::Proxy(upstream),
             }],
             identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
+            identity_key: None,
             mode: AuthMode::PerRequest,
             session_key: None,
             previous_session_keys: Vec::new(),
@@ -127,7 +131,7 @@ impl GateConfig {
 
 #[derive(Debug, Clone)]
 enum Route {
-    Proxy(ReverseProxy),
+    Proxy(Box<ReverseProxy>),
     Cgi(CgiService),
 }
 
@@ -147,12 +151,20 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 }
 
 impl Router {
-    fn new(mounts: &[Mount], identity_header: &HeaderName) -> Result<Self, String> {
+    fn new(
+        mounts: &[Mount],
+        identity_header: &HeaderName,
+        signer: Option<&IdentitySigner>,
+    ) -> Result<Self, String> {
         let mut routes = Vec::new();
         for mount in mounts {
             let route = match &mount.target {
                 MountTarget::Proxy(upstream) => {
-                    Route::Proxy(ReverseProxy::new(upstream, identity_header.clone())?)
+                    let proxy = ReverseProxy::new(upstream, identity_header.clone())?;
+                    Route::Proxy(Box::new(match signer {
+                        Some(s) => proxy.with_signer(s.clone()),
+                        None => proxy,
+                    }))
                 }
                 MountTarget::Cgi(config) => Route::Cgi(CgiService::new(config.clone())?),
             };
@@ -271,7 +283,11 @@ impl Gate {
             max_handshakes: config.max_handshakes,
             metrics: Some(metrics.clone()),
         });
-        let router = Router::new(&config.mounts, &config.identity_header)?;
+        let signer = match &config.identity_key {
+            Some(path) => Some(IdentitySigner::load(path)?),
+            None => None,
+        };
+        let router = Router::new(&config.mounts, &config.identity_header, signer.as_ref())?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -38,5 +38,5 @@ pub use auth::{
     AuthMode, Authenticated, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
     NegotiateService, TlsChannel,
 };
-pub use proxy::{BoxError, GateBody, ReverseProxy, DEFAULT_IDENTITY_HEADER};
+pub use proxy::{BoxError, GateBody, IdentitySigner, ReverseProxy, DEFAULT_IDENTITY_HEADER};
 pub use tls::load_server_config;

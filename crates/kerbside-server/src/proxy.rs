@@ -47,13 +47,89 @@ const HOP_BY_HOP: &[&str] = &[
 ///
 /// Any copy of the identity header sent by the client is removed, and the
 /// principal from the [`Authenticated`] extension is set in its place.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReverseProxy {
     client: Client<HttpConnector, Incoming>,
     scheme: Scheme,
     authority: Authority,
     prefix: String,
     identity_header: HeaderName,
+    signer: Option<IdentitySigner>,
+}
+
+impl std::fmt::Debug for ReverseProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReverseProxy")
+            .field(
+                "upstream",
+                &format_args!("{}://{}{}", self.scheme, self.authority, self.prefix),
+            )
+            .field("identity_header", &self.identity_header)
+            .field("signed", &self.signer.is_some())
+            .finish()
+    }
+}
+
+/// Signs the identity header so an upstream can tell it came from the gate:
+/// `<identity-header>-Signature: v1 t=<unix seconds> sig=<base64url HMAC-SHA256>`
+/// over `v1\n<principal>\n<t>\n<METHOD>\n<path?query>` with a shared key. The
+/// upstream recomputes it and checks that `t` is recent.
+#[derive(Clone)]
+pub struct IdentitySigner {
+    key: std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for IdentitySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentitySigner(<key>)")
+    }
+}
+
+impl IdentitySigner {
+    /// A signer with this key (at least 32 bytes).
+    pub fn new(key: Vec<u8>) -> Result<Self, String> {
+        if key.len() < 32 {
+            return Err(format!(
+                "the identity key has {} bytes; it needs at least 32 (e.g. head -c 32 /dev/urandom)",
+                key.len()
+            ));
+        }
+        Ok(Self {
+            key: std::sync::Arc::new(zeroize::Zeroizing::new(key)),
+        })
+    }
+
+    /// Reads a key file, refusing one that others can read.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read the identity key {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!(
+                "the identity key {} can be read by others: chmod 600 it",
+                path.display()
+            ));
+        }
+        let key = std::fs::read(path)
+            .map_err(|e| format!("cannot read the identity key {}: {e}", path.display()))?;
+        Self::new(key)
+    }
+
+    /// The signature header value for `principal` making `method path_and_query` at
+    /// `unix` seconds.
+    pub fn sign(&self, principal: &str, unix: u64, method: &str, path_and_query: &str) -> String {
+        use base64::Engine;
+        use hmac::{KeyInit, Mac};
+        // HMAC takes keys of any length; this cannot fail.
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => return String::new(),
+        };
+        mac.update(format!("v1\n{principal}\n{unix}\n{method}\n{path_and_query}").as_bytes());
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("v1 t={unix} sig={sig}")
+    }
 }
 
 impl ReverseProxy {
@@ -79,7 +155,18 @@ impl ReverseProxy {
             authority,
             prefix,
             identity_header,
+            signer: None,
         })
+    }
+
+    /// Adds a signature header next to the identity header.
+    pub fn with_signer(mut self, signer: IdentitySigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    fn signature_header(&self) -> Option<HeaderName> {
+        HeaderName::from_bytes(format!("{}-signature", self.identity_header).as_bytes()).ok()
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
@@ -109,8 +196,11 @@ impl ReverseProxy {
         }
         // The gate's server already answered any `Expect: 100-continue`.
         headers.remove(http::header::EXPECT);
-        // Never trust an identity header from the client.
+        // Never trust an identity header (or its signature) from the client.
         headers.remove(&self.identity_header);
+        if let Some(sig) = self.signature_header() {
+            headers.remove(sig);
+        }
         let principal = request
             .extensions()
             .get::<Authenticated>()
@@ -120,6 +210,20 @@ impl ReverseProxy {
                 request
                     .headers_mut()
                     .insert(self.identity_header.clone(), value);
+            }
+            if let (Some(signer), Some(name)) = (&self.signer, self.signature_header()) {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let sig = signer.sign(&principal, unix, request.method().as_str(), &target);
+                if let Ok(value) = HeaderValue::from_str(&sig) {
+                    request.headers_mut().insert(name, value);
+                }
             }
         }
         let info = request.extensions().get::<ConnectionInfo>().cloned();
@@ -167,15 +271,54 @@ impl Service<Request<Incoming>> for ReverseProxy {
     fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            // An upgrade (WebSocket) passes through: the headers that ask for it go
+            // upstream, and after a 101 the two connections are spliced.
+            let upgrade = requested_upgrade(request.headers());
+            let client_side = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
             if let Err(e) = this.prepare(&mut request) {
                 tracing::warn!("cannot build the upstream request: {e}");
                 return Ok(bad_gateway(StatusCode::BAD_REQUEST));
             }
+            if let Some(protocol) = &upgrade {
+                let headers = request.headers_mut();
+                headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                headers.insert(http::header::UPGRADE, protocol.clone());
+            }
             match this.client.request(request).await {
-                Ok(response) => {
+                Ok(mut response) => {
+                    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                    if let (true, Some(client_side)) = (switching, client_side) {
+                        let upstream_side = hyper::upgrade::on(&mut response);
+                        tokio::spawn(async move {
+                            match tokio::try_join!(client_side, upstream_side) {
+                                Ok((client, upstream)) => {
+                                    let mut client = hyper_util::rt::TokioIo::new(client);
+                                    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                                    let _ =
+                                        tokio::io::copy_bidirectional(&mut client, &mut upstream)
+                                            .await;
+                                }
+                                Err(e) => tracing::warn!("upgrade failed: {e}"),
+                            }
+                        });
+                    }
                     let (mut parts, body) = response.into_parts();
+                    let upgrade_headers = switching.then(|| {
+                        (
+                            parts.headers.get(CONNECTION).cloned(),
+                            parts.headers.get(http::header::UPGRADE).cloned(),
+                        )
+                    });
                     for name in HOP_BY_HOP {
                         parts.headers.remove(*name);
+                    }
+                    if let Some((connection, protocol)) = upgrade_headers {
+                        if let Some(c) = connection {
+                            parts.headers.insert(CONNECTION, c);
+                        }
+                        if let Some(p) = protocol {
+                            parts.headers.insert(http::header::UPGRADE, p);
+                        }
                     }
                     Ok(Response::from_parts(
                         parts,
@@ -188,5 +331,20 @@ impl Service<Request<Incoming>> for ReverseProxy {
                 }
             }
         })
+    }
+}
+
+/// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade:`).
+fn requested_upgrade(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        headers.get(http::header::UPGRADE).cloned()
+    } else {
+        None
     }
 }

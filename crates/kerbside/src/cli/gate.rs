@@ -97,6 +97,12 @@ pub struct GateArgs {
     #[arg(long, value_name = "NAME")]
     pub identity_header: Option<String>,
 
+    /// Sign the identity header with this key file (32+ random bytes, mode 0600):
+    /// `<identity-header>-Signature: v1 t=<unix> sig=<base64url HMAC-SHA256 of
+    /// "v1\n<principal>\n<t>\n<METHOD>\n<path?query>">`, for upstreams that want proof.
+    #[arg(long, value_name = "FILE")]
+    pub identity_key: Option<PathBuf>,
+
     /// How clients stay authenticated: `per-request` (default: a token on every
     /// request), `connection` (one handshake per TCP connection, `Persistent-Auth:
     /// true`; HTTP/2 clients are told to use HTTP/1.1), `cookie` (a session cookie
@@ -153,6 +159,7 @@ struct GateFile {
     upstream: Option<String>,
     cgi: Option<PathBuf>,
     identity_header: Option<String>,
+    identity_key: Option<PathBuf>,
     auth: Option<String>,
     session_key: Option<PathBuf>,
     #[serde(default)]
@@ -300,6 +307,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.acceptor = args.acceptor.or(file.acceptor);
     config.mounts = mounts;
     config.identity_header = identity_header;
+    config.identity_key = args.identity_key.or(file.identity_key);
     config.mode = mode;
     config.session_key = args.session_key.or(file.session_key);
     config.previous_session_keys = file.previous_session_keys;
