@@ -30,6 +30,15 @@ pub enum ClientCredentials {
         /// The principal to get tickets for; `None` takes the keytab's first.
         principal: Option<String>,
     },
+    /// A password for a principal, always used to get a fresh ticket (kept in
+    /// memory, never in a ticket cache): how a server checks a password against the
+    /// KDC.
+    FreshPassword {
+        /// The user principal.
+        principal: String,
+        /// The password.
+        password: String,
+    },
     /// A password for a principal, used to get a ticket when there is none.
     Password {
         /// The user principal, e.g. `alice` or `alice@EXAMPLE.TEST`.
@@ -50,6 +59,11 @@ impl std::fmt::Debug for ClientCredentials {
                 .field("principal", principal)
                 .finish(),
             // Never print a password.
+            Self::FreshPassword { principal, .. } => f
+                .debug_struct("FreshPassword")
+                .field("principal", principal)
+                .field("password", &"<redacted>")
+                .finish(),
             Self::Password { principal, .. } => f
                 .debug_struct("Password")
                 .field("principal", principal)
@@ -71,7 +85,9 @@ impl ClientCredentials {
                 path.display(),
                 principal.as_deref().unwrap_or("")
             ),
-            Self::Password { principal, .. } => format!("password:{principal}"),
+            Self::Password { principal, .. } | Self::FreshPassword { principal, .. } => {
+                format!("password:{principal}")
+            }
         }
     }
 }
@@ -195,7 +211,12 @@ fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
         ClientCredentials::Password {
             principal,
             password,
+        }
+        | ClientCredentials::FreshPassword {
+            principal,
+            password,
         } => {
+            let fresh = matches!(credentials, ClientCredentials::FreshPassword { .. });
             let name = Name::new(principal.as_bytes(), Some(GSS_NT_USER_NAME))
                 .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(principal.clone())))?;
             // With MIT krb5 the mechanism set must name SPNEGO as well as Kerberos, or
@@ -208,8 +229,12 @@ fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
             }
             // A ticket for this principal in the cache collection wins; the password
             // is only used when there is none.
-            if let Ok(cred) = Cred::acquire(Some(&name), None, CredUsage::Initiate, Some(&mechs)) {
-                return Ok(Some(cred));
+            if !fresh {
+                if let Ok(cred) =
+                    Cred::acquire(Some(&name), None, CredUsage::Initiate, Some(&mechs))
+                {
+                    return Ok(Some(cred));
+                }
             }
             Cred::acquire_with_password(
                 Some(&name),

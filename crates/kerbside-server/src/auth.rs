@@ -133,6 +133,21 @@ pub struct NegotiateConfig {
     pub max_handshakes: usize,
     /// Counters for `/metrics`.
     pub metrics: Option<GateMetrics>,
+    /// Accept Basic credentials too, checked against the KDC (off by default; only
+    /// over TLS).
+    pub basic_fallback: Option<BasicFallback>,
+}
+
+/// Basic authentication as a fallback for clients without Kerberos: the user name
+/// and password get a ticket from the KDC **and** that ticket is checked against the
+/// gate's own keytab, so a fake KDC cannot vouch for a user.
+#[derive(Debug, Clone)]
+pub struct BasicFallback {
+    /// The `realm` shown in `WWW-Authenticate: Basic realm="..."`.
+    pub realm: String,
+    /// The service the ticket is asked for (a key the keytab holds); by default
+    /// `HTTP@<host of the request>`.
+    pub service: Option<String>,
 }
 
 impl NegotiateConfig {
@@ -147,6 +162,7 @@ impl NegotiateConfig {
             channel_binding: ChannelBindingPolicy::Optional,
             max_handshakes: 64,
             metrics: None,
+            basic_fallback: None,
         }
     }
 }
@@ -218,6 +234,26 @@ fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Response<B> {
         }
     }
     response
+}
+
+impl Shared {
+    /// A refusal; a 401 offers Basic as well when the fallback is on (each challenge
+    /// on its own header line).
+    fn refuse<B: Default>(&self, status: StatusCode, token: Option<&[u8]>) -> Response<B> {
+        let mut response = refuse(status, token);
+        if status == StatusCode::UNAUTHORIZED {
+            if let Some(basic) = &self.config.basic_fallback {
+                let mut realm = String::new();
+                kerbside_proto::header::write_quoted_string(&mut realm, &basic.realm);
+                if let Ok(value) =
+                    HeaderValue::from_str(&format!("Basic realm={realm}, charset=\"UTF-8\""))
+                {
+                    response.headers_mut().append(WWW_AUTHENTICATE, value);
+                }
+            }
+        }
+        response
+    }
 }
 
 /// The error that makes hyper reset an HTTP/2 stream with `HTTP_1_1_REQUIRED`.
@@ -347,13 +383,13 @@ where
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(%path, error = %e, "bad Authorization header");
-                    return Ok(refuse(StatusCode::BAD_REQUEST, None));
+                    return Ok(shared.refuse(StatusCode::BAD_REQUEST, None));
                 }
             };
             let identity = match identify(&shared, &head, presented, conn, binding, h2).await {
                 Ok(identity) => identity,
                 Err(Outcome::Refuse(refusal)) => {
-                    return Ok(refuse(refusal.status, refusal.token.as_deref()))
+                    return Ok(shared.refuse(refusal.status, refusal.token.as_deref()))
                 }
                 Err(Outcome::Http11Required) => return Err(http11_required()),
             };
@@ -370,11 +406,11 @@ where
                     if h2 && config.mode == AuthMode::Connection {
                         return Err(http11_required());
                     }
-                    return Ok(refuse(StatusCode::UNAUTHORIZED, None));
+                    return Ok(shared.refuse(StatusCode::UNAUTHORIZED, None));
                 }
                 Decision::Deny { reason } => {
                     tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
-                    return Ok(refuse(StatusCode::FORBIDDEN, None));
+                    return Ok(shared.refuse(StatusCode::FORBIDDEN, None));
                 }
             }
             head.headers.remove(AUTHORIZATION);
@@ -450,6 +486,9 @@ async fn identify(
         Presented::Token(token) => Some(token),
         Presented::Nothing => None,
         Presented::OtherScheme(scheme) => {
+            if scheme.eq_ignore_ascii_case("basic") && config.basic_fallback.is_some() {
+                return basic(shared, request).await;
+            }
             tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
             None
         }
@@ -592,6 +631,107 @@ async fn identify(
     }
 }
 
+/// Checks `Authorization: Basic` against the KDC and the keytab.
+async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identity, Outcome> {
+    let config = &shared.config;
+    let refused = || {
+        Outcome::Refuse(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            token: None,
+        })
+    };
+    let (Some(fallback), Some(acceptor)) = (&config.basic_fallback, config.acceptor.clone()) else {
+        return Err(refused());
+    };
+    let decoded = request
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok())
+        .and_then(|c| c.decode_token68().ok().flatten())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some((user, password)) = decoded
+        .as_deref()
+        .and_then(|d| d.split_once(':'))
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+    else {
+        return Err(Outcome::Refuse(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            token: None,
+        }));
+    };
+    if user.is_empty() || user.contains(['/', '\0']) {
+        return Err(refused());
+    }
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.host())
+        .map(strip_port)
+        .unwrap_or("localhost")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let service = fallback
+        .service
+        .clone()
+        .unwrap_or_else(|| format!("HTTP@{host}"));
+    let Ok(_permit) = shared.handshakes.acquire().await else {
+        return Err(refused());
+    };
+    let started = Instant::now();
+    let user_for_log = user.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        use kerbside_proto::Mechanism;
+        let config = kerbside_gssapi::InitiatorConfig {
+            target: service,
+            mutual: kerbside_proto::MutualAuth::Off,
+            delegation: kerbside_gssapi::Delegation::None,
+            credentials: kerbside_gssapi::ClientCredentials::FreshPassword {
+                principal: user,
+                password,
+            },
+            channel_bindings: None,
+        };
+        let mut initiator = kerbside_gssapi::NegotiateInitiator::new(&config)?;
+        let token = match initiator.step(None)? {
+            kerbside_proto::Step::Continue(t) | kerbside_proto::Step::Done(Some(t)) => t,
+            kerbside_proto::Step::Done(None) => Vec::new(),
+        };
+        // The ticket the KDC issued must open with our own key.
+        acceptor.accept(&token)
+    })
+    .await;
+    if let Some(m) = shared.metrics() {
+        m.handshake(
+            matches!(result, Ok(Ok(AcceptStep::Done { .. }))),
+            started.elapsed(),
+        );
+    }
+    match result {
+        Ok(Ok(AcceptStep::Done { principal, .. })) => {
+            tracing::info!(%principal, path = %request.uri.path(), "authenticated with Basic (checked against the KDC and the keytab)");
+            Ok(Identity::Known {
+                principal,
+                final_token: None,
+                set_cookie: None,
+            })
+        }
+        Ok(Ok(AcceptStep::Continue(_))) => Err(refused()),
+        Ok(Err(e)) => {
+            tracing::warn!(user = %user_for_log, problem = ?e.problem(), "Basic credentials refused: {e}");
+            if let Some(m) = shared.metrics() {
+                m.failure(reason_label(e.problem()));
+            }
+            Err(refused())
+        }
+        Err(e) => {
+            tracing::error!("authentication task failed: {e}");
+            Err(refused())
+        }
+    }
+}
+
 /// Removes the session cookie from `Cookie` headers before the request goes on: it
 /// is a credential, and the upstream has no use for it.
 fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
@@ -615,5 +755,15 @@ fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
                 headers.append(COOKIE, v);
             }
         }
+    }
+}
+
+/// `host:port` → `host` (`[v6]:port` → `[v6]`).
+fn strip_port(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.ends_with(':') => {
+            host
+        }
+        _ => authority,
     }
 }

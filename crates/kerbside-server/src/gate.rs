@@ -28,7 +28,8 @@ use tower_service::Service;
 
 use crate::access::AccessRules;
 use crate::auth::{
-    AuthMode, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer, TlsChannel,
+    AuthMode, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
+    TlsChannel,
 };
 use crate::cgi::{CgiConfig, CgiService};
 use crate::metrics::GateMetrics;
@@ -96,6 +97,9 @@ pub struct GateConfig {
     pub channel_binding: ChannelBindingPolicy,
     /// Where to serve `/metrics` (Prometheus), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Accept Basic credentials checked against the KDC and the keytab, with this
+    /// realm name in the challenge (TLS only).
+    pub basic_fallback: Option<String>,
     /// At most this many tokens are accepted at once.
     pub max_handshakes: usize,
     /// Time a client has to send a request's headers (slowloris), and to start the
@@ -123,6 +127,7 @@ impl GateConfig {
             access: AccessRules::allow_all_authenticated(),
             channel_binding: ChannelBindingPolicy::Optional,
             metrics: None,
+            basic_fallback: None,
             max_handshakes: 64,
             header_timeout: Duration::from_secs(30),
         }
@@ -269,6 +274,11 @@ impl Gate {
             }
             None => (None, None),
         };
+        if config.basic_fallback.is_some() && tls.is_none() {
+            return Err(
+                "Basic fallback sends passwords: it needs TLS (--tls-cert/--tls-key)".to_owned(),
+            );
+        }
         if config.channel_binding == ChannelBindingPolicy::Required && tls.is_none() {
             return Err("channel-binding required needs TLS (--tls-cert/--tls-key)".to_owned());
         }
@@ -282,6 +292,10 @@ impl Gate {
             channel_binding: config.channel_binding,
             max_handshakes: config.max_handshakes,
             metrics: Some(metrics.clone()),
+            basic_fallback: config.basic_fallback.clone().map(|realm| BasicFallback {
+                realm,
+                service: config.acceptor.clone(),
+            }),
         });
         let signer = match &config.identity_key {
             Some(path) => Some(IdentitySigner::load(path)?),

@@ -35,8 +35,8 @@ mod tls;
 pub mod usermap;
 
 pub use auth::{
-    AuthMode, Authenticated, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
-    NegotiateService, TlsChannel,
+    AuthMode, Authenticated, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig,
+    NegotiateLayer, NegotiateService, TlsChannel,
 };
 pub use proxy::{BoxError, GateBody, IdentitySigner, ReverseProxy, DEFAULT_IDENTITY_HEADER};
 pub use tls::load_server_config;

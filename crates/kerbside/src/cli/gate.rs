@@ -128,6 +128,16 @@ pub struct GateArgs {
     #[arg(long, value_name = "POLICY")]
     pub channel_binding: Option<ChannelBindingPolicy>,
 
+    /// Also accept Basic credentials (HTTPS only): the password gets a ticket from the
+    /// KDC and that ticket must open with the gate's keytab, so a fake KDC cannot vouch
+    /// for a user. Off by default.
+    #[arg(long)]
+    pub basic_fallback: bool,
+
+    /// The realm name shown in the Basic challenge (default "kerbside").
+    #[arg(long, value_name = "NAME", requires = "basic_fallback")]
+    pub basic_realm: Option<String>,
+
     /// Log format: `text` (default) or `json`.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -170,6 +180,8 @@ struct GateFile {
     channel_binding: Option<String>,
     max_handshakes: Option<usize>,
     header_timeout: Option<u64>,
+    basic_fallback: Option<bool>,
+    basic_realm: Option<String>,
     log_format: Option<String>,
     #[serde(default)]
     mount: Vec<MountFile>,
@@ -314,6 +326,13 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.access = access;
     config.channel_binding = channel_binding;
     config.metrics = args.metrics.or(file.metrics);
+    if args.basic_fallback || file.basic_fallback.unwrap_or(false) {
+        config.basic_fallback = Some(
+            args.basic_realm
+                .or(file.basic_realm)
+                .unwrap_or_else(|| "kerbside".to_owned()),
+        );
+    }
     if let Some(n) = file.max_handshakes {
         config.max_handshakes = n;
     }
