@@ -191,7 +191,8 @@ impl Problem {
             || has("matching credential not found")
         {
             Problem::NoCredentials
-        } else if has("decrypt integrity check failed")
+        } else if has("cannot decrypt ticket")
+            || has("decrypt integrity check failed")
             || has("message stream modified")
             || has("bad integrity")
         {
@@ -406,6 +407,7 @@ mod tests {
             ("(Ticket expired)", Problem::ExpiredTicket),
             ("(No Kerberos credentials available (default cache: FILE:/x))", Problem::NoCredentials),
             ("(Decrypt integrity check failed)", Problem::Integrity),
+            ("(Request ticket server HTTP/localhost@EXAMPLE.TEST kvno 1 enctype aes256-cts found in keytab but cannot decrypt ticket)", Problem::Integrity),
         ] {
             assert_eq!(Problem::classify(f, 100, text), want, "{text}");
         }
