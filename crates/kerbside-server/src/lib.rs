@@ -27,6 +27,7 @@
 pub mod access;
 mod auth;
 pub mod cgi;
+pub mod check;
 pub mod gate;
 pub mod metrics;
 mod proxy;

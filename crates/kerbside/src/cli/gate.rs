@@ -138,6 +138,50 @@ pub struct GateArgs {
     #[arg(long, value_name = "NAME", requires = "basic_fallback")]
     pub basic_realm: Option<String>,
 
+    /// Check the configuration and keytab, report in words, and exit (0 if all is
+    /// well) instead of serving. With --check-principal, also a full Kerberos round
+    /// trip: the test principal gets a ticket from the KDC and the keytab must open it.
+    #[arg(long, help_heading = "Checking")]
+    pub check: bool,
+
+    /// Test principal for --check (e.g. a service account); without --check-keytab or
+    /// --check-password-file its ticket must be in the ticket cache.
+    #[arg(
+        long,
+        value_name = "PRINCIPAL",
+        requires = "check",
+        help_heading = "Checking"
+    )]
+    pub check_principal: Option<String>,
+
+    /// Keytab of the test principal.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "check_principal",
+        help_heading = "Checking"
+    )]
+    pub check_keytab: Option<PathBuf>,
+
+    /// File whose first line is the test principal's password.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "check_principal",
+        help_heading = "Checking"
+    )]
+    pub check_password_file: Option<PathBuf>,
+
+    /// Service name the round trip asks a ticket for (default: --acceptor, else
+    /// HTTP@<this host's name>).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "check",
+        help_heading = "Checking"
+    )]
+    pub check_spn: Option<String>,
+
     /// Log format: `text` (default) or `json`.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -385,8 +429,57 @@ fn init_logging(format: &str) {
     };
 }
 
+fn probe(args: &GateArgs) -> Result<Option<kerbside_server::check::Probe>, String> {
+    use kerbside_client::ClientCredentials;
+    let Some(principal) = args.check_principal.clone() else {
+        return Ok(None);
+    };
+    let credentials = match (&args.check_keytab, &args.check_password_file) {
+        (Some(_), Some(_)) => {
+            return Err("give --check-keytab or --check-password-file, not both".to_owned())
+        }
+        (Some(keytab), None) => ClientCredentials::Keytab {
+            path: keytab.clone(),
+            principal: Some(principal),
+        },
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            ClientCredentials::FreshPassword {
+                principal,
+                password: text.lines().next().unwrap_or_default().to_owned(),
+            }
+        }
+        (None, None) => ClientCredentials::Password {
+            principal,
+            password: String::new(),
+        },
+    };
+    let service = match (&args.check_spn, &args.acceptor) {
+        (Some(s), _) | (None, Some(s)) => s.clone(),
+        (None, None) => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".to_owned());
+            format!("HTTP@{host}")
+        }
+    };
+    Ok(Some(kerbside_server::check::Probe {
+        service,
+        credentials,
+    }))
+}
+
 /// Runs `kerbside gate`.
 pub async fn run(args: GateArgs) -> ExitCode {
+    let checking = args.check;
+    let probe = match probe(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kerbside gate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (config, log_format) = match resolve(args) {
         Ok(c) => c,
         Err(e) => {
@@ -394,6 +487,25 @@ pub async fn run(args: GateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if checking {
+        let report = match tokio::task::spawn_blocking(move || {
+            kerbside_server::check::check(&config, probe.as_ref())
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("kerbside gate: the check failed: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        print!("{report}");
+        return if report.all_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     init_logging(&log_format);
     let gate = match Gate::bind(&config).await {
         Ok(g) => g,
