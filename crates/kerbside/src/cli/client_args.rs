@@ -111,6 +111,9 @@ pub struct ClientArgs {
     /// User for authentication, `USER[:PASSWORD]`. With Negotiate: the Kerberos
     /// principal; its ticket is used if the cache has one, else the password gets one
     /// (asked for on the terminal when not given). `-u :` means "my ticket", as in curl.
+    /// Without -u, the keyring file ($KERBSIDE_KEYRING, else
+    /// ~/.config/kerbside/keyring.toml; refused unless mode 600) may hold a password
+    /// for the host, used only when there is no ticket.
     #[arg(
         short = 'u',
         long = "user",
@@ -188,7 +191,23 @@ impl ClientArgs {
     /// Resolves the options into a client configuration; `uri` is the URL the
     /// user named (its host is the default for `--allow-http-auth`).
     pub fn config(&self, uri: &Uri) -> Result<ClientConfig, String> {
-        let credentials = credentials(self)?;
+        let mut credentials = credentials(self)?;
+        if credentials == ClientCredentials::Default
+            && schemes(self).contains(&SchemeKind::Negotiate)
+        {
+            // No -u and no --keytab: a Kerberos password for this host from the keyring
+            // file, used only when there is no ticket.
+            let sources =
+                kerbside_client::CredentialSources::load_default().map_err(|e| e.to_string())?;
+            if let Some(found) =
+                sources.lookup(uri.host().unwrap_or_default(), None, SchemeKind::Negotiate)
+            {
+                credentials = ClientCredentials::Password {
+                    principal: found.user.to_owned(),
+                    password: found.password.to_owned(),
+                };
+            }
+        }
         let mut proxy = match &self.proxy {
             Some(p) => {
                 ProxySettings::all(kerbside_client::parse_proxy(p).map_err(|e| e.to_string())?)
