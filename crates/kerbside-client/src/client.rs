@@ -257,8 +257,15 @@ type PoolKey = (Origin, String, Option<ProxyAddr>);
 #[derive(Default)]
 struct Shared {
     pool: Mutex<HashMap<PoolKey, Vec<Conn>>>,
-    origins: Mutex<HashMap<Origin, OriginState>>,
     next_id: AtomicU64,
+    /// What forks of a client share: the same user's cookies and what was learned
+    /// about origins.
+    common: Arc<Common>,
+}
+
+#[derive(Default)]
+struct Common {
+    origins: Mutex<HashMap<Origin, OriginState>>,
     cookies: Mutex<cookie_store::CookieStore>,
 }
 
@@ -348,20 +355,25 @@ impl Client {
         })
     }
 
-    /// A client with the same configuration and TLS setup but its own connections,
-    /// learned origins and cookies: for a proxy that must never share an
+    /// A client with the same configuration, TLS setup, cookies and knowledge of
+    /// origins, but its own connections: for a proxy that must never share an
     /// authenticated upstream connection between two of its own clients.
     pub fn fork(&self) -> Client {
         Client {
             config: self.config.clone(),
             tls_any: self.tls_any.clone(),
             tls_h1: self.tls_h1.clone(),
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                pool: Mutex::default(),
+                next_id: AtomicU64::new(0),
+                common: self.shared.common.clone(),
+            }),
         }
     }
 
     fn origin_state(&self, origin: &Origin) -> OriginState {
         self.shared
+            .common
             .origins
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -373,6 +385,7 @@ impl Client {
     fn learn(&self, origin: &Origin, f: impl FnOnce(&mut OriginState)) {
         let mut origins = self
             .shared
+            .common
             .origins
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -680,11 +693,14 @@ impl Client {
         let mut proxy_auth = self.config.proxy.route(origin).map(ProxyAuth::new);
         let transport = self.transport(origin);
         let bound = conn.authenticated && known.mode != Mode::PerRequest;
+        // A session cookie for this URL may stand for the handshake: try it first
+        // (a 401 still leads to the exchange).
+        let has_cookie = self.config.cookies && self.cookie_header(&parts.uri).is_some();
         let preempt = negotiate
             && !bound
             && match settings.preemptive {
                 Preemptive::Always => true,
-                Preemptive::Learned => known.wants_negotiate,
+                Preemptive::Learned => known.wants_negotiate && !has_cookie,
                 Preemptive::Never => false,
             };
         let mut exchange = None;
@@ -882,6 +898,7 @@ impl Client {
         let url = url::Url::parse(&uri.to_string()).ok()?;
         let store = self
             .shared
+            .common
             .cookies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -901,6 +918,7 @@ impl Client {
         };
         let mut store = self
             .shared
+            .common
             .cookies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
