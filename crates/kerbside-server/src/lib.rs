@@ -28,6 +28,8 @@ pub mod access;
 mod auth;
 pub mod cgi;
 pub mod check;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod metrics;
 mod proxy;

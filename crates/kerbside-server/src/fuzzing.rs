@@ -1,0 +1,56 @@
+//! Entry points shared by the `cargo fuzz` targets for the server's parsers and the
+//! tests that replay their seed corpora, so both check the same properties.
+
+use crate::access::Groups;
+use crate::usermap::{MapFile, UserMap};
+
+/// Parses `data` as a groups file; what parses must write back to an equal value.
+pub fn groups(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(groups) = Groups::parse(&text) {
+        let written = groups.to_string();
+        match Groups::parse(&written) {
+            Ok(again) => assert_eq!(again, groups, "{written:?}"),
+            Err(error) => panic!("{written:?} does not parse back: {error}"),
+        }
+    }
+}
+
+/// Parses `data` as a user-map file; what parses must round-trip and map each of its
+/// principals to its user; stripping realms never panics.
+pub fn usermap(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(map) = MapFile::parse(&text) {
+        match MapFile::parse(&map.to_string()) {
+            Ok(again) => assert_eq!(again, map),
+            Err(e) => panic!("a formatted map does not parse: {e}"),
+        }
+        let users = UserMap::File(map.clone());
+        for (principal, user) in map.iter() {
+            assert_eq!(users.map(principal).as_deref(), Some(user));
+        }
+    }
+    for line in text.lines() {
+        let _ = UserMap::StripRealm { realms: Vec::new() }.map(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Replays the checked-in seed corpora of the server's fuzz targets.
+    #[test]
+    fn seed_corpora_pass() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        let mut seen = 0;
+        for (target, check) in [
+            ("groups", super::groups as fn(&[u8])),
+            ("usermap", super::usermap),
+        ] {
+            for entry in std::fs::read_dir(root.join(target)).unwrap() {
+                check(&std::fs::read(entry.unwrap().path()).unwrap());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "the seed corpora went missing ({seen} files)");
+    }
+}
