@@ -412,3 +412,34 @@ async fn a_ticket_that_appears_later_is_used_without_a_new_client() {
     let (status, _, body) = get(&client, port).await.unwrap();
     assert_eq!((status, body.as_str()), (200, "hello bob@EXAMPLE.TEST"));
 }
+
+#[tokio::test]
+async fn schemes_that_are_not_implemented_or_not_enabled_are_refused_in_words() {
+    let realm = TestRealm::start().unwrap();
+    let _env = realm.enter();
+    let (port, _) = serve(|_, _, _| Reply {
+        headers: vec![("www-authenticate".into(), "Basic realm=\"old\"".into())],
+        ..challenge()
+    })
+    .await;
+    let anyauth = Client::new(ClientConfig {
+        auth: AuthSettings {
+            schemes: SchemePolicy {
+                enabled: SchemeKind::ALL.to_vec(),
+                allow_downgrade: false,
+                plain_http: PlainHttpAuth::Any,
+            },
+            ..AuthSettings::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = get(&anyauth, port).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Basic, which this version of kerbside cannot answer yet"),
+        "{err}"
+    );
+    let err = get(&client_never(), port).await.unwrap_err();
+    assert!(err.to_string().contains("--anyauth"), "{err}");
+}

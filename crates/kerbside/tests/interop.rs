@@ -457,3 +457,37 @@ fn the_gate_reads_a_config_file_and_fetch_sends_a_file_body() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("upstreem"), "{:?}", text(&out));
 }
+
+#[test]
+fn output_to_a_file_shows_progress_on_a_terminal_only() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = Apache::start(&realm, &cert, ApacheOptions::default()).unwrap();
+    let out_file = realm.dir().join("page");
+    let fetch = |extra: &str| {
+        // `script` gives the command a terminal.
+        let command = format!(
+            "{} fetch --negotiate {extra} -o {} --cacert {} {}",
+            env!("CARGO_BIN_EXE_kerbside"),
+            out_file.display(),
+            ca.ca_pem_path().display(),
+            apache.url("/private/")
+        );
+        let mut cmd = std::process::Command::new("script");
+        common::clean_env(&mut cmd);
+        let out = cmd
+            .envs(realm.env())
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = fetch("");
+    let size = PRIVATE_BODY.len();
+    assert!(shown.contains(&format!("{size} B/{size} B")), "{shown:?}");
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), PRIVATE_BODY);
+    let quiet = fetch("-s");
+    assert!(!quiet.contains(" B/"), "{quiet:?}");
+}
