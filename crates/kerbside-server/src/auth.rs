@@ -241,6 +241,9 @@ impl Shared {
     /// on its own header line).
     fn refuse<B: Default>(&self, status: StatusCode, token: Option<&[u8]>) -> Response<B> {
         let mut response = refuse(status, token);
+        if let Some(m) = self.metrics() {
+            m.response(status);
+        }
         if status == StatusCode::UNAUTHORIZED {
             if let Some(basic) = &self.config.basic_fallback {
                 let mut realm = String::new();
@@ -386,10 +389,20 @@ where
                     return Ok(shared.refuse(StatusCode::BAD_REQUEST, None));
                 }
             };
+            // A session cookie that does not open is cleared with the next 401, so a
+            // browser stops sending it.
+            let stale_cookie = config.sessions.as_ref().and_then(|codec| {
+                codec
+                    .from_request(&head.headers, SystemTime::now())
+                    .is_err()
+                    .then(|| codec.clear_cookie_header(config.secure_cookies))
+            });
             let identity = match identify(&shared, &head, presented, conn, binding, h2).await {
                 Ok(identity) => identity,
                 Err(Outcome::Refuse(refusal)) => {
-                    return Ok(shared.refuse(refusal.status, refusal.token.as_deref()))
+                    let mut response = shared.refuse(refusal.status, refusal.token.as_deref());
+                    clear_cookie(&mut response, stale_cookie.as_deref());
+                    return Ok(response);
                 }
                 Err(Outcome::Http11Required) => return Err(http11_required()),
             };
@@ -406,7 +419,9 @@ where
                     if h2 && config.mode == AuthMode::Connection {
                         return Err(http11_required());
                     }
-                    return Ok(shared.refuse(StatusCode::UNAUTHORIZED, None));
+                    let mut response = shared.refuse(StatusCode::UNAUTHORIZED, None);
+                    clear_cookie(&mut response, stale_cookie.as_deref());
+                    return Ok(response);
                 }
                 Decision::Deny { reason } => {
                     tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
@@ -729,6 +744,13 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
             tracing::error!("authentication task failed: {e}");
             Err(refused())
         }
+    }
+}
+
+/// Adds a `Set-Cookie` that clears a session cookie that did not open.
+fn clear_cookie<B>(response: &mut Response<B>, clear: Option<&str>) {
+    if let Some(value) = clear.and_then(|c| HeaderValue::from_str(c).ok()) {
+        response.headers_mut().append(SET_COOKIE, value);
     }
 }
 

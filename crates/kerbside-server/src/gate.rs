@@ -430,6 +430,9 @@ impl Gate {
                 }
             });
         }
+        // Stop taking connections at once, so clients go elsewhere instead of waiting
+        // in the backlog while requests in flight finish.
+        drop(self.listener);
         tracing::info!("shutting down: finishing requests in flight");
         if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
             .await

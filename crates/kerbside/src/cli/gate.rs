@@ -393,25 +393,23 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     Ok((config, log_format))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, before the
+/// gate announces itself, so a signal that comes early still shuts down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn init_logging(format: &str) {
@@ -507,6 +505,7 @@ pub async fn run(args: GateArgs) -> ExitCode {
         };
     }
     init_logging(&log_format);
+    let shutdown = shutdown_signal();
     let gate = match Gate::bind(&config).await {
         Ok(g) => g,
         Err(e) => {
@@ -544,6 +543,6 @@ pub async fn run(args: GateArgs) -> ExitCode {
     if let Some(metrics) = gate.metrics_addr() {
         eprintln!("kerbside gate: metrics on http://{metrics}/metrics");
     }
-    gate.serve(shutdown_signal()).await;
+    gate.serve(shutdown).await;
     ExitCode::SUCCESS
 }

@@ -362,3 +362,138 @@ impl Drop for HgServe {
         let _ = self.child.wait();
     }
 }
+
+impl GateProcess {
+    /// The gate's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the gate to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The metrics URL from the "metrics on URL" line of the log (`--metrics`).
+    pub fn metrics_url(&self) -> String {
+        assert!(
+            self.wait_for_log(|l| l.contains("metrics on ")),
+            "no metrics line: {}",
+            self.log()
+        );
+        let log = self.log();
+        let rest = log.split("metrics on ").nth(1).unwrap();
+        rest.lines().next().unwrap().trim().to_owned()
+    }
+
+    /// The text of `GET /metrics` (plain HTTP/1.0 over TCP).
+    pub fn metrics(&self) -> String {
+        let url = self.metrics_url();
+        let authority = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap();
+        let mut stream = TcpStream::connect(authority).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The value of the sample `name` (with its labels, e.g.
+/// `kerbside_gate_handshakes_total{result="ok"}`) in Prometheus text, 0 if absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// An HTTP/1.1 upstream that answers each request, after `delay`, with its whole
+/// head (request line and headers) as the body; counts the requests it received.
+pub struct HeadEchoUpstream {
+    pub port: u16,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HeadEchoUpstream {
+    pub fn start(delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let _ = echo_head(stream, delay, &counter);
+                });
+            }
+        });
+        Self { port, received }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many request heads arrived so far.
+    pub fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn echo_head(
+    stream: TcpStream,
+    delay: Duration,
+    counter: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if line.trim_end().is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                if n.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(delay);
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
+            head.len()
+        )?;
+        writer.flush()?;
+    }
+}
