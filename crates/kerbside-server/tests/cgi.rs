@@ -533,7 +533,12 @@ async fn over_max_concurrent_requests_wait_for_a_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_slot_within_the_queue_timeout_gets_503() {
     let dir = tempfile::tempdir().unwrap();
-    let program = script(dir.path(), "slow.cgi", SLOW);
+    let started = dir.path().join("started");
+    let program = script(
+        dir.path(),
+        "slow.cgi",
+        &SLOW.replacen("\n", &format!("\ntouch '{}'\n", started.display()), 1),
+    );
     let mut config = CgiConfig::new(&program, "");
     config.max_concurrent = 1;
     config.queue_timeout = Duration::from_millis(200);
@@ -543,7 +548,14 @@ async fn no_slot_within_the_queue_timeout_gets_503() {
         let url = url.clone();
         async move { get(&url).await.status }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the first program runs, the only slot is taken.
+    for _ in 0..100 {
+        if started.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started.exists(), "the first program did not start");
     let second = get(&url).await;
     assert_eq!(second.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(second.headers.contains_key("retry-after"));
