@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kerbside builds and tests with, if any is missing.
+# Also makes target/peers-venv, the Python SPNEGO clients of tests/python_peers.rs.
 # Daemons the packages would start (krb5-kdc, apache2, ...) are kept from starting by
 # a temporary policy-rc.d: tests run their own private instances.
 set -euo pipefail
@@ -14,6 +15,29 @@ names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock
 names+=(faketime)
+# interop peers: headless Firefox ESR, certutil to trust the test CA in its profile
+names+=(firefox-esr libnss3-tools fonts-dejavu-core)
+# interop peers: Python SPNEGO clients in a venv (gssapi builds against libkrb5-dev)
+names+=(python3 python3-venv python3-dev)
+
+# The Python peers' venv (tests/python_peers.rs): made with the first python3 on PATH,
+# remade when crates/kerbside/tests/peers/requirements.txt or that python changes.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+peers_venv() {
+  local venv="$root/target/peers-venv"
+  local requirements="$root/crates/kerbside/tests/peers/requirements.txt"
+  local stamp
+  stamp="$(sha256sum "$requirements" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version)' | head -n1)"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.installed" 2>/dev/null)" = "$stamp" ]; then
+    echo "install-deps: Python peers venv present ($venv)"
+    return
+  fi
+  echo "install-deps: making the Python peers venv in $venv (builds gssapi and krb5: a few minutes)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  printf '%s' "$stamp" >"$venv/.installed"
+}
 
 missing=()
 for p in "${names[@]}"; do
@@ -21,6 +45,7 @@ for p in "${names[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian packages present"
+  peers_venv
   exit 0
 fi
 
@@ -40,5 +65,6 @@ cleanup() { [ -n "$made_policy" ] && $sudo rm -f /usr/sbin/policy-rc.d; true; }
 trap cleanup EXIT
 $sudo apt-get update -q
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+peers_venv
 
 command -v cargo >/dev/null || echo "install-deps: cargo is not on PATH: install Rust (rustup) to build kerbside" >&2

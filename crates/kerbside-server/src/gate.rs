@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -390,6 +391,7 @@ impl Gate {
                     req.extensions_mut().insert(channel.clone());
                     req
                 })
+                .map_response(explain_refusal)
                 .layer(self.layer.clone())
                 .service(self.router.clone());
             let service = TowerToHyperService::new(service);
@@ -441,6 +443,33 @@ impl Gate {
             tracing::warn!("requests still in flight after 30 s; closing them");
         }
     }
+}
+
+/// Gives the gate's own empty 401 and 403 answers a short page, as Apache does, so a
+/// person in a browser learns what happened (and browsers that wait for a body to
+/// show do not hang).
+fn explain_refusal(mut response: Response<GateBody>) -> Response<GateBody> {
+    use http_body::Body;
+    let text = match response.status() {
+        StatusCode::UNAUTHORIZED => {
+            "<!DOCTYPE html>\n<title>Sign-in required</title>\n<h1>Kerberos sign-in required</h1>\n<p>This site accepts Kerberos (Negotiate). Get a ticket with <code>kinit</code>, and make sure your browser trusts this site for Kerberos.</p>\n"
+        }
+        StatusCode::FORBIDDEN => {
+            "<!DOCTYPE html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n<p>You are signed in, but not allowed to do this.</p>\n"
+        }
+        _ => return response,
+    };
+    if response.body().size_hint().exact() != Some(0) {
+        return response;
+    }
+    *response.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
 }
 
 /// Serves `GET /metrics` in the Prometheus text format.

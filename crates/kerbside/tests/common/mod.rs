@@ -497,3 +497,107 @@ fn echo_head(
         writer.flush()?;
     }
 }
+
+/// One request as [`RecordingUpstream`] saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Each `x-remote-user` header, in order.
+    pub users: Vec<String>,
+    pub user_agent: String,
+}
+
+/// An HTTP/1.1 upstream that remembers every request (method, path, `x-remote-user`,
+/// `User-Agent`) and answers with a small HTML page naming the user, which links the
+/// stylesheet `style.css` (any path ending in `.css` gets one).
+pub struct RecordingUpstream {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+impl RecordingUpstream {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let _ = record(stream, &sink);
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn record(stream: TcpStream, seen: &Mutex<Vec<RecordedRequest>>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let mut request = RecordedRequest {
+            method: parts.next().unwrap_or_default().to_owned(),
+            path: parts.next().unwrap_or_default().to_owned(),
+            users: Vec::new(),
+            user_agent: String::new(),
+        };
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                let v = v.trim().to_owned();
+                match n.trim().to_ascii_lowercase().as_str() {
+                    "x-remote-user" => request.users.push(v),
+                    "user-agent" => request.user_agent = v,
+                    "content-length" => length = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let (content_type, page) = if request.path.ends_with(".css") {
+            ("text/css", "h1 { color: rgb(0, 128, 0) }\n".to_owned())
+        } else {
+            let page = format!(
+                "<!doctype html><html><head><title>kerbside gate</title>\
+                 <link rel=\"stylesheet\" href=\"style.css\"></head>\
+                 <body><h1>Hello, {}</h1><p>{} {} through kerbside gate</p></body></html>\n",
+                request.users.join(", "),
+                request.method,
+                request.path
+            );
+            ("text/html; charset=utf-8", page)
+        };
+        seen.lock().unwrap().push(request);
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{page}",
+            page.len()
+        )?;
+        writer.flush()?;
+    }
+}
