@@ -789,3 +789,45 @@ fn strip_port(authority: &str) -> &str {
         _ => authority,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kerbside_gssapi::AcceptorConfig;
+
+    #[tokio::test]
+    async fn handshakes_beyond_the_cap_wait_for_a_free_slot() {
+        let realm = kerbside_testkit::TestRealm::start().unwrap();
+        let _env = realm.enter();
+        let acceptor = NegotiateAcceptor::new(&AcceptorConfig {
+            keytab: Some(realm.keytab().to_owned()),
+            acceptor_name: None,
+        })
+        .unwrap();
+        let mut config = NegotiateConfig::per_request(acceptor);
+        config.max_handshakes = 1;
+        let layer = NegotiateLayer::with_config(config);
+        let shared = layer.shared.clone();
+        let held = shared.handshakes.acquire().await.unwrap();
+        let waiting = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                shared
+                    .accept(b"not a token".to_vec(), None, None)
+                    .await
+                    .is_ok()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a second handshake must wait while the only slot is taken"
+        );
+        drop(held);
+        let done = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(
+            matches!(done, Ok(Ok(true))),
+            "it runs once the slot is free: {done:?}"
+        );
+    }
+}
