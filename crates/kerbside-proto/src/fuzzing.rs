@@ -66,6 +66,12 @@ pub fn netrc(data: &[u8]) {
     crate::netrc::fuzz_check(data);
 }
 
+/// Parses `data` as `Cookie` header lines and formats `Set-Cookie` values from it;
+/// see [`cookie::fuzz_check`](crate::cookie::fuzz_check).
+pub fn cookie(data: &[u8]) {
+    crate::cookie::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -77,6 +83,7 @@ mod tests {
             ("auth_header", super::auth_header as fn(&[u8])),
             ("cert_binding", super::cert_binding),
             ("netrc", super::netrc),
+            ("cookie", super::cookie),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

@@ -41,5 +41,7 @@ pub use auth::{
     AuthMode, Authenticated, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig,
     NegotiateLayer, NegotiateService, TlsChannel,
 };
-pub use proxy::{BoxError, GateBody, IdentitySigner, ReverseProxy, DEFAULT_IDENTITY_HEADER};
+pub use proxy::{
+    strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ReverseProxy, DEFAULT_IDENTITY_HEADER,
+};
 pub use tls::load_server_config;

@@ -180,20 +180,7 @@ impl ReverseProxy {
 
     fn prepare(&self, request: &mut Request<Incoming>) -> Result<(), http::Error> {
         let headers = request.headers_mut();
-        // Headers named in Connection are hop-by-hop too.
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-        for name in HOP_BY_HOP {
-            headers.remove(*name);
-        }
+        strip_hop_by_hop(headers);
         // The gate's server already answered any `Expect: 100-continue`.
         headers.remove(http::header::EXPECT);
         // Never trust an identity header (or its signature) from the client.
@@ -331,6 +318,24 @@ impl Service<Request<Incoming>> for ReverseProxy {
                 }
             }
         })
+    }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and those named in
+/// `Connection`. A proxy must not forward them.
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
     }
 }
 

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Args;
-use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, WWW_AUTHENTICATE};
+use http::header::{CONTENT_LENGTH, HOST, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kerbside_client::{BoxError, Client, Event, RequestBody};
+use kerbside_server::strip_hop_by_hop;
 use tokio::net::TcpListener;
 
 use super::client_args::ClientArgs;
@@ -57,39 +58,10 @@ pub struct TunnelArgs {
 
 type TunnelBody = BoxBody<Bytes, BoxError>;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 struct Target {
     scheme: String,
     authority: String,
     prefix: String,
-}
-
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
 }
 
 fn text_response(status: StatusCode, text: String) -> Response<TunnelBody> {
