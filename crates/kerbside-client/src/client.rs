@@ -839,6 +839,20 @@ impl Client {
                             "the server refused a token sent without a 401; starting over",
                         )));
                     }
+                    Err(NegotiateError::Rejected)
+                        if settings.channel_binding && conn.channel_binding.is_some() =>
+                    {
+                        let e = NegotiateError::<kerbside_gssapi::GssError>::Rejected;
+                        return Err(Failure::Fatal(Error::with_source(
+                            ErrorKind::Auth,
+                            format!(
+                                "{e}; the token was bound to this TLS connection (channel \
+                                 bindings): if the server or a TLS-terminating proxy in front \
+                                 of it rejects that, retry with --channel-binding off"
+                            ),
+                            e,
+                        )));
+                    }
                     Err(e) => return Err(Failure::Fatal(auth_error(e))),
                 }
                 continue;

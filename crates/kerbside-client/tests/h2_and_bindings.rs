@@ -653,6 +653,10 @@ async fn channel_bindings_of_the_tls_certificate() {
         err.to_string().contains("rejected the Kerberos token"),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("--channel-binding off"),
+        "the error points at the bindings: {err}"
+    );
     assert_eq!(schemes(&events), [("HTTP@localhost".to_owned(), true)]);
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     let refusal = accepted[0].as_ref().unwrap_err();
