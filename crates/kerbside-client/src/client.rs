@@ -864,7 +864,7 @@ impl Client {
                     self.learn(origin, |s| s.mode = Mode::ConnectionBound);
                 }
                 let id = conn.id;
-                if !leg.withheld {
+                if !leg.withheld || conn.is_h2() {
                     self.checkin(key, conn);
                 }
                 return Ok(finish(response, None, id, challenges_seen));
@@ -892,9 +892,10 @@ impl Client {
                 })?;
             let reason = chosen.reason.clone();
             drain(response, self.config.max_challenge_body).await?;
-            if leg.withheld {
-                // The large body was kept back; the token goes with it on a new
-                // connection (Kerberos needs no state from the 401).
+            if leg.withheld && !conn.is_h2() {
+                // The large body was kept back, which leaves an HTTP/1.1 connection
+                // unusable; the token goes with it on a new one (Kerberos needs no
+                // state from the 401). On HTTP/2 only the stream was lost.
                 conn = self.new_conn(origin, known.h1_only, observer).await?;
             } else if conn.is_closed() {
                 return Err(Failure::Restart(closed_mid_handshake(origin)));

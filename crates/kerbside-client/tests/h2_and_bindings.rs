@@ -90,7 +90,7 @@ impl ServerState {
 
     /// Negotiate, one leg per request: 401 without a token, 200 with the final token
     /// when the acceptor takes it, 401 again when it does not.
-    fn handle(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         let token = request
             .headers()
             .get(AUTHORIZATION)
@@ -691,4 +691,72 @@ async fn channel_bindings_of_the_tls_certificate() {
     assert_eq!(result.unwrap().0, 200);
     assert_eq!(schemes(&events), [("HTTP@localhost".to_owned(), true)]);
     assert!(accepted[0].is_ok(), "{accepted:?}");
+}
+
+/// A large POST over HTTP/2: the first try (no token) is answered 401 before the body
+/// is sent; the body then goes once, with the token, on the same connection (only the
+/// stream was lost).
+#[tokio::test]
+async fn a_large_body_over_http2_goes_once_on_the_same_connection() {
+    let realm = TestRealm::start().unwrap();
+    let _env = realm.enter();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let state = Arc::new(ServerState::new(&realm));
+    let received = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = tls_acceptor(&cert, &[H2]);
+    {
+        let (state, received) = (state.clone(), received.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                state.connections.lock().unwrap().push("HTTP/2");
+                let (tls, state, received) = (tls.clone(), state.clone(), received.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = tls.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (state, received) = (state.clone(), received.clone());
+                        async move {
+                            if !request.headers().contains_key(AUTHORIZATION) {
+                                return Ok::<_, Infallible>(challenge());
+                            }
+                            let (parts, body) = request.into_parts();
+                            let bytes = http_body_util::BodyExt::collect(body)
+                                .await
+                                .map(|b| b.to_bytes().len())
+                                .unwrap_or(0);
+                            received.lock().unwrap().push(bytes);
+                            Ok(state.handle(&Request::from_parts(parts, ())))
+                        }
+                    });
+                    let _ = http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+    let client = client(&ca, true);
+    let size = 3 * 1024 * 1024 + 5;
+    let request = http::Request::post(format!("https://localhost:{port}/upload"))
+        .body(kerbside_client::RequestBody::from(vec![7u8; size]))
+        .unwrap();
+    let response = client.send(request, &|_: &Event| {}).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        *received.lock().unwrap(),
+        [size],
+        "the body arrived once, whole"
+    );
+    assert_eq!(
+        state.connections(),
+        ["HTTP/2"],
+        "one connection for both tries"
+    );
 }
