@@ -443,3 +443,34 @@ async fn schemes_that_are_not_implemented_or_not_enabled_are_refused_in_words() 
     let err = get(&client_never(), port).await.unwrap_err();
     assert!(err.to_string().contains("--anyauth"), "{err}");
 }
+
+#[tokio::test]
+async fn a_request_is_not_held_up_by_a_busy_authenticated_connection() {
+    let realm = TestRealm::start().unwrap();
+    let _env = realm.enter();
+    let acc = acceptor(&realm);
+    // Bodies larger than the socket buffers: a response that is not read keeps
+    // its connection busy.
+    let (port, counts) = serve(move |_, _, token| match token {
+        None => challenge(),
+        Some(t) => Reply {
+            body: "x".repeat(8 * 1024 * 1024),
+            ..accept(&acc, &t, false)
+        },
+    })
+    .await;
+    let client = client_with(Preemptive::Learned);
+    // The first response's body is left unread: its connection is still busy.
+    let request = http::Request::get(format!("http://localhost:{port}/big"))
+        .body(RequestBody::empty())
+        .unwrap();
+    let busy = client.send(request, &|_: &Event| {}).await.unwrap();
+    assert_eq!(busy.status(), 200);
+    let second = tokio::time::timeout(std::time::Duration::from_secs(5), get(&client, port))
+        .await
+        .expect("the second request must not wait for the first one's connection")
+        .unwrap();
+    assert_eq!(second.0, 200);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 2);
+    drop(busy);
+}
