@@ -491,3 +491,36 @@ fn output_to_a_file_shows_progress_on_a_terminal_only() {
     let quiet = fetch("-s");
     assert!(!quiet.contains(" B/"), "{quiet:?}");
 }
+
+#[test]
+fn a_large_body_from_stdin_is_streamed_once_through_the_handshake() {
+    use std::io::Write;
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let size = 2 * 1024 * 1024 + 3;
+    let mut child = kerbside(&realm)
+        .args(["fetch", "--negotiate", "-d", "@-", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(gate.url("/upload"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&vec![b'z'; size]));
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}\n{written:?}", gate.log());
+    assert!(err.contains("streamed and can be sent only once"), "{err}");
+    assert!(
+        body.contains("users=alice@EXAMPLE.TEST"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    assert_eq!(body.matches('z').count(), size, "the whole body, once");
+}

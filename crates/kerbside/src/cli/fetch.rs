@@ -82,6 +82,37 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Standard input as a body: in memory up to the replay limit; beyond it, what was
+/// read so far followed by the rest of the stream, sent once.
+async fn read_stdin(silent: bool) -> std::io::Result<RequestBody> {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut head = Vec::with_capacity(64 * 1024);
+    let mut limited = (&mut stdin).take(REPLAY_LIMIT as u64 + 1);
+    limited.read_to_end(&mut head).await?;
+    if head.len() <= REPLAY_LIMIT {
+        return Ok(RequestBody::from(head));
+    }
+    if !silent {
+        eprintln!(
+            "kerbside fetch: warning: the body from standard input is larger than \
+             {REPLAY_LIMIT} bytes, so it is streamed and can be sent only once; it waits for \
+             the server's 100 Continue, but if the server asks for authentication after \
+             reading it, the request fails (--negotiate-preemptive avoids that)"
+        );
+    }
+    let first =
+        futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(head)) },
+        );
+    let rest = tokio_util::io::ReaderStream::new(stdin);
+    let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(
+        futures_util::StreamExt::chain(first, rest),
+        |r| r.map(hyper::body::Frame::data).map_err(Into::into),
+    ));
+    Ok(RequestBody::stream(body.boxed_unsync(), None))
+}
+
 /// Reads `-d` arguments into a body: in memory up to the replay limit, streamed
 /// beyond it.
 async fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<RequestBody>> {
@@ -89,6 +120,9 @@ async fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<Requ
         return Ok(None);
     }
     if let [single] = data {
+        if single == "@-" {
+            return read_stdin(silent).await.map(Some);
+        }
         if let Some(path) = single.strip_prefix('@').filter(|p| *p != "-") {
             let meta = std::fs::metadata(path)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?;
@@ -110,16 +144,9 @@ async fn read_data(data: &[String], silent: bool) -> std::io::Result<Option<Requ
     for d in data {
         let bytes = match d.strip_prefix('@') {
             Some("-") => {
+                // Joined with other parts, standard input is read whole.
                 let mut buf = Vec::new();
                 std::io::stdin().read_to_end(&mut buf)?;
-                if buf.len() > REPLAY_LIMIT && !silent {
-                    eprintln!(
-                        "kerbside fetch: warning: the body from standard input is larger than \
-                         {REPLAY_LIMIT} bytes and cannot be sent twice; if the server asks for \
-                         authentication after it is sent, the request fails \
-                         (--negotiate-preemptive avoids that)"
-                    );
-                }
                 buf
             }
             Some(path) => std::fs::read(path)

@@ -91,6 +91,7 @@ fn echo(stream: TcpStream) -> std::io::Result<()> {
         let mut users = Vec::new();
         let mut length = 0usize;
         let mut forwarded_proto = String::new();
+        let mut chunked = false;
         loop {
             let mut h = String::new();
             reader.read_line(&mut h)?;
@@ -104,13 +105,19 @@ fn echo(stream: TcpStream) -> std::io::Result<()> {
                     "x-remote-user" => users.push(v),
                     "content-length" => length = v.parse().unwrap_or(0),
                     "x-forwarded-proto" => forwarded_proto = v,
+                    "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
                     "authorization" => users.push(format!("LEAKED-AUTHORIZATION:{v}")),
                     _ => {}
                 }
             }
         }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+        let body = if chunked {
+            read_chunked(&mut reader)?
+        } else {
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            body
+        };
         let mut parts = request_line.split(' ');
         let method = parts.next().unwrap_or("");
         let path = parts.next().unwrap_or("");
@@ -125,6 +132,31 @@ fn echo(stream: TcpStream) -> std::io::Result<()> {
             text.len()
         )?;
         writer.flush()?;
+    }
+}
+
+/// Reads a chunked request body (RFC 9112 §7.1), trailers ignored.
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                reader.read_line(&mut trailer)?;
+                if trailer.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
     }
 }
 
