@@ -389,23 +389,28 @@ where
                     return Ok(shared.refuse(StatusCode::BAD_REQUEST, None));
                 }
             };
-            // A session cookie that does not open is cleared with the next 401, so a
-            // browser stops sending it.
-            let stale_cookie = config.sessions.as_ref().and_then(|codec| {
-                codec
-                    .from_request(&head.headers, SystemTime::now())
-                    .is_err()
-                    .then(|| codec.clear_cookie_header(config.secure_cookies))
-            });
-            let identity = match identify(&shared, &head, presented, conn, binding, h2).await {
-                Ok(identity) => identity,
-                Err(Outcome::Refuse(refusal)) => {
-                    let mut response = shared.refuse(refusal.status, refusal.token.as_deref());
-                    clear_cookie(&mut response, stale_cookie.as_deref());
-                    return Ok(response);
+            // The session cookie is opened once per request. One that does not open is
+            // cleared with the next 401, so a browser stops sending it.
+            let session = config
+                .sessions
+                .as_ref()
+                .map(|codec| codec.from_request(&head.headers, SystemTime::now()));
+            let stale_cookie = match (&session, &config.sessions) {
+                (Some(Err(_)), Some(codec)) => {
+                    Some(codec.clear_cookie_header(config.secure_cookies))
                 }
-                Err(Outcome::Http11Required) => return Err(http11_required()),
+                _ => None,
             };
+            let identity =
+                match identify(&shared, &head, presented, conn, binding, h2, session).await {
+                    Ok(identity) => identity,
+                    Err(Outcome::Refuse(refusal)) => {
+                        let mut response = shared.refuse(refusal.status, refusal.token.as_deref());
+                        clear_cookie(&mut response, stale_cookie.as_deref());
+                        return Ok(response);
+                    }
+                    Err(Outcome::Http11Required) => return Err(http11_required()),
+                };
             let principal = match &identity {
                 Identity::Known { principal, .. } => Some(principal.as_str()),
                 Identity::Anonymous => None,
@@ -484,7 +489,8 @@ enum Outcome {
     Http11Required,
 }
 
-/// Works out who the client is: from the connection, a session cookie, or a token.
+/// Works out who the client is: from the connection, a session cookie (`session`:
+/// what opening the request's cookie gave, when sessions are on), or a token.
 async fn identify(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
@@ -492,6 +498,7 @@ async fn identify(
     conn: Option<Arc<ConnectionAuth>>,
     binding: Option<Arc<Vec<u8>>>,
     h2: bool,
+    session: Option<Result<Option<crate::session::Session>, crate::session::SessionError>>,
 ) -> Result<Identity, Outcome> {
     let config = &shared.config;
     if config.mode == AuthMode::None {
@@ -535,8 +542,8 @@ async fn identify(
                 });
             }
         }
-        if let Some(codec) = &config.sessions {
-            match codec.from_request(&request.headers, SystemTime::now()) {
+        if let Some(session) = session {
+            match session {
                 Ok(Some(session)) => {
                     if let Some(m) = shared.metrics() {
                         m.session_hit();

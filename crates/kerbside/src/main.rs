@@ -30,6 +30,9 @@ enum Command {
     /// Forward a local plain-HTTP port to a kerberized server, authenticating with your
     /// ticket (for hg, pip, git... that cannot speak Negotiate).
     Tunnel(cli::tunnel::TunnelArgs),
+    /// Load a server with requests that speak Negotiate, and report throughput,
+    /// latency, errors and the server's CPU per request.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +51,6 @@ fn main() -> ExitCode {
         Command::Fetch(args) => runtime.block_on(cli::fetch::run(args)),
         Command::Gate(args) => runtime.block_on(cli::gate::run(args)),
         Command::Tunnel(args) => runtime.block_on(cli::tunnel::run(args)),
+        Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
     }
 }
