@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, Read as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -243,18 +243,9 @@ impl Apache {
             fs::write(&conf_path, conf.render())?;
             let _ = fs::remove_file(&error_log);
 
-            let stderr = File::create(&stderr_log)?;
-            let mut cmd = Command::new(sbin("apache2"));
-            cmd.arg("-f")
-                .arg(&conf_path)
-                .arg("-DFOREGROUND")
-                .envs(realm.env())
-                .env_remove("KRB5CCNAME")
-                .env("KRB5_KTNAME", prefixed("FILE:", &keytab))
-                .env("KRB5RCACHEDIR", &rcache_dir)
-                .stdin(Stdio::null())
-                .stdout(stderr.try_clone()?)
-                .stderr(stderr);
+            let mut cmd =
+                process::keytab_daemon(&sbin("apache2"), realm, &keytab, &rcache_dir, &stderr_log)?;
+            cmd.arg("-f").arg(&conf_path).arg("-DFOREGROUND");
             let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
             let logs = || {
                 format!(
@@ -601,12 +592,6 @@ Listen 127.0.0.1:{port} https
         c.push_str("</Location>\n");
         c
     }
-}
-
-fn prefixed(prefix: &str, path: &Path) -> std::ffi::OsString {
-    let mut s = std::ffi::OsString::from(prefix);
-    s.push(path);
-    s
 }
 
 fn slash(path: &str) -> String {

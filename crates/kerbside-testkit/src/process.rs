@@ -183,3 +183,27 @@ pub(crate) fn chown(path: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
         None => Ok(()),
     }
 }
+
+/// A daemon of the test realm (Apache, Squid) that accepts Kerberos with its own copy of
+/// the keytab and replay cache: the realm's environment without a user ticket cache,
+/// stdout and stderr into `stderr_log`.
+pub(crate) fn keytab_daemon(
+    program: &Path,
+    realm: &crate::TestRealm,
+    keytab: &Path,
+    rcache_dir: &Path,
+    stderr_log: &Path,
+) -> io::Result<Command> {
+    let stderr = std::fs::File::create(stderr_log)?;
+    let mut keytab_name = std::ffi::OsString::from("FILE:");
+    keytab_name.push(keytab);
+    let mut cmd = Command::new(program);
+    cmd.envs(realm.env())
+        .env_remove("KRB5CCNAME")
+        .env("KRB5_KTNAME", keytab_name)
+        .env("KRB5RCACHEDIR", rcache_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(stderr.try_clone()?)
+        .stderr(stderr);
+    Ok(cmd)
+}

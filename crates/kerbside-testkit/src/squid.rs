@@ -2,7 +2,7 @@
 //! `Proxy-Authorization` and `CONNECT` against.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,19 +142,16 @@ impl Squid {
                 let _ = fs::remove_file(log);
             }
 
-            let stderr = File::create(&stderr_log)?;
-            let mut cmd = Command::new(crate::sbin("squid"));
+            // Helpers inherit the daemon's environment.
+            let mut cmd = process::keytab_daemon(
+                &crate::sbin("squid"),
+                realm,
+                &keytab,
+                &rcache_dir,
+                &stderr_log,
+            )?;
             // -N: no daemon, no SMP kids; -d1: important cache.log lines on stderr too.
-            cmd.args(["-N", "-d1", "-f"])
-                .arg(&conf_path)
-                // Helpers inherit this environment.
-                .envs(realm.env())
-                .env_remove("KRB5CCNAME")
-                .env("KRB5_KTNAME", prefixed("FILE:", &keytab))
-                .env("KRB5RCACHEDIR", &rcache_dir)
-                .stdin(Stdio::null())
-                .stdout(stderr.try_clone()?)
-                .stderr(stderr);
+            cmd.args(["-N", "-d1", "-f"]).arg(&conf_path);
             let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
             let logs = || {
                 format!(
@@ -400,10 +397,4 @@ http_access allow all"
         }
         c
     }
-}
-
-fn prefixed(prefix: &str, path: &Path) -> std::ffi::OsString {
-    let mut s = std::ffi::OsString::from(prefix);
-    s.push(path);
-    s
 }
