@@ -11,6 +11,9 @@ names=(build-essential pkg-config libclang-dev clang)
 names+=(libkrb5-dev krb5-user krb5-kdc krb5-admin-server)
 # interop peers: Apache + mod_auth_gssapi, curl; certificates for the demo
 names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
+# NTLM and Digest peers: gss-ntlmssp (NTLMSSP for GSSAPI: Apache's NTLM, curl's SPNEGO/NTLM),
+# lighttpd (Digest SHA-256 with an htdigest file), apache2-utils (htdigest, htpasswd)
+names+=(gss-ntlmssp lighttpd apache2-utils)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock
