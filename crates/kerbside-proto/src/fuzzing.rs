@@ -72,6 +72,48 @@ pub fn cookie(data: &[u8]) {
     crate::cookie::fuzz_check(data);
 }
 
+/// Feeds `data` to every NTLM message parser and to both NTLM state machines, and panics if a
+/// parsed message does not encode back into the same value.
+pub fn ntlm(data: &[u8]) {
+    crate::scheme::ntlm::fuzz_check(data);
+}
+
+/// Feeds `data` to the SPNEGO token parsers and the SPNEGO/NTLM acceptor, and panics if a
+/// parsed token does not encode back into the same value.
+pub fn spnego(data: &[u8]) {
+    crate::spnego::fuzz_check(data);
+}
+
+/// Parses `data` as an NTLM users file, and panics if what parses does not format back into
+/// the same entries, or if [`NtlmUsers::lookup`](crate::scheme::ntlm::users::NtlmUsers::lookup)
+/// misses one of them.
+pub fn ntlm_users(data: &[u8]) {
+    crate::scheme::ntlm::users::fuzz_check(data);
+}
+
+/// Feeds `data` to the Digest client and server as challenges, credentials and
+/// `Authentication-Info`; see [`scheme::digest`](crate::scheme::digest).
+pub fn digest(data: &[u8]) {
+    crate::scheme::digest::fuzz_check(data);
+}
+
+/// Parses `data` as an `htdigest` file, and panics if it does not format back into the same
+/// entries or misses one of them by name or userhash.
+pub fn htdigest(data: &[u8]) {
+    crate::scheme::digest::htdigest::fuzz_check(data);
+}
+
+/// Parses `data` as an `htpasswd` file, and panics if it misses one of its own entries.
+pub fn htpasswd(data: &[u8]) {
+    crate::scheme::basic::htpasswd::fuzz_check(data);
+}
+
+/// Decodes `data` as Basic credentials and as `user:password`, and panics if what decodes
+/// does not encode back into credentials that decode the same.
+pub fn basic(data: &[u8]) {
+    crate::scheme::basic::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -84,6 +126,13 @@ mod tests {
             ("cert_binding", super::cert_binding),
             ("netrc", super::netrc),
             ("cookie", super::cookie),
+            ("ntlm", super::ntlm),
+            ("spnego", super::spnego),
+            ("ntlm_users", super::ntlm_users),
+            ("digest", super::digest),
+            ("htdigest", super::htdigest),
+            ("htpasswd", super::htpasswd),
+            ("basic", super::basic),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

@@ -17,6 +17,7 @@ pub mod mechanism;
 pub mod netrc;
 pub mod policy;
 pub mod scheme;
+pub mod spnego;
 pub mod target;
 
 pub use header::{

@@ -195,9 +195,15 @@ impl SchemeKind {
         Self::ALL.into_iter().find(|k| scheme.is(k.name()))
     }
 
-    /// Whether this version of kerbside can answer the scheme.
+    /// Whether this version of kerbside can answer the scheme (all four can).
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Negotiate)
+        true
+    }
+
+    /// The scheme for its name on the command line or in a file (`negotiate`, `ntlm`,
+    /// `digest`, `basic`), without regard to case.
+    pub fn from_name(name: &str) -> Option<SchemeKind> {
+        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -260,6 +266,18 @@ pub enum SchemeRefusal {
         /// What the policy allows.
         enabled: String,
     },
+    /// Every enabled scheme on offer needs credentials the client does not hold.
+    #[error("the server offers {offered}, and kerbside holds no credentials it may use for any of them ({reasons})")]
+    NoCredentials {
+        /// What the server offered.
+        offered: String,
+        /// Each skipped scheme and why.
+        reasons: String,
+        /// The strongest skipped scheme.
+        strongest: SchemeKind,
+        /// Why it was skipped.
+        strongest_reason: String,
+    },
     /// The best scheme is known but not implemented yet.
     #[error("the server offers {0}, which this version of kerbside cannot answer yet")]
     NotImplemented(SchemeKind),
@@ -309,6 +327,21 @@ impl SchemePolicy {
         host: &str,
         transport: Transport,
     ) -> Result<Chosen<'a>, SchemeRefusal> {
+        self.choose_among(challenges, failed, host, transport, &[])
+    }
+
+    /// Like [`choose`](Self::choose), but skips the schemes in `unavailable`: those the
+    /// client holds no credentials for (no Kerberos ticket, no password for the host),
+    /// or whose offer it may not take (Digest with MD5 only, when MD5 is not allowed).
+    /// Each comes with the reason, which the chosen scheme's reason repeats.
+    pub fn choose_among<'a>(
+        &self,
+        challenges: &'a [crate::header::Challenge],
+        failed: Option<SchemeKind>,
+        host: &str,
+        transport: Transport,
+        unavailable: &[(SchemeKind, String)],
+    ) -> Result<Chosen<'a>, SchemeRefusal> {
         let mut offered: Vec<(SchemeKind, &crate::header::Challenge)> = challenges
             .iter()
             .filter_map(|c| SchemeKind::of(&c.scheme).map(|k| (k, c)))
@@ -325,9 +358,13 @@ impl SchemePolicy {
                 },
             });
         }
+        let skipped: Vec<&(SchemeKind, String)> = unavailable
+            .iter()
+            .filter(|(k, _)| self.allows(*k) && offered.iter().any(|(o, _)| o == k))
+            .collect();
         let enabled: Vec<_> = offered
             .iter()
-            .filter(|(k, _)| self.allows(*k))
+            .filter(|(k, _)| self.allows(*k) && !unavailable.iter().any(|(u, _)| u == k))
             .copied()
             .collect();
         let candidates: Vec<_> = match failed {
@@ -344,6 +381,18 @@ impl SchemePolicy {
             }
         };
         let Some(&(kind, challenge)) = candidates.first() else {
+            if let Some((first, reason)) = skipped.first() {
+                return Err(SchemeRefusal::NoCredentials {
+                    offered: names(offered.iter().map(|(k, _)| *k)),
+                    reasons: skipped
+                        .iter()
+                        .map(|(k, r)| format!("{k}: {r}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    strongest: *first,
+                    strongest_reason: reason.clone(),
+                });
+            }
             return Err(SchemeRefusal::NotEnabled {
                 offered: names(offered.iter().map(|(k, _)| *k)),
                 enabled: names(self.enabled.iter().copied()),
@@ -353,7 +402,7 @@ impl SchemePolicy {
             return Err(SchemeRefusal::NotImplemented(kind));
         }
         self.plain_http.check(kind.name(), host, transport)?;
-        let reason = if offered.len() == 1 {
+        let mut reason = if offered.len() == 1 {
             "the only scheme the server offered".to_owned()
         } else {
             format!(
@@ -361,6 +410,9 @@ impl SchemePolicy {
                 names(offered.iter().map(|(k, _)| *k))
             )
         };
+        for (k, why) in skipped.iter().filter(|(k, _)| *k < kind) {
+            reason.push_str(&format!("; {k} skipped: {why}"));
+        }
         Ok(Chosen {
             kind,
             challenge,
@@ -392,13 +444,31 @@ mod scheme_tests {
     }
 
     #[test]
-    fn not_implemented_schemes_are_refused_with_their_name() {
+    fn schemes_without_credentials_are_skipped_and_the_reason_says_so() {
         let policy = SchemePolicy::only(&SchemeKind::ALL);
+        let c = offer(&["Basic realm=\"x\"", "Digest realm=\"x\", nonce=\"n\"", "NTLM", "Negotiate"]);
+        let unavailable = [(SchemeKind::Negotiate, "no Kerberos ticket".to_owned())];
+        let chosen = policy
+            .choose_among(&c, None, "h", Transport::Tls, &unavailable)
+            .unwrap();
+        assert_eq!(chosen.kind, SchemeKind::Ntlm);
+        assert!(chosen.reason.contains("Negotiate skipped: no Kerberos ticket"), "{}", chosen.reason);
+        let none = [
+            (SchemeKind::Negotiate, "no Kerberos ticket".to_owned()),
+            (SchemeKind::Ntlm, "no password".to_owned()),
+        ];
         let err = policy
-            .choose(&offer(&["Basic realm=\"x\""]), None, "h", Transport::Tls)
+            .choose_among(&offer(&["NTLM", "Negotiate"]), None, "h", Transport::Tls, &none)
             .unwrap_err();
-        assert_eq!(err, SchemeRefusal::NotImplemented(SchemeKind::Basic));
-        assert!(err.to_string().contains("Basic"));
+        assert!(matches!(err, SchemeRefusal::NoCredentials { strongest: SchemeKind::Negotiate, .. }), "{err}");
+        assert!(err.to_string().contains("NTLM: no password"), "{err}");
+    }
+
+    #[test]
+    fn scheme_names_parse_without_case() {
+        assert_eq!(SchemeKind::from_name("ntlm"), Some(SchemeKind::Ntlm));
+        assert_eq!(SchemeKind::from_name("DIGEST"), Some(SchemeKind::Digest));
+        assert_eq!(SchemeKind::from_name("bearer"), None);
     }
 
     #[test]
@@ -419,10 +489,11 @@ mod scheme_tests {
             allow_downgrade: true,
             ..strict
         };
-        // Allowed, but Basic is not implemented yet: the refusal says so.
+        // Allowed by the user: Basic is taken.
         assert_eq!(
-            lax.choose(&c, Some(SchemeKind::Negotiate), "h", Transport::Tls),
-            Err(SchemeRefusal::NotImplemented(SchemeKind::Basic))
+            lax.choose(&c, Some(SchemeKind::Negotiate), "h", Transport::Tls)
+                .map(|c| c.kind),
+            Ok(SchemeKind::Basic)
         );
     }
 

@@ -29,7 +29,7 @@
 //! }
 //! ```
 
-use crate::header::{Challenge, Credentials, HeaderError};
+use crate::header::{AuthData, Challenge, Credentials, HeaderError, Scheme};
 use crate::mechanism::{Mechanism, Step};
 use crate::policy::MutualAuth;
 
@@ -85,6 +85,7 @@ pub struct ExpectChallenge<M> {
     mutual: MutualAuth,
     max_legs: u32,
     challenge_status: u16,
+    scheme: Scheme,
 }
 
 /// A token was sent; waiting for the response to it.
@@ -95,6 +96,7 @@ pub struct ExpectFinalToken<M> {
     legs: u32,
     max_legs: u32,
     challenge_status: u16,
+    scheme: Scheme,
     /// The mechanism already said it is done (no mutual authentication requested).
     mech_done: bool,
 }
@@ -137,8 +139,8 @@ impl Established {
     }
 }
 
-fn find_negotiate(challenges: &[Challenge]) -> Option<&Challenge> {
-    challenges.iter().find(|c| c.scheme.is(super::SCHEME))
+fn find_scheme<'a>(challenges: &'a [Challenge], scheme: &Scheme) -> Option<&'a Challenge> {
+    challenges.iter().find(|c| c.scheme.is(scheme.as_str()))
 }
 
 fn token_of<E: std::error::Error>(
@@ -158,7 +160,16 @@ impl<M: Mechanism> ExpectChallenge<M> {
             mutual,
             max_legs: DEFAULT_MAX_LEGS,
             challenge_status: 401,
+            scheme: Scheme::NEGOTIATE,
         }
+    }
+
+    /// Carries the mechanism's tokens under another connection-based scheme than
+    /// `Negotiate`: `NTLM` (MS-NLMP over HTTP works the same way, one connection,
+    /// token68 data, 401 between legs).
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// Authenticates to a proxy: challenges come with `407` in
@@ -185,13 +196,14 @@ impl<M: Mechanism> ExpectChallenge<M> {
             Step::Done(None) => return Err(NegotiateError::MutualAuthIncomplete),
         };
         Ok((
-            Credentials::negotiate(Some(&token)),
+            Credentials::new(self.scheme.clone(), AuthData::base64(Some(&token))),
             ExpectFinalToken {
                 mech: self.mech,
                 mutual: self.mutual,
                 legs: 1,
                 max_legs: self.max_legs,
                 challenge_status: self.challenge_status,
+                scheme: self.scheme,
                 mech_done,
             },
         ))
@@ -202,7 +214,7 @@ impl<M: Mechanism> ExpectChallenge<M> {
         self,
         challenges: &[Challenge],
     ) -> Result<(Credentials, ExpectFinalToken<M>), NegotiateError<M::Error>> {
-        if find_negotiate(challenges).is_none() {
+        if find_scheme(challenges, &self.scheme).is_none() {
             let offered: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
             return Err(NegotiateError::NotOffered {
                 offered: if offered.is_empty() {
@@ -222,6 +234,16 @@ impl<M: Mechanism> ExpectFinalToken<M> {
         self.legs
     }
 
+    /// The mechanism the exchange runs.
+    pub fn mechanism(&self) -> &M {
+        &self.mech
+    }
+
+    /// The scheme the tokens travel under (`Negotiate` or `NTLM`).
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
     /// Handles the response to the last token: its status and its challenges
     /// (`WWW-Authenticate` lines, or `Proxy-Authenticate` for a proxy, which carry
     /// the final token on any status).
@@ -230,7 +252,7 @@ impl<M: Mechanism> ExpectFinalToken<M> {
         status: u16,
         challenges: &[Challenge],
     ) -> Result<Progress<M>, NegotiateError<M::Error>> {
-        let token = token_of(find_negotiate(challenges))?;
+        let token = token_of(find_scheme(challenges, &self.scheme))?;
         if status == self.challenge_status {
             let Some(token) = token else {
                 return Err(NegotiateError::Rejected);
@@ -255,7 +277,7 @@ impl<M: Mechanism> ExpectFinalToken<M> {
             };
             self.legs += 1;
             return Ok(Progress::Continue(
-                Credentials::negotiate(Some(&next)),
+                Credentials::new(self.scheme.clone(), AuthData::base64(Some(&next))),
                 self,
             ));
         }

@@ -1,0 +1,140 @@
+//! Interop with Apache's own tools (apache2-utils): the `htpasswd` lines they write must
+//! verify, and the `htdigest` lines we write must be the ones `htdigest` writes.
+//!
+//! The tools are installed in development and in CI; a test whose tool is missing says so
+//! and passes, so the crate still tests on a bare machine.
+
+use std::process::{Command, Stdio};
+
+use kerbside_proto::scheme::basic::htpasswd::{Htpasswd, Verdict};
+use kerbside_proto::scheme::digest::htdigest::{format_line, Htdigest};
+use kerbside_proto::scheme::digest::HashFunction;
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("skipped: `{tool}` is not installed (apt-get install apache2-utils)");
+    }
+    found
+}
+
+const LOGINS: [(&str, &str); 4] = [
+    ("alice", "correct horse battery staple"),
+    ("bob", "p\u{e4}ssw\u{f6}rd \u{20ac}"),
+    ("carol", "with:colon and \"quotes\""),
+    ("dave", ""),
+];
+
+fn htpasswd(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("htpasswd")
+        .args(args)
+        .output()
+        .expect("run htpasswd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn htpasswd_bcrypt_lines_verify() {
+    if !have("htpasswd") {
+        return;
+    }
+    let mut file = Vec::new();
+    for (user, password) in LOGINS {
+        file.extend(htpasswd(&["-bnB", "-C", "4", user, password]));
+    }
+    file.extend(htpasswd(&["-bns", "erin", "sha one"]));
+    let parsed = Htpasswd::parse(&file)
+        .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&file)));
+    for (user, password) in LOGINS {
+        assert_eq!(parsed.verify(user, password), Verdict::Verified, "{user}");
+        assert_eq!(
+            parsed.verify(user, "wrong"),
+            Verdict::WrongPassword,
+            "{user}"
+        );
+    }
+    assert_eq!(parsed.verify("erin", "sha one"), Verdict::Verified);
+    assert_eq!(parsed.verify("nobody", "x"), Verdict::UnknownUser);
+
+    // The old default, Apache MD5, is refused with a message that says what to do.
+    let err = Htpasswd::parse(&htpasswd(&["-bnm", "frank", "pw"])).unwrap_err();
+    assert!(err.to_string().contains("htpasswd -B"), "{err}");
+}
+
+#[test]
+fn htdigest_md5_lines_match_md5sum() {
+    if !have("md5sum") {
+        return;
+    }
+    let realm = "Private Area";
+    for (user, password) in LOGINS {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                "printf '%s:%s:%s' \"$1\" \"$2\" \"$3\" | md5sum",
+                "sh",
+                user,
+                realm,
+                password,
+            ])
+            .output()
+            .expect("run md5sum");
+        let digest = String::from_utf8(out.stdout).expect("UTF-8");
+        let digest = digest.split_whitespace().next().expect("a digest");
+        let line = format_line(user, realm, password, HashFunction::Md5).expect("a line");
+        assert_eq!(line, format!("{user}:{realm}:{digest}"));
+    }
+}
+
+/// `htdigest` reads the password from the terminal, so it runs under `script` with the
+/// password typed (twice) after a pause.
+#[test]
+fn htdigest_tool_writes_our_lines() {
+    if !have("htdigest") || !have("script") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kerbside-htdigest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("digest");
+    let (user, realm, password) = ("alice", "my realm", "s3cret w\u{f6}rd");
+    let mut written = None;
+    for attempt in 1..=3 {
+        let _ = std::fs::remove_file(&path);
+        let pause = 0.5 * f64::from(attempt);
+        let script = format!(
+            "(sleep {pause}; printf '%s\\n' \"$PW\"; sleep {pause}; printf '%s\\n' \"$PW\"; \
+             sleep {pause}) | script -qec \"htdigest -c '$FILE' '$REALM' '$USER'\" /dev/null"
+        );
+        let status = Command::new("sh")
+            .args(["-c", &script])
+            .env("PW", password)
+            .env("FILE", &path)
+            .env("REALM", realm)
+            .env("USER", user)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run script");
+        match std::fs::read_to_string(&path) {
+            Ok(text) if status.success() && text.ends_with('\n') => {
+                written = Some(text);
+                break;
+            }
+            _ => eprintln!("htdigest attempt {attempt} did not write the file; retrying"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = written.expect("htdigest wrote no file in 3 attempts");
+    let ours = format_line(user, realm, password, HashFunction::Md5).expect("a line");
+    assert_eq!(written.trim_end(), ours);
+    let file = Htdigest::parse(written.as_bytes()).expect("parses");
+    assert!(file.lookup(user, realm, HashFunction::Md5).is_some());
+}
