@@ -13,7 +13,7 @@ names+=(libkrb5-dev krb5-user krb5-kdc krb5-admin-server)
 names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
 # NTLM and Digest peers: gss-ntlmssp (NTLMSSP for GSSAPI: Apache's NTLM, curl's SPNEGO/NTLM),
 # lighttpd (Digest SHA-256 with an htdigest file), apache2-utils (htdigest, htpasswd)
-names+=(gss-ntlmssp lighttpd apache2-utils)
+names+=(gss-ntlmssp lighttpd lighttpd-mod-openssl apache2-utils)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock

@@ -396,7 +396,7 @@ impl AccessLogEntry {
     }
 
     /// Parses one line of the `kerbside` log format.
-    fn parse(line: &str) -> Option<AccessLogEntry> {
+    pub(crate) fn parse(line: &str) -> Option<AccessLogEntry> {
         let (client, rest) = line.split_once(' ')?;
         let (port, rest) = rest.strip_prefix("port=")?.split_once(' ')?;
         let (keepalive, rest) = rest.strip_prefix("k=")?.split_once(' ')?;

@@ -9,6 +9,10 @@
 //!   for interop tests against a real Negotiate server.
 //! * [`Squid`] — a private Squid forward proxy that requires Negotiate (`407` /
 //!   `Proxy-Authenticate`), checked by Debian's `negotiate_kerberos_auth` helper.
+//! * Password-scheme peers, no realm needed, accounts [`PASSWORD_USERS`] (`alice` /
+//!   `alice-password`, NTLM domain `EXAMPLE`): [`SchemeApache`] (NTLM through mod_auth_gssapi
+//!   and gss-ntlmssp, or Digest MD5 through mod_auth_digest), [`Lighttpd`] (Digest SHA-256,
+//!   or a plain static upstream) and [`PyNtlmServer`] (pyspnego's NTLM acceptor).
 //!
 //! Everything a fixture creates lives in its own temporary directory and on its own ports, so
 //! several fixtures can run in parallel in one test process. The only process-wide state is the
@@ -32,13 +36,27 @@
 #![allow(clippy::unwrap_used)]
 
 mod apache;
+mod apache_schemes;
 mod ca;
+mod clients;
+mod daemon;
+mod lighttpd;
+mod passwords;
 mod process;
+mod pyntlm;
 mod realm;
 mod squid;
 
 pub use apache::{AccessLogEntry, Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
+pub use apache_schemes::{ApacheScheme, SchemeApache, SchemeApacheOptions};
 pub use ca::{TestCa, TestCert};
+pub use clients::{run_curl, run_curl_env, run_password_client, ClientFacts, CurlRun};
+pub use lighttpd::{Lighttpd, LighttpdOptions, BENCH_BODY};
+pub use passwords::{
+    htdigest_file, htdigest_line, ntlm_user_file, DigestAlgorithm, PasswordUser, ALICE, BOB,
+    DIGEST_REALM, NTLM_DOMAIN, PASSWORD_USERS,
+};
+pub use pyntlm::{peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
 pub use squid::{Squid, SquidOptions, NEGOTIATE_HELPER};
 
