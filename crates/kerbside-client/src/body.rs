@@ -142,6 +142,14 @@ impl Replayable {
         })
     }
 
+    /// The whole body, when it is kept in memory (Digest `auth-int` hashes it).
+    pub(crate) fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            Self::Memory(b) => Some(b),
+            Self::Once { .. } => None,
+        }
+    }
+
     /// True if the body can be sent again.
     pub(crate) fn is_replayable(&self) -> bool {
         matches!(self, Self::Memory(_))

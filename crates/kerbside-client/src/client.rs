@@ -26,6 +26,7 @@ use crate::body::{Replayable, RequestBody};
 use crate::conn::{establish, is_http11_required, proxy_h1, tcp, Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::proxy::{ProxyAddr, ProxySettings};
+use crate::schemes::{DigestState, Initiator, InitiatorError};
 use crate::tls::{client_config, TlsSettings};
 
 /// When to send a Negotiate token without waiting for a 401.
@@ -62,6 +63,13 @@ pub struct AuthSettings {
     pub max_legs: u32,
     /// How many 401 responses one request may meet before the client gives up.
     pub max_auth_rounds: u32,
+    /// User names and passwords for NTLM, Digest and Basic.
+    pub passwords: crate::keyring::CredentialSources,
+    /// Answer Digest challenges that offer only MD5 (old servers).
+    pub allow_digest_md5: bool,
+    /// With no Kerberos ticket, answer `Negotiate` with NTLM inside SPNEGO (weaker
+    /// than Kerberos, so off by default).
+    pub ntlm_in_negotiate: bool,
 }
 
 impl Default for AuthSettings {
@@ -77,6 +85,9 @@ impl Default for AuthSettings {
             preemptive: Preemptive::Learned,
             max_legs: DEFAULT_MAX_LEGS,
             max_auth_rounds: 4,
+            passwords: crate::keyring::CredentialSources::default(),
+            allow_digest_md5: false,
+            ntlm_in_negotiate: false,
         }
     }
 }
@@ -187,6 +198,8 @@ pub enum Event {
     Authenticated {
         /// True for a proxy exchange.
         proxy: bool,
+        /// The scheme, e.g. `NTLM`.
+        scheme: String,
         /// What became of mutual authentication.
         mutual: MutualOutcome,
         /// How many tokens were sent.
@@ -225,7 +238,10 @@ impl<F: Fn(&Event) + Send + Sync> Observer for F {
 /// How a request ended, in the response's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// `Some` when a Negotiate exchange ran: what became of mutual authentication.
+    /// The scheme the request authenticated with, when it did on this request.
+    pub scheme: Option<SchemeKind>,
+    /// `Some` when a Kerberos Negotiate exchange ran: what became of mutual
+    /// authentication.
     pub negotiate: Option<MutualOutcome>,
     /// The connection the final response came on.
     pub connection: u64,
@@ -245,11 +261,15 @@ enum Mode {
     ConnectionBound,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct OriginState {
     wants_negotiate: bool,
     mode: Mode,
     h1_only: bool,
+    /// The Digest login the server took, used again with the next nonce count.
+    digest: Option<Arc<DigestState>>,
+    /// The server took Basic credentials: send them with every request.
+    basic: bool,
 }
 
 type PoolKey = (Origin, String, Option<ProxyAddr>);
@@ -378,7 +398,7 @@ impl Client {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(origin)
-            .copied()
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -719,11 +739,21 @@ impl Client {
             let (credentials, next) = self
                 .start_negotiate(origin, &conn, None, reason.to_owned(), observer)
                 .await?;
-            exchange = Some(next);
+            exchange = Some(Exchange::Token(next));
             authorization = Some(credentials);
+        } else if !bound && !has_cookie {
+            // Digest and Basic need no handshake once the server took them: the
+            // next request carries them at once (Digest with the next nonce count).
+            if let Some((credentials, next)) =
+                self.preemptive_password(origin, &known, parts, body.bytes(), transport, observer)?
+            {
+                exchange = Some(next);
+                authorization = Some(credentials);
+            }
         }
         let mut challenges_seen = 0;
         let mut sent_tokens = u32::from(authorization.is_some());
+        let mut failed: Option<SchemeKind> = None;
         loop {
             let proxy_header = proxy_auth
                 .as_ref()
@@ -742,14 +772,13 @@ impl Client {
             {
                 Ok(leg) => leg,
                 Err(e) => {
+                    let mid_handshake = matches!(exchange, Some(Exchange::Token(_)));
                     return Err(match e {
                         LegError::Http11Required => Failure::Http11Required,
                         LegError::Fatal(e) => Failure::Fatal(e),
                         // A reused connection may have been closed by the server while
                         // idle, and one in the middle of a handshake must not be.
-                        LegError::Send(e)
-                            if (reused || exchange.is_some()) && body.is_replayable() =>
-                        {
+                        LegError::Send(e) if (reused || mid_handshake) && body.is_replayable() => {
                             Failure::Restart(e)
                         }
                         LegError::Send(e) => Failure::Fatal(e),
@@ -779,83 +808,171 @@ impl Client {
                     self.learn(origin, |s| s.wants_negotiate = true);
                 }
             }
-            if let Some(state) = exchange.take() {
-                let code = status.as_u16();
-                let progress =
-                    blocking(move || ExpectFinalToken::handle_response(state, code, &challenges))
-                        .await?;
-                match progress {
-                    Ok(Progress::Continue(credentials, next)) => {
-                        if conn.is_h2() {
-                            // Connection-based exchanges need HTTP/1.1.
-                            self.learn(origin, |s| s.h1_only = true);
+            match exchange.take() {
+                None => {}
+                Some(Exchange::Token(state)) => {
+                    let kind = if state.scheme().is("NTLM") {
+                        SchemeKind::Ntlm
+                    } else {
+                        SchemeKind::Negotiate
+                    };
+                    let ntlm_inside = matches!(state.mechanism(), Initiator::SpnegoNtlm(_));
+                    let code = status.as_u16();
+                    let offered = challenges.clone();
+                    let progress = blocking(move || {
+                        ExpectFinalToken::handle_response(state, code, &offered)
+                    })
+                    .await?;
+                    match progress {
+                        Ok(Progress::Continue(credentials, next)) => {
+                            if conn.is_h2() {
+                                // Connection-based exchanges need HTTP/1.1.
+                                self.learn(origin, |s| s.h1_only = true);
+                                return Err(Failure::Restart(Error::new(
+                                    ErrorKind::Auth,
+                                    format!(
+                                        "the {kind} exchange needs more than one leg, which only \
+                                         HTTP/1.1 can carry"
+                                    ),
+                                )));
+                            }
+                            self.too_many(challenges_seen)?;
+                            drain(response, self.config.max_challenge_body).await?;
+                            if leg.withheld || conn.is_closed() {
+                                return Err(Failure::Restart(closed_mid_handshake(origin, kind)));
+                            }
+                            authorization = Some(credentials.to_header_value());
+                            exchange = Some(Exchange::Token(next));
+                            sent_tokens += 1;
+                            continue;
+                        }
+                        Ok(Progress::Established(done)) => {
+                            let persistent = persistent_auth(&response);
+                            // NTLM authenticates the connection (MS-NTHT); Kerberos
+                            // only where the server says so or was seen to.
+                            let connection_bound = !conn.is_h2()
+                                && (persistent == Some(true)
+                                    || known.mode == Mode::ConnectionBound
+                                    || kind == SchemeKind::Ntlm
+                                    || ntlm_inside);
+                            self.learn(origin, |s| {
+                                if kind == SchemeKind::Negotiate {
+                                    s.wants_negotiate = true;
+                                }
+                                match persistent {
+                                    Some(true) if !conn.is_h2() => s.mode = Mode::ConnectionBound,
+                                    Some(false) => s.mode = Mode::PerRequest,
+                                    _ => {}
+                                }
+                            });
+                            conn.authenticated = !conn.is_h2();
+                            observer.event(&Event::Authenticated {
+                                proxy: false,
+                                scheme: kind.name().to_owned(),
+                                mutual: done.mutual(),
+                                legs: sent_tokens,
+                                connection_bound,
+                            });
+                            let id = conn.id;
+                            self.checkin(key, conn);
+                            let mutual = (kind == SchemeKind::Negotiate && !ntlm_inside)
+                                .then(|| done.mutual());
+                            return Ok(finish(response, Some(kind), mutual, id, challenges_seen));
+                        }
+                        Err(NegotiateError::Rejected)
+                            if preempt && sent_tokens == 1 && challenges_seen == 1 =>
+                        {
+                            // The preemptive token was not wanted (a new server, a
+                            // stale belief): answer the challenge in the ordinary way.
+                            self.learn(origin, |s| s.wants_negotiate = false);
+                            drain(response, self.config.max_challenge_body).await?;
                             return Err(Failure::Restart(Error::new(
                                 ErrorKind::Auth,
-                                "the Negotiate exchange needs more than one leg, which only \
-                                 HTTP/1.1 can carry",
+                                "the server refused a token sent without a 401; starting over",
                             )));
                         }
-                        self.too_many(challenges_seen)?;
-                        drain(response, self.config.max_challenge_body).await?;
-                        if leg.withheld || conn.is_closed() {
-                            return Err(Failure::Restart(closed_mid_handshake(origin)));
-                        }
-                        authorization = Some(credentials.to_header_value());
-                        exchange = Some(next);
-                        sent_tokens += 1;
-                    }
-                    Ok(Progress::Established(done)) => {
-                        let persistent = persistent_auth(&response);
-                        let connection_bound = !conn.is_h2()
-                            && (persistent == Some(true) || known.mode == Mode::ConnectionBound);
-                        self.learn(origin, |s| {
-                            s.wants_negotiate = true;
-                            match persistent {
-                                Some(true) if !conn.is_h2() => s.mode = Mode::ConnectionBound,
-                                Some(false) => s.mode = Mode::PerRequest,
-                                _ => {}
+                        Err(NegotiateError::Rejected) => {
+                            let weaker = self.weaker_on_offer(kind, &challenges);
+                            if weaker.is_none() || !settings.schemes.allow_downgrade {
+                                return Err(Failure::Fatal(self.rejected(
+                                    kind,
+                                    conn.channel_binding.is_some(),
+                                    weaker,
+                                )));
                             }
-                        });
-                        conn.authenticated = !conn.is_h2();
+                            failed = Some(kind);
+                            conn.authenticated = false;
+                        }
+                        Err(e) => return Err(Failure::Fatal(auth_error(e))),
+                    }
+                }
+                Some(Exchange::Password {
+                    kind,
+                    digest,
+                    preemptive,
+                    stale_retried,
+                }) => {
+                    if status != StatusCode::UNAUTHORIZED {
+                        if let Some(session) = &digest {
+                            check_rspauth(session, &response)?;
+                            let shared = session.clone();
+                            self.learn(origin, |s| s.digest = Some(shared));
+                        } else {
+                            self.learn(origin, |s| s.basic = true);
+                        }
                         observer.event(&Event::Authenticated {
                             proxy: false,
-                            mutual: done.mutual(),
+                            scheme: kind.name().to_owned(),
+                            mutual: MutualOutcome::NotChecked,
                             legs: sent_tokens,
-                            connection_bound,
+                            connection_bound: false,
                         });
                         let id = conn.id;
-                        self.checkin(key, conn);
-                        return Ok(finish(response, Some(done.mutual()), id, challenges_seen));
+                        if !leg.withheld || conn.is_h2() {
+                            self.checkin(key, conn);
+                        }
+                        return Ok(finish(response, Some(kind), None, id, challenges_seen));
                     }
-                    Err(NegotiateError::Rejected)
-                        if preempt && sent_tokens == 1 && challenges_seen == 1 =>
-                    {
-                        // The preemptive token was not wanted (a new server, a
-                        // stale belief): answer the challenge in the ordinary way.
-                        self.learn(origin, |s| s.wants_negotiate = false);
-                        drain(response, self.config.max_challenge_body).await?;
-                        return Err(Failure::Restart(Error::new(
-                            ErrorKind::Auth,
-                            "the server refused a token sent without a 401; starting over",
-                        )));
+                    if let (Some(session), false) = (&digest, stale_retried) {
+                        let kept = body.bytes().cloned();
+                        if let Some(header) =
+                            self.digest_stale_retry(session, &challenges, parts, kept.as_ref())?
+                        {
+                            // stale=true: the password was right, the nonce old.
+                            drain(response, self.config.max_challenge_body).await?;
+                            if leg.withheld && !conn.is_h2() || conn.is_closed() {
+                                conn = self.new_conn(origin, known.h1_only, observer).await?;
+                            }
+                            observer.event(&Event::Retrying {
+                                reason: "the server says the Digest nonce is stale; answering its new one"
+                                    .to_owned(),
+                            });
+                            authorization = Some(header);
+                            exchange = Some(Exchange::Password {
+                                kind,
+                                digest,
+                                preemptive,
+                                stale_retried: true,
+                            });
+                            sent_tokens += 1;
+                            continue;
+                        }
                     }
-                    Err(NegotiateError::Rejected)
-                        if settings.channel_binding && conn.channel_binding.is_some() =>
-                    {
-                        let e = NegotiateError::<kerbside_gssapi::GssError>::Rejected;
-                        return Err(Failure::Fatal(Error::with_source(
-                            ErrorKind::Auth,
-                            format!(
-                                "{e}; the token was bound to this TLS connection (channel \
-                                 bindings): if the server or a TLS-terminating proxy in front \
-                                 of it rejects that, retry with --channel-binding off"
-                            ),
-                            e,
-                        )));
+                    if preemptive {
+                        // What the server took before it refuses now (a restart, a
+                        // new password file): forget it and answer the challenge.
+                        self.learn(origin, |s| {
+                            s.digest = None;
+                            s.basic = false;
+                        });
+                    } else {
+                        let weaker = self.weaker_on_offer(kind, &challenges);
+                        if weaker.is_none() || !settings.schemes.allow_downgrade {
+                            return Err(Failure::Fatal(self.rejected(kind, false, weaker)));
+                        }
+                        failed = Some(kind);
                     }
-                    Err(e) => return Err(Failure::Fatal(auth_error(e))),
                 }
-                continue;
             }
             if status != StatusCode::UNAUTHORIZED {
                 if bound && known.mode == Mode::Unknown {
@@ -867,7 +984,7 @@ impl Client {
                 if !leg.withheld || conn.is_h2() {
                     self.checkin(key, conn);
                 }
-                return Ok(finish(response, None, id, challenges_seen));
+                return Ok(finish(response, None, None, id, challenges_seen));
             }
             if bound {
                 // The server wants a token on every request after all.
@@ -877,36 +994,362 @@ impl Client {
             if settings.schemes.enabled.is_empty() {
                 // No authentication asked for: the 401 is the answer.
                 let id = conn.id;
-                return Ok(finish(response, None, id, challenges_seen));
+                return Ok(finish(response, None, None, id, challenges_seen));
             }
             self.too_many(challenges_seen)?;
-            let chosen = settings
-                .schemes
-                .choose(&challenges, None, &origin.host, transport)
-                .map_err(|e| {
-                    let kind = match e {
-                        kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
-                        _ => ErrorKind::Auth,
-                    };
-                    Error::with_source(kind, e.to_string(), e)
-                })?;
-            let reason = chosen.reason.clone();
+            let mut unavailable = self.unavailable(origin, &challenges);
+            let (credentials, next) = loop {
+                let chosen = settings
+                    .schemes
+                    .choose_among(&challenges, failed, &origin.host, transport, &unavailable)
+                    .map_err(|e| {
+                        let kind = match e {
+                            kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
+                            _ => ErrorKind::Auth,
+                        };
+                        Error::with_source(kind, e.to_string(), e)
+                    })?;
+                let (kind, reason) = (chosen.kind, chosen.reason.clone());
+                if kind <= SchemeKind::Ntlm && conn.is_h2() {
+                    // A connection-based exchange cannot run on HTTP/2.
+                    self.learn(origin, |s| s.h1_only = true);
+                    return Err(Failure::Restart(Error::new(
+                        ErrorKind::Auth,
+                        format!("{kind} needs an HTTP/1.1 connection"),
+                    )));
+                }
+                let kept = body.bytes().cloned();
+                match self
+                    .start_scheme(
+                        kind,
+                        reason,
+                        origin,
+                        &conn,
+                        &challenges,
+                        parts,
+                        kept.as_ref(),
+                        observer,
+                    )
+                    .await
+                {
+                    Ok(started) => break started,
+                    Err(StartError::Unavailable(why)) => unavailable.push((kind, why)),
+                    Err(StartError::Failure(f)) => return Err(f),
+                }
+            };
             drain(response, self.config.max_challenge_body).await?;
             if leg.withheld && !conn.is_h2() {
                 // The large body was kept back, which leaves an HTTP/1.1 connection
                 // unusable; the token goes with it on a new one (Kerberos needs no
-                // state from the 401). On HTTP/2 only the stream was lost.
+                // state from the 401, and NTLM starts with its first message). On
+                // HTTP/2 only the stream was lost.
                 conn = self.new_conn(origin, known.h1_only, observer).await?;
             } else if conn.is_closed() {
-                return Err(Failure::Restart(closed_mid_handshake(origin)));
+                if matches!(next, Exchange::Token(_)) {
+                    return Err(Failure::Restart(closed_mid_handshake(
+                        origin,
+                        failed.unwrap_or(SchemeKind::Negotiate),
+                    )));
+                }
+                conn = self.new_conn(origin, known.h1_only, observer).await?;
             }
-            let (credentials, next) = self
-                .start_negotiate(origin, &conn, Some(&challenges), reason, observer)
-                .await?;
             authorization = Some(credentials);
             exchange = Some(next);
             sent_tokens += 1;
         }
+    }
+
+    /// The schemes on offer that this client cannot answer, and why: no password for
+    /// the host (NTLM, Digest, Basic), or a Digest offer with MD5 only.
+    fn unavailable(&self, origin: &Origin, challenges: &[Challenge]) -> Vec<(SchemeKind, String)> {
+        let settings = &self.config.auth;
+        let mut out = Vec::new();
+        for kind in [SchemeKind::Ntlm, SchemeKind::Digest, SchemeKind::Basic] {
+            if settings.schemes.allows(kind)
+                && settings.passwords.lookup(&origin.host, None, kind).is_none()
+            {
+                out.push((
+                    kind,
+                    format!(
+                        "no user name and password for {}: give -u USER:PASSWORD (DOMAIN\\USER \
+                         for NTLM), or put them in the keyring file",
+                        origin.host
+                    ),
+                ));
+            }
+        }
+        if settings.schemes.allows(SchemeKind::Digest)
+            && !out.iter().any(|(k, _)| *k == SchemeKind::Digest)
+        {
+            if let Err(why) = crate::schemes::digest_usable(challenges, settings.allow_digest_md5) {
+                out.push((SchemeKind::Digest, why));
+            }
+        }
+        out
+    }
+
+    /// The enabled schemes weaker than `kind` that the server also offers, if any.
+    fn weaker_on_offer(&self, kind: SchemeKind, challenges: &[Challenge]) -> Option<String> {
+        let weaker: Vec<&str> = SchemeKind::ALL
+            .into_iter()
+            .filter(|k| *k > kind && self.config.auth.schemes.allows(*k))
+            .filter(|k| challenges.iter().any(|c| c.scheme.is(k.name())))
+            .map(SchemeKind::name)
+            .collect();
+        (!weaker.is_empty()).then(|| weaker.join(", "))
+    }
+
+    /// The error for credentials the server refused.
+    fn rejected(&self, kind: SchemeKind, channel_bound: bool, weaker: Option<String>) -> Error {
+        let settings = &self.config.auth;
+        let mut message = match kind {
+            SchemeKind::Negotiate => NegotiateError::<InitiatorError>::Rejected.to_string(),
+            SchemeKind::Ntlm => "the server refused the NTLM credentials (401 after the \
+                                 AUTHENTICATE message): wrong user name, domain or password"
+                .to_owned(),
+            SchemeKind::Digest => "the server refused the Digest credentials: wrong user name \
+                                   or password for its realm"
+                .to_owned(),
+            SchemeKind::Basic => "the server refused the Basic credentials: wrong user name or \
+                                  password"
+                .to_owned(),
+        };
+        if kind <= SchemeKind::Ntlm && channel_bound && settings.channel_binding {
+            message.push_str(
+                "; the token was bound to this TLS connection (channel bindings): if the \
+                 server or a TLS-terminating proxy in front of it rejects that, retry with \
+                 --channel-binding off",
+            );
+        }
+        if let Some(weaker) = weaker {
+            let refusal = kerbside_proto::SchemeRefusal::Downgrade {
+                failed: kind,
+                weaker,
+            };
+            message.push_str(&format!("; {refusal} (--allow-downgrade permits it)"));
+        }
+        Error::new(ErrorKind::Auth, message)
+    }
+
+    /// Starts the chosen scheme on `conn`: its first credentials and the exchange
+    /// that waits for the answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_scheme(
+        &self,
+        kind: SchemeKind,
+        reason: String,
+        origin: &Origin,
+        conn: &Conn,
+        challenges: &[Challenge],
+        parts: &Parts,
+        body: Option<&bytes::Bytes>,
+        observer: &dyn Observer,
+    ) -> Result<(String, Exchange), StartError> {
+        let settings = &self.config.auth;
+        match kind {
+            SchemeKind::Negotiate => {
+                match self
+                    .start_negotiate(origin, conn, Some(challenges), reason.clone(), observer)
+                    .await
+                {
+                    Ok((credentials, next)) => Ok((credentials, Exchange::Token(next))),
+                    Err(Failure::Fatal(e)) if e.lacks_kerberos_credentials() => {
+                        // No ticket: NTLM inside SPNEGO, when allowed and a password
+                        // is at hand; otherwise the next scheme on offer.
+                        if settings.ntlm_in_negotiate {
+                            if let Some(found) =
+                                settings.passwords.lookup(&origin.host, None, SchemeKind::Ntlm)
+                            {
+                                return self
+                                    .start_ntlm(origin, conn, &found, true, reason, observer)
+                                    .map(|(c, next)| (c, Exchange::Token(next)));
+                            }
+                        }
+                        Err(StartError::Unavailable(e.to_string()))
+                    }
+                    Err(f) => Err(StartError::Failure(f)),
+                }
+            }
+            SchemeKind::Ntlm => {
+                let Some(found) = settings.passwords.lookup(&origin.host, None, kind) else {
+                    return Err(StartError::Unavailable("no password".to_owned()));
+                };
+                self.start_ntlm(origin, conn, &found, false, reason, observer)
+                    .map(|(c, next)| (c, Exchange::Token(next)))
+            }
+            SchemeKind::Digest | SchemeKind::Basic => {
+                let Some(found) = settings.passwords.lookup(&origin.host, None, kind) else {
+                    return Err(StartError::Unavailable("no password".to_owned()));
+                };
+                observer.event(&Event::Scheme {
+                    proxy: false,
+                    scheme: kind.name().to_owned(),
+                    scheme_reason: reason,
+                    target: found.user.to_owned(),
+                    target_reason: found.source.describe().to_owned(),
+                    channel_binding: false,
+                });
+                if kind == SchemeKind::Basic {
+                    let credentials = crate::schemes::basic(found.user, found.password)
+                        .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
+                    return Ok((
+                        credentials,
+                        Exchange::Password {
+                            kind,
+                            digest: None,
+                            preemptive: false,
+                            stale_retried: false,
+                        },
+                    ));
+                }
+                let session = crate::schemes::DigestState::start(
+                    challenges,
+                    found.user,
+                    found.password,
+                    settings.allow_digest_md5,
+                )
+                .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
+                let header = session
+                    .authorization(parts.method.as_str(), &request_target(&parts.uri), body)
+                    .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
+                Ok((
+                    header,
+                    Exchange::Password {
+                        kind,
+                        digest: Some(Arc::new(session)),
+                        preemptive: false,
+                        stale_retried: false,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The first NTLM message, under the `NTLM` scheme or inside SPNEGO under
+    /// `Negotiate`.
+    fn start_ntlm(
+        &self,
+        origin: &Origin,
+        conn: &Conn,
+        found: &crate::keyring::FoundCredential<'_>,
+        inside_negotiate: bool,
+        reason: String,
+        observer: &dyn Observer,
+    ) -> Result<(String, ExpectFinalToken<Initiator>), StartError> {
+        let settings = &self.config.auth;
+        let bindings = if settings.channel_binding {
+            conn.channel_binding.clone()
+        } else {
+            None
+        };
+        observer.event(&Event::Scheme {
+            proxy: false,
+            scheme: if inside_negotiate {
+                "NTLM inside Negotiate (SPNEGO)".to_owned()
+            } else {
+                "NTLM".to_owned()
+            },
+            scheme_reason: reason,
+            target: found.user.to_owned(),
+            target_reason: found.source.describe().to_owned(),
+            channel_binding: bindings.is_some(),
+        });
+        let fatal = |e: String| StartError::Failure(Failure::Fatal(Error::new(ErrorKind::Auth, e)));
+        let (credentials, inputs) =
+            crate::schemes::ntlm_inputs(found, &origin.host, bindings).map_err(fatal)?;
+        let (mech, scheme) = if inside_negotiate {
+            (
+                Initiator::SpnegoNtlm(Box::new(
+                    kerbside_proto::spnego::SpnegoNtlmInitiator::new(credentials, inputs),
+                )),
+                kerbside_proto::Scheme::NEGOTIATE,
+            )
+        } else {
+            (
+                Initiator::Ntlm(Box::new(
+                    kerbside_proto::scheme::ntlm::client::NtlmInitiator::new(credentials, inputs),
+                )),
+                kerbside_proto::Scheme::NTLM,
+            )
+        };
+        // NTLM has no mutual authentication of its own (SPNEGO's mechListMIC is
+        // checked by the mechanism).
+        let (credentials, next) = ExpectChallenge::new(mech, MutualAuth::Off)
+            .with_scheme(scheme)
+            .with_max_legs(settings.max_legs)
+            .start()
+            .map_err(|e| StartError::Failure(Failure::Fatal(auth_error(e))))?;
+        Ok((credentials.to_header_value(), next))
+    }
+
+    /// Credentials for a request to an origin whose Digest or Basic login was taken
+    /// before.
+    fn preemptive_password(
+        &self,
+        origin: &Origin,
+        known: &OriginState,
+        parts: &Parts,
+        body: Option<&bytes::Bytes>,
+        transport: Transport,
+        observer: &dyn Observer,
+    ) -> Result<Option<(String, Exchange)>, Failure> {
+        let settings = &self.config.auth;
+        let (kind, digest) = if let Some(session) = known.digest.clone() {
+            (SchemeKind::Digest, Some(session))
+        } else if known.basic {
+            (SchemeKind::Basic, None)
+        } else {
+            return Ok(None);
+        };
+        if !settings.schemes.allows(kind)
+            || settings.schemes.plain_http.check(kind.name(), &origin.host, transport).is_err()
+        {
+            return Ok(None);
+        }
+        let Some(found) = settings.passwords.lookup(&origin.host, None, kind) else {
+            return Ok(None);
+        };
+        observer.event(&Event::Scheme {
+            proxy: false,
+            scheme: kind.name().to_owned(),
+            scheme_reason: "sent without waiting for a 401: the server took it before".to_owned(),
+            target: found.user.to_owned(),
+            target_reason: found.source.describe().to_owned(),
+            channel_binding: false,
+        });
+        let header = match &digest {
+            Some(session) => {
+                session.authorization(parts.method.as_str(), &request_target(&parts.uri), body)?
+            }
+            None => crate::schemes::basic(found.user, found.password)?,
+        };
+        Ok(Some((
+            header,
+            Exchange::Password {
+                kind,
+                digest,
+                preemptive: true,
+                stale_retried: false,
+            },
+        )))
+    }
+
+    /// New Digest credentials when the 401 says the nonce was stale.
+    fn digest_stale_retry(
+        &self,
+        session: &crate::schemes::DigestState,
+        challenges: &[Challenge],
+        parts: &Parts,
+        body: Option<&bytes::Bytes>,
+    ) -> Result<Option<String>, Failure> {
+        if !session.take_stale(challenges) {
+            return Ok(None);
+        }
+        Ok(Some(session.authorization(
+            parts.method.as_str(),
+            &request_target(&parts.uri),
+            body,
+        )?))
     }
 
     fn cookie_header(&self, uri: &Uri) -> Option<HeaderValue> {
@@ -967,7 +1410,7 @@ impl Client {
         challenges: Option<&[Challenge]>,
         scheme_reason: String,
         observer: &dyn Observer,
-    ) -> Result<(String, ExpectFinalToken<NegotiateInitiator>), Failure> {
+    ) -> Result<(String, ExpectFinalToken<Initiator>), Failure> {
         let settings = &self.config.auth;
         let canonical = if settings.target.needs_canonical_name(&origin.host) {
             let host = origin.host.clone();
@@ -1005,7 +1448,7 @@ impl Client {
         let (mutual, max_legs) = (settings.mutual, settings.max_legs);
         let challenges = challenges.map(<[Challenge]>::to_vec);
         let (credentials, next) = blocking(move || {
-            let mech = NegotiateInitiator::new(&config).map_err(auth_error)?;
+            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(auth_error)?);
             let start = ExpectChallenge::new(mech, mutual).with_max_legs(max_legs);
             match challenges {
                 Some(c) => start.handle_challenge(&c),
@@ -1138,7 +1581,7 @@ enum ProxyStep {
 /// One exchange with a proxy (`407`, `Proxy-Authenticate`, `Proxy-Authorization`).
 struct ProxyAuth {
     proxy: ProxyAddr,
-    exchange: Option<ExpectFinalToken<NegotiateInitiator>>,
+    exchange: Option<ExpectFinalToken<Initiator>>,
     header: Option<String>,
     rounds: u32,
     tokens: u32,
@@ -1179,7 +1622,7 @@ impl ProxyAuth {
                 e,
             )
         })?;
-        let proxy_error = |e: NegotiateError<kerbside_gssapi::GssError>| {
+        let proxy_error = |e: NegotiateError<InitiatorError>| {
             Failure::Fatal(Error::with_source(
                 ErrorKind::Auth,
                 format!("proxy {}:{}: {e}", self.proxy.host, self.proxy.port),
@@ -1201,6 +1644,7 @@ impl ProxyAuth {
                 Ok(Progress::Established(done)) => {
                     observer.event(&Event::Authenticated {
                         proxy: true,
+                        scheme: "Negotiate".to_owned(),
                         mutual: done.mutual(),
                         legs: self.tokens,
                         connection_bound: true,
@@ -1246,7 +1690,7 @@ impl ProxyAuth {
         };
         let (mutual, max_legs) = (settings.mutual, settings.max_legs);
         let result = blocking(move || {
-            let mech = NegotiateInitiator::new(&config).map_err(auth_error)?;
+            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(auth_error)?);
             ExpectChallenge::new(mech, mutual)
                 .with_max_legs(max_legs)
                 .for_proxy()
@@ -1268,16 +1712,56 @@ enum LegError {
     Fatal(Error),
 }
 
-fn closed_mid_handshake(origin: &Origin) -> Error {
+fn closed_mid_handshake(origin: &Origin, kind: SchemeKind) -> Error {
     Error::new(
         ErrorKind::Auth,
         format!(
-            "{}:{} closed the connection in the middle of the Negotiate exchange, twice; it \
+            "{}:{} closed the connection in the middle of the {kind} exchange, twice; it \
              must keep the connection open between the 401 and the next request (a proxy or \
              load balancer in between may be switching connections)",
             origin.host, origin.port
         ),
     )
+}
+
+/// Why a chosen scheme could not start.
+enum StartError {
+    /// The client holds no credentials for it (no Kerberos ticket): try the next.
+    Unavailable(String),
+    /// Give up (or start over).
+    Failure(Failure),
+}
+
+/// An exchange waiting for the response to the credentials it sent.
+enum Exchange {
+    /// A connection-based exchange (Negotiate, NTLM): tokens on one connection.
+    Token(ExpectFinalToken<Initiator>),
+    /// Digest or Basic: one request carries the credentials.
+    Password {
+        kind: SchemeKind,
+        /// The Digest state (nonce, nonce count), shared with later requests.
+        digest: Option<Arc<DigestState>>,
+        /// Sent without a 401, because the server took it before.
+        preemptive: bool,
+        /// A `stale=true` challenge was answered already.
+        stale_retried: bool,
+    },
+}
+
+/// The request-target of an origin-form request: the path and query.
+fn request_target(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Checks the Digest `Authentication-Info` of a successful response, when sent.
+fn check_rspauth(session: &DigestState, response: &Response<Incoming>) -> Result<(), Failure> {
+    let Some(value) = response.headers().get("authentication-info") else {
+        return Ok(());
+    };
+    session
+        .check_info(value.as_bytes())
+        .map_err(Failure::Fatal)
 }
 
 /// `Persistent-Auth: true|false` (IIS and mod_auth_gssapi).
@@ -1361,11 +1845,13 @@ async fn drain(response: Response<Incoming>, limit: usize) -> Result<(), Error> 
 
 fn finish(
     mut response: Response<Incoming>,
+    scheme: Option<SchemeKind>,
     negotiate: Option<MutualOutcome>,
     connection: u64,
     challenges: u32,
 ) -> Response<Incoming> {
     response.extensions_mut().insert(Outcome {
+        scheme,
         negotiate,
         connection,
         challenges,

@@ -56,6 +56,39 @@ impl Error {
         self.kind
     }
 
+    /// True when the client has no usable Kerberos credentials (no ticket, or only
+    /// an expired one): another scheme may still be answered.
+    pub fn lacks_kerberos_credentials(&self) -> bool {
+        let Some(source) = self.source.as_deref() else {
+            return false;
+        };
+        let gss = source
+            .downcast_ref::<kerbside_gssapi::GssError>()
+            .or_else(|| {
+                source
+                    .downcast_ref::<crate::schemes::InitiatorError>()
+                    .and_then(crate::schemes::InitiatorError::gss)
+            })
+            .or_else(|| {
+                source
+                    .downcast_ref::<kerbside_proto::scheme::negotiate::client::NegotiateError<
+                        crate::schemes::InitiatorError,
+                    >>()
+                    .and_then(|e| match e {
+                        kerbside_proto::scheme::negotiate::client::NegotiateError::Mechanism(m) => {
+                            m.gss()
+                        }
+                        _ => None,
+                    })
+            });
+        gss.is_some_and(|e| {
+            matches!(
+                e.problem(),
+                kerbside_gssapi::Problem::NoCredentials | kerbside_gssapi::Problem::ExpiredTicket
+            )
+        })
+    }
+
     /// True if the policy refused to send credentials (plain HTTP, for one).
     pub fn is_policy(&self) -> bool {
         self.kind == ErrorKind::Policy

@@ -593,6 +593,17 @@ pub enum CredentialSource {
     Netrc,
 }
 
+impl CredentialSource {
+    /// Where the credential came from, in words for `-v`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CommandLine => "from -u",
+            Self::Keyring => "from the keyring file",
+            Self::Netrc => "from the netrc file",
+        }
+    }
+}
+
 /// A user name and password found by [`CredentialSources::lookup`]. Its `Debug` output
 /// never shows the password.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -654,13 +665,25 @@ impl CredentialSources {
         Self::load_from_env(&|name| std::env::var_os(name))
     }
 
+    /// Like [`load_default`](Self::load_default), reading the netrc only when
+    /// `netrc` is true (curl reads it only with `--netrc`).
+    pub fn load_default_with(netrc: bool) -> Result<Self, KeyringError> {
+        Self::load_from_env_with(&|name| std::env::var_os(name), netrc)
+    }
+
     fn load_from_env(env: Env<'_>) -> Result<Self, KeyringError> {
+        Self::load_from_env_with(env, true)
+    }
+
+    fn load_from_env_with(env: Env<'_>, netrc: bool) -> Result<Self, KeyringError> {
         let mut sources = Self::new();
         if let Some((path, named)) = default_keyring_path(env) {
             sources.keyring = optional(Keyring::load(&path), named)?;
         }
-        if let Some((path, named)) = default_netrc_path(env) {
-            sources.netrc = optional(load_netrc(&path), named)?;
+        if netrc {
+            if let Some((path, named)) = default_netrc_path(env) {
+                sources.netrc = optional(load_netrc(&path), named)?;
+            }
         }
         Ok(sources)
     }

@@ -20,6 +20,7 @@ mod error;
 pub mod keyring;
 mod proxy;
 mod redact;
+mod schemes;
 mod tls;
 
 pub use body::{BoxError, RequestBody, StreamBody};

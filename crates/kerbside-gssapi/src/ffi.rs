@@ -8,9 +8,10 @@ use std::ptr;
 
 use libgssapi::credential::Cred;
 use libgssapi_sys::{
-    gss_OID_desc, gss_acquire_cred_from, gss_buffer_desc, gss_cred_id_t, gss_cred_usage_t,
-    gss_import_name, gss_key_value_element_desc, gss_key_value_set_desc, gss_name_t,
-    gss_release_name, OM_uint32, GSS_C_ACCEPT, GSS_C_INITIATE,
+    gss_OID_desc, gss_OID_set_desc, gss_acquire_cred_from, gss_buffer_desc, gss_cred_id_t,
+    gss_cred_usage_t, gss_import_name, gss_key_value_element_desc, gss_key_value_set_desc,
+    gss_name_t, gss_release_cred, gss_release_name, gss_set_neg_mechs, OM_uint32, GSS_C_ACCEPT,
+    GSS_C_INITIATE,
 };
 
 /// The raw status of a failed call.
@@ -73,6 +74,64 @@ fn import_name(name: &str, usage: Usage) -> Result<ImportedName, Status> {
     }
 }
 
+// RFC 1964 Kerberos V5 mechanism: 1.2.840.113554.1.2.2
+static MECH_KRB5: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02";
+// RFC 4178 SPNEGO: 1.3.6.1.5.5.2
+static MECH_SPNEGO: &[u8] = b"\x2b\x06\x01\x05\x05\x02";
+
+fn oid(bytes: &'static [u8]) -> gss_OID_desc {
+    gss_OID_desc {
+        length: bytes.len() as OM_uint32,
+        elements: bytes.as_ptr() as *mut std::ffi::c_void,
+    }
+}
+
+/// Initiator credentials for SPNEGO that negotiate Kerberos only.
+///
+/// With another GSSAPI mechanism installed (gss-ntlmssp on Debian), MIT's SPNEGO
+/// would also offer it, and with no Kerberos ticket its failure ("A required argument
+/// is missing") would hide the real one ("no Kerberos credentials"). So the Kerberos
+/// element is acquired first, alone, to get Kerberos's own error; then Kerberos and
+/// SPNEGO together, and `gss_set_neg_mechs` keeps SPNEGO to Kerberos. NTLM inside
+/// SPNEGO is kerbside's own, pure-Rust and opt-in.
+pub(crate) fn acquire_krb5_initiator(
+    name: Option<&str>,
+    store: &[(&str, &str)],
+) -> Result<Cred, Status> {
+    acquire_krb5(name, Usage::Initiate, store)
+}
+
+/// Credentials for SPNEGO restricted to Kerberos, for either side; see
+/// [`acquire_krb5_initiator`]. An acceptor otherwise also gets gss-ntlmssp's
+/// credential, which needs no keytab, so a missing keytab would go unnoticed.
+fn acquire_krb5(name: Option<&str>, usage: Usage, store: &[(&str, &str)]) -> Result<Cred, Status> {
+    let mut krb5 = [oid(MECH_KRB5)];
+    let probe = raw_acquire(name, usage, store, &mut krb5)?;
+    release(probe);
+    let mut both = [oid(MECH_KRB5), oid(MECH_SPNEGO)];
+    let cred = raw_acquire(name, usage, store, &mut both)?;
+    let mut only = [oid(MECH_KRB5)];
+    let mut set = gss_OID_set_desc {
+        count: only.len(),
+        elements: only.as_mut_ptr(),
+    };
+    let mut minor: OM_uint32 = 0;
+    // SAFETY: cred is a live handle we own; set points at `only`, alive for the call.
+    let major = unsafe { gss_set_neg_mechs(&mut minor, cred, &mut set) };
+    if major != 0 {
+        release(cred);
+        return Err(Status { major, minor });
+    }
+    // SAFETY: cred is a fresh handle; Cred takes ownership and releases it on drop.
+    Ok(unsafe { Cred::from_c(cred) })
+}
+
+fn release(mut cred: gss_cred_id_t) {
+    let mut minor: OM_uint32 = 0;
+    // SAFETY: cred came from gss_acquire_cred_from and is released once.
+    unsafe { gss_release_cred(&mut minor, &mut cred) };
+}
+
 /// Acquires credentials through `gss_acquire_cred_from` with a credential store
 /// (`keytab` for an acceptor, `ccache` for an initiator), for `name` or any name.
 pub(crate) fn acquire_cred_from(
@@ -80,6 +139,17 @@ pub(crate) fn acquire_cred_from(
     usage: Usage,
     store: &[(&str, &str)],
 ) -> Result<Cred, Status> {
+    acquire_krb5(name, usage, store)
+}
+
+/// `gss_acquire_cred_from` for `mechs` (all mechanisms when empty); the handle is the
+/// caller's to release.
+fn raw_acquire(
+    name: Option<&str>,
+    usage: Usage,
+    store: &[(&str, &str)],
+    mechs: &mut [gss_OID_desc],
+) -> Result<gss_cred_id_t, Status> {
     let name = name.map(|n| import_name(n, usage)).transpose()?;
     let strings: Vec<(CString, CString)> = store
         .iter()
@@ -106,14 +176,23 @@ pub(crate) fn acquire_cred_from(
     } as gss_cred_usage_t;
     let mut cred: gss_cred_id_t = ptr::null_mut();
     let mut minor: OM_uint32 = 0;
+    let mut mech_set = gss_OID_set_desc {
+        count: mechs.len(),
+        elements: mechs.as_mut_ptr(),
+    };
+    let desired = if mechs.is_empty() {
+        ptr::null_mut()
+    } else {
+        &mut mech_set as *mut gss_OID_set_desc
+    };
     // SAFETY: every pointer refers to data alive until the call returns (`strings`,
-    // `elements`, `set`, `name`); `cred` receives a credential we then own.
+    // `elements`, `set`, `name`, `mech_set`); `cred` receives a credential we own.
     let major = unsafe {
         gss_acquire_cred_from(
             &mut minor,
             name.as_ref().map_or(ptr::null_mut(), |n| n.0),
             u32::MAX, // GSS_C_INDEFINITE
-            ptr::null_mut(),
+            desired,
             usage,
             &set,
             &mut cred,
@@ -122,9 +201,7 @@ pub(crate) fn acquire_cred_from(
         )
     };
     if major == 0 {
-        // SAFETY: cred is a fresh credential handle; Cred takes ownership and
-        // releases it on drop.
-        Ok(unsafe { Cred::from_c(cred) })
+        Ok(cred)
     } else {
         Err(Status { major, minor })
     }

@@ -2,12 +2,11 @@
 
 use kerbside_proto::{Mechanism, MutualAuth, Step};
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
-use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::credential::Cred;
 use libgssapi::error::{Error as RawError, MajorFlags};
 use libgssapi::name::Name;
 use libgssapi::oid::{
-    OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
-    GSS_NT_USER_NAME,
+    GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
 };
 
 use crate::error::{GssError, Side};
@@ -187,26 +186,26 @@ impl NegotiateInitiator {
     }
 }
 
-/// Credentials for one exchange; `None` lets GSSAPI use the default ticket cache.
+/// Credentials for one exchange, always restricted to Kerberos inside SPNEGO (see
+/// [`ffi::acquire_krb5_initiator`]).
 fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
+    let initiator = |name: Option<&str>, store: &[(&str, &str)], subject: Option<String>| {
+        ffi::acquire_krb5_initiator(name, store)
+            .map(Some)
+            .map_err(|s| status_error(s, Side::Initiator, subject))
+    };
     match credentials {
-        ClientCredentials::Default => Ok(None),
-        ClientCredentials::Ccache(cc) => {
-            ffi::acquire_cred_from(None, ffi::Usage::Initiate, &[("ccache", cc)])
-                .map(Some)
-                .map_err(|s| status_error(s, Side::Initiator, Some(cc.clone())))
-        }
+        ClientCredentials::Default => initiator(None, &[], None),
+        ClientCredentials::Ccache(cc) => initiator(None, &[("ccache", cc)], Some(cc.clone())),
         ClientCredentials::Keytab { path, principal } => {
             let kt = format!("FILE:{}", path.display());
             // A process-private memory cache keeps the tickets got with the keytab.
             let cc = format!("MEMORY:kerbside-{}", std::process::id());
-            ffi::acquire_cred_from(
+            initiator(
                 principal.as_deref(),
-                ffi::Usage::Initiate,
                 &[("client_keytab", &kt), ("ccache", &cc)],
+                Some(path.display().to_string()),
             )
-            .map(Some)
-            .map_err(|s| status_error(s, Side::Initiator, Some(path.display().to_string())))
         }
         ClientCredentials::Password {
             principal,
@@ -217,34 +216,20 @@ fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
             password,
         } => {
             let fresh = matches!(credentials, ClientCredentials::FreshPassword { .. });
-            let name = Name::new(principal.as_bytes(), Some(GSS_NT_USER_NAME))
-                .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(principal.clone())))?;
-            // With MIT krb5 the mechanism set must name SPNEGO as well as Kerberos, or
-            // the SPNEGO context later fails with "cannot find mechanisms".
-            let mut mechs = OidSet::new();
-            for mech in [GSS_MECH_KRB5, GSS_MECH_SPNEGO] {
-                mechs
-                    .add(mech)
-                    .map_err(|e| GssError::from_raw(e, Side::Initiator, None))?;
-            }
             // A ticket for this principal in the cache collection wins; the password
             // is only used when there is none.
             if !fresh {
-                if let Ok(cred) =
-                    Cred::acquire(Some(&name), None, CredUsage::Initiate, Some(&mechs))
-                {
+                if let Ok(cred) = ffi::acquire_krb5_initiator(Some(principal), &[]) {
                     return Ok(Some(cred));
                 }
             }
-            Cred::acquire_with_password(
-                Some(&name),
-                password,
-                None,
-                CredUsage::Initiate,
-                Some(&mechs),
+            // With a password and no ccache, MIT gets the ticket into a memory cache
+            // of the credential, destroyed with it.
+            initiator(
+                Some(principal),
+                &[("password", password)],
+                Some(principal.clone()),
             )
-            .map(Some)
-            .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(principal.clone())))
         }
     }
 }

@@ -97,6 +97,10 @@ struct ConnState {
     principal: Option<String>,
     /// A multi-leg exchange waiting for its next token.
     pending: Option<AcceptContext>,
+    /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
+    ntlm: Option<kerbside_proto::scheme::ntlm::server::ExpectAuthenticate>,
+    /// The same, inside SPNEGO (under `Negotiate`).
+    spnego_ntlm: Option<kerbside_proto::spnego::SpnegoExpectAuthenticate>,
 }
 
 impl ConnectionAuth {
@@ -136,6 +140,14 @@ pub struct NegotiateConfig {
     /// Accept Basic credentials too, checked against the KDC (off by default; only
     /// over TLS).
     pub basic_fallback: Option<BasicFallback>,
+    /// Accept NTLM against a users file (offered in connection mode only).
+    pub ntlm: Option<crate::passwords::NtlmSettings>,
+    /// Accept Digest against an htdigest file.
+    pub digest: Option<crate::passwords::DigestSettings>,
+    /// Accept Basic against an htpasswd file (before the KDC fallback, if both).
+    pub basic_users: Option<crate::passwords::BasicUsers>,
+    /// The realm of the Basic challenge when only `basic_users` is set.
+    pub basic_realm: String,
 }
 
 /// Basic authentication as a fallback for clients without Kerberos: the user name
@@ -163,6 +175,10 @@ impl NegotiateConfig {
             max_handshakes: 64,
             metrics: None,
             basic_fallback: None,
+            ntlm: None,
+            digest: None,
+            basic_users: None,
+            basic_realm: "kerbside".to_owned(),
         }
     }
 }
@@ -237,22 +253,66 @@ fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Response<B> {
 }
 
 impl Shared {
-    /// A refusal; a 401 offers Basic as well when the fallback is on (each challenge
-    /// on its own header line).
-    fn refuse<B: Default>(&self, status: StatusCode, token: Option<&[u8]>) -> Response<B> {
-        let mut response = refuse(status, token);
+    /// A refusal with no token: a 401 offers every scheme the gate takes.
+    fn refuse<B: Default>(&self, status: StatusCode, h2: bool) -> Response<B> {
+        self.refuse_with(&Refusal::new(status, None), h2)
+    }
+
+    /// A refusal. A 401 carrying a continuation token says only that; otherwise it
+    /// offers every scheme the gate takes, strongest first, each challenge on its own
+    /// header line (some clients, such as Python's httpx, find Digest only that way):
+    /// Negotiate; NTLM in connection mode over HTTP/1.1 only (it authenticates the
+    /// connection); Digest; Basic.
+    fn refuse_with<B: Default>(&self, refusal: &Refusal, h2: bool) -> Response<B> {
+        let status = refusal.status;
+        let mut response = Response::new(B::default());
+        *response.status_mut() = status;
         if let Some(m) = self.metrics() {
             m.response(status);
         }
-        if status == StatusCode::UNAUTHORIZED {
-            if let Some(basic) = &self.config.basic_fallback {
-                let mut realm = String::new();
-                kerbside_proto::header::write_quoted_string(&mut realm, &basic.realm);
-                if let Ok(value) =
-                    HeaderValue::from_str(&format!("Basic realm={realm}, charset=\"UTF-8\""))
+        if status != StatusCode::UNAUTHORIZED {
+            return response;
+        }
+        let config = &self.config;
+        let mut lines: Vec<String> = Vec::new();
+        match (&refusal.token, refusal.ntlm) {
+            (Some(token), true) => lines.push(
+                kerbside_proto::Challenge::new(
+                    kerbside_proto::Scheme::NTLM,
+                    kerbside_proto::AuthData::base64(Some(token)),
+                )
+                .to_header_value(),
+            ),
+            (Some(token), false) => lines.push(challenge(Some(token))),
+            (None, _) => {
+                if config.acceptor.is_some()
+                    || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate)
                 {
-                    response.headers_mut().append(WWW_AUTHENTICATE, value);
+                    lines.push(challenge(None));
                 }
+                if config.ntlm.is_some() && config.mode == AuthMode::Connection && !h2 {
+                    lines.push("NTLM".to_owned());
+                }
+                if let Some(digest) = &config.digest {
+                    for c in digest.challenges(refusal.stale) {
+                        lines.push(crate::passwords::DigestSettings::header_value(&c));
+                    }
+                }
+                let basic_realm = config
+                    .basic_fallback
+                    .as_ref()
+                    .map(|b| b.realm.as_str())
+                    .or(config.basic_users.as_ref().map(|_| config.basic_realm.as_str()));
+                if let Some(realm) = basic_realm {
+                    if let Ok(value) = kerbside_proto::scheme::basic::challenge_header_value(realm) {
+                        lines.push(value);
+                    }
+                }
+            }
+        }
+        for line in lines {
+            if let Ok(value) = HeaderValue::from_str(&line) {
+                response.headers_mut().append(WWW_AUTHENTICATE, value);
             }
         }
         response
@@ -271,13 +331,31 @@ enum Identity {
         principal: String,
         final_token: Option<Vec<u8>>,
         set_cookie: Option<String>,
+        /// Digest's `Authentication-Info` (rspauth).
+        info: Option<String>,
     },
 }
 
 /// Why a token was refused, for the log and the metrics.
 struct Refusal {
     status: StatusCode,
+    /// A continuation token: with one, the 401 carries only it.
     token: Option<Vec<u8>>,
+    /// The token is an NTLM CHALLENGE (`WWW-Authenticate: NTLM`), not Negotiate.
+    ntlm: bool,
+    /// Digest challenges say `stale=true`.
+    stale: bool,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, token: Option<Vec<u8>>) -> Self {
+        Self {
+            status,
+            token,
+            ntlm: false,
+            stale: false,
+        }
+    }
 }
 
 impl Shared {
@@ -293,16 +371,10 @@ impl Shared {
         binding: Option<Arc<Vec<u8>>>,
     ) -> Result<Result<AcceptStep, GssError>, Refusal> {
         let Some(acceptor) = self.config.acceptor.clone() else {
-            return Err(Refusal {
-                status: StatusCode::UNAUTHORIZED,
-                token: None,
-            });
+            return Err(Refusal::new(StatusCode::UNAUTHORIZED, None));
         };
         let Ok(_permit) = self.handshakes.acquire().await else {
-            return Err(Refusal {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                token: None,
-            });
+            return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, None));
         };
         let started = Instant::now();
         let binding = match self.config.channel_binding {
@@ -325,10 +397,7 @@ impl Shared {
         .await
         .map_err(|e| {
             tracing::error!("authentication task failed: {e}");
-            Refusal {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                token: None,
-            }
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, None)
         })?;
         if let Some(m) = self.metrics() {
             m.handshake(
@@ -386,7 +455,7 @@ where
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(%path, error = %e, "bad Authorization header");
-                    return Ok(shared.refuse(StatusCode::BAD_REQUEST, None));
+                    return Ok(shared.refuse(StatusCode::BAD_REQUEST, h2));
                 }
             };
             // The session cookie is opened once per request. One that does not open is
@@ -405,7 +474,7 @@ where
                 match identify(&shared, &head, presented, conn, binding, h2, session).await {
                     Ok(identity) => identity,
                     Err(Outcome::Refuse(refusal)) => {
-                        let mut response = shared.refuse(refusal.status, refusal.token.as_deref());
+                        let mut response = shared.refuse_with(&refusal, h2);
                         clear_cookie(&mut response, stale_cookie.as_deref());
                         return Ok(response);
                     }
@@ -424,31 +493,32 @@ where
                     if h2 && config.mode == AuthMode::Connection {
                         return Err(http11_required());
                     }
-                    let mut response = shared.refuse(StatusCode::UNAUTHORIZED, None);
+                    let mut response = shared.refuse(StatusCode::UNAUTHORIZED, h2);
                     clear_cookie(&mut response, stale_cookie.as_deref());
                     return Ok(response);
                 }
                 Decision::Deny { reason } => {
                     tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
-                    return Ok(shared.refuse(StatusCode::FORBIDDEN, None));
+                    return Ok(shared.refuse(StatusCode::FORBIDDEN, h2));
                 }
             }
             head.headers.remove(AUTHORIZATION);
             if let Some(codec) = &config.sessions {
                 strip_cookie(&mut head.headers, codec.cookie_name());
             }
-            let (principal, final_token, set_cookie) = match identity {
+            let (principal, final_token, set_cookie, info) = match identity {
                 Identity::Known {
                     principal,
                     final_token,
                     set_cookie,
+                    info,
                 } => {
                     head.extensions.insert(Authenticated {
                         principal: principal.clone(),
                     });
-                    (Some(principal), final_token, set_cookie)
+                    (Some(principal), final_token, set_cookie, info)
                 }
-                Identity::Anonymous => (None, None, None),
+                Identity::Anonymous => (None, None, None, None),
             };
             let request = Request::from_parts(head, body);
             let mut response = inner.call(request).await.map_err(Into::into)?;
@@ -475,6 +545,9 @@ where
             }
             if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 headers.append(SET_COOKIE, cookie);
+            }
+            if let Some(info) = info.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                headers.insert("authentication-info", info);
             }
             if let Some(m) = shared.metrics() {
                 m.response(response.status());
@@ -508,8 +581,16 @@ async fn identify(
         Presented::Token(token) => Some(token),
         Presented::Nothing => None,
         Presented::OtherScheme(scheme) => {
-            if scheme.eq_ignore_ascii_case("basic") && config.basic_fallback.is_some() {
+            if scheme.eq_ignore_ascii_case("basic")
+                && (config.basic_fallback.is_some() || config.basic_users.is_some())
+            {
                 return basic(shared, request).await;
+            }
+            if scheme.eq_ignore_ascii_case("ntlm") && config.ntlm.is_some() {
+                return ntlm(shared, request, conn, binding, h2);
+            }
+            if scheme.eq_ignore_ascii_case("digest") && config.digest.is_some() {
+                return digest(shared, request);
             }
             tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
             None
@@ -539,6 +620,7 @@ async fn identify(
                     principal,
                     final_token: None,
                     set_cookie: None,
+                    info: None,
                 });
             }
         }
@@ -552,6 +634,7 @@ async fn identify(
                         principal: session.principal,
                         final_token: None,
                         set_cookie: None,
+                        info: None,
                     });
                 }
                 Ok(None) => {}
@@ -566,6 +649,15 @@ async fn identify(
         return Ok(Identity::Anonymous);
     }
     let token = token.unwrap_or_default();
+    if let Some(settings) = config.ntlm.as_ref().filter(|n| n.in_negotiate) {
+        let pending = conn.as_ref().and_then(|c| c.lock().spnego_ntlm.take());
+        // A raw NTLM message under Negotiate (not SPNEGO) goes to GSSAPI, which refuses it.
+        if pending.is_some()
+            || (kerbside_proto::spnego::is_ntlmssp_init(&token) && !token.starts_with(b"NTLMSSP"))
+        {
+            return spnego_ntlm(shared, settings, request, conn, binding, &token, pending);
+        }
+    }
     let accepted = shared
         .accept(
             token,
@@ -590,10 +682,7 @@ async fn identify(
                 if let Some(m) = shared.metrics() {
                     m.failure("channel_bindings_missing");
                 }
-                return Err(Outcome::Refuse(Refusal {
-                    status: StatusCode::UNAUTHORIZED,
-                    token: None,
-                }));
+                return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)));
             }
             tracing::info!(%principal, path = %request.uri.path(), "authenticated");
             if connection_mode {
@@ -624,31 +713,23 @@ async fn identify(
                 principal,
                 final_token: token,
                 set_cookie,
+                info: None,
             })
         }
         Ok(AcceptStep::Continue(next)) => {
             if connection_mode && conn.is_some() {
-                return Err(Outcome::Refuse(Refusal {
-                    status: StatusCode::UNAUTHORIZED,
-                    token: Some(next),
-                }));
+                return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, Some(next))));
             }
             // Per request, a context cannot wait for the next leg: start over.
             tracing::warn!("token needs another leg, which only connection mode keeps");
-            Err(Outcome::Refuse(Refusal {
-                status: StatusCode::UNAUTHORIZED,
-                token: None,
-            }))
+            Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)))
         }
         Err(e) => {
             tracing::warn!(problem = ?e.problem(), path = %request.uri.path(), "Negotiate token refused: {e}");
             if let Some(m) = shared.metrics() {
                 m.failure(reason_label(e.problem()));
             }
-            Err(Outcome::Refuse(Refusal {
-                status: StatusCode::UNAUTHORIZED,
-                token: None,
-            }))
+            Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)))
         }
     }
 }
@@ -657,13 +738,7 @@ async fn identify(
 async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identity, Outcome> {
     let config = &shared.config;
     let refused = || {
-        Outcome::Refuse(Refusal {
-            status: StatusCode::UNAUTHORIZED,
-            token: None,
-        })
-    };
-    let (Some(fallback), Some(acceptor)) = (&config.basic_fallback, config.acceptor.clone()) else {
-        return Err(refused());
+        Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None))
     };
     let decoded = request
         .headers
@@ -676,14 +751,50 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
         .and_then(|d| d.split_once(':'))
         .map(|(u, p)| (u.to_owned(), p.to_owned()))
     else {
-        return Err(Outcome::Refuse(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            token: None,
-        }));
+        return Err(Outcome::Refuse(Refusal::new(StatusCode::BAD_REQUEST, None)));
     };
     if user.is_empty() || user.contains(['/', '\0']) {
         return Err(refused());
     }
+    if let Some(users) = config.basic_users.as_ref().filter(|u| u.contains(&user)) {
+        // The htpasswd file knows this user: bcrypt, off the async threads and within
+        // the handshake limit (it is slow on purpose).
+        let Ok(_permit) = shared.handshakes.acquire().await else {
+            return Err(refused());
+        };
+        let users = users.clone();
+        let started = Instant::now();
+        let (name, pass) = (user.clone(), password.clone());
+        let verdict = tokio::task::spawn_blocking(move || users.verify(&name, &pass)).await;
+        let ok = matches!(
+            verdict,
+            Ok(kerbside_proto::scheme::basic::htpasswd::Verdict::Verified)
+        );
+        if let Some(m) = shared.metrics() {
+            m.handshake(ok, started.elapsed());
+            if !ok {
+                m.failure("basic_wrong_password");
+            }
+        }
+        if !ok {
+            tracing::warn!(%user, "Basic credentials refused (htpasswd): {verdict:?}");
+            return Err(refused());
+        }
+        tracing::info!(%user, path = %request.uri.path(), "authenticated with Basic (htpasswd)");
+        return Ok(Identity::Known {
+            principal: user,
+            final_token: None,
+            set_cookie: None,
+            info: None,
+        });
+    }
+    let (Some(fallback), Some(acceptor)) = (&config.basic_fallback, config.acceptor.clone()) else {
+        tracing::warn!(%user, "Basic credentials for a user the gate does not know");
+        if let Some(m) = shared.metrics() {
+            m.failure("basic_unknown_user");
+        }
+        return Err(refused());
+    };
     let host = request
         .headers
         .get(http::header::HOST)
@@ -737,6 +848,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
                 principal,
                 final_token: None,
                 set_cookie: None,
+                info: None,
             })
         }
         Ok(Ok(AcceptStep::Continue(_))) => Err(refused()),
@@ -750,6 +862,220 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
         Err(e) => {
             tracing::error!("authentication task failed: {e}");
             Err(refused())
+        }
+    }
+}
+
+/// `Authorization: NTLM`: a NEGOTIATE gets the CHALLENGE (kept with the connection),
+/// an AUTHENTICATE is checked against it and the users file; the connection is then
+/// authenticated (NTLM authenticates connections, MS-NTHT).
+fn ntlm(
+    shared: &Arc<Shared>,
+    request: &http::request::Parts,
+    conn: Option<Arc<ConnectionAuth>>,
+    binding: Option<Arc<Vec<u8>>>,
+    h2: bool,
+) -> Result<Identity, Outcome> {
+    let config = &shared.config;
+    let refused = |status| Outcome::Refuse(Refusal::new(status, None));
+    let Some(settings) = &config.ntlm else {
+        return Err(refused(StatusCode::UNAUTHORIZED));
+    };
+    if config.mode != AuthMode::Connection {
+        tracing::info!("NTLM credentials, but NTLM needs connection mode; asking again");
+        return Err(refused(StatusCode::UNAUTHORIZED));
+    }
+    if h2 {
+        return Err(Outcome::Http11Required);
+    }
+    let token = request
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok())
+        .and_then(|c| c.decode_token68().ok().flatten());
+    let Some(token) = token else {
+        return Err(refused(StatusCode::BAD_REQUEST));
+    };
+    let Some(conn) = conn else {
+        return Err(refused(StatusCode::UNAUTHORIZED));
+    };
+    match crate::passwords::ntlm_message_type(&token) {
+        Some(1) => match settings.challenge(&token) {
+            Ok((challenge, pending)) => {
+                conn.lock().ntlm = Some(pending);
+                Err(Outcome::Refuse(Refusal {
+                    ntlm: true,
+                    ..Refusal::new(StatusCode::UNAUTHORIZED, Some(challenge))
+                }))
+            }
+            Err(e) => {
+                tracing::warn!("bad NTLM NEGOTIATE message: {e}");
+                Err(refused(StatusCode::BAD_REQUEST))
+            }
+        },
+        Some(3) => {
+            let Some(pending) = conn.lock().ntlm.take() else {
+                tracing::warn!("NTLM AUTHENTICATE without a CHALLENGE on this connection");
+                if let Some(m) = shared.metrics() {
+                    m.failure("ntlm_no_challenge");
+                }
+                return Err(refused(StatusCode::UNAUTHORIZED));
+            };
+            let check = ntlm_binding_check(config.channel_binding, binding.is_some());
+            let started = Instant::now();
+            let result =
+                settings.verify(pending, &token, binding.as_deref().map(Vec::as_slice), check);
+            if let Some(m) = shared.metrics() {
+                m.handshake(result.is_ok(), started.elapsed());
+            }
+            match result {
+                Ok((principal, channel_bound)) => {
+                    tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
+                    conn.lock().principal = Some(principal.clone());
+                    Ok(Identity::Known {
+                        principal,
+                        final_token: None,
+                        set_cookie: None,
+                        info: None,
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(path = %request.uri.path(), "NTLM credentials refused: {e}");
+                    if let Some(m) = shared.metrics() {
+                        m.failure("ntlm_refused");
+                    }
+                    Err(refused(StatusCode::UNAUTHORIZED))
+                }
+            }
+        }
+        _ => Err(refused(StatusCode::BAD_REQUEST)),
+    }
+}
+
+/// NTLM inside SPNEGO under `Negotiate`: the NegTokenInit gets the CHALLENGE (kept
+/// with the connection), the NegTokenResp with the AUTHENTICATE is checked against it.
+fn spnego_ntlm(
+    shared: &Arc<Shared>,
+    settings: &crate::passwords::NtlmSettings,
+    request: &http::request::Parts,
+    conn: Option<Arc<ConnectionAuth>>,
+    binding: Option<Arc<Vec<u8>>>,
+    token: &[u8],
+    pending: Option<kerbside_proto::spnego::SpnegoExpectAuthenticate>,
+) -> Result<Identity, Outcome> {
+    let config = &shared.config;
+    let refused = |status| Outcome::Refuse(Refusal::new(status, None));
+    let Some(conn) = conn.filter(|_| config.mode == AuthMode::Connection) else {
+        tracing::info!("NTLM inside Negotiate needs connection mode; asking again");
+        return Err(refused(StatusCode::UNAUTHORIZED));
+    };
+    let Some(pending) = pending else {
+        return match settings.spnego_challenge(token) {
+            Ok((reply, pending)) => {
+                conn.lock().spnego_ntlm = Some(pending);
+                Err(Outcome::Refuse(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    Some(reply),
+                )))
+            }
+            Err(e) => {
+                tracing::warn!("bad NTLM-in-SPNEGO token: {e}");
+                Err(refused(StatusCode::BAD_REQUEST))
+            }
+        };
+    };
+    let check = ntlm_binding_check(config.channel_binding, binding.is_some());
+    let started = Instant::now();
+    let result = settings.spnego_verify(
+        pending,
+        token,
+        binding.as_deref().map(Vec::as_slice),
+        check,
+    );
+    if let Some(m) = shared.metrics() {
+        m.handshake(result.is_ok(), started.elapsed());
+    }
+    match result {
+        Ok((reply, principal, channel_bound)) => {
+            tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
+            conn.lock().principal = Some(principal.clone());
+            Ok(Identity::Known {
+                principal,
+                final_token: Some(reply),
+                set_cookie: None,
+                info: None,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(path = %request.uri.path(), "NTLM inside Negotiate refused: {e}");
+            if let Some(m) = shared.metrics() {
+                m.failure("ntlm_refused");
+            }
+            Err(refused(StatusCode::UNAUTHORIZED))
+        }
+    }
+}
+
+fn ntlm_binding_check(
+    policy: ChannelBindingPolicy,
+    tls: bool,
+) -> kerbside_proto::scheme::ntlm::server::ChannelBindingCheck {
+    use kerbside_proto::scheme::ntlm::server::ChannelBindingCheck;
+    match (policy, tls) {
+        (_, false) | (ChannelBindingPolicy::Off, _) => ChannelBindingCheck::Off,
+        (ChannelBindingPolicy::Optional, true) => ChannelBindingCheck::IfPresent,
+        (ChannelBindingPolicy::Required, true) => ChannelBindingCheck::Required,
+    }
+}
+
+/// `Authorization: Digest`, checked against the htdigest file; the nonce count is
+/// recorded so a replayed request is refused.
+fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identity, Outcome> {
+    let config = &shared.config;
+    let Some(settings) = &config.digest else {
+        return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)));
+    };
+    let credentials = request
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok());
+    let Some(credentials) = credentials else {
+        return Err(Outcome::Refuse(Refusal::new(StatusCode::BAD_REQUEST, None)));
+    };
+    let target = request
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let result = settings.verify(&credentials, request.method.as_str(), &target);
+    if let Some(m) = shared.metrics() {
+        m.handshake(result.is_ok(), started.elapsed());
+    }
+    match result {
+        Ok(verified) => {
+            tracing::info!(principal = %verified.user, path = %request.uri.path(), "authenticated with Digest");
+            Ok(Identity::Known {
+                principal: verified.user,
+                final_token: None,
+                set_cookie: None,
+                info: Some(verified.authentication_info),
+            })
+        }
+        Err(refusal) => {
+            tracing::warn!(path = %request.uri.path(), "Digest credentials refused: {refusal}");
+            if let Some(m) = shared.metrics() {
+                m.failure(if refusal.is_stale() {
+                    "digest_stale_nonce"
+                } else {
+                    "digest_refused"
+                });
+            }
+            let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            Err(Outcome::Refuse(Refusal {
+                stale: refusal.is_stale(),
+                ..Refusal::new(status, None)
+            }))
         }
     }
 }

@@ -101,6 +101,18 @@ pub struct GateConfig {
     /// Accept Basic credentials checked against the KDC and the keytab, with this
     /// realm name in the challenge (TLS only).
     pub basic_fallback: Option<String>,
+    /// NTLM users file (`USER:NTHASH` lines): NTLM is offered in connection mode.
+    pub ntlm_users: Option<PathBuf>,
+    /// Take NTLMSSP inside Negotiate too (needs `ntlm_users`).
+    pub ntlm_in_negotiate: bool,
+    /// Digest users file (htdigest lines) and the realm.
+    pub digest_users: Option<(PathBuf, String)>,
+    /// Offer Digest MD5 as well as SHA-256 (old clients).
+    pub digest_md5: bool,
+    /// How long a Digest nonce is good for, in seconds.
+    pub digest_nonce_lifetime: u64,
+    /// Basic users file (htpasswd, bcrypt), TLS only.
+    pub basic_users: Option<PathBuf>,
     /// At most this many tokens are accepted at once.
     pub max_handshakes: usize,
     /// Time a client has to send a request's headers (slowloris), and to start the
@@ -129,6 +141,12 @@ impl GateConfig {
             channel_binding: ChannelBindingPolicy::Optional,
             metrics: None,
             basic_fallback: None,
+            ntlm_users: None,
+            ntlm_in_negotiate: false,
+            digest_users: None,
+            digest_md5: false,
+            digest_nonce_lifetime: kerbside_proto::scheme::digest::server::DEFAULT_NONCE_LIFETIME,
+            basic_users: None,
             max_handshakes: 64,
             header_timeout: Duration::from_secs(30),
         }
@@ -275,6 +293,36 @@ impl Gate {
             }
             None => (None, None),
         };
+        if config.basic_users.is_some() && tls.is_none() {
+            return Err(
+                "Basic sends passwords: --basic-users needs TLS (--tls-cert/--tls-key)".to_owned(),
+            );
+        }
+        if config.ntlm_users.is_some() && config.mode != AuthMode::Connection {
+            return Err(
+                "NTLM authenticates connections: --ntlm-users needs --auth connection".to_owned(),
+            );
+        }
+        let ntlm = match &config.ntlm_users {
+            Some(path) => Some(crate::passwords::NtlmSettings::load(
+                path,
+                config.ntlm_in_negotiate,
+            )?),
+            None => None,
+        };
+        let digest = match &config.digest_users {
+            Some((path, realm)) => Some(crate::passwords::DigestSettings::load(
+                path,
+                realm,
+                config.digest_md5,
+                config.digest_nonce_lifetime,
+            )?),
+            None => None,
+        };
+        let basic_users = match &config.basic_users {
+            Some(path) => Some(crate::passwords::BasicUsers::load(path)?),
+            None => None,
+        };
         if config.basic_fallback.is_some() && tls.is_none() {
             return Err(
                 "Basic fallback sends passwords: it needs TLS (--tls-cert/--tls-key)".to_owned(),
@@ -297,6 +345,13 @@ impl Gate {
                 realm,
                 service: config.acceptor.clone(),
             }),
+            ntlm,
+            digest,
+            basic_users,
+            basic_realm: config
+                .digest_users
+                .as_ref()
+                .map_or_else(|| "kerbside".to_owned(), |(_, realm)| realm.clone()),
         });
         let signer = match &config.identity_key {
             Some(path) => Some(IdentitySigner::load(path)?),

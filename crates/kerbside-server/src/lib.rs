@@ -32,6 +32,7 @@ pub mod check;
 pub mod fuzzing;
 pub mod gate;
 pub mod metrics;
+pub mod passwords;
 mod proxy;
 pub mod session;
 mod tls;

@@ -21,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Fetch a URL, authenticating with Kerberos when the server asks (like curl).
@@ -33,6 +35,12 @@ enum Command {
     /// Load a server with requests that speak Negotiate, and report throughput,
     /// latency, errors and the server's CPU per request.
     Bench(cli::bench::BenchArgs),
+    /// Add or change a user of the gate's NTLM users file (`--ntlm-users`); the
+    /// password is read from standard input without echo.
+    NtlmPasswd(cli::passwd::NtlmPasswdArgs),
+    /// Add or change a user of the gate's Digest users file (`--digest-users`,
+    /// htdigest lines); the password is read from standard input without echo.
+    DigestPasswd(cli::passwd::DigestPasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,5 +60,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => runtime.block_on(cli::gate::run(args)),
         Command::Tunnel(args) => runtime.block_on(cli::tunnel::run(args)),
         Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
+        Command::NtlmPasswd(args) => cli::passwd::run_ntlm(args),
+        Command::DigestPasswd(args) => cli::passwd::run_digest(args),
     }
 }

@@ -24,22 +24,48 @@ pub struct ClientArgs {
     #[arg(long, help_heading = "Authentication")]
     pub negotiate: bool,
 
-    /// Answer NTLM (not implemented yet: refused with a message).
+    /// Answer NTLM (NTLMv2 only, with the user and password of -u DOMAIN\\USER:PASS or
+    /// the keyring). The whole exchange runs on one HTTP/1.1 connection.
     #[arg(long, help_heading = "Authentication")]
     pub ntlm: bool,
 
-    /// Answer Digest (not implemented yet: refused with a message).
+    /// Answer Digest (RFC 7616: SHA-256, SHA-512/256; MD5 only with
+    /// --allow-digest-md5).
     #[arg(long, help_heading = "Authentication")]
     pub digest: bool,
 
-    /// Answer Basic (not implemented yet: refused with a message).
+    /// Answer Basic (the password itself, merely encoded: HTTPS only unless
+    /// --allow-http-auth).
     #[arg(long, help_heading = "Authentication")]
     pub basic: bool,
 
     /// Answer the strongest scheme the server offers (Negotiate > NTLM > Digest >
-    /// Basic) that kerbside can use.
+    /// Basic) that kerbside holds credentials for: Negotiate needs a Kerberos ticket
+    /// (or -u with a password), the others a user name and password.
     #[arg(long, help_heading = "Authentication")]
     pub anyauth: bool,
+
+    /// Answer Digest challenges that offer only MD5 (old servers such as Apache's
+    /// mod_auth_digest). MD5 is broken; a man in the middle could strip stronger
+    /// offers.
+    #[arg(long, help_heading = "Authentication")]
+    pub allow_digest_md5: bool,
+
+    /// When a stronger scheme failed (wrong password, rejected ticket), answer a
+    /// weaker one the server also offers. Off by default: a man in the middle could
+    /// force that.
+    #[arg(long, help_heading = "Authentication")]
+    pub allow_downgrade: bool,
+
+    /// With no Kerberos ticket, answer Negotiate with NTLM inside SPNEGO (as Windows
+    /// does). Weaker than Kerberos, so off by default.
+    #[arg(long, help_heading = "Authentication")]
+    pub negotiate_ntlm: bool,
+
+    /// Also take user names and passwords from ~/.netrc (or $NETRC) for NTLM, Digest
+    /// and Basic.
+    #[arg(short = 'n', long, help_heading = "Authentication")]
+    pub netrc: bool,
 
     /// Send the Negotiate token with the first request instead of waiting for a 401
     /// (never over plain HTTP unless allowed). Without it, the client still does so
@@ -111,9 +137,11 @@ pub struct ClientArgs {
     /// User for authentication, `USER[:PASSWORD]`. With Negotiate: the Kerberos
     /// principal; its ticket is used if the cache has one, else the password gets one
     /// (asked for on the terminal when not given). `-u :` means "my ticket", as in curl.
-    /// Without -u, the keyring file ($KERBSIDE_KEYRING, else
-    /// ~/.config/kerbside/keyring.toml; refused unless mode 600) may hold a password
-    /// for the host, used only when there is no ticket.
+    /// With NTLM, Digest and Basic: the user name (`DOMAIN\\USER` for NTLM; such a
+    /// name is never taken for a Kerberos principal) and password. Without -u, the
+    /// keyring file ($KERBSIDE_KEYRING, else ~/.config/kerbside/keyring.toml; refused
+    /// unless mode 600) may hold a password for the host (for Negotiate, used only
+    /// when there is no ticket).
     #[arg(
         short = 'u',
         long = "user",
@@ -191,14 +219,25 @@ impl ClientArgs {
     /// Resolves the options into a client configuration; `uri` is the URL the
     /// user named (its host is the default for `--allow-http-auth`).
     pub fn config(&self, uri: &Uri) -> Result<ClientConfig, String> {
-        let mut credentials = credentials(self)?;
+        let login = login(self)?;
+        let mut credentials = kerberos_credentials(self, &login);
+        let enabled = schemes(self);
+        let wants_passwords = enabled.iter().any(|k| *k != SchemeKind::Negotiate);
+        let mut sources = if wants_passwords || enabled.contains(&SchemeKind::Negotiate) {
+            kerbside_client::CredentialSources::load_default_with(self.netrc)
+                .map_err(|e| e.to_string())?
+        } else {
+            kerbside_client::CredentialSources::new()
+        };
+        if let (Some(user), Some(password)) = (&login.user, &login.password) {
+            sources = sources.with_command_line(user.clone(), password.clone());
+        }
         if credentials == ClientCredentials::Default
-            && schemes(self).contains(&SchemeKind::Negotiate)
+            && login.user.is_none()
+            && enabled.contains(&SchemeKind::Negotiate)
         {
             // No -u and no --keytab: a Kerberos password for this host from the keyring
             // file, used only when there is no ticket.
-            let sources =
-                kerbside_client::CredentialSources::load_default().map_err(|e| e.to_string())?;
             if let Some(found) =
                 sources.lookup(uri.host().unwrap_or_default(), None, SchemeKind::Negotiate)
             {
@@ -225,8 +264,8 @@ impl ClientArgs {
             },
             auth: AuthSettings {
                 schemes: SchemePolicy {
-                    enabled: schemes(self),
-                    allow_downgrade: false,
+                    enabled,
+                    allow_downgrade: self.allow_downgrade,
                     plain_http: plain_http_policy(&self.allow_http_auth, uri),
                 },
                 mutual: self.mutual,
@@ -244,6 +283,9 @@ impl ClientArgs {
                     Preemptive::Learned
                 },
                 max_auth_rounds: self.max_auth_rounds,
+                passwords: sources,
+                allow_digest_md5: self.allow_digest_md5,
+                ntlm_in_negotiate: self.negotiate_ntlm,
                 ..AuthSettings::default()
             },
             http2: !self.http1_1,
@@ -287,7 +329,14 @@ fn schemes(args: &ClientArgs) -> Vec<SchemeKind> {
     v
 }
 
-fn credentials(args: &ClientArgs) -> Result<ClientCredentials, String> {
+/// The user name and password of `-u`, the password asked for on the terminal when
+/// a scheme needs one and it was left out.
+struct Login {
+    user: Option<String>,
+    password: Option<String>,
+}
+
+fn login(args: &ClientArgs) -> Result<Login, String> {
     let (user, password) = match args.user.as_deref() {
         None | Some(":") | Some("") => (None, None),
         Some(u) => match u.split_once(':') {
@@ -295,31 +344,47 @@ fn credentials(args: &ClientArgs) -> Result<ClientCredentials, String> {
             None => (Some(u.to_owned()), None),
         },
     };
-    if let Some(path) = &args.keytab {
-        return Ok(ClientCredentials::Keytab {
-            path: path.clone(),
-            principal: user,
+    let Some(user) = user else {
+        return Ok(Login {
+            user: None,
+            password: None,
+        });
+    };
+    if password.is_some() || args.keytab.is_some() {
+        return Ok(Login {
+            user: Some(user),
+            password,
         });
     }
-    match (user, password) {
-        (None, _) => Ok(ClientCredentials::Default),
-        (Some(principal), Some(password)) => Ok(ClientCredentials::Password {
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "-u {user} needs a password: give -u {user}:PASSWORD or run on a terminal"
+        ));
+    }
+    let password = rpassword::prompt_password(format!("Password for {user}: "))
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(Login {
+        user: Some(user),
+        password: Some(password),
+    })
+}
+
+/// Where Kerberos credentials come from: the keytab, the password of -u for its
+/// principal, or the ticket cache. `DOMAIN\USER` is an NTLM name, never a principal.
+fn kerberos_credentials(args: &ClientArgs, login: &Login) -> ClientCredentials {
+    let user = login.user.clone().filter(|u| !u.contains('\\'));
+    if let Some(path) = &args.keytab {
+        return ClientCredentials::Keytab {
+            path: path.clone(),
+            principal: user,
+        };
+    }
+    match (user, &login.password) {
+        (Some(principal), Some(password)) => ClientCredentials::Password {
             principal,
-            password,
-        }),
-        (Some(principal), None) => {
-            if !std::io::stdin().is_terminal() {
-                return Err(format!(
-                    "-u {principal} needs a password: give -u {principal}:PASSWORD or run on a terminal"
-                ));
-            }
-            let password = rpassword::prompt_password(format!("Password for {principal}: "))
-                .map_err(|e| format!("cannot read the password: {e}"))?;
-            Ok(ClientCredentials::Password {
-                principal,
-                password,
-            })
-        }
+            password: password.clone(),
+        },
+        _ => ClientCredentials::Default,
     }
 }
 
@@ -389,6 +454,23 @@ pub fn verbose(event: &Event) {
             target,
             target_reason,
             channel_binding,
+        } if scheme != "Negotiate" => writeln!(
+            err,
+            "* Answering {} with {scheme} ({scheme_reason})\n* As user {target} ({target_reason}){}",
+            if *proxy { "the proxy" } else { "the server" },
+            if *channel_binding {
+                "; TLS channel binding passed"
+            } else {
+                ""
+            }
+        ),
+        Event::Scheme {
+            proxy,
+            scheme,
+            scheme_reason,
+            target,
+            target_reason,
+            channel_binding,
         } => writeln!(
             err,
             "* Answering {} with {scheme} ({scheme_reason})\n* Kerberos target {target} ({target_reason}){}",
@@ -401,17 +483,26 @@ pub fn verbose(event: &Event) {
         ),
         Event::Authenticated {
             proxy,
+            scheme,
             mutual,
             legs,
             connection_bound,
         } => writeln!(
             err,
-            "* Negotiate {}done after {legs} token(s); mutual authentication: {}{}",
+            "* {scheme} {}done after {legs} message(s); {}{}",
             if *proxy { "with the proxy " } else { "" },
-            match mutual {
-                MutualOutcome::Verified => "server verified",
-                MutualOutcome::NotSent => "server sent no final token",
-                MutualOutcome::NotChecked => "not checked (--mutual off)",
+            match (scheme.as_str(), mutual) {
+                ("Negotiate", MutualOutcome::Verified) => {
+                    "mutual authentication: server verified"
+                }
+                ("Negotiate", MutualOutcome::NotSent) => {
+                    "mutual authentication: server sent no final token"
+                }
+                ("Negotiate", MutualOutcome::NotChecked) => {
+                    "mutual authentication: not checked (--mutual off)"
+                }
+                ("NTLM", _) => "NTLM does not authenticate the server",
+                _ => "the server took the password",
             },
             if *connection_bound {
                 "; the connection stays authenticated"

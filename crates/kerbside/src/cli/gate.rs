@@ -135,8 +135,42 @@ pub struct GateArgs {
     pub basic_fallback: bool,
 
     /// The realm name shown in the Basic challenge (default "kerbside").
-    #[arg(long, value_name = "NAME", requires = "basic_fallback")]
+    #[arg(long, value_name = "NAME")]
     pub basic_realm: Option<String>,
+
+    /// Accept NTLM (NTLMv2 only) for the users of FILE (`USER:NTHASH` lines, made with
+    /// `kerbside ntlm-passwd`; mode 600). Needs --auth connection: NTLM authenticates a
+    /// connection, so it is offered over HTTP/1.1 only.
+    #[arg(long, value_name = "FILE")]
+    pub ntlm_users: Option<PathBuf>,
+
+    /// Also accept NTLM inside Negotiate (SPNEGO), as clients without a Kerberos
+    /// ticket send it (curl --negotiate with gss-ntlmssp, Windows). Needs --ntlm-users.
+    #[arg(long, requires = "ntlm_users")]
+    pub ntlm_in_negotiate: bool,
+
+    /// Accept Digest (RFC 7616, SHA-256) for the users of FILE (htdigest lines
+    /// `USER:REALM:HA1`, made with `kerbside digest-passwd`; mode 600).
+    #[arg(long, value_name = "FILE", requires = "digest_realm")]
+    pub digest_users: Option<PathBuf>,
+
+    /// The Digest realm (must match the users file's lines).
+    #[arg(long, value_name = "NAME")]
+    pub digest_realm: Option<String>,
+
+    /// Offer Digest MD5 after SHA-256, for old clients (their lines must be MD5).
+    #[arg(long)]
+    pub digest_md5: bool,
+
+    /// How long a Digest nonce is good for; a client using an older one is told
+    /// `stale=true` and answers the new one without asking for the password again.
+    #[arg(long, value_name = "SECONDS")]
+    pub digest_nonce_lifetime: Option<u64>,
+
+    /// Accept Basic (HTTPS only) for the users of an htpasswd FILE with bcrypt hashes
+    /// (`htpasswd -B`; mode 600), before --basic-fallback's KDC check if both.
+    #[arg(long, value_name = "FILE")]
+    pub basic_users: Option<PathBuf>,
 
     /// Check the configuration and keytab, report in words, and exit (0 if all is
     /// well) instead of serving. With --check-principal, also a full Kerberos round
@@ -226,6 +260,13 @@ struct GateFile {
     header_timeout: Option<u64>,
     basic_fallback: Option<bool>,
     basic_realm: Option<String>,
+    ntlm_users: Option<PathBuf>,
+    ntlm_in_negotiate: Option<bool>,
+    digest_users: Option<PathBuf>,
+    digest_realm: Option<String>,
+    digest_md5: Option<bool>,
+    digest_nonce_lifetime: Option<u64>,
+    basic_users: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
     mount: Vec<MountFile>,
@@ -370,13 +411,26 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.access = access;
     config.channel_binding = channel_binding;
     config.metrics = args.metrics.or(file.metrics);
+    let basic_realm = args
+        .basic_realm
+        .or(file.basic_realm)
+        .unwrap_or_else(|| "kerbside".to_owned());
     if args.basic_fallback || file.basic_fallback.unwrap_or(false) {
-        config.basic_fallback = Some(
-            args.basic_realm
-                .or(file.basic_realm)
-                .unwrap_or_else(|| "kerbside".to_owned()),
-        );
+        config.basic_fallback = Some(basic_realm.clone());
     }
+    config.ntlm_users = args.ntlm_users.or(file.ntlm_users);
+    config.ntlm_in_negotiate = args.ntlm_in_negotiate || file.ntlm_in_negotiate.unwrap_or(false);
+    let digest_realm = args.digest_realm.or(file.digest_realm);
+    config.digest_users = match (args.digest_users.or(file.digest_users), digest_realm) {
+        (Some(path), Some(realm)) => Some((path, realm)),
+        (Some(_), None) => return Err("--digest-users needs --digest-realm".to_owned()),
+        (None, _) => None,
+    };
+    config.digest_md5 = args.digest_md5 || file.digest_md5.unwrap_or(false);
+    if let Some(secs) = args.digest_nonce_lifetime.or(file.digest_nonce_lifetime) {
+        config.digest_nonce_lifetime = secs;
+    }
+    config.basic_users = args.basic_users.or(file.basic_users);
     if let Some(n) = file.max_handshakes {
         config.max_handshakes = n;
     }

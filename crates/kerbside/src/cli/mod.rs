@@ -5,4 +5,5 @@ pub mod bench;
 pub mod client_args;
 pub mod fetch;
 pub mod gate;
+pub mod passwd;
 pub mod tunnel;

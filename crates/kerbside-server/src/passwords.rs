@@ -1,0 +1,327 @@
+//! The schemes the gate checks against its own user files, for clients without a
+//! Kerberos ticket: NTLM (NT hashes, `--ntlm-users`), Digest (htdigest lines,
+//! `--digest-users`) and Basic (htpasswd with bcrypt, `--basic-users`).
+//!
+//! The files hold password equivalents (an NT hash or an HA1 logs in as well as the
+//! password), so a file that others can read is refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kerbside_proto::scheme::basic::htpasswd::{Htpasswd, Verdict};
+use kerbside_proto::scheme::digest::htdigest::Htdigest;
+use kerbside_proto::scheme::digest::server::{DigestRefusal, DigestServer, DigestVerified};
+use kerbside_proto::scheme::digest::{Algorithm, HashFunction};
+use kerbside_proto::scheme::ntlm::server::{
+    ChannelBindingCheck, ExpectAuthenticate, ExpectNegotiate, ServerInputs, VerifyInputs,
+};
+use kerbside_proto::scheme::ntlm::users::NtlmUsers;
+use kerbside_proto::scheme::ntlm::NtlmError;
+use kerbside_proto::spnego::{SpnegoError, SpnegoExpectAuthenticate, SpnegoNtlmAcceptor};
+use kerbside_proto::{Challenge, Credentials};
+
+/// The largest user file read.
+const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// How far an NTLMv2 response's time may be from the gate's (Kerberos allows the same).
+const NTLM_MAX_SKEW_SECS: u64 = 300;
+
+/// Reads a file that must be private to its owner (no access for group or others).
+pub fn read_private(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the {what} {} can be read by others (mode {:o}): it holds password \
+             equivalents; run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!(
+            "the {what} {} is larger than {MAX_FILE} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Now as a FILETIME (100 ns since 1601).
+fn filetime_now() -> u64 {
+    const UNIX_TO_1601: u64 = 11_644_473_600;
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (since.as_secs() + UNIX_TO_1601) * 10_000_000 + u64::from(since.subsec_nanos() / 100)
+}
+
+/// NTLM in the gate: users and their NT hashes, and the names the gate gives itself
+/// in its CHALLENGE.
+#[derive(Debug, Clone)]
+pub struct NtlmSettings {
+    users: Arc<NtlmUsers>,
+    /// The NetBIOS domain the CHALLENGE names.
+    pub domain: String,
+    /// The NetBIOS computer name the CHALLENGE names.
+    pub computer: String,
+    /// Also take NTLMSSP inside `Negotiate` (SPNEGO), as Windows clients and curl
+    /// with gss-ntlmssp send it without a Kerberos ticket.
+    pub in_negotiate: bool,
+}
+
+impl NtlmSettings {
+    /// Loads the users file (`USER:NTHASH` lines, see `kerbside ntlm-passwd`).
+    pub fn load(path: &Path, in_negotiate: bool) -> Result<Self, String> {
+        let bytes = read_private(path, "NTLM users file")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("the NTLM users file {} is not UTF-8", path.display()))?;
+        let users = NtlmUsers::parse(&text)
+            .map_err(|e| format!("the NTLM users file {}: {e}", path.display()))?;
+        let computer = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|h| h.trim().split('.').next().map(str::to_ascii_uppercase))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "KERBSIDE".to_owned());
+        Ok(Self {
+            users: Arc::new(users),
+            domain: "KERBSIDE".to_owned(),
+            computer,
+            in_negotiate,
+        })
+    }
+
+    fn inputs(&self) -> Result<ServerInputs, String> {
+        let mut server_challenge = [0u8; 8];
+        getrandom::fill(&mut server_challenge)
+            .map_err(|e| format!("the system has no random numbers: {e}"))?;
+        Ok(ServerInputs {
+            server_challenge,
+            timestamp: filetime_now(),
+            netbios_domain: self.domain.clone(),
+            netbios_computer: self.computer.clone(),
+            dns_domain: String::new(),
+            dns_computer: String::new(),
+        })
+    }
+
+    /// Answers a NEGOTIATE message: the CHALLENGE and the state to keep with the
+    /// connection.
+    pub fn challenge(&self, negotiate: &[u8]) -> Result<(Vec<u8>, ExpectAuthenticate), String> {
+        ExpectNegotiate::new(self.inputs()?)
+            .handle_negotiate(negotiate)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Answers a SPNEGO NegTokenInit carrying an NTLM NEGOTIATE: the NegTokenResp with
+    /// the CHALLENGE, and the state to keep with the connection.
+    pub fn spnego_challenge(
+        &self,
+        token: &[u8],
+    ) -> Result<(Vec<u8>, SpnegoExpectAuthenticate), String> {
+        SpnegoNtlmAcceptor::new(self.inputs()?)
+            .handle_init(token)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks the NegTokenResp with the AUTHENTICATE (and its mechListMIC): the final
+    /// NegTokenResp for the client, the user's name, and whether channel bindings
+    /// matched.
+    pub fn spnego_verify(
+        &self,
+        pending: SpnegoExpectAuthenticate,
+        token: &[u8],
+        binding: Option<&[u8]>,
+        check: ChannelBindingCheck,
+    ) -> Result<(Vec<u8>, String, bool), SpnegoError> {
+        let users = self.users.clone();
+        let lookup = move |user: &str, domain: &str| users.lookup(user, domain);
+        let (reply, done) = pending.handle_response(
+            token,
+            VerifyInputs {
+                now: filetime_now(),
+                max_skew_secs: NTLM_MAX_SKEW_SECS,
+                channel_bindings: check,
+                expected_channel_bindings: binding,
+                lookup: &lookup,
+            },
+        )?;
+        Ok((reply, display_name(&done.user, &done.domain), done.channel_bound))
+    }
+
+    /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent; the
+    /// user's name (`DOMAIN\user`, or `user` when the client sent no domain).
+    pub fn verify(
+        &self,
+        pending: ExpectAuthenticate,
+        authenticate: &[u8],
+        binding: Option<&[u8]>,
+        check: ChannelBindingCheck,
+    ) -> Result<(String, bool), NtlmError> {
+        let users = self.users.clone();
+        let lookup = move |user: &str, domain: &str| users.lookup(user, domain);
+        let done = pending.handle_authenticate(
+            authenticate,
+            VerifyInputs {
+                now: filetime_now(),
+                max_skew_secs: NTLM_MAX_SKEW_SECS,
+                channel_bindings: check,
+                expected_channel_bindings: binding,
+                lookup: &lookup,
+            },
+        )?;
+        Ok((display_name(&done.user, &done.domain), done.channel_bound))
+    }
+}
+
+/// `DOMAIN\user`, or `user` when the client sent no domain.
+fn display_name(user: &str, domain: &str) -> String {
+    if domain.is_empty() {
+        user.to_owned()
+    } else {
+        format!("{domain}\\{user}")
+    }
+}
+
+/// The NTLM message type of a token (1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE), if it
+/// is an NTLMSSP message at all.
+pub fn ntlm_message_type(token: &[u8]) -> Option<u32> {
+    let signature = token.get(..8)?;
+    if signature != b"NTLMSSP\0" {
+        return None;
+    }
+    let t = token.get(8..12)?;
+    Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+}
+
+/// Digest in the gate: a realm, the nonce key, and an htdigest file.
+#[derive(Debug, Clone)]
+pub struct DigestSettings {
+    server: Arc<DigestServer>,
+    users: Arc<Htdigest>,
+}
+
+impl DigestSettings {
+    /// Loads the users file and makes a server for `realm` with a fresh nonce key;
+    /// MD5 is offered after SHA-256 only when `allow_md5` and the file has MD5 lines.
+    pub fn load(
+        path: &Path,
+        realm: &str,
+        allow_md5: bool,
+        nonce_lifetime: u64,
+    ) -> Result<Self, String> {
+        let bytes = read_private(path, "Digest users file")?;
+        let users = Htdigest::parse(&bytes)
+            .map_err(|e| format!("the Digest users file {}: {e}", path.display()))?;
+        if !users.entries().iter().any(|e| e.realm == realm) {
+            tracing::warn!(
+                "the Digest users file {} has no user in realm {realm:?}: nobody can log in",
+                path.display()
+            );
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| format!("the system has no random numbers: {e}"))?;
+        let mut algorithms = vec![Algorithm::new(HashFunction::Sha256, false)];
+        if allow_md5 {
+            algorithms.push(Algorithm::new(HashFunction::Md5, false));
+        }
+        let server = DigestServer::new(realm, key)
+            .and_then(|s| s.with_algorithms(&algorithms))
+            .and_then(|s| s.with_nonce_lifetime(nonce_lifetime))
+            .map_err(|e| format!("Digest: {e}"))?;
+        Ok(Self {
+            server: Arc::new(server),
+            users: Arc::new(users),
+        })
+    }
+
+    /// The challenges of a 401, strongest first, each for its own header line.
+    pub fn challenges(&self, stale: bool) -> Vec<Challenge> {
+        self.server.challenges(unix_now(), stale)
+    }
+
+    /// Verifies `Authorization: Digest`.
+    pub fn verify(
+        &self,
+        credentials: &Credentials,
+        method: &str,
+        request_target: &str,
+    ) -> Result<DigestVerified, DigestRefusal> {
+        self.server.verify(
+            credentials,
+            method,
+            request_target,
+            self.users.as_ref(),
+            unix_now(),
+        )
+    }
+
+    /// The value of a challenge line.
+    pub fn header_value(challenge: &Challenge) -> String {
+        kerbside_proto::scheme::digest::challenge_header_value(challenge)
+    }
+}
+
+/// Basic in the gate against an htpasswd file (bcrypt hashes).
+#[derive(Debug, Clone)]
+pub struct BasicUsers {
+    users: Arc<Htpasswd>,
+}
+
+impl BasicUsers {
+    /// Loads the htpasswd file (`htpasswd -B` lines).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = read_private(path, "Basic users file")?;
+        let users = Htpasswd::parse(&bytes)
+            .map_err(|e| format!("the Basic users file {}: {e}", path.display()))?;
+        Ok(Self {
+            users: Arc::new(users),
+        })
+    }
+
+    /// Whether the file has this user.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains(user)
+    }
+
+    /// Checks a password (bcrypt: slow on purpose; call off the async threads).
+    pub fn verify(&self, user: &str, password: &str) -> Verdict {
+        self.users.verify(user, password)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ntlm_message_types_are_read_from_the_header_only() {
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&3u32.to_le_bytes());
+        assert_eq!(ntlm_message_type(&m), Some(3));
+        assert_eq!(ntlm_message_type(b"NTLMSSP\0\x01"), None);
+        assert_eq!(ntlm_message_type(b"YIIB"), None);
+    }
+
+    #[test]
+    fn user_files_readable_by_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "alice:00112233445566778899AABBCCDDEEFF\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = NtlmSettings::load(&path, false).unwrap_err();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(NtlmSettings::load(&path, false).is_ok());
+    }
+}

@@ -1,0 +1,420 @@
+//! NTLM on both sides, against real peers: `kerbside fetch --ntlm` to Apache +
+//! mod_auth_gssapi with gss-ntlmssp and to a pyspnego acceptor (an implementation
+//! independent of gss-ntlmssp); curl, requests-ntlm and curl's SPNEGO with a
+//! gss-ntlmssp credential to `kerbside gate`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{clean_env, kerbside, text, EchoUpstream, GateProcess};
+use kerbside_testkit::{
+    run_curl, run_curl_env, run_password_client, ApacheScheme, PyNtlmOptions, PyNtlmServer,
+    SchemeApache, SchemeApacheOptions, TestCa, TestRealm, ALICE, BOB,
+};
+
+/// `kerbside fetch` with no Kerberos ticket at all, so nothing but NTLM can answer.
+fn fetch(realm: &TestRealm, ca: &Path) -> Command {
+    let mut cmd = kerbside(realm);
+    cmd.env(
+        "KRB5CCNAME",
+        format!("FILE:{}/no-ticket", realm.dir().display()),
+    )
+    .arg("fetch")
+    .arg("--cacert")
+    .arg(ca);
+    cmd
+}
+
+fn ok(out: &Output) -> String {
+    let (body, err) = text(out);
+    assert!(out.status.success(), "fetch failed: {err}\n{body}");
+    body
+}
+
+/// A users file for the gate (`kerbside ntlm-passwd`), mode 600.
+fn ntlm_users(realm: &TestRealm) -> PathBuf {
+    let path = realm.dir().join("ntlm-users");
+    for (user, password) in [
+        (ALICE.ntlm_name(), ALICE.password),
+        ("bob".into(), BOB.password),
+    ] {
+        let mut child = kerbside(realm)
+            .args(["ntlm-passwd"])
+            .arg(&path)
+            .arg(&user)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("{password}\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    path
+}
+
+#[test]
+fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
+    let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
+
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-i", "-v", "-u", &login])
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let body = ok(&out);
+    let (_, err) = text(&out);
+    assert!(body.contains("x-remote-user: EXAMPLE\\alice"), "{body}");
+    assert!(err.contains("Answering the server with NTLM"), "{err}");
+    assert!(
+        !err.contains(ALICE.password),
+        "the password reached -v output: {err}"
+    );
+
+    // A 200 KiB body goes through the connection-bound exchange intact.
+    let file = realm.dir().join("upload.bin");
+    let data: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-u", &login, "--data"])
+        .arg(format!("@{}", file.display()))
+        .arg(apache.url("/private/upload"))
+        .output()
+        .unwrap();
+    let body = ok(&out);
+    let digest = sha256_hex(&data);
+    assert_eq!(body.trim(), format!("{digest} {}", data.len()));
+
+    // A wrong password is refused in words.
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-u", "EXAMPLE\\alice:wrong"])
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("refused the NTLM credentials"), "{err}");
+}
+
+#[test]
+fn fetch_answers_negotiate_with_ntlm_inside_spnego_only_when_allowed() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    // Apache with gss-ntlmssp offers Negotiate (SPNEGO with NTLMSSP) and NTLM.
+    let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
+    let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
+
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--negotiate", "--negotiate-ntlm", "-i", "-v", "-u", &login])
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let body = ok(&out);
+    let (_, err) = text(&out);
+    assert!(
+        body.contains("x-remote-user: EXAMPLE\\alice"),
+        "{body}\n{err}"
+    );
+    assert!(err.contains("NTLM inside Negotiate"), "{err}");
+
+    // Without the switch, no Kerberos ticket means no Negotiate at all.
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--negotiate", "-u", &login])
+        .arg(apache.url("/private/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("Kerberos") || err.contains("ticket"), "{err}");
+}
+
+#[test]
+fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let server = PyNtlmServer::start(PyNtlmOptions {
+        cert: Some(&cert),
+        channel_bindings: true,
+        ..PyNtlmOptions::default()
+    })
+    .unwrap();
+    let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-i", "-u", &login])
+        .arg(server.url("/private/"))
+        .output()
+        .unwrap();
+    let body = ok(&out);
+    assert!(
+        body.contains("x-remote-user: EXAMPLE\\alice"),
+        "{body}\n{}",
+        server.stderr()
+    );
+    // One connection: NEGOTIATE and AUTHENTICATE on it, nothing else.
+    let entries = server.log_entries();
+    let conns: std::collections::BTreeSet<_> = entries.iter().map(|e| e.connection).collect();
+    assert_eq!(conns.len(), 1, "{}", server.log());
+
+    // Plain HTTP needs the host opted in, and then works.
+    let plain = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-u", &login])
+        .arg(plain.url("/private/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("--allow-http-auth"), "{err}");
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "--allow-http-auth", "-u", &login])
+        .arg(plain.url("/private/"))
+        .output()
+        .unwrap();
+    ok(&out);
+}
+
+#[test]
+fn a_server_that_drops_the_connection_after_its_challenge_is_reported() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let server = PyNtlmServer::start(PyNtlmOptions {
+        close_after_challenge: true,
+        ..PyNtlmOptions::default()
+    })
+    .unwrap();
+    let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "--allow-http-auth", "-v", "-u", &login])
+        .arg(server.url("/private/"))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("closed the connection in the middle of the NTLM exchange, twice"),
+        "{err}"
+    );
+    // It started over once, on a fresh connection.
+    assert_eq!(
+        err.matches("Starting over on a new connection").count(),
+        1,
+        "{err}"
+    );
+    let negotiates = server
+        .log_entries()
+        .iter()
+        .filter(|e| e.leg == "negotiate")
+        .count();
+    assert_eq!(negotiates, 2, "{}", server.log());
+}
+
+/// A TLS gate in connection mode taking NTLM for the users of `users`.
+fn ntlm_gate(
+    realm: &TestRealm,
+    cert: &kerbside_testkit::TestCert,
+    upstream: &str,
+    users: &Path,
+    extra: &[&str],
+) -> GateProcess {
+    let mut args = vec![
+        "--auth",
+        "connection",
+        "--ntlm-users",
+        users.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    GateProcess::start(realm, Some(cert), upstream, &args)
+}
+
+#[test]
+fn curl_and_requests_ntlm_log_in_to_the_gate() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let users = ntlm_users(&realm);
+    let gate = ntlm_gate(&realm, &cert, &upstream.url(), &users, &[]);
+    let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
+
+    // curl 7.88 sends the 32-byte NEGOTIATE that gss-ntlmssp refuses; the gate takes it.
+    let run = run_curl(
+        &["--ntlm", "-u", &login, &gate.url("/")],
+        Some(ca.ca_pem_path()),
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(run.body.contains("users=EXAMPLE\\alice"), "{}", run.body);
+    assert!(run
+        .first_challenges("www-authenticate")
+        .iter()
+        .any(|c| c.starts_with("NTLM")));
+
+    let run = run_curl(
+        &["--ntlm", "-u", "EXAMPLE\\alice:wrong", &gate.url("/")],
+        Some(ca.ca_pem_path()),
+    )
+    .unwrap();
+    assert_eq!(run.status, 401, "{run:?}");
+
+    // requests-ntlm (pyspnego underneath) with a POST, then two more requests on the
+    // authenticated connection.
+    let facts = run_password_client(&[
+        "requests-ntlm",
+        &gate.url("/"),
+        "--user",
+        &ALICE.ntlm_name(),
+        "--password",
+        ALICE.password,
+        "--ca",
+        ca.ca_pem_path().to_str().unwrap(),
+        "--count",
+        "3",
+    ])
+    .unwrap();
+    assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
+    // One handshake (the bare 401 and the CHALLENGE), then three answers, the last
+    // two on the authenticated connection without a new handshake.
+    assert_eq!(
+        facts.get("statuses"),
+        "401,401,200,200,200",
+        "{}",
+        facts.raw
+    );
+    let facts = run_password_client(&[
+        "requests-ntlm",
+        &gate.url("/"),
+        "--user",
+        &ALICE.ntlm_name(),
+        "--password",
+        "wrong",
+        "--ca",
+        ca.ca_pem_path().to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(facts.get("status"), "401", "{}", facts.raw);
+
+    // kerbside fetch against its own gate, for completeness.
+    let out = fetch(&realm, ca.ca_pem_path())
+        .args(["--ntlm", "-u", &login])
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("users=EXAMPLE\\alice"));
+}
+
+#[test]
+fn curl_negotiate_with_a_gss_ntlmssp_credential_logs_in_to_the_gate() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let users = ntlm_users(&realm);
+    let gate = ntlm_gate(
+        &realm,
+        &cert,
+        &upstream.url(),
+        &users,
+        &["--ntlm-in-negotiate"],
+    );
+    // gss-ntlmssp as curl's initiator: no Kerberos ticket, an NTLM user and password.
+    let cred = realm.dir().join("ntlm-client");
+    std::fs::write(&cred, format!("EXAMPLE:alice:{}\n", ALICE.password)).unwrap();
+    let none = format!("FILE:{}/no-ticket", realm.dir().display());
+    let env: Vec<(&str, &OsStr)> = vec![
+        ("NTLM_USER_FILE", cred.as_os_str()),
+        ("NTLMUSER", OsStr::new("EXAMPLE\\alice")),
+        ("KRB5CCNAME", OsStr::new(&none)),
+        ("KRB5_CONFIG", realm.krb5_conf().as_os_str()),
+    ];
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &gate.url("/")],
+        Some(ca.ca_pem_path()),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(run.body.contains("users=EXAMPLE\\alice"), "{}", run.body);
+
+    std::fs::write(&cred, "EXAMPLE:alice:wrong\n").unwrap();
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &gate.url("/")],
+        Some(ca.ca_pem_path()),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(run.status, 401, "{run:?}");
+}
+
+#[test]
+fn ntlm_needs_connection_mode_and_a_private_users_file() {
+    let realm = TestRealm::start().unwrap();
+    let users = ntlm_users(&realm);
+    let mut cmd = kerbside(&realm);
+    clean_env(&mut cmd);
+    let out = cmd
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--ntlm-users",
+        ])
+        .arg(&users)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("--auth connection"), "{err}");
+
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = kerbside(&realm)
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--auth",
+            "connection",
+            "--ntlm-users",
+        ])
+        .arg(&users)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), data)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
