@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorKind};
 use crate::proxy::{ProxyAddr, ProxySettings};
 use crate::schemes::{DigestState, Initiator, InitiatorError};
 use crate::tls::{client_config, TlsSettings};
+use kerbside_proto::scheme::digest::client::DigestSession;
 
 /// When to send a Negotiate token without waiting for a 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -819,10 +820,9 @@ impl Client {
                     let ntlm_inside = matches!(state.mechanism(), Initiator::SpnegoNtlm(_));
                     let code = status.as_u16();
                     let offered = challenges.clone();
-                    let progress = blocking(move || {
-                        ExpectFinalToken::handle_response(state, code, &offered)
-                    })
-                    .await?;
+                    let progress =
+                        blocking(move || ExpectFinalToken::handle_response(state, code, &offered))
+                            .await?;
                     match progress {
                         Ok(Progress::Continue(credentials, next)) => {
                             if conn.is_h2() {
@@ -909,12 +909,15 @@ impl Client {
                 Some(Exchange::Password {
                     kind,
                     digest,
+                    signed,
                     preemptive,
                     stale_retried,
                 }) => {
                     if status != StatusCode::UNAUTHORIZED {
                         if let Some(session) = &digest {
-                            check_rspauth(session, &response)?;
+                            if let Some(mut signed) = signed {
+                                check_rspauth(&mut signed, &response)?;
+                            }
                             let shared = session.clone();
                             self.learn(origin, |s| s.digest = Some(shared));
                         } else {
@@ -935,7 +938,7 @@ impl Client {
                     }
                     if let (Some(session), false) = (&digest, stale_retried) {
                         let kept = body.bytes().cloned();
-                        if let Some(header) =
+                        if let Some((header, signed)) =
                             self.digest_stale_retry(session, &challenges, parts, kept.as_ref())?
                         {
                             // stale=true: the password was right, the nonce old.
@@ -951,6 +954,7 @@ impl Client {
                             exchange = Some(Exchange::Password {
                                 kind,
                                 digest,
+                                signed: Some(signed),
                                 preemptive,
                                 stale_retried: true,
                             });
@@ -1010,7 +1014,7 @@ impl Client {
                         Error::with_source(kind, e.to_string(), e)
                     })?;
                 let (kind, reason) = (chosen.kind, chosen.reason.clone());
-                if kind <= SchemeKind::Ntlm && conn.is_h2() {
+                if kind == SchemeKind::Ntlm && conn.is_h2() {
                     // A connection-based exchange cannot run on HTTP/2.
                     self.learn(origin, |s| s.h1_only = true);
                     return Err(Failure::Restart(Error::new(
@@ -1066,7 +1070,10 @@ impl Client {
         let mut out = Vec::new();
         for kind in [SchemeKind::Ntlm, SchemeKind::Digest, SchemeKind::Basic] {
             if settings.schemes.allows(kind)
-                && settings.passwords.lookup(&origin.host, None, kind).is_none()
+                && settings
+                    .passwords
+                    .lookup(&origin.host, None, kind)
+                    .is_none()
             {
                 out.push((
                     kind,
@@ -1158,7 +1165,9 @@ impl Client {
                         // is at hand; otherwise the next scheme on offer.
                         if settings.ntlm_in_negotiate {
                             if let Some(found) =
-                                settings.passwords.lookup(&origin.host, None, SchemeKind::Ntlm)
+                                settings
+                                    .passwords
+                                    .lookup(&origin.host, None, SchemeKind::Ntlm)
                             {
                                 return self
                                     .start_ntlm(origin, conn, &found, true, reason, observer)
@@ -1197,6 +1206,7 @@ impl Client {
                         Exchange::Password {
                             kind,
                             digest: None,
+                            signed: None,
                             preemptive: false,
                             stale_retried: false,
                         },
@@ -1209,7 +1219,7 @@ impl Client {
                     settings.allow_digest_md5,
                 )
                 .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
-                let header = session
+                let (header, signed) = session
                     .authorization(parts.method.as_str(), &request_target(&parts.uri), body)
                     .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
                 Ok((
@@ -1217,6 +1227,7 @@ impl Client {
                     Exchange::Password {
                         kind,
                         digest: Some(Arc::new(session)),
+                        signed: Some(signed),
                         preemptive: false,
                         stale_retried: false,
                     },
@@ -1259,9 +1270,10 @@ impl Client {
             crate::schemes::ntlm_inputs(found, &origin.host, bindings).map_err(fatal)?;
         let (mech, scheme) = if inside_negotiate {
             (
-                Initiator::SpnegoNtlm(Box::new(
-                    kerbside_proto::spnego::SpnegoNtlmInitiator::new(credentials, inputs),
-                )),
+                Initiator::SpnegoNtlm(Box::new(kerbside_proto::spnego::SpnegoNtlmInitiator::new(
+                    credentials,
+                    inputs,
+                ))),
                 kerbside_proto::Scheme::NEGOTIATE,
             )
         } else {
@@ -1302,7 +1314,11 @@ impl Client {
             return Ok(None);
         };
         if !settings.schemes.allows(kind)
-            || settings.schemes.plain_http.check(kind.name(), &origin.host, transport).is_err()
+            || settings
+                .schemes
+                .plain_http
+                .check(kind.name(), &origin.host, transport)
+                .is_err()
         {
             return Ok(None);
         }
@@ -1317,17 +1333,23 @@ impl Client {
             target_reason: found.source.describe().to_owned(),
             channel_binding: false,
         });
-        let header = match &digest {
+        let (header, signed) = match &digest {
             Some(session) => {
-                session.authorization(parts.method.as_str(), &request_target(&parts.uri), body)?
+                let (header, signed) = session.authorization(
+                    parts.method.as_str(),
+                    &request_target(&parts.uri),
+                    body,
+                )?;
+                (header, Some(signed))
             }
-            None => crate::schemes::basic(found.user, found.password)?,
+            None => (crate::schemes::basic(found.user, found.password)?, None),
         };
         Ok(Some((
             header,
             Exchange::Password {
                 kind,
                 digest,
+                signed,
                 preemptive: true,
                 stale_retried: false,
             },
@@ -1341,7 +1363,7 @@ impl Client {
         challenges: &[Challenge],
         parts: &Parts,
         body: Option<&bytes::Bytes>,
-    ) -> Result<Option<String>, Failure> {
+    ) -> Result<Option<(String, Box<DigestSession>)>, Failure> {
         if !session.take_stale(challenges) {
             return Ok(None);
         }
@@ -1741,6 +1763,8 @@ enum Exchange {
         kind: SchemeKind,
         /// The Digest state (nonce, nonce count), shared with later requests.
         digest: Option<Arc<DigestState>>,
+        /// The Digest session as it signed this request, for its `rspauth`.
+        signed: Option<Box<DigestSession>>,
         /// Sent without a 401, because the server took it before.
         preemptive: bool,
         /// A `stale=true` challenge was answered already.
@@ -1755,13 +1779,11 @@ fn request_target(uri: &Uri) -> String {
 }
 
 /// Checks the Digest `Authentication-Info` of a successful response, when sent.
-fn check_rspauth(session: &DigestState, response: &Response<Incoming>) -> Result<(), Failure> {
+fn check_rspauth(signed: &mut DigestSession, response: &Response<Incoming>) -> Result<(), Failure> {
     let Some(value) = response.headers().get("authentication-info") else {
         return Ok(());
     };
-    session
-        .check_info(value.as_bytes())
-        .map_err(Failure::Fatal)
+    crate::schemes::check_info(signed, value.as_bytes()).map_err(Failure::Fatal)
 }
 
 /// `Persistent-Auth: true|false` (IIS and mod_auth_gssapi).

@@ -8,11 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use kerbside_gssapi::{GssError, NegotiateInitiator};
+use kerbside_proto::scheme::digest::client::{DigestPolicy, DigestSession, Rechallenge};
+use kerbside_proto::scheme::digest::{self, BodyHash};
 use kerbside_proto::scheme::ntlm::client::{ClientInputs, NtlmCredentials, NtlmInitiator};
 use kerbside_proto::scheme::ntlm::NtlmError;
 use kerbside_proto::spnego::SpnegoNtlmInitiator;
-use kerbside_proto::scheme::digest::client::{DigestPolicy, DigestSession, Rechallenge};
-use kerbside_proto::scheme::digest::{self, BodyHash};
 use kerbside_proto::{AuthenticationInfo, Challenge, Mechanism, Step};
 
 use crate::error::{Error, ErrorKind};
@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn domains_split_only_on_a_backslash() {
         assert_eq!(split_domain("EXAMPLE\\alice"), ("EXAMPLE", "alice"));
-        assert_eq!(split_domain("alice@example.test"), ("", "alice@example.test"));
+        assert_eq!(
+            split_domain("alice@example.test"),
+            ("", "alice@example.test")
+        );
         assert_eq!(split_domain("alice"), ("", "alice"));
     }
 
@@ -159,21 +162,26 @@ impl DigestState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The `Authorization` value for one request; `body` (when kept in memory) lets
-    /// the client answer `qop=auth-int`.
+    /// The `Authorization` value for one request, and a copy of the session as it
+    /// signed it, to check that request's `Authentication-Info` against (requests of
+    /// one login may be in flight at once, each with its own nonce count); `body`
+    /// (when kept in memory) lets the client answer `qop=auth-int`.
     pub(crate) fn authorization(
         &self,
         method: &str,
         uri: &str,
         body: Option<&Bytes>,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, Box<DigestSession>), Error> {
         let cnonce = hex(&random::<16>().map_err(auth_error)?);
         let mut session = self.lock();
         let body = body.map(|b| BodyHash::of(session.algorithm().hash(), b));
         let credentials = session
             .authorization(method, uri, body.as_ref(), &cnonce)
             .map_err(|e| auth_error(format!("cannot answer the Digest challenge: {e}")))?;
-        Ok(digest::to_header_value(&credentials))
+        Ok((
+            digest::to_header_value(&credentials),
+            Box::new(session.clone()),
+        ))
     }
 
     /// Takes the new nonce of a `stale=true` challenge; false if the 401 refused the
@@ -181,19 +189,20 @@ impl DigestState {
     pub(crate) fn take_stale(&self, challenges: &[Challenge]) -> bool {
         self.lock().handle_rechallenge(challenges) == Rechallenge::RetryWithNewNonce
     }
+}
 
-    /// Checks a response's `Authentication-Info` (`rspauth`, `nextnonce`).
-    pub(crate) fn check_info(&self, value: &[u8]) -> Result<(), Error> {
-        let info = AuthenticationInfo::parse(value).map_err(|e| {
-            auth_error(format!(
-                "the server sent a malformed Authentication-Info header: {e}"
-            ))
-        })?;
-        self.lock()
-            .verify_authentication_info(&info, None)
-            .map(|_| ())
-            .map_err(|e| auth_error(e.to_string()))
-    }
+/// Checks a response's `Authentication-Info` (`rspauth`) against the request it
+/// answers (`signed`, from [`DigestState::authorization`]).
+pub(crate) fn check_info(signed: &mut DigestSession, value: &[u8]) -> Result<(), Error> {
+    let info = AuthenticationInfo::parse(value).map_err(|e| {
+        auth_error(format!(
+            "the server sent a malformed Authentication-Info header: {e}"
+        ))
+    })?;
+    signed
+        .verify_authentication_info(&info, None)
+        .map(|_| ())
+        .map_err(|e| auth_error(e.to_string()))
 }
 
 /// `Ok` when the Digest challenges on offer (if any) can be answered under the policy;

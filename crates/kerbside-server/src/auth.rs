@@ -202,6 +202,10 @@ pub struct NegotiateLayer {
 struct Shared {
     config: NegotiateConfig,
     handshakes: Semaphore,
+    /// The acceptor with replays caught in memory instead of MIT's file replay cache
+    /// (see `NegotiateAcceptor::with_memory_replay_cache`); `None` falls back to
+    /// `config.acceptor`.
+    memory_acceptor: Option<NegotiateAcceptor>,
 }
 
 impl NegotiateLayer {
@@ -215,6 +219,13 @@ impl NegotiateLayer {
         let permits = config.max_handshakes.max(1);
         Self {
             shared: Arc::new(Shared {
+                memory_acceptor: config.acceptor.as_ref().and_then(|a| {
+                    a.with_memory_replay_cache(kerbside_gssapi::ReplayCache::DEFAULT_CLOCK_SKEW)
+                        .map_err(|e| {
+                            tracing::warn!("replays are checked by MIT's file cache: {e}");
+                        })
+                        .ok()
+                }),
                 config,
                 handshakes: Semaphore::new(permits),
             }),
@@ -370,7 +381,11 @@ impl Shared {
         conn: Option<Arc<ConnectionAuth>>,
         binding: Option<Arc<Vec<u8>>>,
     ) -> Result<Result<AcceptStep, GssError>, Refusal> {
-        let Some(acceptor) = self.config.acceptor.clone() else {
+        let Some(acceptor) = self
+            .memory_acceptor
+            .clone()
+            .or_else(|| self.config.acceptor.clone())
+        else {
             return Err(Refusal::new(StatusCode::UNAUTHORIZED, None));
         };
         let Ok(_permit) = self.handshakes.acquire().await else {

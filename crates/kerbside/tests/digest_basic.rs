@@ -528,11 +528,22 @@ fn a_stale_digest_nonce_is_answered_without_asking_again() {
     );
     // The tunnel is one long-lived client: its second request reuses the login.
     let mut cmd = kerbside(&realm);
-    cmd.env("KRB5CCNAME", format!("FILE:{}/no-ticket", realm.dir().display()))
-        .args(["tunnel", "--listen", "127.0.0.1:0", "--digest", "-u", &alice(), "--to"])
-        .arg(gate.url("/"))
-        .arg("--cacert")
-        .arg(ca.ca_pem_path());
+    cmd.env(
+        "KRB5CCNAME",
+        format!("FILE:{}/no-ticket", realm.dir().display()),
+    )
+    .args([
+        "tunnel",
+        "--listen",
+        "127.0.0.1:0",
+        "--digest",
+        "-u",
+        &alice(),
+        "--to",
+    ])
+    .arg(gate.url("/"))
+    .arg("--cacert")
+    .arg(ca.ca_pem_path());
     let tunnel = GateProcess::from_command(cmd);
     let get = || {
         let run = run_curl(&[&tunnel.url("/")], None).unwrap();
@@ -540,6 +551,13 @@ fn a_stale_digest_nonce_is_answered_without_asking_again() {
         assert!(run.body.contains("users=alice\n"), "{}", run.body);
     };
     get();
+    // Requests of one login in flight at once, each with its own nonce count and
+    // rspauth.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(get);
+        }
+    });
     std::thread::sleep(std::time::Duration::from_millis(2500));
     get();
     // The second request went with the old nonce, was told it is stale, and went

@@ -170,6 +170,32 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
     let conns: std::collections::BTreeSet<_> = entries.iter().map(|e| e.connection).collect();
     assert_eq!(conns.len(), 1, "{}", server.log());
 
+    // Without -u, the keyring file gives the NTLM user and password.
+    let keyring = realm.dir().join("keyring.toml");
+    std::fs::write(
+        &keyring,
+        format!(
+            "[[credential]]\nhost = \"localhost\"\nuser = 'EXAMPLE\\alice'\npassword = \"{}\"\nschemes = [\"ntlm\"]\n",
+            ALICE.password
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &keyring,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = fetch(&realm, ca.ca_pem_path())
+        .env("KERBSIDE_KEYRING", &keyring)
+        .args(["--ntlm", "-i", "-v"])
+        .arg(server.url("/private/"))
+        .output()
+        .unwrap();
+    let body = ok(&out);
+    let (_, err) = text(&out);
+    assert!(body.contains("x-remote-user: EXAMPLE\\alice"), "{body}");
+    assert!(err.contains("from the keyring file"), "{err}");
+
     // Plain HTTP needs the host opted in, and then works.
     let plain = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
     let out = fetch(&realm, ca.ca_pem_path())
@@ -294,6 +320,14 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
         "401,401,200,200,200",
         "{}",
         facts.raw
+    );
+    // pyspnego sends a MIC and the TLS channel bindings: the gate checked both.
+    assert!(
+        gate.wait_for_log(
+            |l| l.contains("authenticated with NTLM") && l.contains("channel_bound=true")
+        ),
+        "{}",
+        gate.log()
     );
     let facts = run_password_client(&[
         "requests-ntlm",
