@@ -77,12 +77,14 @@ where
                             "content-length" => len = v.trim().parse().unwrap(),
                             "expect" => expect = true,
                             "authorization" => {
-                                let b64 = v.trim().strip_prefix("Negotiate ").unwrap();
-                                token = Some(
-                                    base64::engine::general_purpose::STANDARD
-                                        .decode(b64)
-                                        .unwrap(),
-                                );
+                                // Other schemes count as no token.
+                                if let Some(b64) = v.trim().strip_prefix("Negotiate ") {
+                                    token = Some(
+                                        base64::engine::general_purpose::STANDARD
+                                            .decode(b64)
+                                            .unwrap(),
+                                    );
+                                }
                             }
                             _ => {}
                         }
@@ -414,7 +416,7 @@ async fn a_ticket_that_appears_later_is_used_without_a_new_client() {
 }
 
 #[tokio::test]
-async fn schemes_that_are_not_implemented_or_not_enabled_are_refused_in_words() {
+async fn schemes_without_credentials_or_not_enabled_are_refused_in_words() {
     let realm = TestRealm::start().unwrap();
     let _env = realm.enter();
     let (port, _) = serve(|_, _, _| Reply {
@@ -437,7 +439,27 @@ async fn schemes_that_are_not_implemented_or_not_enabled_are_refused_in_words() 
     let err = get(&anyauth, port).await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("Basic, which this version of kerbside cannot answer yet"),
+            .contains("no user name and password for localhost"),
+        "{err}"
+    );
+    // With a password, Basic is answered; this server refuses everything.
+    let with_password = Client::new(ClientConfig {
+        auth: AuthSettings {
+            schemes: SchemePolicy {
+                enabled: SchemeKind::ALL.to_vec(),
+                allow_downgrade: false,
+                plain_http: PlainHttpAuth::Any,
+            },
+            passwords: kerbside_client::CredentialSources::new()
+                .with_command_line("alice", "secret"),
+            ..AuthSettings::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = get(&with_password, port).await.unwrap_err();
+    assert!(
+        err.to_string().contains("refused the Basic credentials"),
         "{err}"
     );
     let err = get(&client_never(), port).await.unwrap_err();
