@@ -1,6 +1,8 @@
 //! The server side: Negotiate tokens checked against a keytab.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use libgssapi::context::{SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
@@ -9,6 +11,7 @@ use libgssapi::error::{Error as RawError, MajorFlags};
 use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
+use crate::replay::{Insert, ReplayCache};
 
 /// `GSS_C_CHANNEL_BOUND_FLAG` from MIT's `gssapi_ext.h`.
 const GSS_C_CHANNEL_BOUND_FLAG: u32 = 2048;
@@ -28,13 +31,34 @@ pub struct AcceptorConfig {
 #[derive(Debug, Clone)]
 pub struct NegotiateAcceptor {
     cred: Cred,
-    keytab: Option<PathBuf>,
+    config: AcceptorConfig,
+    memory: Option<Arc<MemoryReplay>>,
+}
+
+/// The fast path of [`NegotiateAcceptor::with_memory_replay_cache`]: credentials
+/// with MIT's replay cache off, and the cache that takes its place.
+#[derive(Debug)]
+struct MemoryReplay {
+    cred: Cred,
+    cache: ReplayCache,
+}
+
+/// Which replay cache an acceptor's credentials use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayCheck {
+    /// MIT's own (a file under `KRB5RCACHEDIR`, or what `KRB5RCACHETYPE` names).
+    Mit,
+    /// None at all (`rcache` = `none:` in the credential store): a replayed token is
+    /// accepted. Only for measuring the cost of MIT's cache; never for a server.
+    Off,
 }
 
 /// One server-side exchange. Spent once it completes or fails.
 #[derive(Debug)]
 pub struct AcceptContext {
-    ctx: ServerCtx,
+    /// Started at the first token, with the credentials that token calls for.
+    ctx: Option<ServerCtx>,
+    acceptor: NegotiateAcceptor,
 }
 
 /// The result of one accepted token.
@@ -63,24 +87,73 @@ impl NegotiateAcceptor {
     /// Loads acceptor credentials. Fails early, in words, if the keytab cannot be
     /// used.
     pub fn new(config: &AcceptorConfig) -> Result<Self, GssError> {
+        Self::with_replay_check(config, ReplayCheck::Mit)
+    }
+
+    /// Loads acceptor credentials with this replay check.
+    pub fn with_replay_check(
+        config: &AcceptorConfig,
+        check: ReplayCheck,
+    ) -> Result<Self, GssError> {
+        let rcache_off: &[(&str, &str)] = match check {
+            ReplayCheck::Mit => &[],
+            ReplayCheck::Off => &[("rcache", "none:")],
+        };
+        Ok(Self {
+            cred: acquire(config, rcache_off)?,
+            config: config.clone(),
+            memory: None,
+        })
+    }
+
+    /// The same keys, with replays caught by an in-memory cache instead of MIT's
+    /// file cache (which locks and writes a file on every accept): a token whose
+    /// AP-REQ authenticator can be found ([`kerbside_proto::krb5::authenticator`])
+    /// is accepted with MIT's cache off, then its authenticator is recorded, and
+    /// refused as a replay if it was already there (within twice `clock_skew`).
+    /// Anything else — tokens the strict walker cannot read, exchanges that need
+    /// more than one leg, a full cache — goes through MIT's cache as before.
+    pub fn with_memory_replay_cache(&self, clock_skew: Duration) -> Result<Self, GssError> {
+        let cred = acquire(&self.config, &[("rcache", "none:")])?;
+        Ok(Self {
+            cred: self.cred.clone(),
+            config: self.config.clone(),
+            memory: Some(Arc::new(MemoryReplay {
+                cred,
+                cache: ReplayCache::new(clock_skew, ReplayCache::DEFAULT_CAPACITY),
+            })),
+        })
+    }
+
+    /// Whether replays are checked in memory ([`with_memory_replay_cache`](Self::with_memory_replay_cache)).
+    pub fn has_memory_replay_cache(&self) -> bool {
+        self.memory.is_some()
+    }
+}
+
+/// Acquires acceptor credentials from the keytab with extra credential-store
+/// entries (`rcache`).
+fn acquire(config: &AcceptorConfig, extra: &[(&str, &str)]) -> Result<Cred, GssError> {
+    {
         let subject = config
             .keytab
             .as_ref()
             .map(|p| p.display().to_string())
             .or_else(|| config.acceptor_name.clone());
-        let cred = match &config.keytab {
+        match &config.keytab {
             Some(path) => {
                 let kt = format!("FILE:{}", path.display());
-                ffi::acquire_cred_from(
-                    config.acceptor_name.as_deref(),
-                    ffi::Usage::Accept,
-                    &[("keytab", &kt)],
-                )
-                .map_err(|s| status_error(s, Side::Acceptor, subject))?
+                let mut store = vec![("keytab", kt.as_str())];
+                store.extend_from_slice(extra);
+                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, &store)
+                    .map_err(|s| status_error(s, Side::Acceptor, subject))
             }
             None => {
-                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, &[])
-                    .or_else(|_| {
+                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, extra)
+                    .or_else(|e| {
+                        if !extra.is_empty() {
+                            return Err(e);
+                        }
                         Cred::acquire(None, None, CredUsage::Accept, None).map_err(|e| {
                             ffi::Status {
                                 major: e.major.bits(),
@@ -88,24 +161,23 @@ impl NegotiateAcceptor {
                             }
                         })
                     })
-                    .map_err(|s| status_error(s, Side::Acceptor, subject))?
+                    .map_err(|s| status_error(s, Side::Acceptor, subject))
             }
-        };
-        Ok(Self {
-            cred,
-            keytab: config.keytab.clone(),
-        })
+        }
     }
+}
 
+impl NegotiateAcceptor {
     /// The keytab in use, if one was named.
     pub fn keytab(&self) -> Option<&PathBuf> {
-        self.keytab.as_ref()
+        self.config.keytab.as_ref()
     }
 
     /// Starts an exchange.
     pub fn context(&self) -> AcceptContext {
         AcceptContext {
-            ctx: ServerCtx::new(Some(self.cred.clone())),
+            ctx: None,
+            acceptor: self.clone(),
         }
     }
 
@@ -123,31 +195,82 @@ impl AcceptContext {
         token: &[u8],
         channel_bindings: Option<&[u8]>,
     ) -> Result<AcceptStep, GssError> {
-        let out = self
-            .ctx
+        if self.ctx.is_none() {
+            if let Some(memory) = self.acceptor.memory.clone() {
+                if let Ok(found) = kerbside_proto::krb5::authenticator(token) {
+                    let key = ReplayCache::key(found.cipher);
+                    let mut ctx = ServerCtx::new(Some(memory.cred.clone()));
+                    let out = ctx
+                        .step(token, channel_bindings)
+                        .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+                    if ctx.is_complete() {
+                        match memory.cache.insert(key, Instant::now()) {
+                            Insert::Fresh => return finish(&ctx, out),
+                            Insert::Replay => {
+                                tracing::warn!(
+                                    wrapping = ?found.wrapping,
+                                    "Negotiate token refused: its Kerberos authenticator was \
+                                     seen before (memory replay cache)"
+                                );
+                                return Err(replayed());
+                            }
+                            // Not recorded: MIT's cache decides instead (below).
+                            Insert::Full => {
+                                tracing::warn!("memory replay cache full; using MIT's");
+                            }
+                        }
+                    }
+                    // An exchange of more than one leg (or a full cache): start over
+                    // with MIT's replay cache, which has not seen this token yet.
+                }
+            }
+            self.ctx = Some(ServerCtx::new(Some(self.acceptor.cred.clone())));
+        }
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Err(defective());
+        };
+        let out = ctx
             .step(token, channel_bindings)
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+        finish(ctx, out)
+    }
+}
+
+/// The step's result once `gss_accept_sec_context` has answered.
+fn finish(ctx: &ServerCtx, out: Option<libgssapi::util::Buf>) -> Result<AcceptStep, GssError> {
+    {
         let out = out.map(|b| b.to_vec()).filter(|t| !t.is_empty());
-        if !self.ctx.is_complete() {
+        if !ctx.is_complete() {
             return match out {
                 Some(t) => Ok(AcceptStep::Continue(t)),
                 None => Err(defective()),
             };
         }
-        let principal = self
-            .ctx
+        let principal = ctx
             .source_name()
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?
             .to_string();
-        let flags = self.ctx.flags().map(|f| f.bits()).unwrap_or(0);
+        let flags = ctx.flags().map(|f| f.bits()).unwrap_or(0);
         Ok(AcceptStep::Done {
             principal,
             token: out,
-            delegated: self.ctx.delegated_cred().is_some(),
+            delegated: ctx.delegated_cred().is_some(),
             channel_bound: flags & GSS_C_CHANNEL_BOUND_FLAG != 0,
-            lifetime: self.ctx.lifetime().ok(),
+            lifetime: ctx.lifetime().ok(),
         })
     }
+}
+
+/// What MIT's replay cache says for a replay: `GSS_S_DUPLICATE_TOKEN`.
+fn replayed() -> GssError {
+    GssError::from_raw(
+        RawError {
+            major: MajorFlags::GSS_S_DUPLICATE_TOKEN,
+            minor: 0,
+        },
+        Side::Acceptor,
+        None,
+    )
 }
 
 fn defective() -> GssError {

@@ -5,9 +5,7 @@ use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::credential::Cred;
 use libgssapi::error::{Error as RawError, MajorFlags};
 use libgssapi::name::Name;
-use libgssapi::oid::{
-    GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
-};
+use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
 
 use crate::error::{GssError, Side};
 use crate::ffi;

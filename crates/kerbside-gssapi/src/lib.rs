@@ -4,7 +4,8 @@
 //!   ticket cache; it implements [`kerbside_proto::Mechanism`] so the sans-IO client
 //!   state machine drives it.
 //! * [`NegotiateAcceptor`]: the server side, from a keytab; [`AcceptContext`] is one
-//!   exchange.
+//!   exchange; [`NegotiateAcceptor::with_memory_replay_cache`] catches replays in a
+//!   [`ReplayCache`] in memory instead of MIT's file cache.
 //! * [`GssError`]: every GSSAPI failure, with a [`Problem`] in words a person can act on.
 //!
 //! All calls here block (they may read files or talk to a KDC): async callers run
@@ -15,7 +16,9 @@ mod acceptor;
 mod error;
 mod ffi;
 mod initiator;
+mod replay;
 
-pub use acceptor::{AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor};
+pub use acceptor::{AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCheck};
 pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
+pub use replay::{Insert, ReplayCache};

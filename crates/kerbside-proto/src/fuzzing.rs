@@ -114,6 +114,12 @@ pub fn basic(data: &[u8]) {
     crate::scheme::basic::fuzz_check(data);
 }
 
+/// Walks `data` as a Negotiate token down to a Kerberos authenticator; see
+/// [`krb5::fuzz_check`](crate::krb5::fuzz_check).
+pub fn krb5_token(data: &[u8]) {
+    crate::krb5::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -133,6 +139,7 @@ mod tests {
             ("htdigest", super::htdigest),
             ("htpasswd", super::htpasswd),
             ("basic", super::basic),
+            ("krb5_token", super::krb5_token),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

@@ -13,6 +13,7 @@ pub mod cookie;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
+pub mod krb5;
 pub mod mechanism;
 pub mod netrc;
 pub mod policy;

@@ -1,0 +1,591 @@
+//! Just enough of a Kerberos token to find its authenticator: a strict DER walker
+//! from a Negotiate token (SPNEGO `NegTokenInit` or `NegTokenResp`, or a bare
+//! Kerberos GSS token) down to the AP-REQ's encrypted authenticator.
+//!
+//! A server that keeps its own replay cache (instead of MIT's file cache) keys it on
+//! the authenticator's ciphertext: it is what the client encrypted for this one
+//! request, it cannot be changed without the decryption failing, and it is the same
+//! however the AP-REQ is wrapped (a bare krb5 token, SPNEGO, SPNEGO with other
+//! mechanism types listed). Nothing is decrypted here; GSSAPI still checks the token.
+//!
+//! The walk is strict (RFC 4120 §5 and RFC 4178 over X.690 DER): definite, minimal
+//! lengths; every field in order; nothing after a value. A token that does not fit
+//! is an [`Krb5TokenError`] naming why, and the caller falls back to a path that
+//! does not need the authenticator. It never panics on any input.
+//!
+//! ```
+//! use kerbside_proto::krb5::{authenticator, Krb5TokenError};
+//!
+//! assert_eq!(authenticator(b"\x60\x01"), Err(Krb5TokenError::Truncated));
+//! ```
+
+use std::fmt;
+
+/// SPNEGO, 1.3.6.1.5.5.2.
+const OID_SPNEGO: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+/// Kerberos 5, 1.2.840.113554.1.2.2 (RFC 1964).
+pub(crate) const OID_KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+/// Kerberos 5 as Windows 2000 misspelled it, 1.2.840.48018.1.2.2.
+pub(crate) const OID_KRB5_MS: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+/// RFC 1964 §1.1.1: the TOK_ID of an AP-REQ.
+const TOK_ID_AP_REQ: [u8; 2] = [0x01, 0x00];
+
+/// How the AP-REQ was wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapping {
+    /// A Kerberos GSS token (`0x60`, the krb5 OID, TOK_ID `01 00`).
+    Krb5,
+    /// The `mechToken` of a SPNEGO `NegTokenInit`.
+    SpnegoInit,
+    /// The `responseToken` of a SPNEGO `NegTokenResp` (a later leg).
+    SpnegoResp,
+}
+
+/// The encrypted authenticator of an AP-REQ found in a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticator<'a> {
+    /// How the token carried the AP-REQ.
+    pub wrapping: Wrapping,
+    /// The authenticator's encryption type (`etype`, e.g. 18 for aes256-cts-hmac-sha1-96).
+    pub etype: i64,
+    /// The authenticator's ciphertext (`EncryptedData.cipher`).
+    pub cipher: &'a [u8],
+}
+
+/// Why no authenticator was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Krb5TokenError {
+    /// The input ends inside a value.
+    Truncated,
+    /// A length is indefinite, not minimal, or does not fit in memory.
+    BadLength,
+    /// A tag other than the one the grammar has at this place.
+    UnexpectedTag {
+        /// The tag the grammar wants.
+        expected: u8,
+        /// The tag found.
+        found: u8,
+    },
+    /// Bytes follow a complete value.
+    TrailingBytes,
+    /// The token is for another mechanism (NTLM, NegoEx, ...).
+    NotKerberos,
+    /// A SPNEGO token without a mechanism token.
+    NoMechToken,
+    /// A Kerberos token that is not an AP-REQ (TOK_ID other than `01 00`).
+    NotApReq,
+    /// `pvno` is not 5 or `msg-type` is not 14.
+    BadApReqHeader,
+    /// An INTEGER that is empty, not minimal, or beyond 64 bits.
+    BadInteger,
+}
+
+impl fmt::Display for Krb5TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("the token ends inside a value"),
+            Self::BadLength => f.write_str("a length is not definite and minimal DER"),
+            Self::UnexpectedTag { expected, found } => {
+                write!(f, "tag {found:#04x} where {expected:#04x} belongs")
+            }
+            Self::TrailingBytes => f.write_str("bytes after a complete value"),
+            Self::NotKerberos => f.write_str("not a Kerberos token"),
+            Self::NoMechToken => f.write_str("a SPNEGO token without a mechanism token"),
+            Self::NotApReq => f.write_str("a Kerberos token that is not an AP-REQ"),
+            Self::BadApReqHeader => f.write_str("an AP-REQ with a wrong pvno or msg-type"),
+            Self::BadInteger => f.write_str("an INTEGER that is not minimal DER"),
+        }
+    }
+}
+
+impl std::error::Error for Krb5TokenError {}
+
+/// Finds the encrypted authenticator of the AP-REQ in a Negotiate token: SPNEGO
+/// `NegTokenInit` → `mechToken`, or `NegTokenResp` → `responseToken`, or a bare
+/// Kerberos GSS token; then AP-REQ → `authenticator` → `cipher`.
+pub fn authenticator(token: &[u8]) -> Result<Authenticator<'_>, Krb5TokenError> {
+    match token.first() {
+        Some(0xa1) => {
+            let resp = whole(token, 0xa1)?;
+            let mech_token = neg_token_resp(resp)?;
+            let (etype, cipher) = krb5_gss_token(mech_token)?;
+            Ok(Authenticator {
+                wrapping: Wrapping::SpnegoResp,
+                etype,
+                cipher,
+            })
+        }
+        _ => {
+            let (oid, inner) = gss_framing(token)?;
+            if oid == OID_SPNEGO {
+                let init = whole(inner, 0xa0)?;
+                let mech_token = neg_token_init(init)?;
+                let (etype, cipher) = krb5_gss_token(mech_token)?;
+                Ok(Authenticator {
+                    wrapping: Wrapping::SpnegoInit,
+                    etype,
+                    cipher,
+                })
+            } else {
+                let (etype, cipher) = krb5_after_oid(oid, inner)?;
+                Ok(Authenticator {
+                    wrapping: Wrapping::Krb5,
+                    etype,
+                    cipher,
+                })
+            }
+        }
+    }
+}
+
+/// The mechanism token inside a SPNEGO `NegTokenInit` (the bytes GSSAPI hands to
+/// the mechanism), or the token itself if it is not SPNEGO-framed.
+pub fn spnego_mech_token(token: &[u8]) -> Result<&[u8], Krb5TokenError> {
+    let (oid, inner) = gss_framing(token)?;
+    if oid == OID_SPNEGO {
+        neg_token_init(whole(inner, 0xa0)?)
+    } else {
+        Ok(token)
+    }
+}
+
+/// A cursor over DER values.
+struct Der<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Der<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.rest.first().copied()
+    }
+
+    /// The next value's tag and contents.
+    fn any(&mut self) -> Result<(u8, &'a [u8]), Krb5TokenError> {
+        let (&tag, after) = self.rest.split_first().ok_or(Krb5TokenError::Truncated)?;
+        // Multi-byte tags (low bits all set) appear nowhere in this grammar.
+        if tag & 0x1f == 0x1f {
+            return Err(Krb5TokenError::BadLength);
+        }
+        let (&first, mut after) = after.split_first().ok_or(Krb5TokenError::Truncated)?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            // 0x80 is BER's indefinite length; more than 4 bytes is no token of ours.
+            if count == 0 || count > 4 {
+                return Err(Krb5TokenError::BadLength);
+            }
+            if after.len() < count {
+                return Err(Krb5TokenError::Truncated);
+            }
+            let (bytes, rest) = after.split_at(count);
+            after = rest;
+            if bytes[0] == 0 {
+                return Err(Krb5TokenError::BadLength);
+            }
+            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+            if len < 0x80 {
+                return Err(Krb5TokenError::BadLength);
+            }
+            len
+        };
+        if after.len() < len {
+            return Err(Krb5TokenError::Truncated);
+        }
+        let (contents, rest) = after.split_at(len);
+        self.rest = rest;
+        Ok((tag, contents))
+    }
+
+    /// The next value, which must have `tag`.
+    fn expect(&mut self, tag: u8) -> Result<&'a [u8], Krb5TokenError> {
+        match self.peek() {
+            Some(found) if found != tag => Err(Krb5TokenError::UnexpectedTag {
+                expected: tag,
+                found,
+            }),
+            _ => self.any().map(|(_, contents)| contents),
+        }
+    }
+
+    /// The next value if it has `tag`.
+    fn optional(&mut self, tag: u8) -> Result<Option<&'a [u8]>, Krb5TokenError> {
+        if self.peek() == Some(tag) {
+            self.expect(tag).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn end(&self) -> Result<(), Krb5TokenError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Krb5TokenError::TrailingBytes)
+        }
+    }
+}
+
+/// The contents of the single value `bytes` holds, which must have `tag`.
+fn whole(bytes: &[u8], tag: u8) -> Result<&[u8], Krb5TokenError> {
+    let mut der = Der::new(bytes);
+    let contents = der.expect(tag)?;
+    der.end()?;
+    Ok(contents)
+}
+
+/// RFC 2743 §3.1 framing: `[APPLICATION 0] { thisMech OID, innerToken }`; the
+/// inner token is the rest of the contents, not a DER value of its own.
+fn gss_framing(token: &[u8]) -> Result<(&[u8], &[u8]), Krb5TokenError> {
+    let framed = whole(token, 0x60)?;
+    let mut der = Der::new(framed);
+    let oid = der.expect(0x06)?;
+    Ok((oid, der.rest))
+}
+
+/// A Kerberos GSS token with an AP-REQ: `0x60`, the krb5 OID, `01 00`, AP-REQ.
+fn krb5_gss_token(token: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+    let (oid, inner) = gss_framing(token)?;
+    krb5_after_oid(oid, inner)
+}
+
+fn krb5_after_oid<'a>(oid: &[u8], inner: &'a [u8]) -> Result<(i64, &'a [u8]), Krb5TokenError> {
+    if oid != OID_KRB5 && oid != OID_KRB5_MS {
+        return Err(Krb5TokenError::NotKerberos);
+    }
+    match inner.split_at_checked(2) {
+        None => Err(Krb5TokenError::Truncated),
+        Some((id, _)) if id != TOK_ID_AP_REQ => Err(Krb5TokenError::NotApReq),
+        Some((_, ap_req)) => ap_req_authenticator(ap_req),
+    }
+}
+
+/// RFC 4178 §4.2.1 `NegTokenInit` (the contents of `[0]`) → `mechToken`.
+fn neg_token_init(init: &[u8]) -> Result<&[u8], Krb5TokenError> {
+    let mut der = Der::new(whole(init, 0x30)?);
+    der.expect(0xa0)?; // mechTypes
+    der.optional(0xa1)?; // reqFlags
+    let mech_token = der.optional(0xa2)?;
+    der.optional(0xa3)?; // mechListMIC
+    der.end()?;
+    whole(mech_token.ok_or(Krb5TokenError::NoMechToken)?, 0x04)
+}
+
+/// RFC 4178 §4.2.2 `NegTokenResp` (the contents of `[1]`) → `responseToken`.
+fn neg_token_resp(resp: &[u8]) -> Result<&[u8], Krb5TokenError> {
+    let mut der = Der::new(whole(resp, 0x30)?);
+    der.optional(0xa0)?; // negState
+    der.optional(0xa1)?; // supportedMech
+    let response = der.optional(0xa2)?;
+    der.optional(0xa3)?; // mechListMIC
+    der.end()?;
+    whole(response.ok_or(Krb5TokenError::NoMechToken)?, 0x04)
+}
+
+/// RFC 4120 §5.5.1 `AP-REQ ::= [APPLICATION 14] SEQUENCE { pvno [0], msg-type [1],
+/// ap-options [2], ticket [3], authenticator [4] EncryptedData }` → the
+/// authenticator's etype and cipher.
+fn ap_req_authenticator(ap_req: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+    let mut der = Der::new(whole(whole(ap_req, 0x6e)?, 0x30)?);
+    let pvno = integer(whole(der.expect(0xa0)?, 0x02)?)?;
+    let msg_type = integer(whole(der.expect(0xa1)?, 0x02)?)?;
+    if pvno != 5 || msg_type != 14 {
+        return Err(Krb5TokenError::BadApReqHeader);
+    }
+    whole(der.expect(0xa2)?, 0x03)?; // ap-options: a BIT STRING
+    whole(der.expect(0xa3)?, 0x61)?; // ticket: [APPLICATION 1]
+    let authenticator = der.expect(0xa4)?;
+    der.end()?;
+    encrypted_data(authenticator)
+}
+
+/// `EncryptedData ::= SEQUENCE { etype [0] Int32, kvno [1] UInt32 OPTIONAL,
+/// cipher [2] OCTET STRING }`.
+fn encrypted_data(bytes: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+    let mut der = Der::new(whole(bytes, 0x30)?);
+    let etype = integer(whole(der.expect(0xa0)?, 0x02)?)?;
+    if let Some(kvno) = der.optional(0xa1)? {
+        integer(whole(kvno, 0x02)?)?;
+    }
+    let cipher = whole(der.expect(0xa2)?, 0x04)?;
+    der.end()?;
+    Ok((etype, cipher))
+}
+
+/// A DER INTEGER's contents: minimal two's complement, at most 8 bytes.
+fn integer(bytes: &[u8]) -> Result<i64, Krb5TokenError> {
+    let minimal = match bytes {
+        [] => false,
+        [0x00, next, ..] => next & 0x80 != 0,
+        [0xff, next, ..] => next & 0x80 == 0,
+        _ => true,
+    };
+    if !minimal || bytes.len() > 8 {
+        return Err(Krb5TokenError::BadInteger);
+    }
+    let negative = bytes[0] & 0x80 != 0;
+    let start: i64 = if negative { -1 } else { 0 };
+    Ok(bytes.iter().fold(start, |n, b| (n << 8) | i64::from(*b)))
+}
+
+/// DER encoders for tests: wrap contents in a tag with a minimal length.
+#[cfg(test)]
+pub(crate) mod encode {
+    /// `tag`, a minimal DER length, `contents`.
+    pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = contents.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A small DER INTEGER.
+    pub fn int(n: u8) -> Vec<u8> {
+        if n & 0x80 != 0 {
+            tlv(0x02, &[0, n])
+        } else {
+            tlv(0x02, &[n])
+        }
+    }
+
+    /// An AP-REQ with this authenticator cipher (and a dummy ticket).
+    pub fn ap_req(cipher: &[u8]) -> Vec<u8> {
+        let ticket = tlv(0x61, &tlv(0x30, &tlv(0xa0, &int(5))));
+        let enc = tlv(
+            0x30,
+            &[
+                tlv(0xa0, &int(18)),
+                tlv(0xa1, &int(2)),
+                tlv(0xa2, &tlv(0x04, cipher)),
+            ]
+            .concat(),
+        );
+        let body = [
+            tlv(0xa0, &int(5)),
+            tlv(0xa1, &int(14)),
+            tlv(0xa2, &tlv(0x03, &[0, 0x20, 0, 0, 0])),
+            tlv(0xa3, &ticket),
+            tlv(0xa4, &enc),
+        ]
+        .concat();
+        tlv(0x6e, &tlv(0x30, &body))
+    }
+
+    /// A Kerberos GSS token around an AP-REQ.
+    pub fn krb5_token(ap_req: &[u8]) -> Vec<u8> {
+        tlv(
+            0x60,
+            &[tlv(0x06, super::OID_KRB5), vec![1, 0], ap_req.to_vec()].concat(),
+        )
+    }
+
+    /// SPNEGO `NegTokenInit` with these mechanism OIDs and this mechanism token.
+    pub fn spnego_init(mechs: &[&[u8]], mech_token: &[u8]) -> Vec<u8> {
+        let types: Vec<u8> = mechs.iter().flat_map(|m| tlv(0x06, m)).collect();
+        let init = tlv(
+            0x30,
+            &[
+                tlv(0xa0, &tlv(0x30, &types)),
+                tlv(0xa2, &tlv(0x04, mech_token)),
+            ]
+            .concat(),
+        );
+        tlv(
+            0x60,
+            &[tlv(0x06, super::OID_SPNEGO), tlv(0xa0, &init)].concat(),
+        )
+    }
+
+    /// SPNEGO `NegTokenResp` with this response token.
+    pub fn spnego_resp(response: &[u8]) -> Vec<u8> {
+        tlv(
+            0xa1,
+            &tlv(
+                0x30,
+                &[tlv(0xa0, &[0x0a, 1, 1]), tlv(0xa2, &tlv(0x04, response))].concat(),
+            ),
+        )
+    }
+
+    pub(crate) use super::{OID_KRB5, OID_KRB5_MS};
+}
+
+/// Walks `data` as a token and panics if what it finds is not inside the input, or
+/// if a found authenticator is not found again in a re-wrapped token; for the fuzz
+/// target and the seed-replay test.
+pub fn fuzz_check(data: &[u8]) {
+    if let Ok(found) = authenticator(data) {
+        let start = found.cipher.as_ptr() as usize;
+        let base = data.as_ptr() as usize;
+        assert!(start >= base && start + found.cipher.len() <= base + data.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A token captured from MIT krb5 1.20 (`kerbside fetch` against the test realm):
+    /// SPNEGO NegTokenInit around a krb5 AP-REQ.
+    fn real_token() -> Vec<u8> {
+        let text = include_str!("../testdata/spnego-ap-req.b64");
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_same_authenticator_is_found_however_it_is_wrapped() {
+        let cipher = [7u8; 200];
+        let ap = ap_req(&cipher);
+        let raw = krb5_token(&ap);
+        for (token, wrapping) in [
+            (raw.clone(), Wrapping::Krb5),
+            (spnego_init(&[OID_KRB5], &raw), Wrapping::SpnegoInit),
+            (
+                spnego_init(&[OID_KRB5_MS, OID_KRB5, &[0x2b, 6, 1]], &raw),
+                Wrapping::SpnegoInit,
+            ),
+            (spnego_resp(&raw), Wrapping::SpnegoResp),
+        ] {
+            let found = authenticator(&token);
+            assert_eq!(
+                found,
+                Ok(Authenticator {
+                    wrapping,
+                    etype: 18,
+                    cipher: &cipher
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_real_token_round_trips() {
+        let token = real_token();
+        assert!(token.len() > 300, "testdata/spnego-ap-req.b64 went missing");
+        let found = authenticator(&token).unwrap();
+        assert_eq!(found.wrapping, Wrapping::SpnegoInit);
+        assert!(found.cipher.len() > 50);
+        // Unwrap the mech token by hand and find the same cipher in it, bare.
+        let pos = token
+            .windows(2)
+            .position(|w| w == [0x60, 0x82])
+            .and_then(|first| {
+                token[first + 1..]
+                    .windows(2)
+                    .position(|w| w == [0x60, 0x82])
+                    .map(|p| p + first + 1)
+            })
+            .unwrap();
+        assert_eq!(spnego_mech_token(&token), Ok(&token[pos..]));
+        let inner = authenticator(&token[pos..]).unwrap();
+        assert_eq!(inner.wrapping, Wrapping::Krb5);
+        assert_eq!(inner.cipher, found.cipher);
+        // Re-wrapped with an extra mechanism type, still the same authenticator.
+        let rewrapped = spnego_init(
+            &[&[0x2b, 6, 1, 4, 1, 0x82, 0x37, 2, 2, 10], OID_KRB5],
+            &token[pos..],
+        );
+        assert_eq!(authenticator(&rewrapped).unwrap().cipher, found.cipher);
+        // Cut anywhere, it is refused, not misread.
+        for cut in 0..token.len() {
+            assert!(authenticator(&token[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn what_does_not_fit_is_refused_in_words() {
+        let raw = krb5_token(&ap_req(b"x"));
+        assert_eq!(authenticator(b""), Err(Krb5TokenError::Truncated));
+        let mut trailing = raw.clone();
+        trailing.push(0);
+        assert_eq!(authenticator(&trailing), Err(Krb5TokenError::TrailingBytes));
+        let ntlm = spnego_init(&[&[0x2b, 6, 1]], &raw);
+        assert!(
+            authenticator(&ntlm).is_ok(),
+            "the mech list does not matter"
+        );
+        let other = tlv(0x60, &[tlv(0x06, &[0x2b, 6, 1]), vec![1, 0]].concat());
+        assert_eq!(authenticator(&other), Err(Krb5TokenError::NotKerberos));
+        let ap_rep = tlv(
+            0x60,
+            &[tlv(0x06, OID_KRB5), vec![2, 0], ap_req(b"x")].concat(),
+        );
+        assert_eq!(authenticator(&ap_rep), Err(Krb5TokenError::NotApReq));
+        // A long-form length for a short value is not DER.
+        let mut long = vec![0x60, 0x81, (raw.len() - 2) as u8];
+        long.extend_from_slice(&raw[2..]);
+        assert_eq!(authenticator(&long), Err(Krb5TokenError::BadLength));
+        // BER's indefinite length neither.
+        assert_eq!(
+            authenticator(&[0x60, 0x80, 0, 0]),
+            Err(Krb5TokenError::BadLength)
+        );
+        let no_token = tlv(
+            0x60,
+            &[
+                tlv(0x06, OID_SPNEGO),
+                tlv(
+                    0xa0,
+                    &tlv(0x30, &tlv(0xa0, &tlv(0x30, &tlv(0x06, OID_KRB5)))),
+                ),
+            ]
+            .concat(),
+        );
+        assert_eq!(authenticator(&no_token), Err(Krb5TokenError::NoMechToken));
+    }
+
+    #[test]
+    fn integers_are_minimal() {
+        assert_eq!(integer(&[5]), Ok(5));
+        assert_eq!(integer(&[0, 0x80]), Ok(128));
+        assert_eq!(integer(&[0xff]), Ok(-1));
+        assert_eq!(integer(&[0, 5]), Err(Krb5TokenError::BadInteger));
+        assert_eq!(integer(&[]), Err(Krb5TokenError::BadInteger));
+        assert_eq!(integer(&[1; 9]), Err(Krb5TokenError::BadInteger));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            fuzz_check(&data);
+        }
+
+        #[test]
+        fn mutated_real_tokens_never_panic(pos in 0usize..2000, byte in any::<u8>()) {
+            let mut token = real_token();
+            if !token.is_empty() {
+                let i = pos % token.len();
+                token[i] = byte;
+            }
+            fuzz_check(&token);
+        }
+
+        #[test]
+        fn any_cipher_is_found_again(cipher in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let token = spnego_init(&[OID_KRB5], &krb5_token(&ap_req(&cipher)));
+            prop_assert_eq!(authenticator(&token).map(|a| a.cipher), Ok(&cipher[..]));
+        }
+    }
+}
