@@ -296,8 +296,7 @@ impl Shared {
             ),
             (Some(token), false) => lines.push(challenge(Some(token))),
             (None, _) => {
-                if config.acceptor.is_some()
-                    || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate)
+                if config.acceptor.is_some() || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate)
                 {
                     lines.push(challenge(None));
                 }
@@ -309,13 +308,18 @@ impl Shared {
                         lines.push(crate::passwords::DigestSettings::header_value(&c));
                     }
                 }
-                let basic_realm = config
-                    .basic_fallback
-                    .as_ref()
-                    .map(|b| b.realm.as_str())
-                    .or(config.basic_users.as_ref().map(|_| config.basic_realm.as_str()));
+                let basic_realm =
+                    config
+                        .basic_fallback
+                        .as_ref()
+                        .map(|b| b.realm.as_str())
+                        .or(config
+                            .basic_users
+                            .as_ref()
+                            .map(|_| config.basic_realm.as_str()));
                 if let Some(realm) = basic_realm {
-                    if let Ok(value) = kerbside_proto::scheme::basic::challenge_header_value(realm) {
+                    if let Ok(value) = kerbside_proto::scheme::basic::challenge_header_value(realm)
+                    {
                         lines.push(value);
                     }
                 }
@@ -374,7 +378,7 @@ impl Shared {
         self.config.metrics.as_ref()
     }
 
-    /// Accepts one token, on a blocking thread, within the handshake limit.
+    /// Accepts one token, within the handshake limit.
     async fn accept(
         self: &Arc<Self>,
         token: Vec<u8>,
@@ -396,24 +400,20 @@ impl Shared {
             ChannelBindingPolicy::Off => None,
             _ => binding,
         };
-        let result = tokio::task::spawn_blocking(move || {
-            // A pending multi-leg exchange of this connection continues; otherwise
-            // a fresh context.
-            let mut ctx = conn
-                .as_ref()
-                .and_then(|c| c.lock().pending.take())
-                .unwrap_or_else(|| acceptor.context());
-            let step = ctx.step(&token, binding.as_deref().map(Vec::as_slice));
-            if let (Ok(AcceptStep::Continue(_)), Some(conn)) = (&step, &conn) {
-                conn.lock().pending = Some(ctx);
-            }
-            step
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!("authentication task failed: {e}");
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, None)
-        })?;
+        // The accept runs here, on the runtime's worker thread (one per core), not on
+        // the blocking pool: it reads only the keytab and memory, never the network,
+        // takes about 0.1 ms, and the hop to a blocking thread and back cost some 50 µs
+        // of CPU per login (BENCHMARKS.md). The semaphore above bounds the waiters.
+        // A pending multi-leg exchange of this connection continues; otherwise a
+        // fresh context.
+        let mut ctx = conn
+            .as_ref()
+            .and_then(|c| c.lock().pending.take())
+            .unwrap_or_else(|| acceptor.context());
+        let result = ctx.step(&token, binding.as_deref().map(Vec::as_slice));
+        if let (Ok(AcceptStep::Continue(_)), Some(conn)) = (&result, &conn) {
+            conn.lock().pending = Some(ctx);
+        }
         if let Some(m) = self.metrics() {
             m.handshake(
                 matches!(result, Ok(AcceptStep::Done { .. })),
@@ -697,7 +697,10 @@ async fn identify(
                 if let Some(m) = shared.metrics() {
                     m.failure("channel_bindings_missing");
                 }
-                return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)));
+                return Err(Outcome::Refuse(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                )));
             }
             tracing::info!(%principal, path = %request.uri.path(), "authenticated");
             if connection_mode {
@@ -733,18 +736,27 @@ async fn identify(
         }
         Ok(AcceptStep::Continue(next)) => {
             if connection_mode && conn.is_some() {
-                return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, Some(next))));
+                return Err(Outcome::Refuse(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    Some(next),
+                )));
             }
             // Per request, a context cannot wait for the next leg: start over.
             tracing::warn!("token needs another leg, which only connection mode keeps");
-            Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)))
+            Err(Outcome::Refuse(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                None,
+            )))
         }
         Err(e) => {
             tracing::warn!(problem = ?e.problem(), path = %request.uri.path(), "Negotiate token refused: {e}");
             if let Some(m) = shared.metrics() {
                 m.failure(reason_label(e.problem()));
             }
-            Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)))
+            Err(Outcome::Refuse(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                None,
+            )))
         }
     }
 }
@@ -752,9 +764,7 @@ async fn identify(
 /// Checks `Authorization: Basic` against the KDC and the keytab.
 async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identity, Outcome> {
     let config = &shared.config;
-    let refused = || {
-        Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None))
-    };
+    let refused = || Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None));
     let decoded = request
         .headers
         .get(AUTHORIZATION)
@@ -938,8 +948,12 @@ fn ntlm(
             };
             let check = ntlm_binding_check(config.channel_binding, binding.is_some());
             let started = Instant::now();
-            let result =
-                settings.verify(pending, &token, binding.as_deref().map(Vec::as_slice), check);
+            let result = settings.verify(
+                pending,
+                &token,
+                binding.as_deref().map(Vec::as_slice),
+                check,
+            );
             if let Some(m) = shared.metrics() {
                 m.handshake(result.is_ok(), started.elapsed());
             }
@@ -1001,12 +1015,8 @@ fn spnego_ntlm(
     };
     let check = ntlm_binding_check(config.channel_binding, binding.is_some());
     let started = Instant::now();
-    let result = settings.spnego_verify(
-        pending,
-        token,
-        binding.as_deref().map(Vec::as_slice),
-        check,
-    );
+    let result =
+        settings.spnego_verify(pending, token, binding.as_deref().map(Vec::as_slice), check);
     if let Some(m) = shared.metrics() {
         m.handshake(result.is_ok(), started.elapsed());
     }
@@ -1048,7 +1058,10 @@ fn ntlm_binding_check(
 fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identity, Outcome> {
     let config = &shared.config;
     let Some(settings) = &config.digest else {
-        return Err(Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None)));
+        return Err(Outcome::Refuse(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+        )));
     };
     let credentials = request
         .headers

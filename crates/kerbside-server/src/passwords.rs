@@ -156,7 +156,11 @@ impl NtlmSettings {
                 lookup: &lookup,
             },
         )?;
-        Ok((reply, display_name(&done.user, &done.domain), done.channel_bound))
+        Ok((
+            reply,
+            display_name(&done.user, &done.domain),
+            done.channel_bound,
+        ))
     }
 
     /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent; the
