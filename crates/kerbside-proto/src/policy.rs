@@ -203,7 +203,9 @@ impl SchemeKind {
     /// The scheme for its name on the command line or in a file (`negotiate`, `ntlm`,
     /// `digest`, `basic`), without regard to case.
     pub fn from_name(name: &str) -> Option<SchemeKind> {
-        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -446,21 +448,47 @@ mod scheme_tests {
     #[test]
     fn schemes_without_credentials_are_skipped_and_the_reason_says_so() {
         let policy = SchemePolicy::only(&SchemeKind::ALL);
-        let c = offer(&["Basic realm=\"x\"", "Digest realm=\"x\", nonce=\"n\"", "NTLM", "Negotiate"]);
+        let c = offer(&[
+            "Basic realm=\"x\"",
+            "Digest realm=\"x\", nonce=\"n\"",
+            "NTLM",
+            "Negotiate",
+        ]);
         let unavailable = [(SchemeKind::Negotiate, "no Kerberos ticket".to_owned())];
         let chosen = policy
             .choose_among(&c, None, "h", Transport::Tls, &unavailable)
             .unwrap();
         assert_eq!(chosen.kind, SchemeKind::Ntlm);
-        assert!(chosen.reason.contains("Negotiate skipped: no Kerberos ticket"), "{}", chosen.reason);
+        assert!(
+            chosen
+                .reason
+                .contains("Negotiate skipped: no Kerberos ticket"),
+            "{}",
+            chosen.reason
+        );
         let none = [
             (SchemeKind::Negotiate, "no Kerberos ticket".to_owned()),
             (SchemeKind::Ntlm, "no password".to_owned()),
         ];
         let err = policy
-            .choose_among(&offer(&["NTLM", "Negotiate"]), None, "h", Transport::Tls, &none)
+            .choose_among(
+                &offer(&["NTLM", "Negotiate"]),
+                None,
+                "h",
+                Transport::Tls,
+                &none,
+            )
             .unwrap_err();
-        assert!(matches!(err, SchemeRefusal::NoCredentials { strongest: SchemeKind::Negotiate, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SchemeRefusal::NoCredentials {
+                    strongest: SchemeKind::Negotiate,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("NTLM: no password"), "{err}");
     }
 

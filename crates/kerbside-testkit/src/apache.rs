@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read as _};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::thread;
@@ -36,6 +36,12 @@ const MODULES: &[(&str, &str)] = &[
     ("cgid_module", "mod_cgid.so"),
 ];
 
+/// Modules loaded in reverse-proxy mode ([`ApacheOptions::proxy_to`]).
+const PROXY_MODULES: &[(&str, &str)] = &[
+    ("proxy_module", "mod_proxy.so"),
+    ("proxy_http_module", "mod_proxy_http.so"),
+];
+
 /// `/private/upload`: a CGI that answers with the SHA-256 (hex) and the length of
 /// the request body it received, as `<sha256> <bytes>\n`.
 const UPLOAD_CGI: &str = "#!/bin/sh
@@ -60,6 +66,23 @@ pub const PUBLIC_BODY: &str = "kerbside public page\n";
 /// How to configure the [`Apache`] harness.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApacheOptions {
+    /// Reverse-proxy mode, for benchmarks: every location is passed on (mod_proxy,
+    /// mod_proxy_http, pooled keep-alive connections) to `http://ADDR/` with the
+    /// location's prefix removed, instead of being served from files:
+    ///
+    /// * `/public/` — no authentication;
+    /// * `/private/` — Negotiate as configured by the other options (by default a
+    ///   token on every request);
+    /// * `/bound/` — Negotiate with `GssapiConnectionBound On`;
+    /// * `/session/` — Negotiate with `GssapiUseSessions On` (cookie `gssapi_session`,
+    ///   `path=/session`, `secure` only over HTTPS).
+    ///
+    /// Authenticated requests reach the upstream with `X-Remote-User`. The server is
+    /// set up for measuring: `LogLevel warn` (the access log stays), two worker
+    /// processes of 64 threads started at once and never replaced (so a benchmark can
+    /// count the CPU time of a fixed set of processes), keep-alive connections never
+    /// closed by request count (`MaxKeepAliveRequests 0`, as the gate). `None` by default.
+    pub proxy_to: Option<SocketAddr>,
     /// `GssapiConnectionBound On`: once a connection has authenticated, later requests on it are
     /// let through without a new `Authorization` header (the behaviour of IIS and of Negotiate
     /// as NTLM-era servers do it). Off by default: every request must authenticate.
@@ -123,7 +146,12 @@ impl Apache {
     /// Fails with a message that includes Apache's stderr and error log.
     pub fn start(realm: &TestRealm, cert: &TestCert, opts: ApacheOptions) -> io::Result<Apache> {
         crate::check_tools(&[("apache2", "apache2")])?;
-        for (_, file) in MODULES {
+        let proxy_modules = if opts.proxy_to.is_some() {
+            PROXY_MODULES
+        } else {
+            &[]
+        };
+        for (_, file) in MODULES.iter().chain(proxy_modules) {
             let path = Path::new(MODULE_DIR).join(file);
             if !path.exists() {
                 let package = if file.contains("gssapi") {
@@ -198,7 +226,7 @@ impl Apache {
         fs::write(&cert_path, cert.cert_pem())?;
         fs::write(&key_path, cert.key_pem())?;
         chmod(&key_path, 0o600)?;
-        if opts.sessions {
+        if opts.sessions || opts.proxy_to.is_some() {
             // mod_auth_gssapi wants exactly 32 raw bytes; it reads them at startup (as root),
             // but the file belongs to the worker user like the keytab.
             let session_key = root.join("session.key");
@@ -309,6 +337,34 @@ impl Apache {
     /// The process id of the Apache parent process.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The parent process and its children (the workers, and mod_cgid's daemon when
+    /// loaded), from `/proc`.
+    pub fn pids(&self) -> Vec<u32> {
+        let parent = self.pid();
+        let mut pids = vec![parent];
+        if let Ok(dir) = fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|t| {
+                        let rest = &t[t.rfind(')')? + 1..];
+                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    });
+                if ppid == Some(parent) {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
     }
 
     /// The server's temporary directory (`ServerRoot`), deleted on drop.
@@ -498,25 +554,38 @@ PidFile \"{root}/run/httpd.pid\"
 DefaultRuntimeDir \"{root}/run\"
 Mutex file:{root}/run default
 ErrorLog \"{root}/error.log\"
-LogLevel info auth_gssapi:debug ssl:info
-"
+LogLevel {log_level}
+",
+            log_level = if self.opts.proxy_to.is_some() {
+                "warn"
+            } else {
+                "info auth_gssapi:debug ssl:info"
+            }
         );
-        for (name, file) in MODULES {
+        let proxy_modules = if self.opts.proxy_to.is_some() {
+            PROXY_MODULES
+        } else {
+            &[]
+        };
+        for (name, file) in MODULES.iter().chain(proxy_modules) {
             let _ = writeln!(c, "LoadModule {name} {MODULE_DIR}/{file}");
         }
         if let Some(w) = self.worker {
             let _ = writeln!(c, "User {}\nGroup {}", w.user, w.group);
         }
+        let workers = if self.opts.proxy_to.is_some() {
+            // Two children of 64 threads from the start, never more, never fewer.
+            "StartServers 2\nServerLimit 2\nThreadLimit 64\nThreadsPerChild 64\n\
+             MinSpareThreads 1\nMaxSpareThreads 128\nMaxRequestWorkers 128\n\
+             MaxConnectionsPerChild 0\nMaxKeepAliveRequests 0"
+        } else {
+            "StartServers 1\nServerLimit 2\nThreadLimit 16\nThreadsPerChild 16\n\
+             MinSpareThreads 1\nMaxSpareThreads 32\nMaxRequestWorkers 32"
+        };
         let _ = writeln!(
             c,
             "
-StartServers 1
-ServerLimit 2
-ThreadLimit 16
-ThreadsPerChild 16
-MinSpareThreads 1
-MaxSpareThreads 32
-MaxRequestWorkers 32
+{workers}
 Timeout 30
 KeepAlive On
 KeepAliveTimeout 30
@@ -580,6 +649,13 @@ Listen 127.0.0.1:{port} https
             bound = on_off(self.opts.connection_bound),
             persist = on_off(self.opts.persistent_auth),
         );
+        if let Some(upstream) = self.opts.proxy_to {
+            let _ = writeln!(
+                c,
+                "    RequestHeader set X-Remote-User \"expr=%{{REMOTE_USER}}\""
+            );
+            let _ = writeln!(c, "    ProxyPass \"http://{upstream}/\"");
+        }
         if self.opts.sessions {
             let _ = writeln!(
                 c,
@@ -590,7 +666,63 @@ Listen 127.0.0.1:{port} https
             );
         }
         c.push_str("</Location>\n");
+        if let Some(upstream) = self.opts.proxy_to {
+            self.render_proxy(&mut c, upstream);
+        }
         c
+    }
+
+    /// The locations of reverse-proxy mode besides `/private/`.
+    fn render_proxy(&self, c: &mut String, upstream: SocketAddr) {
+        let root = self.root.display();
+        let ssl_only = if self.opts.plain_http { "Off" } else { "On" };
+        let secure = if self.opts.plain_http { "" } else { "secure;" };
+        let negotiate = |c: &mut String, extra: &str| {
+            let _ = writeln!(
+                c,
+                "    AuthType GSSAPI
+    AuthName \"kerbside test realm\"
+    GssapiCredStore keytab:{root}/http.keytab
+    GssapiAllowedMech krb5
+    GssapiBasicAuth Off
+    GssapiSSLonly {ssl_only}
+{extra}    Require valid-user
+    RequestHeader set X-Remote-User \"expr=%{{REMOTE_USER}}\""
+            );
+        };
+        let _ = writeln!(
+            c,
+            "ProxyRequests Off
+<Location \"/public/\">
+    ProxyPass \"http://{upstream}/\"
+</Location>
+<Location \"/bound/\">"
+        );
+        negotiate(
+            c,
+            "    GssapiConnectionBound On\n    GssapiSignalPersistentAuth On\n",
+        );
+        let _ = writeln!(
+            c,
+            "    ProxyPass \"http://{upstream}/\"
+</Location>
+<Location \"/session/\">"
+        );
+        negotiate(
+            c,
+            &format!(
+                "    GssapiUseSessions On
+    GssapiSessionKey file:{root}/session.key
+    Session On
+    SessionCookieName gssapi_session path=/session;httponly;{secure}
+"
+            ),
+        );
+        let _ = writeln!(
+            c,
+            "    ProxyPass \"http://{upstream}/\"
+</Location>"
+        );
     }
 }
 

@@ -376,3 +376,93 @@ fn only_loopback_targets_unless_allowed() {
     assert!(stderr.contains("not a loopback address"), "{stderr}");
     assert!(stderr.contains("--allow-remote"), "{stderr}");
 }
+
+/// Apache + mod_auth_gssapi as a reverse proxy (the testkit's `proxy_to` mode): the
+/// server CPU is summed over the parent and its worker processes, each mode of the
+/// benchmark has its location, and memory per open connection is reported.
+#[test]
+fn apache_reverse_proxy_with_all_its_processes_counted() {
+    let (realm, ca, cert) = tls_realm();
+    let port = fixed_answer("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
+    let apache = kerbside_testkit::Apache::start(
+        &realm,
+        &cert,
+        kerbside_testkit::ApacheOptions {
+            proxy_to: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pid = apache.pid().to_string();
+    for (path, mode) in [
+        ("/public/x", "plain"),
+        ("/private/x", "per-request"),
+        ("/bound/x", "reuse"),
+        ("/session/x", "reuse"),
+    ] {
+        let (code, report) = bench(
+            &realm,
+            ca.ca_pem_path(),
+            &[
+                &apache.url(path),
+                "--mode",
+                mode,
+                "-n",
+                "20",
+                "--server-pid",
+                &pid,
+                "--server-children",
+                "--server-memory",
+            ],
+        );
+        assert_eq!(code, 0, "{path}: {report:#}\n{}", apache.error_log());
+        assert_clean(&report, 20);
+        let pids = report["server_cpu"]["pids"].as_array().unwrap();
+        assert!(
+            pids.len() >= 3,
+            "the parent and its two workers: {report:#}"
+        );
+        assert!(report["server_cpu"]["us_per_request"].is_number());
+        assert_eq!(count(&report, "/server_memory/connections_open"), 2);
+    }
+    // Connection-bound and session locations let the connection in after one token.
+    let log = apache.access_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/bound/x") && l.contains("auth=-") && l.contains(" 200 ")),
+        "{log}"
+    );
+}
+
+#[test]
+fn several_server_pids_are_summed() {
+    let (realm, ca, cert) = tls_realm();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream(), &["--auth", "none"]);
+    let me = std::process::id().to_string();
+    let pids = format!("{},{me}", gate.pid());
+    let (code, report) = bench(
+        &realm,
+        ca.ca_pem_path(),
+        &[
+            &gate.url("/"),
+            "--mode",
+            "plain",
+            "-n",
+            "50",
+            "--server-pid",
+            &pids,
+        ],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let listed: Vec<u64> = report["server_cpu"]["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(listed.len(), 2, "{report:#}");
+    assert_eq!(
+        report["server_cpu"]["processes_changed"],
+        Value::Bool(false)
+    );
+}

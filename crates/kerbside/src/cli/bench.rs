@@ -62,10 +62,18 @@ memory cache of this process, the fastest.
 Measures: requests/s counts successful requests (exchanges in handshake mode) over the \
 timed window, from the first request to the last response; latency covers successful \
 requests only, from sending (connecting, in handshake mode) to the last body byte. With \
---server-pid, the server's CPU time comes from /proc/PID/stat (utime+stime, plus \
-cutime+cstime: children it reaped during the window, such as CGI scripts) in clock ticks \
-of `getconf CLK_TCK` (100 if that fails), so the figure is only as fine as 10 ms over the \
-window: run for a few seconds for a good figure.
+--server-pid, the server's CPU time comes from /proc/PID/stat (utime+stime of all its \
+threads, plus cutime+cstime: children it reaped during the window, such as CGI scripts) \
+in clock ticks of `getconf CLK_TCK` (100 if that fails), so the figure is only as fine as \
+10 ms over the window: run for a few seconds for a good figure. Several servers (repeat \
+--server-pid or separate pids with commas) are summed; --server-children adds every \
+process whose parent is one of them (Apache's workers), listed at the start and again at \
+the end of the window: a process that came or went in between is reported \
+(`processes_changed`), as its CPU time is then only partly in the window. \
+--server-memory reads the servers' RSS and PSS (/proc/PID/smaps_rollup) before the \
+keep-alive connections open and again after the run with all of them still open and \
+idle, and reports the growth per open connection (use reuse mode against a \
+connection-bound server for the memory of an idle authenticated connection).
 
 Only HTTP/1.1 is spoken. Targets must resolve to loopback addresses unless \
 --allow-remote. A progress line is written to standard error once a second when it is a \
@@ -111,9 +119,18 @@ pub struct BenchArgs {
     pub allow_remote: bool,
 
     /// Report the CPU time this server process (and the children it reaped) used per
-    /// successful request, from /proc/PID/stat.
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// successful request, from /proc/PID/stat; repeat (or separate with commas) to sum
+    /// several processes.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+
+    /// Count the children of each --server-pid too (e.g. Apache's worker processes).
+    #[arg(long, requires = "server_pid")]
+    pub server_children: bool,
+
+    /// Report the servers' memory growth per open idle connection after the run.
+    #[arg(long, requires = "server_pid")]
+    pub server_memory: bool,
 
     /// Print the report as JSON (and no progress or notes on standard error).
     #[arg(long)]
@@ -689,6 +706,73 @@ async fn make_tokens(config: InitiatorConfig, count: usize) -> Result<Vec<Exchan
     Ok(all)
 }
 
+/// The processes whose CPU time is counted: the given pids and, with `children`, every
+/// process whose parent is one of them.
+fn server_processes(pids: &[u32], children: bool) -> Vec<u32> {
+    let mut all: Vec<u32> = pids.to_vec();
+    if children {
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|t| parse_ppid(&t));
+                if parent.is_some_and(|p| pids.contains(&p)) && !all.contains(&pid) {
+                    all.push(pid);
+                }
+            }
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
+/// The parent pid in the text of `/proc/PID/stat`.
+fn parse_ppid(text: &str) -> Option<u32> {
+    text[text.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU ticks of each process (a process that is gone counts nothing).
+fn read_cpus(pids: &[u32]) -> BTreeMap<u32, CpuTicks> {
+    pids.iter()
+        .filter_map(|&pid| Some((pid, read_cpu(pid).ok()?)))
+        .collect()
+}
+
+/// Resident and proportional set size of processes, in KiB, from
+/// `/proc/PID/smaps_rollup`.
+fn read_memory(pids: &[u32]) -> Result<(u64, u64), String> {
+    let mut rss = 0;
+    let mut pss = 0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/smaps_rollup");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        for line in text.lines() {
+            let field = |name: &str| {
+                line.strip_prefix(name)
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            };
+            if let Some(kib) = field("Rss:") {
+                rss += kib;
+            } else if let Some(kib) = field("Pss:") {
+                pss += kib;
+            }
+        }
+    }
+    Ok((rss, pss))
+}
+
 /// CPU time of a process, in clock ticks, from `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CpuTicks {
@@ -878,7 +962,7 @@ enum Done {
 }
 
 /// One connection's loop: claims requests until the run is over.
-async fn drive(shared: Arc<Shared>, mut conn: Option<Connection>) -> Tally {
+async fn drive(shared: Arc<Shared>, mut conn: Option<Connection>) -> (Tally, Option<Connection>) {
     let mut tally = Tally::new();
     let mut session = Session::default();
     while shared.claim() {
@@ -914,7 +998,7 @@ async fn drive(shared: Arc<Shared>, mut conn: Option<Connection>) -> Tally {
             }
         }
     }
-    tally
+    (tally, conn)
 }
 
 /// What a connection of reuse mode keeps between requests.
@@ -1048,12 +1132,11 @@ async fn one(
                     failure
                 })?;
             } else {
-                let exchange = shared.pool.take().ok_or_else(|| {
-                    Failure::new(
-                        ErrorKind::Token,
-                        "no token left to authenticate a new connection",
-                    )
-                })?;
+                // Out of tokens (the server closed more connections than the pool
+                // allows for): the run stops early and says so, as in per-request mode.
+                let Some(exchange) = shared.token() else {
+                    return Ok(Done::NoToken);
+                };
                 let answer = c.send(target, Some(&exchange.authorization), None).await?;
                 session.keep(&answer);
                 tally.status(conn, &answer);
@@ -1094,10 +1177,31 @@ struct Tokens {
     us_each: f64,
 }
 
+/// The servers' memory before the connections opened and after the run with all of
+/// them open.
+#[derive(Debug, Serialize)]
+struct ServerMemory {
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    pss_before_kib: u64,
+    pss_after_kib: u64,
+    /// Keep-alive connections still open when the memory was read.
+    connections_open: usize,
+    /// Of those, connections that had authenticated (reuse mode).
+    connections_authenticated: usize,
+    /// (PSS after − PSS before) / connections open.
+    pss_kib_per_connection: Option<f64>,
+}
+
 /// The server's CPU time over the timed window.
 #[derive(Debug, Serialize)]
 struct ServerCpu {
+    /// The first --server-pid.
     pid: u32,
+    /// Every process counted (with --server-children, as listed at the end).
+    pids: Vec<u32>,
+    /// With --server-children: the process list differed between start and end.
+    processes_changed: bool,
     clk_tck: u64,
     /// utime + stime, in microseconds.
     own_us: u64,
@@ -1140,6 +1244,7 @@ struct Report {
     mutual: Mutual,
     tokens: Option<Tokens>,
     server_cpu: Option<ServerCpu>,
+    server_memory: Option<ServerMemory>,
     /// Why the run ended before its bound, if it did.
     stopped_early: Option<String>,
 }
@@ -1223,11 +1328,37 @@ impl Report {
             lines.push((
                 "server CPU",
                 format!(
-                    "{per} (pid {}: {} ms own + {} ms reaped children; CLK_TCK {})",
-                    cpu.pid,
+                    "{per} (pid {}: {} ms own + {} ms reaped children; CLK_TCK {}{})",
+                    cpu.pids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     cpu.own_us / 1000,
                     cpu.children_us / 1000,
-                    cpu.clk_tck
+                    cpu.clk_tck,
+                    if cpu.processes_changed {
+                        "; processes came or went during the run"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if let Some(m) = &self.server_memory {
+            let per = m.pss_kib_per_connection.map_or("-".to_owned(), |k| {
+                format!("{k:.1} KiB PSS per open connection")
+            });
+            lines.push((
+                "server mem",
+                format!(
+                    "{per} ({} open, {} authenticated; PSS {} → {} KiB, RSS {} → {} KiB)",
+                    m.connections_open,
+                    m.connections_authenticated,
+                    m.pss_before_kib,
+                    m.pss_after_kib,
+                    m.rss_before_kib,
+                    m.rss_after_kib
                 ),
             ));
         }
@@ -1354,6 +1485,12 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         });
     }
 
+    let watched = server_processes(&args.server_pid, args.server_children);
+    let memory_before = if args.server_memory {
+        Some(read_memory(&watched)?)
+    } else {
+        None
+    };
     // Keep-alive modes connect before the clock starts.
     let mut conns = Vec::new();
     for _ in 0..args.connections {
@@ -1364,8 +1501,13 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         });
     }
 
-    let ticks = args.server_pid.map(|_| clock_ticks());
-    let cpu_before = args.server_pid.map(read_cpu).transpose()?;
+    let measure_cpu = !args.server_pid.is_empty();
+    let ticks = measure_cpu.then(clock_ticks);
+    for pid in &args.server_pid {
+        read_cpu(*pid)?;
+    }
+    let processes_before = server_processes(&args.server_pid, args.server_children);
+    let cpu_before = read_cpus(&processes_before);
     let started = Instant::now();
     let shared = Arc::new(Shared {
         target: target.clone(),
@@ -1391,28 +1533,66 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     let progress = (!args.json && std::io::stderr().is_terminal())
         .then(|| tokio::spawn(progress(shared.clone(), started)));
     let mut tally = Tally::new();
+    let mut open = Vec::new();
     for worker in workers {
-        tally.merge(
-            worker
-                .await
-                .map_err(|e| format!("a connection's task failed: {e}"))?,
-        );
+        let (t, conn) = worker
+            .await
+            .map_err(|e| format!("a connection's task failed: {e}"))?;
+        tally.merge(t);
+        open.extend(conn);
     }
     let elapsed = started.elapsed();
-    let cpu_after = args.server_pid.map(read_cpu).transpose()?;
+    let processes_after = server_processes(&args.server_pid, args.server_children);
+    let cpu_after = read_cpus(&processes_after);
+    let server_memory = match memory_before {
+        Some((rss_before, pss_before)) => {
+            // Let the server finish with the last responses before looking.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (rss_after, pss_after) = read_memory(&processes_after)?;
+            let connections_open = open.iter().filter(|c| !c.sender.is_closed()).count();
+            Some(ServerMemory {
+                rss_before_kib: rss_before,
+                rss_after_kib: rss_after,
+                pss_before_kib: pss_before,
+                pss_after_kib: pss_after,
+                connections_open,
+                connections_authenticated: if args.mode == BenchMode::Reuse {
+                    connections_open
+                } else {
+                    0
+                },
+                pss_kib_per_connection: (connections_open > 0)
+                    .then(|| (pss_after as f64 - pss_before as f64) / connections_open as f64),
+            })
+        }
+        None => None,
+    };
+    drop(open);
     if let Some(p) = progress {
         p.abort();
         eprint!("\r\x1b[K");
     }
 
     let successes = shared.ok.load(Ordering::Relaxed);
-    let server_cpu = match (args.server_pid, ticks, cpu_before, cpu_after) {
-        (Some(pid), Some(clk_tck), Some(before), Some(after)) => {
+    let server_cpu = match (args.server_pid.first(), ticks) {
+        (Some(&pid), Some(clk_tck)) => {
             let us = |t: u64| t * 1_000_000 / clk_tck;
-            let own_us = us(after.own.saturating_sub(before.own));
-            let children_us = us(after.children.saturating_sub(before.children));
+            let zero = CpuTicks {
+                own: 0,
+                children: 0,
+            };
+            let (mut own, mut children) = (0, 0);
+            for (p, after) in &cpu_after {
+                let before = cpu_before.get(p).unwrap_or(&zero);
+                own += after.own.saturating_sub(before.own);
+                children += after.children.saturating_sub(before.children);
+            }
+            let own_us = us(own);
+            let children_us = us(children);
             Some(ServerCpu {
                 pid,
+                pids: processes_after.clone(),
+                processes_changed: processes_before != processes_after,
                 clk_tck,
                 own_us,
                 children_us,
@@ -1459,6 +1639,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         },
         tokens,
         server_cpu,
+        server_memory,
         stopped_early: shared
             .stopped_early
             .lock()
