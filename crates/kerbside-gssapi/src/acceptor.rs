@@ -95,6 +95,7 @@ impl NegotiateAcceptor {
         config: &AcceptorConfig,
         check: ReplayCheck,
     ) -> Result<Self, GssError> {
+        ffi::keep_krb5_profile_loaded();
         let rcache_off: &[(&str, &str)] = match check {
             ReplayCheck::Mit => &[],
             ReplayCheck::Off => &[("rcache", "none:")],

@@ -14,6 +14,33 @@ use libgssapi_sys::{
     GSS_C_INITIATE,
 };
 
+#[link(name = "krb5")]
+extern "C" {
+    fn krb5_init_context(context: *mut *mut std::ffi::c_void) -> i32;
+}
+
+/// Keeps one krb5 context open for the life of the process.
+///
+/// MIT's GSSAPI makes and frees several krb5 contexts per `gss_accept_sec_context`;
+/// each opens the profile (krb5.conf), and when the last open profile closes MIT frees
+/// the parsed file, so every accept parsed krb5.conf again. With one context held
+/// open, the parsed file is shared and only checked for changes (a `stat`), which
+/// MIT's profile library does on every open anyway, so an edited krb5.conf is still
+/// read.
+pub(crate) fn keep_krb5_profile_loaded() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut context: *mut std::ffi::c_void = ptr::null_mut();
+        // SAFETY: krb5_init_context writes a new context into `context` (or leaves
+        // it null on failure). The context is never freed on purpose: it keeps the
+        // profile open until the process exits.
+        let code = unsafe { krb5_init_context(&mut context) };
+        if code != 0 {
+            tracing::debug!("krb5_init_context failed ({code}); krb5.conf is read per call");
+        }
+    });
+}
+
 /// The raw status of a failed call.
 pub(crate) struct Status {
     pub major: u32,

@@ -153,6 +153,7 @@ impl NegotiateInitiator {
     /// Prepares an exchange. Credentials are looked up now when a ticket cache is
     /// named, otherwise on the first step.
     pub fn new(config: &InitiatorConfig) -> Result<Self, GssError> {
+        ffi::keep_krb5_profile_loaded();
         let subject = Some(config.target.clone());
         let name_type = if config.target.contains('/') {
             &GSS_NT_KRB5_PRINCIPAL

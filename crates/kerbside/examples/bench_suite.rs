@@ -868,7 +868,15 @@ The whole run took {:.0} s.
   with the hop and 283–335 µs without, so the accept now runs on the runtime's worker
   threads (one per core: the bounded pool sized to the cores; an accept reads only the
   keytab and memory, never the network), still behind the `max-handshakes` semaphore.
-* **Why the per-request targets are not met.** `perf record -g` of the gate under
+* **krb5.conf parsed once** (done): MIT's GSSAPI makes and frees several krb5 contexts
+  per accept, and frees the parsed krb5.conf with the last one, so every accept parsed
+  it again (twice). `kerbside-gssapi` now keeps one krb5 context open for the life of
+  the process (`krb5_init_context`, never freed), which keeps the parsed profile shared;
+  MIT still `stat`s the file on each open, so an edited krb5.conf is read. On this
+  machine that took the per-request figure from about 315 to about 255 µs (HTTPS, 5
+  rounds of 3 s each, `bench_suite --hold per-request`) and the bare accept (whose
+  process also holds a context now) from about 110 to about 95 µs.
+* **Where a login's CPU goes.** `perf record -g` of the gate under
   per-request load (HTTPS, 2 connections): about 43% of its CPU is in the kernel (loopback
   TCP, where the sender also pays for the receiver's softirq work; futex and epoll
   wake-ups; MIT's file I/O; profiled before the blocking-pool hop was removed), 20% in
@@ -886,9 +894,8 @@ The whole run took {:.0} s.
   in some runs and cells and missed in others (the table says which for this run). Both
   modes stay well below Apache's figures for the same modes.
 * **Not done**: a `MEMORY:` keytab loaded once (would save the per-accept keytab read, but
-  keytab rotation without restart would then need a reload on change), and keeping one
-  krb5 context alive so that krb5.conf is not re-parsed on every accept (MIT frees its
-  parsed profile with the last context). Both are in MIT's code path, outside kerbside.
+  keytab rotation without restart would then need a reload on change); it needs the krb5
+  keytab API, which the `libgssapi` bindings do not cover.
 ",
         memory["connections_open"],
         env.args.memory_conns,
