@@ -290,6 +290,18 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
         .iter()
         .any(|c| c.starts_with("NTLM")));
 
+    // Over HTTP/2 the gate never offers NTLM: it tells curl HTTP_1_1_REQUIRED, and
+    // curl logs in over HTTP/1.1.
+    let run = run_curl(
+        &["--http2", "--ntlm", "-u", &login, &gate.url("/")],
+        Some(ca.ca_pem_path()),
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(
+        run.responses.iter().all(|r| r.starts_with("HTTP/1.1")),
+        "{run:?}"
+    );
     let run = run_curl(
         &["--ntlm", "-u", "EXAMPLE\\alice:wrong", &gate.url("/")],
         Some(ca.ca_pem_path()),
