@@ -144,18 +144,9 @@ impl NtlmSettings {
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
     ) -> Result<(Vec<u8>, String, bool), SpnegoError> {
-        let users = self.users.clone();
-        let lookup = move |user: &str, domain: &str| users.lookup(user, domain);
-        let (reply, done) = pending.handle_response(
-            token,
-            VerifyInputs {
-                now: filetime_now(),
-                max_skew_secs: NTLM_MAX_SKEW_SECS,
-                channel_bindings: check,
-                expected_channel_bindings: binding,
-                lookup: &lookup,
-            },
-        )?;
+        let lookup = |user: &str, domain: &str| self.users.lookup(user, domain);
+        let (reply, done) =
+            pending.handle_response(token, verify_inputs(binding, check, &lookup))?;
         Ok((
             reply,
             display_name(&done.user, &done.domain),
@@ -172,19 +163,25 @@ impl NtlmSettings {
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
     ) -> Result<(String, bool), NtlmError> {
-        let users = self.users.clone();
-        let lookup = move |user: &str, domain: &str| users.lookup(user, domain);
-        let done = pending.handle_authenticate(
-            authenticate,
-            VerifyInputs {
-                now: filetime_now(),
-                max_skew_secs: NTLM_MAX_SKEW_SECS,
-                channel_bindings: check,
-                expected_channel_bindings: binding,
-                lookup: &lookup,
-            },
-        )?;
+        let lookup = |user: &str, domain: &str| self.users.lookup(user, domain);
+        let done =
+            pending.handle_authenticate(authenticate, verify_inputs(binding, check, &lookup))?;
         Ok((display_name(&done.user, &done.domain), done.channel_bound))
+    }
+}
+
+/// What an AUTHENTICATE is checked with: now, the skew allowed, the channel binding.
+fn verify_inputs<'a>(
+    binding: Option<&'a [u8]>,
+    check: ChannelBindingCheck,
+    lookup: &'a dyn Fn(&str, &str) -> Option<[u8; 16]>,
+) -> VerifyInputs<'a> {
+    VerifyInputs {
+        now: filetime_now(),
+        max_skew_secs: NTLM_MAX_SKEW_SECS,
+        channel_bindings: check,
+        expected_channel_bindings: binding,
+        lookup,
     }
 }
 

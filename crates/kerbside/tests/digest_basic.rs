@@ -8,43 +8,18 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{kerbside, text, EchoUpstream, GateProcess};
+use common::{
+    failed, fetch_without_ticket, kerbside, ok, sha256_hex, text, with_password_on_stdin,
+    EchoUpstream, GateProcess,
+};
 use kerbside_testkit::{
     run_curl, run_password_client, ApacheScheme, Lighttpd, LighttpdOptions, SchemeApache,
     SchemeApacheOptions, TestCa, TestRealm, ALICE, DIGEST_REALM,
 };
-
-/// `kerbside fetch` with no Kerberos ticket.
-fn fetch(realm: &TestRealm, ca: &Path) -> Command {
-    let mut cmd = kerbside(realm);
-    cmd.env(
-        "KRB5CCNAME",
-        format!("FILE:{}/no-ticket", realm.dir().display()),
-    )
-    .arg("fetch")
-    .arg("--cacert")
-    .arg(ca);
-    cmd
-}
-
-fn ok(out: &Output) -> String {
-    let (body, err) = text(out);
-    assert!(out.status.success(), "fetch failed: {err}\n{body}");
-    body
-}
-
-fn failed(out: &Output) -> String {
-    let (body, err) = text(out);
-    assert!(
-        !out.status.success(),
-        "fetch should have failed: {body}\n{err}"
-    );
-    err
-}
 
 fn alice() -> String {
     format!("{}:{}", ALICE.name, ALICE.password)
@@ -56,7 +31,7 @@ fn fetch_digest_sha256_to_lighttpd() {
     let ca = TestCa::new();
     let cert = ca.issue(&[]);
     let lighttpd = Lighttpd::start(LighttpdOptions::digest(&cert)).unwrap();
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--digest", "-v", "-u", &alice()])
         .arg(lighttpd.url("/private/whoami"))
         .output()
@@ -67,7 +42,7 @@ fn fetch_digest_sha256_to_lighttpd() {
     assert!(err.contains("Answering the server with Digest"), "{err}");
     assert!(!err.contains(ALICE.password), "{err}");
     let err = failed(
-        &fetch(&realm, ca.ca_pem_path())
+        &fetch_without_ticket(&realm, ca.ca_pem_path())
             .args(["--digest", "-u", "alice:wrong"])
             .arg(lighttpd.url("/private/whoami"))
             .output()
@@ -84,7 +59,7 @@ fn fetch_digest_md5_to_apache_only_when_allowed() {
     let apache =
         SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Digest)).unwrap();
     let err = failed(
-        &fetch(&realm, ca.ca_pem_path())
+        &fetch_without_ticket(&realm, ca.ca_pem_path())
             .args(["--digest", "-u", &alice()])
             .arg(apache.url("/private/whoami"))
             .output()
@@ -92,7 +67,7 @@ fn fetch_digest_md5_to_apache_only_when_allowed() {
     );
     assert!(err.contains("--allow-digest-md5"), "{err}");
     // A POST too: the body goes once the Digest answer is accepted.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args([
             "--digest",
             "--allow-digest-md5",
@@ -106,7 +81,7 @@ fn fetch_digest_md5_to_apache_only_when_allowed() {
         .unwrap();
     let body = ok(&out);
     assert!(body.trim().ends_with(" 5"), "{body}");
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--digest", "--allow-digest-md5", "-u", &alice()])
         .arg(apache.url("/private/whoami"))
         .output()
@@ -117,20 +92,16 @@ fn fetch_digest_md5_to_apache_only_when_allowed() {
 /// A Digest users file for the gate made by `kerbside digest-passwd` (SHA-256).
 fn digest_users(realm: &TestRealm) -> PathBuf {
     let path = realm.dir().join("digest-users");
-    let mut child = kerbside(realm)
-        .arg("digest-passwd")
-        .arg(&path)
-        .args([ALICE.name, DIGEST_REALM])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(format!("{}\n", ALICE.password).as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    with_password_on_stdin(
+        realm,
+        &[
+            "digest-passwd".as_ref(),
+            path.as_os_str(),
+            ALICE.name.as_ref(),
+            DIGEST_REALM.as_ref(),
+        ],
+        ALICE.password,
+    );
     let line = std::fs::read_to_string(&path).unwrap();
     // lighttpd's SHA-256 htdigest line: user:realm:hex(sha256(user:realm:password)).
     let expected = sha256_hex(format!("alice:{DIGEST_REALM}:{}", ALICE.password).as_bytes());
@@ -210,7 +181,7 @@ fn curl_httpx_and_fetch_use_digest_with_the_gate() {
     .unwrap();
     assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
 
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--digest", "-v", "-u", &alice()])
         .arg(gate.url("/"))
         .output()
@@ -234,7 +205,7 @@ fn basic_against_htpasswd_over_https_only() {
         &upstream.url(),
         &["--basic-users", users.to_str().unwrap()],
     );
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--basic", "-u", &alice()])
         .arg(gate.url("/"))
         .output()
@@ -380,7 +351,7 @@ fn anyauth_picks_the_strongest_scheme_it_holds_credentials_for() {
         let body = ok(&out);
         assert_eq!(body, "scheme=negotiate\n", "{offer:?}");
         // Without one: NTLM, with the password given, and -v says why.
-        let out = fetch(&realm, ca.ca_pem_path())
+        let out = fetch_without_ticket(&realm, ca.ca_pem_path())
             .args([
                 "--anyauth",
                 "--allow-http-auth",
@@ -403,7 +374,7 @@ fn anyauth_picks_the_strongest_scheme_it_holds_credentials_for() {
     // A plain-HTTP server offering only Basic gets no password by default.
     let server = Offering::start(&["Basic realm=\"r\""]);
     let err = failed(
-        &fetch(&realm, ca.ca_pem_path())
+        &fetch_without_ticket(&realm, ca.ca_pem_path())
             .args(["--anyauth", "-u", &alice()])
             .arg(server.url())
             .output()
@@ -420,20 +391,15 @@ fn anyauth_against_the_gate_with_every_scheme() {
     let cert = ca.issue(&[]);
     let upstream = EchoUpstream::start();
     let ntlm = realm.dir().join("ntlm-users");
-    let mut child = kerbside(&realm)
-        .arg("ntlm-passwd")
-        .arg(&ntlm)
-        .arg("EXAMPLE\\alice")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"alice-password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    with_password_on_stdin(
+        &realm,
+        &[
+            "ntlm-passwd".as_ref(),
+            ntlm.as_os_str(),
+            "EXAMPLE\\alice".as_ref(),
+        ],
+        "alice-password",
+    );
     let digest = digest_users(&realm);
     let basic = basic_users(&realm);
     let gate = GateProcess::start(
@@ -463,7 +429,7 @@ fn anyauth_against_the_gate_with_every_scheme() {
         .unwrap();
     assert!(ok(&out).contains("users=alice@EXAMPLE.TEST\n"));
     // Without: NTLM with the password.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--anyauth", "-v", "-u", "EXAMPLE\\alice:alice-password"])
         .arg(gate.url("/"))
         .output()
@@ -472,7 +438,7 @@ fn anyauth_against_the_gate_with_every_scheme() {
     assert!(ok(&out).contains("users=EXAMPLE\\alice\n"), "{err}");
     assert!(err.contains("Answering the server with NTLM"), "{err}");
     // Only Digest and Basic enabled: Digest.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--digest", "--basic", "-v", "-u", &alice()])
         .arg(gate.url("/"))
         .output()
@@ -482,28 +448,13 @@ fn anyauth_against_the_gate_with_every_scheme() {
     assert!(err.contains("Answering the server with Digest"), "{err}");
     // A wrong NTLM password does not fall back to a weaker scheme on offer.
     let err = failed(
-        &fetch(&realm, ca.ca_pem_path())
+        &fetch_without_ticket(&realm, ca.ca_pem_path())
             .args(["--anyauth", "-u", "EXAMPLE\\alice:wrong"])
             .arg(gate.url("/"))
             .output()
             .unwrap(),
     );
     assert!(err.contains("does not fall back"), "{err}");
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 #[test]

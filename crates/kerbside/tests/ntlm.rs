@@ -8,32 +8,15 @@ mod common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::{clean_env, kerbside, text, EchoUpstream, GateProcess};
+use common::{
+    clean_env, fetch_without_ticket, kerbside, ok, sha256_hex, text, with_password_on_stdin,
+    EchoUpstream, GateProcess,
+};
 use kerbside_testkit::{
     run_curl, run_curl_env, run_password_client, ApacheScheme, PyNtlmOptions, PyNtlmServer,
     SchemeApache, SchemeApacheOptions, TestCa, TestRealm, ALICE, BOB,
 };
-
-/// `kerbside fetch` with no Kerberos ticket at all, so nothing but NTLM can answer.
-fn fetch(realm: &TestRealm, ca: &Path) -> Command {
-    let mut cmd = kerbside(realm);
-    cmd.env(
-        "KRB5CCNAME",
-        format!("FILE:{}/no-ticket", realm.dir().display()),
-    )
-    .arg("fetch")
-    .arg("--cacert")
-    .arg(ca);
-    cmd
-}
-
-fn ok(out: &Output) -> String {
-    let (body, err) = text(out);
-    assert!(out.status.success(), "fetch failed: {err}\n{body}");
-    body
-}
 
 /// A users file for the gate (`kerbside ntlm-passwd`), mode 600.
 fn ntlm_users(realm: &TestRealm) -> PathBuf {
@@ -42,19 +25,11 @@ fn ntlm_users(realm: &TestRealm) -> PathBuf {
         (ALICE.ntlm_name(), ALICE.password),
         ("bob".into(), BOB.password),
     ] {
-        let mut child = kerbside(realm)
-            .args(["ntlm-passwd"])
-            .arg(&path)
-            .arg(&user)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            format!("{password}\n").as_bytes(),
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success());
+        with_password_on_stdin(
+            realm,
+            &["ntlm-passwd".as_ref(), path.as_os_str(), user.as_ref()],
+            password,
+        );
     }
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
@@ -70,7 +45,7 @@ fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
     let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
 
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-i", "-v", "-u", &login])
         .arg(apache.url("/private/"))
         .output()
@@ -88,7 +63,7 @@ fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
     let file = realm.dir().join("upload.bin");
     let data: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
     std::fs::write(&file, &data).unwrap();
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-u", &login, "--data"])
         .arg(format!("@{}", file.display()))
         .arg(apache.url("/private/upload"))
@@ -99,7 +74,7 @@ fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
     assert_eq!(body.trim(), format!("{digest} {}", data.len()));
 
     // A wrong password is refused in words.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-u", "EXAMPLE\\alice:wrong"])
         .arg(apache.url("/private/"))
         .output()
@@ -118,7 +93,7 @@ fn fetch_answers_negotiate_with_ntlm_inside_spnego_only_when_allowed() {
     let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
 
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--negotiate", "--negotiate-ntlm", "-i", "-v", "-u", &login])
         .arg(apache.url("/private/"))
         .output()
@@ -132,7 +107,7 @@ fn fetch_answers_negotiate_with_ntlm_inside_spnego_only_when_allowed() {
     assert!(err.contains("NTLM inside Negotiate"), "{err}");
 
     // Without the switch, no Kerberos ticket means no Negotiate at all.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--negotiate", "-u", &login])
         .arg(apache.url("/private/"))
         .output()
@@ -154,7 +129,7 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
     })
     .unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-i", "-u", &login])
         .arg(server.url("/private/"))
         .output()
@@ -185,7 +160,7 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .env("KERBSIDE_KEYRING", &keyring)
         .args(["--ntlm", "-i", "-v"])
         .arg(server.url("/private/"))
@@ -198,7 +173,7 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
 
     // Plain HTTP needs the host opted in, and then works.
     let plain = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-u", &login])
         .arg(plain.url("/private/"))
         .output()
@@ -206,7 +181,7 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(err.contains("--allow-http-auth"), "{err}");
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "--allow-http-auth", "-u", &login])
         .arg(plain.url("/private/"))
         .output()
@@ -224,7 +199,7 @@ fn a_server_that_drops_the_connection_after_its_challenge_is_reported() {
     })
     .unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "--allow-http-auth", "-v", "-u", &login])
         .arg(server.url("/private/"))
         .output()
@@ -355,7 +330,7 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
     assert_eq!(facts.get("status"), "401", "{}", facts.raw);
 
     // kerbside fetch against its own gate, for completeness.
-    let out = fetch(&realm, ca.ca_pem_path())
+    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
         .args(["--ntlm", "-u", &login])
         .arg(gate.url("/"))
         .output()
@@ -446,21 +421,4 @@ fn ntlm_needs_connection_mode_and_a_private_users_file() {
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(err.contains("chmod 600"), "{err}");
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), data)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned()
 }

@@ -641,3 +641,67 @@ fn record(stream: TcpStream, seen: &Mutex<Vec<RecordedRequest>>) -> std::io::Res
         writer.flush()?;
     }
 }
+
+/// `kerbside fetch` trusting `ca`, with no Kerberos ticket at all: only password
+/// schemes can answer.
+pub fn fetch_without_ticket(realm: &TestRealm, ca: &Path) -> Command {
+    let mut cmd = kerbside(realm);
+    cmd.env(
+        "KRB5CCNAME",
+        format!("FILE:{}/no-ticket", realm.dir().display()),
+    )
+    .arg("fetch")
+    .arg("--cacert")
+    .arg(ca);
+    cmd
+}
+
+/// The body of a run that must have succeeded.
+pub fn ok(out: &Output) -> String {
+    let (body, err) = text(out);
+    assert!(out.status.success(), "fetch failed: {err}\n{body}");
+    body
+}
+
+/// The standard error of a run that must have failed.
+pub fn failed(out: &Output) -> String {
+    let (body, err) = text(out);
+    assert!(
+        !out.status.success(),
+        "fetch should have failed: {body}\n{err}"
+    );
+    err
+}
+
+/// Runs `kerbside ARGS...` with `password` on standard input (`ntlm-passwd`,
+/// `digest-passwd`) and checks it succeeded.
+pub fn with_password_on_stdin(realm: &TestRealm, args: &[&std::ffi::OsStr], password: &str) {
+    let mut child = kerbside(realm)
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The hex SHA-256 of `data`, by coreutils' sha256sum.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
