@@ -4,19 +4,13 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
-use crate::process::{self, chmod, chown, log_tail};
-use crate::{free_port, sbin, TestCert, TestRealm};
-
-/// Where Debian keeps Apache's loadable modules.
-const MODULE_DIR: &str = "/usr/lib/apache2/modules";
+use crate::apache_server::{self, ApacheServer, BaseConfig, SMALL_WORKERS};
+use crate::daemon::{self, Worker, UPLOAD_CGI};
+use crate::process::{self, chmod, chown};
+use crate::{sbin, TestCert, TestRealm};
 
 /// Modules the configuration uses (`log_config` and `unixd` are compiled into Debian's apache2).
 const MODULES: &[(&str, &str)] = &[
@@ -41,22 +35,6 @@ const PROXY_MODULES: &[(&str, &str)] = &[
     ("proxy_module", "mod_proxy.so"),
     ("proxy_http_module", "mod_proxy_http.so"),
 ];
-
-/// `/private/upload`: a CGI that answers with the SHA-256 (hex) and the length of
-/// the request body it received, as `<sha256> <bytes>\n`.
-const UPLOAD_CGI: &str = "#!/bin/sh
-printf 'Content-Type: text/plain\\r\\n\\r\\n'
-tmp=$(mktemp)
-cat > \"$tmp\"
-printf '%s %s\\n' \"$(sha256sum < \"$tmp\" | cut -d' ' -f1)\" \"$(wc -c < \"$tmp\")\"
-rm -f \"$tmp\"
-";
-
-/// How long Apache may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How many port choices to try when Apache cannot bind.
-const START_ATTEMPTS: usize = 5;
 
 /// The body of `/private/`.
 pub const PRIVATE_BODY: &str = "kerbside private page\n";
@@ -129,15 +107,9 @@ pub struct ApacheOptions {
 /// ```
 #[derive(Debug)]
 pub struct Apache {
-    /// Stopped in `Drop` before `dir` is removed.
-    child: Child,
-    port: u16,
-    plain_port: Option<u16>,
-    error_log: PathBuf,
-    access_log: PathBuf,
-    stderr_log: PathBuf,
+    /// Stops the server on drop, then deletes its directory.
+    server: ApacheServer,
     docroot: PathBuf,
-    dir: TempDir,
 }
 
 impl Apache {
@@ -151,23 +123,7 @@ impl Apache {
         } else {
             &[]
         };
-        for (_, file) in MODULES.iter().chain(proxy_modules) {
-            let path = Path::new(MODULE_DIR).join(file);
-            if !path.exists() {
-                let package = if file.contains("gssapi") {
-                    "libapache2-mod-auth-gssapi"
-                } else {
-                    "apache2"
-                };
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "Apache module {} is missing (Debian package {package})",
-                        path.display()
-                    ),
-                ));
-            }
-        }
+        apache_server::check_modules(MODULES.iter().chain(proxy_modules))?;
 
         let dir = tempfile::Builder::new()
             .prefix("kerbside-apache-")
@@ -175,18 +131,7 @@ impl Apache {
         let root = dir.path().to_path_buf();
         // Worker processes run as an unprivileged user when we are root; they must reach the
         // keytab, the documents and the replay cache.
-        let worker = (process::euid() == 0)
-            .then(|| {
-                ["www-data", "nobody"].iter().find_map(|name| {
-                    let (uid, gid) = process::account(name)?;
-                    Some(Worker {
-                        user: (*name).to_owned(),
-                        group: process::group_name(gid)?,
-                        ids: (uid, gid),
-                    })
-                })
-            })
-            .flatten();
+        let worker = Worker::for_root();
         let owner = worker.as_ref().map(|w| w.ids);
         chmod(&root, 0o755)?;
 
@@ -198,34 +143,12 @@ impl Apache {
             chown(d, owner)?;
         }
         chmod(&rcache_dir, 0o700)?;
-        for (sub, body) in [("private", PRIVATE_BODY), ("public", PUBLIC_BODY)] {
-            let d = docroot.join(sub);
-            fs::create_dir_all(&d)?;
-            chmod(&docroot, 0o755)?;
-            chmod(&d, 0o755)?;
-            let file = d.join("index.html");
-            fs::write(&file, body)?;
-            chmod(&file, 0o644)?;
-        }
-        let upload = docroot.join("private").join("upload");
-        fs::write(&upload, UPLOAD_CGI)?;
-        chmod(&upload, 0o755)?;
+        daemon::write_docroot(&docroot, &[("upload", UPLOAD_CGI)])?;
 
         let keytab = root.join("http.keytab");
-        fs::copy(realm.keytab(), &keytab).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("copy keytab {}: {e}", realm.keytab().display()),
-            )
-        })?;
-        chmod(&keytab, 0o600)?;
-        chown(&keytab, owner)?;
+        daemon::copy_keytab(realm, &keytab, owner)?;
         // mod_ssl reads these in the parent (as root) at startup.
-        let cert_path = root.join("cert.pem");
-        let key_path = root.join("key.pem");
-        fs::write(&cert_path, cert.cert_pem())?;
-        fs::write(&key_path, cert.key_pem())?;
-        chmod(&key_path, 0o600)?;
+        daemon::write_cert(&root, cert)?;
         if opts.sessions || opts.proxy_to.is_some() {
             // mod_auth_gssapi wants exactly 32 raw bytes; it reads them at startup (as root),
             // but the file belongs to the worker user like the keytab.
@@ -238,78 +161,30 @@ impl Apache {
             chmod(&session_key, 0o600)?;
             chown(&session_key, owner)?;
         }
-        fs::write(
-            root.join("mime.types"),
-            "text/html html htm\ntext/plain txt\n",
+
+        let server = ApacheServer::start(
+            dir,
+            opts.plain_http,
+            |port, plain_port| {
+                Config {
+                    root: &root,
+                    port,
+                    plain_port,
+                    worker: worker.as_ref(),
+                    opts,
+                }
+                .render()
+            },
+            |stderr_log| {
+                process::keytab_daemon(&sbin("apache2"), realm, &keytab, &rcache_dir, stderr_log)
+            },
         )?;
-
-        let error_log = root.join("error.log");
-        let access_log = root.join("access.log");
-        let stderr_log = root.join("stderr.log");
-        let conf_path = root.join("httpd.conf");
-
-        let mut attempt = 1;
-        loop {
-            let port = free_port()?;
-            let plain_port = if opts.plain_http {
-                Some(loop {
-                    let p = free_port()?;
-                    if p != port {
-                        break p;
-                    }
-                })
-            } else {
-                None
-            };
-            let conf = Config {
-                root: &root,
-                port,
-                plain_port,
-                worker: worker.as_ref(),
-                opts,
-            };
-            fs::write(&conf_path, conf.render())?;
-            let _ = fs::remove_file(&error_log);
-
-            let mut cmd =
-                process::keytab_daemon(&sbin("apache2"), realm, &keytab, &rcache_dir, &stderr_log)?;
-            cmd.arg("-f").arg(&conf_path).arg("-DFOREGROUND");
-            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
-            let logs = || {
-                format!(
-                    "{}\n{}",
-                    log_tail("apache2 stderr", &stderr_log, 4000),
-                    log_tail("apache error log", &error_log, 8000)
-                )
-            };
-            let ports: Vec<u16> = std::iter::once(port).chain(plain_port).collect();
-            match wait_ready(&mut child, &ports, &logs) {
-                Ok(()) => {
-                    return Ok(Apache {
-                        child,
-                        port,
-                        plain_port,
-                        error_log,
-                        access_log,
-                        stderr_log,
-                        docroot,
-                        dir,
-                    })
-                }
-                Err(not_ready) => {
-                    process::terminate(&mut child, Duration::from_secs(10));
-                    if !(not_ready.port_taken && attempt < START_ATTEMPTS) {
-                        return Err(io::Error::other(not_ready.msg));
-                    }
-                    attempt += 1;
-                }
-            }
-        }
+        Ok(Apache { server, docroot })
     }
 
     /// `https://localhost:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{}", self.port, slash(path))
+        self.server.url(path)
     }
 
     /// `http://localhost:PLAIN_PORT` + `path`.
@@ -318,58 +193,39 @@ impl Apache {
     ///
     /// If the server was started without [`ApacheOptions::plain_http`].
     pub fn plain_url(&self, path: &str) -> String {
-        let port = self
-            .plain_port
-            .expect("Apache::plain_url needs ApacheOptions { plain_http: true, .. }");
-        format!("http://localhost:{port}{}", slash(path))
+        self.server.plain_url(
+            path,
+            "Apache::plain_url needs ApacheOptions { plain_http: true, .. }",
+        )
     }
 
     /// The HTTPS port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The plain-HTTP port on 127.0.0.1, with [`ApacheOptions::plain_http`].
     pub fn plain_port(&self) -> Option<u16> {
-        self.plain_port
+        self.server.plain_port()
     }
 
     /// The process id of the Apache parent process.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// The parent process and its children (the workers, and mod_cgid's daemon when
     /// loaded), from `/proc`.
     pub fn pids(&self) -> Vec<u32> {
         let parent = self.pid();
-        let mut pids = vec![parent];
-        if let Ok(dir) = fs::read_dir("/proc") {
-            for entry in dir.flatten() {
-                let Some(pid) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|t| {
-                        let rest = &t[t.rfind(')')? + 1..];
-                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                    });
-                if ppid == Some(parent) {
-                    pids.push(pid);
-                }
-            }
-        }
-        pids
+        std::iter::once(parent)
+            .chain(process::children_of(parent))
+            .collect()
     }
 
     /// The server's temporary directory (`ServerRoot`), deleted on drop.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir()
     }
 
     /// The `DocumentRoot`; files added under `private/` or `public/` are served at once.
@@ -380,13 +236,7 @@ impl Apache {
     /// The contents of the error log (with mod_auth_gssapi at debug level) and of Apache's
     /// stderr, for test failure messages.
     pub fn error_log(&self) -> String {
-        let mut text = fs::read_to_string(&self.error_log).unwrap_or_default();
-        if let Ok(stderr) = fs::read_to_string(&self.stderr_log) {
-            if !stderr.trim().is_empty() {
-                let _ = write!(text, "--- apache2 stderr ---\n{stderr}");
-            }
-        }
-        text
+        self.server.error_log(&[])
     }
 
     /// The contents of the access log, one line per request:
@@ -408,7 +258,7 @@ impl Apache {
     /// [`access_entries`](Self::access_entries) parses it. Apache writes a line when the
     /// response is done, so read the log after the client has finished.
     pub fn access_log(&self) -> String {
-        fs::read_to_string(&self.access_log).unwrap_or_default()
+        self.server.access_log()
     }
 
     /// The [`access_log`](Self::access_log), parsed; lines that do not parse are skipped.
@@ -480,57 +330,6 @@ impl AccessLogEntry {
     }
 }
 
-impl Drop for Apache {
-    fn drop(&mut self) {
-        // SIGTERM lets the parent stop its workers; a SIGKILLed parent would orphan them.
-        process::terminate(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-/// Waits until `child` accepts connections on every port, or reports why not.
-fn wait_ready(child: &mut Child, ports: &[u16], logs: &dyn Fn() -> String) -> Result<(), NotReady> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let logs = logs();
-            return Err(NotReady {
-                port_taken: logs.contains("Address already in use"),
-                msg: format!("apache2 exited during startup ({status})\n{logs}"),
-            });
-        }
-        if ports
-            .iter()
-            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(NotReady {
-                port_taken: false,
-                msg: format!(
-                    "apache2 did not accept connections on 127.0.0.1 ports {ports:?} within \
-                     {START_TIMEOUT:?}\n{}",
-                    logs()
-                ),
-            });
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Why Apache did not come up.
-struct NotReady {
-    port_taken: bool,
-    msg: String,
-}
-
-/// The unprivileged account worker processes run as.
-struct Worker {
-    user: String,
-    group: String,
-    ids: (u32, u32),
-}
-
 /// The inputs of `httpd.conf`.
 struct Config<'a> {
     root: &'a Path,
@@ -544,93 +343,34 @@ impl Config<'_> {
     fn render(&self) -> String {
         let root = self.root.display();
         let on_off = |b: bool| if b { "On" } else { "Off" };
-        let mut c = String::new();
-        let _ = writeln!(
-            c,
-            "# Written by kerbside-testkit; a private server, not the system Apache.
-ServerRoot \"{root}\"
-ServerName localhost
-PidFile \"{root}/run/httpd.pid\"
-DefaultRuntimeDir \"{root}/run\"
-Mutex file:{root}/run default
-ErrorLog \"{root}/error.log\"
-LogLevel {log_level}
-",
-            log_level = if self.opts.proxy_to.is_some() {
-                "warn"
-            } else {
-                "info auth_gssapi:debug ssl:info"
-            }
-        );
         let proxy_modules = if self.opts.proxy_to.is_some() {
             PROXY_MODULES
         } else {
             &[]
         };
-        for (name, file) in MODULES.iter().chain(proxy_modules) {
-            let _ = writeln!(c, "LoadModule {name} {MODULE_DIR}/{file}");
-        }
-        if let Some(w) = self.worker {
-            let _ = writeln!(c, "User {}\nGroup {}", w.user, w.group);
-        }
         let workers = if self.opts.proxy_to.is_some() {
             // Two children of 64 threads from the start, never more, never fewer.
             "StartServers 2\nServerLimit 2\nThreadLimit 64\nThreadsPerChild 64\n\
              MinSpareThreads 1\nMaxSpareThreads 128\nMaxRequestWorkers 128\n\
              MaxConnectionsPerChild 0\nMaxKeepAliveRequests 0"
         } else {
-            "StartServers 1\nServerLimit 2\nThreadLimit 16\nThreadsPerChild 16\n\
-             MinSpareThreads 1\nMaxSpareThreads 32\nMaxRequestWorkers 32"
+            SMALL_WORKERS
         };
-        let _ = writeln!(
-            c,
-            "
-{workers}
-Timeout 30
-KeepAlive On
-KeepAliveTimeout 30
-TypesConfig \"{root}/mime.types\"
-DirectoryIndex index.html
-SetEnvIf Authorization \"^([!-~]+)\" KERBSIDE_AUTH_SCHEME=$1
-LogFormat \"%h port=%{{remote}}p k=%k \\\"%r\\\" %>s user=%u auth=%{{KERBSIDE_AUTH_SCHEME}}e in=%I\" kerbside
-CustomLog \"{root}/access.log\" kerbside
-DocumentRoot \"{root}/htdocs\"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory \"{root}/htdocs\">
-    Options None
-    AllowOverride None
-    Require all granted
-</Directory>
-ScriptSock \"{root}/run/cgid.sock\"
-<Directory \"{root}/htdocs/private\">
-    <Files \"upload\">
-        Options +ExecCGI
-        SetHandler cgi-script
-    </Files>
-</Directory>
-
-SSLSessionCache \"shmcb:{root}/run/ssl_scache(512000)\"
-Listen 127.0.0.1:{port} https
-<VirtualHost 127.0.0.1:{port}>
-    ServerName localhost:{port}
-    SSLEngine on
-    SSLCertificateFile \"{root}/cert.pem\"
-    SSLCertificateKeyFile \"{root}/key.pem\"
-</VirtualHost>",
-            port = self.port
-        );
-        if let Some(plain) = self.plain_port {
-            let _ = writeln!(
-                c,
-                "Listen 127.0.0.1:{plain} http
-<VirtualHost 127.0.0.1:{plain}>
-    ServerName localhost:{plain}
-</VirtualHost>"
-            );
+        let mut c = BaseConfig {
+            root: self.root,
+            port: self.port,
+            plain_port: self.plain_port,
+            worker: self.worker,
+            log_level: if self.opts.proxy_to.is_some() {
+                "warn"
+            } else {
+                "info auth_gssapi:debug ssl:info"
+            },
+            modules: MODULES.iter().chain(proxy_modules).collect(),
+            workers,
+            cgis: "upload",
         }
+        .render();
         let _ = writeln!(
             c,
             "
@@ -723,14 +463,6 @@ Listen 127.0.0.1:{port} https
             "    ProxyPass \"http://{upstream}/\"
 </Location>"
         );
-    }
-}
-
-fn slash(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
     }
 }
 

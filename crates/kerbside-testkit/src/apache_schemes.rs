@@ -6,18 +6,13 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use tempfile::TempDir;
-
-use crate::daemon::{self, free_ports, slash, Worker, START_ATTEMPTS, UPLOAD_CGI, WHOAMI_CGI};
+use crate::apache_server::{self, ApacheServer, BaseConfig, SMALL_WORKERS};
+use crate::daemon::{self, Worker, UPLOAD_CGI, WHOAMI_CGI};
 use crate::passwords::{self, DigestAlgorithm, DIGEST_REALM, NTLM_DOMAIN};
-use crate::process::{self, chmod, chown, log_tail};
-use crate::{sbin, AccessLogEntry, TestCert, PRIVATE_BODY, PUBLIC_BODY};
-
-/// Where Debian keeps Apache's loadable modules.
-const MODULE_DIR: &str = "/usr/lib/apache2/modules";
+use crate::process::{chmod, chown};
+use crate::{sbin, AccessLogEntry, TestCert};
 
 /// Modules every configuration loads (`log_config` and `unixd` are compiled in).
 const COMMON_MODULES: &[(&str, &str)] = &[
@@ -33,9 +28,6 @@ const COMMON_MODULES: &[(&str, &str)] = &[
     ("setenvif_module", "mod_setenvif.so"),
     ("cgid_module", "mod_cgid.so"),
 ];
-
-/// How long Apache may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The scheme a [`SchemeApache`] asks for on `/private/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +78,13 @@ impl SchemeApacheOptions {
 /// [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` / `alice-password`, `bob` /
 /// `bob-password`). It needs no Kerberos realm. It serves:
 ///
-/// * `/private/` — [`PRIVATE_BODY`]; every response from under `/private/` carries
+/// * `/private/` — [`PRIVATE_BODY`](crate::PRIVATE_BODY); every response from under `/private/` carries
 ///   `X-Remote-User` naming the authenticated user (`EXAMPLE\alice` for NTLM, `alice` for
 ///   Digest);
 /// * `/private/upload` — a CGI answering a POST with `<sha256 hex> <length>\n` of the body it
 ///   received;
 /// * `/private/whoami` — a CGI answering `user=<REMOTE_USER>\nauth=<AUTH_TYPE>\n`;
-/// * `/public/` — [`PUBLIC_BODY`], no authentication.
+/// * `/public/` — [`PUBLIC_BODY`](crate::PUBLIC_BODY), no authentication.
 ///
 /// HTTPS uses the given [`TestCert`]. The access log has the format of
 /// [`Apache::access_log`](crate::Apache::access_log). When the test runs as root the workers
@@ -110,15 +102,9 @@ impl SchemeApacheOptions {
 /// ```
 #[derive(Debug)]
 pub struct SchemeApache {
-    /// Stopped in `Drop` before `dir` is removed.
-    child: Child,
-    port: u16,
-    plain_port: Option<u16>,
-    error_log: PathBuf,
-    access_log: PathBuf,
-    stderr_log: PathBuf,
+    /// Stops the server on drop, then deletes its directory.
+    server: ApacheServer,
     ntlm_debug_log: PathBuf,
-    dir: TempDir,
 }
 
 impl SchemeApache {
@@ -132,23 +118,7 @@ impl SchemeApache {
             ("md5sum", "coreutils"),
             ("sha256sum", "coreutils"),
         ])?;
-        for (_, file) in COMMON_MODULES.iter().chain(scheme_modules(opts.scheme)) {
-            let path = Path::new(MODULE_DIR).join(file);
-            if !path.exists() {
-                let package = if file.contains("gssapi") {
-                    "libapache2-mod-auth-gssapi"
-                } else {
-                    "apache2"
-                };
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "Apache module {} is missing (Debian package {package})",
-                        path.display()
-                    ),
-                ));
-            }
-        }
+        apache_server::check_modules(COMMON_MODULES.iter().chain(scheme_modules(opts.scheme)))?;
         if opts.scheme == ApacheScheme::Ntlm && !Path::new(NTLMSSP_MECH).exists() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -167,21 +137,10 @@ impl SchemeApache {
         let run_dir = root.join("run");
         fs::create_dir(&run_dir)?;
         chown(&run_dir, owner)?;
-        let docroot = root.join("htdocs");
-        for (sub, body) in [("private", PRIVATE_BODY), ("public", PUBLIC_BODY)] {
-            let d = docroot.join(sub);
-            fs::create_dir_all(&d)?;
-            chmod(&docroot, 0o755)?;
-            chmod(&d, 0o755)?;
-            let file = d.join("index.html");
-            fs::write(&file, body)?;
-            chmod(&file, 0o644)?;
-        }
-        for (name, script) in [("upload", UPLOAD_CGI), ("whoami", WHOAMI_CGI)] {
-            let cgi = docroot.join("private").join(name);
-            fs::write(&cgi, script)?;
-            chmod(&cgi, 0o755)?;
-        }
+        daemon::write_docroot(
+            &root.join("htdocs"),
+            &[("upload", UPLOAD_CGI), ("whoami", WHOAMI_CGI)],
+        )?;
 
         // The accounts: read by the workers, so theirs and private.
         let accounts = match opts.scheme {
@@ -198,86 +157,49 @@ impl SchemeApache {
         chown(&ntlm_debug_log, owner)?;
 
         // mod_ssl reads these in the parent (as root) at startup.
-        fs::write(root.join("cert.pem"), cert.cert_pem())?;
-        let key_path = root.join("key.pem");
-        fs::write(&key_path, cert.key_pem())?;
-        chmod(&key_path, 0o600)?;
-        fs::write(
-            root.join("mime.types"),
-            "text/html html htm\ntext/plain txt\n",
+        daemon::write_cert(&root, cert)?;
+
+        let server = ApacheServer::start(
+            dir,
+            opts.plain_http,
+            |port, plain_port| {
+                Config {
+                    root: &root,
+                    port,
+                    plain_port,
+                    worker: worker.as_ref(),
+                    opts,
+                }
+                .render()
+            },
+            |stderr_log| {
+                let stderr = fs::File::create(stderr_log)?;
+                let mut cmd = Command::new(sbin("apache2"));
+                // gss-ntlmssp reads its environment in the process that calls GSSAPI, so the
+                // accounts file must be in apache2's own environment (SetEnv does not reach
+                // it).
+                cmd.env_remove("KRB5CCNAME")
+                    .env_remove("KRB5_KTNAME")
+                    .env_remove("KRB5_CONFIG")
+                    .env("NTLM_USER_FILE", &accounts_path)
+                    .env("NETBIOS_DOMAIN_NAME", NTLM_DOMAIN)
+                    .env("NETBIOS_COMPUTER_NAME", "KERBSIDE-APACHE")
+                    .env("GSSNTLMSSP_DEBUG", &ntlm_debug_log)
+                    .stdin(Stdio::null())
+                    .stdout(stderr.try_clone()?)
+                    .stderr(stderr);
+                Ok(cmd)
+            },
         )?;
-
-        let error_log = root.join("error.log");
-        let access_log = root.join("access.log");
-        let stderr_log = root.join("stderr.log");
-        let conf_path = root.join("httpd.conf");
-
-        let mut attempt = 1;
-        loop {
-            let ports = free_ports(if opts.plain_http { 2 } else { 1 })?;
-            let (port, plain_port) = (ports[0], ports.get(1).copied());
-            let conf = Config {
-                root: &root,
-                port,
-                plain_port,
-                worker: worker.as_ref(),
-                opts,
-            };
-            fs::write(&conf_path, conf.render())?;
-            let _ = fs::remove_file(&error_log);
-
-            let stderr = fs::File::create(&stderr_log)?;
-            let mut cmd = Command::new(sbin("apache2"));
-            // gss-ntlmssp reads its environment in the process that calls GSSAPI, so the
-            // accounts file must be in apache2's own environment (SetEnv does not reach it).
-            cmd.env_remove("KRB5CCNAME")
-                .env_remove("KRB5_KTNAME")
-                .env_remove("KRB5_CONFIG")
-                .env("NTLM_USER_FILE", &accounts_path)
-                .env("NETBIOS_DOMAIN_NAME", NTLM_DOMAIN)
-                .env("NETBIOS_COMPUTER_NAME", "KERBSIDE-APACHE")
-                .env("GSSNTLMSSP_DEBUG", &ntlm_debug_log)
-                .arg("-f")
-                .arg(&conf_path)
-                .arg("-DFOREGROUND")
-                .stdin(Stdio::null())
-                .stdout(stderr.try_clone()?)
-                .stderr(stderr);
-            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
-            let logs = || {
-                format!(
-                    "{}\n{}",
-                    log_tail("apache2 stderr", &stderr_log, 4000),
-                    log_tail("apache error log", &error_log, 8000)
-                )
-            };
-            match daemon::wait_listening(&mut child, "apache2", &ports, START_TIMEOUT, &logs) {
-                Ok(()) => {
-                    return Ok(SchemeApache {
-                        child,
-                        port,
-                        plain_port,
-                        error_log,
-                        access_log,
-                        stderr_log,
-                        ntlm_debug_log,
-                        dir,
-                    })
-                }
-                Err(not_ready) => {
-                    process::terminate(&mut child, Duration::from_secs(10));
-                    if !(not_ready.port_taken && attempt < START_ATTEMPTS) {
-                        return Err(io::Error::other(not_ready.msg));
-                    }
-                    attempt += 1;
-                }
-            }
-        }
+        Ok(SchemeApache {
+            server,
+            ntlm_debug_log,
+        })
     }
 
     /// `https://localhost:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{}", self.port, slash(path))
+        self.server.url(path)
     }
 
     /// `http://localhost:PLAIN_PORT` + `path`.
@@ -286,49 +208,39 @@ impl SchemeApache {
     ///
     /// If the server was started without [`SchemeApacheOptions::plain_http`].
     pub fn plain_url(&self, path: &str) -> String {
-        let port = self
-            .plain_port
-            .expect("SchemeApache::plain_url needs SchemeApacheOptions { plain_http: true, .. }");
-        format!("http://localhost:{port}{}", slash(path))
+        self.server.plain_url(
+            path,
+            "SchemeApache::plain_url needs SchemeApacheOptions { plain_http: true, .. }",
+        )
     }
 
     /// The HTTPS port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The plain-HTTP port on 127.0.0.1, with [`SchemeApacheOptions::plain_http`].
     pub fn plain_port(&self) -> Option<u16> {
-        self.plain_port
+        self.server.plain_port()
     }
 
     /// The server's temporary directory (`ServerRoot`), deleted on drop.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir()
     }
 
     /// The error log (auth modules at debug level), Apache's stderr and, for NTLM,
     /// gss-ntlmssp's debug log, for test failure messages.
     pub fn error_log(&self) -> String {
-        let mut text = fs::read_to_string(&self.error_log).unwrap_or_default();
-        for (label, path) in [
-            ("apache2 stderr", &self.stderr_log),
-            ("gss-ntlmssp debug log", &self.ntlm_debug_log),
-        ] {
-            if let Ok(more) = fs::read_to_string(path) {
-                if !more.trim().is_empty() {
-                    let _ = write!(text, "--- {label} ---\n{more}");
-                }
-            }
-        }
-        text
+        self.server
+            .error_log(&[("gss-ntlmssp debug log", &self.ntlm_debug_log)])
     }
 
     /// The access log, one line per request, in the format of
     /// [`Apache::access_log`](crate::Apache::access_log) (`auth=` is the scheme of the
     /// request's `Authorization` header: `NTLM`, `Negotiate` or `Digest`).
     pub fn access_log(&self) -> String {
-        fs::read_to_string(&self.access_log).unwrap_or_default()
+        self.server.access_log()
     }
 
     /// The [`access_log`](Self::access_log), parsed. Apache escapes the backslash of an NTLM
@@ -342,12 +254,6 @@ impl SchemeApache {
                 entry
             })
             .collect()
-    }
-}
-
-impl Drop for SchemeApache {
-    fn drop(&mut self) {
-        process::terminate(&mut self.child, Duration::from_secs(10));
     }
 }
 
@@ -376,87 +282,23 @@ struct Config<'a> {
 impl Config<'_> {
     fn render(&self) -> String {
         let root = self.root.display();
-        let mut c = String::new();
-        let _ = writeln!(
-            c,
-            "# Written by kerbside-testkit; a private server, not the system Apache.
-ServerRoot \"{root}\"
-ServerName localhost
-PidFile \"{root}/run/httpd.pid\"
-DefaultRuntimeDir \"{root}/run\"
-Mutex file:{root}/run default
-ErrorLog \"{root}/error.log\"
-LogLevel info {auth_module}:debug ssl:info
-",
-            auth_module = match self.opts.scheme {
-                ApacheScheme::Ntlm => "auth_gssapi",
-                ApacheScheme::Digest => "auth_digest",
-            }
-        );
-        for (name, file) in COMMON_MODULES
-            .iter()
-            .chain(scheme_modules(self.opts.scheme))
-        {
-            let _ = writeln!(c, "LoadModule {name} {MODULE_DIR}/{file}");
+        let mut c = BaseConfig {
+            root: self.root,
+            port: self.port,
+            plain_port: self.plain_port,
+            worker: self.worker,
+            log_level: match self.opts.scheme {
+                ApacheScheme::Ntlm => "info auth_gssapi:debug ssl:info",
+                ApacheScheme::Digest => "info auth_digest:debug ssl:info",
+            },
+            modules: COMMON_MODULES
+                .iter()
+                .chain(scheme_modules(self.opts.scheme))
+                .collect(),
+            workers: SMALL_WORKERS,
+            cgis: "upload|whoami",
         }
-        if let Some(w) = self.worker {
-            let _ = writeln!(c, "User {}\nGroup {}", w.user, w.group);
-        }
-        let _ = writeln!(
-            c,
-            "
-StartServers 1
-ServerLimit 2
-ThreadLimit 16
-ThreadsPerChild 16
-MinSpareThreads 1
-MaxSpareThreads 32
-MaxRequestWorkers 32
-Timeout 30
-KeepAlive On
-KeepAliveTimeout 30
-TypesConfig \"{root}/mime.types\"
-DirectoryIndex index.html
-SetEnvIf Authorization \"^([!-~]+)\" KERBSIDE_AUTH_SCHEME=$1
-LogFormat \"%h port=%{{remote}}p k=%k \\\"%r\\\" %>s user=%u auth=%{{KERBSIDE_AUTH_SCHEME}}e in=%I\" kerbside
-CustomLog \"{root}/access.log\" kerbside
-DocumentRoot \"{root}/htdocs\"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory \"{root}/htdocs\">
-    Options None
-    AllowOverride None
-    Require all granted
-</Directory>
-ScriptSock \"{root}/run/cgid.sock\"
-<Directory \"{root}/htdocs/private\">
-    <FilesMatch \"^(upload|whoami)$\">
-        Options +ExecCGI
-        SetHandler cgi-script
-    </FilesMatch>
-</Directory>
-
-SSLSessionCache \"shmcb:{root}/run/ssl_scache(512000)\"
-Listen 127.0.0.1:{port} https
-<VirtualHost 127.0.0.1:{port}>
-    ServerName localhost:{port}
-    SSLEngine on
-    SSLCertificateFile \"{root}/cert.pem\"
-    SSLCertificateKeyFile \"{root}/key.pem\"
-</VirtualHost>",
-            port = self.port
-        );
-        if let Some(plain) = self.plain_port {
-            let _ = writeln!(
-                c,
-                "Listen 127.0.0.1:{plain} http
-<VirtualHost 127.0.0.1:{plain}>
-    ServerName localhost:{plain}
-</VirtualHost>"
-            );
-        }
+        .render();
         let auth = match self.opts.scheme {
             ApacheScheme::Ntlm => format!(
                 "    AuthType GSSAPI

@@ -37,6 +37,7 @@
 
 mod apache;
 mod apache_schemes;
+mod apache_server;
 mod ca;
 mod clients;
 mod daemon;

@@ -6,21 +6,23 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::daemon::{self, free_ports, slash, Worker, START_ATTEMPTS, UPLOAD_CGI, WHOAMI_CGI};
+use crate::daemon::{self, slash, Worker, UPLOAD_CGI, WHOAMI_CGI};
 use crate::passwords::{self, DigestAlgorithm, DIGEST_REALM};
-use crate::process::{self, chmod, chown, log_tail};
-use crate::{sbin, TestCert, PRIVATE_BODY, PUBLIC_BODY};
+use crate::process::{self, chmod, chown, log_tail, log_tails};
+use crate::{sbin, TestCert};
 
 /// Where Debian keeps lighttpd's modules (`mod_openssl` is in `lighttpd-mod-openssl`).
 const MODULE_DIR: &str = "/usr/lib/lighttpd";
 
 /// How long lighttpd may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long lighttpd gets to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The body of `/bench`: 96 bytes, the benchmark's static upstream response.
 pub const BENCH_BODY: &str =
@@ -70,9 +72,9 @@ impl<'a> LighttpdOptions<'a> {
 /// A private lighttpd (`lighttpd -D`) in a temporary directory on free loopback ports,
 /// serving:
 ///
-/// * `/public/` — [`PUBLIC_BODY`], and `/bench` — [`BENCH_BODY`] (96 bytes), never
+/// * `/public/` — [`PUBLIC_BODY`](crate::PUBLIC_BODY), and `/bench` — [`BENCH_BODY`] (96 bytes), never
 ///   authenticated;
-/// * `/private/` — [`PRIVATE_BODY`]; with [`LighttpdOptions::digest`] only for the accounts in
+/// * `/private/` — [`PRIVATE_BODY`](crate::PRIVATE_BODY); with [`LighttpdOptions::digest`] only for the accounts in
 ///   [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` / `alice-password`, `bob` /
 ///   `bob-password`); a `401` carries `WWW-Authenticate: Digest realm="kerbside test realm",
 ///   charset="UTF-8", algorithm=SHA-256, nonce="…", qop="auth"`;
@@ -120,23 +122,19 @@ impl Lighttpd {
         if opts.digest.is_some() {
             modules.extend(["mod_auth", "mod_authn_file"]);
         }
-        for module in &modules {
-            let path = Path::new(MODULE_DIR).join(format!("{module}.so"));
-            if !path.exists() {
-                let package = if *module == "mod_openssl" {
+        let files: Vec<String> = modules.iter().map(|m| format!("{m}.so")).collect();
+        daemon::check_modules(
+            "lighttpd",
+            MODULE_DIR,
+            files.iter().map(String::as_str),
+            |file| {
+                if file == "mod_openssl.so" {
                     "lighttpd-mod-openssl"
                 } else {
                     "lighttpd"
-                };
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "lighttpd module {} is missing (Debian package {package})",
-                        path.display()
-                    ),
-                ));
-            }
-        }
+                }
+            },
+        )?;
 
         let dir = tempfile::Builder::new()
             .prefix("kerbside-lighttpd-")
@@ -147,23 +145,10 @@ impl Lighttpd {
         chmod(&root, 0o755)?;
 
         let docroot = root.join("htdocs");
-        for (sub, body) in [("private", PRIVATE_BODY), ("public", PUBLIC_BODY)] {
-            let d = docroot.join(sub);
-            fs::create_dir_all(&d)?;
-            chmod(&docroot, 0o755)?;
-            chmod(&d, 0o755)?;
-            let file = d.join("index.html");
-            fs::write(&file, body)?;
-            chmod(&file, 0o644)?;
-        }
+        daemon::write_docroot(&docroot, &[("upload", UPLOAD_CGI), ("whoami", WHOAMI_CGI)])?;
         let bench = docroot.join("bench");
         fs::write(&bench, BENCH_BODY)?;
         chmod(&bench, 0o644)?;
-        for (name, script) in [("upload", UPLOAD_CGI), ("whoami", WHOAMI_CGI)] {
-            let cgi = docroot.join("private").join(name);
-            fs::write(&cgi, script)?;
-            chmod(&cgi, 0o755)?;
-        }
         if let Some(algorithm) = opts.digest {
             let htdigest = root.join("htdigest");
             fs::write(&htdigest, passwords::htdigest_file(algorithm)?)?;
@@ -172,10 +157,7 @@ impl Lighttpd {
         }
         if let Some(cert) = opts.cert {
             // Read at startup, before lighttpd drops privileges.
-            fs::write(root.join("cert.pem"), cert.cert_pem())?;
-            let key = root.join("key.pem");
-            fs::write(&key, cert.key_pem())?;
-            chmod(&key, 0o600)?;
+            daemon::write_cert(&root, cert)?;
         }
         // lighttpd opens its logs after dropping privileges.
         let error_log = root.join("error.log");
@@ -188,67 +170,64 @@ impl Lighttpd {
         let conf_path = root.join("lighttpd.conf");
 
         let want_plain = opts.plain_http || opts.cert.is_none();
-        let mut attempt = 1;
-        loop {
-            let count = usize::from(opts.cert.is_some()) + usize::from(want_plain);
-            let ports = free_ports(count)?;
-            let tls_port = opts.cert.is_some().then(|| ports[0]);
-            let plain_port = want_plain.then(|| ports[ports.len() - 1]);
-            let conf = Config {
-                root: &root,
-                tls_port,
-                plain_port,
-                worker: worker.as_ref(),
-                modules: &modules,
-                opts,
-            };
-            fs::write(&conf_path, conf.render())?;
-            process::run(
-                Command::new(sbin("lighttpd"))
-                    .arg("-tt")
-                    .arg("-f")
-                    .arg(&conf_path),
-                None,
-                &|| log_tail("lighttpd.conf", &conf_path, 6000),
-            )?;
+        let count = usize::from(opts.cert.is_some()) + usize::from(want_plain);
+        let logs = || {
+            log_tails(&[
+                ("lighttpd stderr", &stderr_log, 4000),
+                ("lighttpd error log", &error_log, 8000),
+            ])
+        };
+        let ports_of = |ports: &[u16]| {
+            (
+                opts.cert.is_some().then(|| ports[0]),
+                want_plain.then(|| ports[ports.len() - 1]),
+            )
+        };
+        let (child, ports) = daemon::start_with_retries(
+            count,
+            |ports| {
+                let (tls_port, plain_port) = ports_of(ports);
+                let conf = Config {
+                    root: &root,
+                    tls_port,
+                    plain_port,
+                    worker: worker.as_ref(),
+                    modules: &modules,
+                    opts,
+                };
+                fs::write(&conf_path, conf.render())?;
+                process::run(
+                    Command::new(sbin("lighttpd"))
+                        .arg("-tt")
+                        .arg("-f")
+                        .arg(&conf_path),
+                    None,
+                    &|| log_tail("lighttpd.conf", &conf_path, 6000),
+                )?;
 
-            let stderr = fs::File::create(&stderr_log)?;
-            let mut cmd = Command::new(sbin("lighttpd"));
-            cmd.arg("-D")
-                .arg("-f")
-                .arg(&conf_path)
-                .stdin(Stdio::null())
-                .stdout(stderr.try_clone()?)
-                .stderr(stderr);
-            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
-            let logs = || {
-                format!(
-                    "{}\n{}",
-                    log_tail("lighttpd stderr", &stderr_log, 4000),
-                    log_tail("lighttpd error log", &error_log, 8000)
-                )
-            };
-            match daemon::wait_listening(&mut child, "lighttpd", &ports, START_TIMEOUT, &logs) {
-                Ok(()) => {
-                    return Ok(Lighttpd {
-                        child,
-                        tls_port,
-                        plain_port,
-                        error_log,
-                        access_log,
-                        stderr_log,
-                        dir,
-                    })
-                }
-                Err(not_ready) => {
-                    process::terminate(&mut child, Duration::from_secs(5));
-                    if !(not_ready.port_taken && attempt < START_ATTEMPTS) {
-                        return Err(io::Error::other(not_ready.msg));
-                    }
-                    attempt += 1;
-                }
-            }
-        }
+                let stderr = fs::File::create(&stderr_log)?;
+                let mut cmd = Command::new(sbin("lighttpd"));
+                cmd.arg("-D")
+                    .arg("-f")
+                    .arg(&conf_path)
+                    .stdin(Stdio::null())
+                    .stdout(stderr.try_clone()?)
+                    .stderr(stderr);
+                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
+            },
+            |child, ports| daemon::wait_listening(child, "lighttpd", ports, START_TIMEOUT, &logs),
+            |child| process::terminate(child, STOP_GRACE),
+        )?;
+        let (tls_port, plain_port) = ports_of(&ports);
+        Ok(Lighttpd {
+            child,
+            tls_port,
+            plain_port,
+            error_log,
+            access_log,
+            stderr_log,
+            dir,
+        })
     }
 
     /// `https://localhost:PORT` + `path`.
@@ -298,13 +277,7 @@ impl Lighttpd {
 
     /// The error log and lighttpd's stderr, for test failure messages.
     pub fn error_log(&self) -> String {
-        let mut text = fs::read_to_string(&self.error_log).unwrap_or_default();
-        if let Ok(stderr) = fs::read_to_string(&self.stderr_log) {
-            if !stderr.trim().is_empty() {
-                let _ = write!(text, "--- lighttpd stderr ---\n{stderr}");
-            }
-        }
-        text
+        process::read_logs(&self.error_log, &[("lighttpd stderr", &self.stderr_log)])
     }
 
     /// The access log, one line per request:
@@ -322,20 +295,13 @@ impl Lighttpd {
 
     /// Polls the access log (up to 5 s) until `pred` holds for it, and returns it either way.
     pub fn wait_access_log(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let log = self.access_log();
-            if pred(&log) || Instant::now() > deadline {
-                return log;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        daemon::poll_log(|| self.access_log(), pred)
     }
 }
 
 impl Drop for Lighttpd {
     fn drop(&mut self) {
-        process::terminate(&mut self.child, Duration::from_secs(5));
+        process::terminate(&mut self.child, STOP_GRACE);
     }
 }
 

@@ -103,6 +103,46 @@ pub(crate) fn log_tail(label: &str, path: &Path, max: usize) -> String {
     }
 }
 
+/// The tails of several logs, each as [`log_tail`] gives it, one after another: `(label,
+/// path, max bytes)`.
+pub(crate) fn log_tails(logs: &[(&str, &Path, usize)]) -> String {
+    logs.iter()
+        .map(|(label, path, max)| log_tail(label, path, *max))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The whole of the log at `main` (empty if unreadable), followed by each non-empty log in
+/// `extra` under a `--- label ---` heading, for test failure messages.
+pub(crate) fn read_logs(main: &Path, extra: &[(&str, &Path)]) -> String {
+    let mut text = fs::read_to_string(main).unwrap_or_default();
+    for (label, path) in extra {
+        if let Ok(more) = fs::read_to_string(path) {
+            if !more.trim().is_empty() {
+                text.push_str(&format!("--- {label} ---\n{more}"));
+            }
+        }
+    }
+    text
+}
+
+/// The ids of the processes whose parent is `parent`, from `/proc`.
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            let ppid: u32 = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
 /// Stops a daemon we started: SIGTERM (through the `kill` tool, so no unsafe code or libc),
 /// up to `grace` for it to exit, then SIGKILL. Always reaps the child.
 pub(crate) fn terminate(child: &mut Child, grace: Duration) {

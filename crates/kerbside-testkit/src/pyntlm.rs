@@ -5,18 +5,20 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::daemon::slash;
+use crate::daemon::{self, slash};
 use crate::passwords;
-use crate::process::{self, chmod, log_tail};
+use crate::process::{self, chmod, log_tails};
 use crate::TestCert;
 
 /// How long the server may take to start listening (importing pyspnego takes a moment).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the server gets to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The server script, in the `kerbside` crate's Python peers.
 fn script() -> PathBuf {
@@ -142,38 +144,34 @@ impl PyNtlmServer {
         let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
 
         let logs = || {
-            format!(
-                "{}\n{}",
-                log_tail("ntlm_server.py stdout", &stdout_log, 2000),
-                log_tail("ntlm_server.py stderr", &stderr_log, 6000)
-            )
+            log_tails(&[
+                ("ntlm_server.py stdout", &stdout_log, 2000),
+                ("ntlm_server.py stderr", &stderr_log, 6000),
+            ])
         };
-        let deadline = Instant::now() + START_TIMEOUT;
-        let port = loop {
-            let stdout = fs::read_to_string(&stdout_log).unwrap_or_default();
-            if let Some(port) = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("listening port=")?.split(' ').next())
-                .and_then(|p| p.parse::<u16>().ok())
-            {
-                break port;
+        let mut port = None;
+        let started = daemon::wait_until(
+            &mut child,
+            &format!("`{}`", process::command_line(&cmd)),
+            "listen",
+            START_TIMEOUT,
+            &logs,
+            &mut || {
+                let stdout = fs::read_to_string(&stdout_log).unwrap_or_default();
+                port = stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix("listening port=")?.split(' ').next())
+                    .and_then(|p| p.parse::<u16>().ok());
+                port.is_some()
+            },
+        );
+        let port = match started.map(|()| port) {
+            Ok(Some(port)) => port,
+            Ok(None) => unreachable!("the server is ready once its port is read"),
+            Err(not_ready) => {
+                process::terminate(&mut child, STOP_GRACE);
+                return Err(io::Error::other(not_ready.msg));
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(io::Error::other(format!(
-                    "`{}` exited during startup ({status})\n{}",
-                    process::command_line(&cmd),
-                    logs()
-                )));
-            }
-            if Instant::now() > deadline {
-                process::terminate(&mut child, Duration::from_secs(2));
-                return Err(io::Error::other(format!(
-                    "`{}` did not listen within {START_TIMEOUT:?}\n{}",
-                    process::command_line(&cmd),
-                    logs()
-                )));
-            }
-            thread::sleep(Duration::from_millis(25));
         };
         Ok(PyNtlmServer {
             child,
@@ -237,7 +235,7 @@ impl PyNtlmServer {
 
 impl Drop for PyNtlmServer {
     fn drop(&mut self) {
-        process::terminate(&mut self.child, Duration::from_secs(2));
+        process::terminate(&mut self.child, STOP_GRACE);
     }
 }
 

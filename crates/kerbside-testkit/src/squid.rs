@@ -6,22 +6,19 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::process::{self, chmod, chown, log_tail};
-use crate::{free_port, TestRealm};
+use crate::daemon::{self, NotReady};
+use crate::process::{self, chmod, chown, log_tails};
+use crate::TestRealm;
 
 /// Debian's Negotiate/Kerberos authentication helper for Squid.
 pub const NEGOTIATE_HELPER: &str = "/usr/lib/squid/negotiate_kerberos_auth";
 
 /// How long Squid may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How many port choices to try when Squid cannot bind.
-const START_ATTEMPTS: usize = 5;
 
 /// How long Squid gets to exit after SIGTERM (it takes about 2 s even with
 /// `shutdown_lifetime 0 seconds`).
@@ -114,72 +111,56 @@ impl Squid {
         chmod(&rcache_dir, 0o700)?;
         chown(&rcache_dir, owner)?;
         let keytab = root.join("http.keytab");
-        fs::copy(realm.keytab(), &keytab).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("copy keytab {}: {e}", realm.keytab().display()),
-            )
-        })?;
-        chmod(&keytab, 0o600)?;
-        chown(&keytab, owner)?;
+        daemon::copy_keytab(realm, &keytab, owner)?;
 
         let access_log = root.join("access.log");
         let cache_log = root.join("cache.log");
         let stderr_log = root.join("stderr.log");
         let conf_path = root.join("squid.conf");
 
-        let mut attempt = 1;
-        loop {
-            let port = free_port()?;
-            let conf = Config {
-                root: &root,
-                port,
-                user: user.as_ref().map(|(name, _)| name.as_str()),
-                opts,
-            };
-            fs::write(&conf_path, conf.render())?;
-            for log in [&access_log, &cache_log] {
-                let _ = fs::remove_file(log);
-            }
+        let logs = || {
+            log_tails(&[
+                ("squid stderr", &stderr_log, 4000),
+                ("squid cache.log", &cache_log, 8000),
+            ])
+        };
+        let (child, ports) = daemon::start_with_retries(
+            1,
+            |ports| {
+                let conf = Config {
+                    root: &root,
+                    port: ports[0],
+                    user: user.as_ref().map(|(name, _)| name.as_str()),
+                    opts,
+                };
+                fs::write(&conf_path, conf.render())?;
+                for log in [&access_log, &cache_log] {
+                    let _ = fs::remove_file(log);
+                }
 
-            // Helpers inherit the daemon's environment.
-            let mut cmd = process::keytab_daemon(
-                &crate::sbin("squid"),
-                realm,
-                &keytab,
-                &rcache_dir,
-                &stderr_log,
-            )?;
-            // -N: no daemon, no SMP kids; -d1: important cache.log lines on stderr too.
-            cmd.args(["-N", "-d1", "-f"]).arg(&conf_path);
-            let mut child = cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))?;
-            let logs = || {
-                format!(
-                    "{}\n{}",
-                    log_tail("squid stderr", &stderr_log, 4000),
-                    log_tail("squid cache.log", &cache_log, 8000)
-                )
-            };
-            match wait_ready(&mut child, port, &cache_log, &logs) {
-                Ok(()) => {
-                    return Ok(Squid {
-                        child,
-                        port,
-                        access_log,
-                        cache_log,
-                        stderr_log,
-                        dir,
-                    })
-                }
-                Err((port_taken, msg)) => {
-                    stop(&mut child, &keytab);
-                    if !(port_taken && attempt < START_ATTEMPTS) {
-                        return Err(io::Error::other(msg));
-                    }
-                    attempt += 1;
-                }
-            }
-        }
+                // Helpers inherit the daemon's environment.
+                let mut cmd = process::keytab_daemon(
+                    &crate::sbin("squid"),
+                    realm,
+                    &keytab,
+                    &rcache_dir,
+                    &stderr_log,
+                )?;
+                // -N: no daemon, no SMP kids; -d1: important cache.log lines on stderr too.
+                cmd.args(["-N", "-d1", "-f"]).arg(&conf_path);
+                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
+            },
+            |child, ports| wait_ready(child, ports[0], &cache_log, &logs),
+            |child| stop(child, &keytab),
+        )?;
+        Ok(Squid {
+            child,
+            port: ports[0],
+            access_log,
+            cache_log,
+            stderr_log,
+            dir,
+        })
     }
 
     /// `http://localhost:PORT`, the proxy URL; its Kerberos service is `HTTP@localhost`.
@@ -221,26 +202,13 @@ impl Squid {
 
     /// Polls the access log (up to 5 s) until `pred` holds for it, and returns it either way.
     pub fn wait_access_log(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let log = self.access_log();
-            if pred(&log) || Instant::now() > deadline {
-                return log;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        daemon::poll_log(|| self.access_log(), pred)
     }
 
     /// Squid's cache log (with authentication at debug level) and stderr, which includes the
     /// helpers' stderr, for test failure messages.
     pub fn cache_log(&self) -> String {
-        let mut text = fs::read_to_string(&self.cache_log).unwrap_or_default();
-        if let Ok(stderr) = fs::read_to_string(&self.stderr_log) {
-            if !stderr.trim().is_empty() {
-                let _ = write!(text, "--- squid stderr ---\n{stderr}");
-            }
-        }
-        text
+        process::read_logs(&self.cache_log, &[("squid stderr", &self.stderr_log)])
     }
 }
 
@@ -257,7 +225,7 @@ impl Drop for Squid {
 /// this Squid's keytab (Squid runs them as `(negotiate_kerberos_auth) -s … -k <dir>/http.keytab`).
 fn stop(child: &mut Child, keytab: &Path) {
     // Helpers are Squid's children; note them now, they are reparented once Squid is gone.
-    let helpers = children_of(child.id());
+    let helpers = process::children_of(child.id());
     process::terminate(child, STOP_GRACE);
     let keytab = keytab.as_os_str().as_encoded_bytes();
     for pid in helpers {
@@ -275,25 +243,8 @@ fn stop(child: &mut Child, keytab: &Path) {
     }
 }
 
-/// The ids of the processes whose parent is `parent`, from `/proc`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
-            let after_comm = &stat[stat.rfind(')')? + 1..];
-            let ppid: u32 = after_comm.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
-}
-
 /// Waits until `child` says in `cache_log` that it accepts connections on `port`, or says why
-/// not: (port taken, message).
+/// not.
 ///
 /// Squid logs a line for every connection, even one closed before a request, so readiness is
 /// read from its log rather than probed with a connection that would litter the access log.
@@ -302,39 +253,25 @@ fn wait_ready(
     port: u16,
     cache_log: &Path,
     logs: &dyn Fn() -> String,
-) -> Result<(), (bool, String)> {
+) -> Result<(), NotReady> {
     let listening = format!("local=127.0.0.1:{port} ");
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let logs = logs();
-            return Err((
-                logs.contains("Address already in use"),
-                format!("squid exited during startup ({status})\n{logs}"),
-            ));
-        }
-        let ready = fs::read_to_string(cache_log)
-            .map(|log| {
-                log.lines().any(|line| {
-                    line.contains("Accepting HTTP Socket connections") && line.contains(&listening)
+    daemon::wait_until(
+        child,
+        "squid",
+        &format!("report listening on 127.0.0.1:{port}"),
+        START_TIMEOUT,
+        logs,
+        &mut || {
+            fs::read_to_string(cache_log)
+                .map(|log| {
+                    log.lines().any(|line| {
+                        line.contains("Accepting HTTP Socket connections")
+                            && line.contains(&listening)
+                    })
                 })
-            })
-            .unwrap_or(false);
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err((
-                false,
-                format!(
-                    "squid did not report listening on 127.0.0.1:{port} within \
-                     {START_TIMEOUT:?}\n{}",
-                    logs()
-                ),
-            ));
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
+                .unwrap_or(false)
+        },
+    )
 }
 
 /// The inputs of `squid.conf`.
