@@ -1607,6 +1607,8 @@ struct ProxyAuth {
     header: Option<String>,
     rounds: u32,
     tokens: u32,
+    /// Basic credentials went out: they go with every request through the proxy.
+    basic: bool,
 }
 
 impl ProxyAuth {
@@ -1617,6 +1619,7 @@ impl ProxyAuth {
             header: None,
             rounds: 0,
             tokens: 0,
+            basic: false,
         }
     }
 
@@ -1651,7 +1654,21 @@ impl ProxyAuth {
                 e,
             ))
         };
+        if self.basic {
+            if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                return Err(Failure::Fatal(Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "the proxy {}:{} refused the Basic credentials: wrong user name or \
+                         password",
+                        self.proxy.host, self.proxy.port
+                    ),
+                )));
+            }
+            return Ok(ProxyStep::Done);
+        }
         if let Some(state) = self.exchange.take() {
+            let scheme = state.scheme().as_str().to_owned();
             let code = status.as_u16();
             let progress =
                 blocking(move || ExpectFinalToken::handle_response(state, code, &challenges))
@@ -1666,7 +1683,7 @@ impl ProxyAuth {
                 Ok(Progress::Established(done)) => {
                     observer.event(&Event::Authenticated {
                         proxy: true,
-                        scheme: "Negotiate".to_owned(),
+                        scheme,
                         mutual: done.mutual(),
                         legs: self.tokens,
                         connection_bound: true,
@@ -1674,6 +1691,16 @@ impl ProxyAuth {
                     // The proxy keeps the authentication with the connection.
                     self.header = None;
                     Ok(ProxyStep::Done)
+                }
+                Err(NegotiateError::Rejected) if scheme == "NTLM" => {
+                    Err(Failure::Fatal(Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "the proxy {}:{} refused the NTLM credentials: wrong user name, \
+                             domain or password",
+                            self.proxy.host, self.proxy.port
+                        ),
+                    )))
                 }
                 Err(e) => Err(proxy_error(e)),
             };
@@ -1684,9 +1711,39 @@ impl ProxyAuth {
         self.rounds += 1;
         client.too_many(self.rounds)?;
         let settings = &client.config.auth;
+        // Passwords for the proxy's host; Digest is not answered to proxies.
+        let mut unavailable: Vec<(SchemeKind, String)> = [SchemeKind::Ntlm, SchemeKind::Basic]
+            .into_iter()
+            .filter(|k| {
+                settings
+                    .passwords
+                    .lookup(&self.proxy.host, None, *k)
+                    .is_none()
+            })
+            .map(|k| {
+                (
+                    k,
+                    format!(
+                        "no user name and password for the proxy {}: give -u or put them \
+                         in the keyring file",
+                        self.proxy.host
+                    ),
+                )
+            })
+            .collect();
+        unavailable.push((
+            SchemeKind::Digest,
+            "kerbside does not answer Digest to proxies".to_owned(),
+        ));
         let chosen = settings
             .schemes
-            .choose(&challenges, None, &self.proxy.host, Transport::Plain)
+            .choose_among(
+                &challenges,
+                None,
+                &self.proxy.host,
+                Transport::Plain,
+                &unavailable,
+            )
             .map_err(|e| {
                 let kind = match e {
                     kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
@@ -1694,6 +1751,42 @@ impl ProxyAuth {
                 };
                 Error::with_source(kind, format!("proxy {}: {e}", self.proxy.host), e)
             })?;
+        if chosen.kind != SchemeKind::Negotiate {
+            let found = settings
+                .passwords
+                .lookup(&self.proxy.host, None, chosen.kind)
+                .ok_or_else(|| {
+                    Failure::Fatal(Error::new(ErrorKind::Auth, "no password for the proxy"))
+                })?;
+            observer.event(&Event::Scheme {
+                proxy: true,
+                scheme: chosen.kind.name().to_owned(),
+                scheme_reason: chosen.reason.clone(),
+                target: found.user.to_owned(),
+                target_reason: found.source.describe().to_owned(),
+                channel_binding: false,
+            });
+            if chosen.kind == SchemeKind::Basic {
+                self.header = Some(crate::schemes::basic(found.user, found.password)?);
+                self.basic = true;
+                return Ok(ProxyStep::Retry);
+            }
+            let (credentials, inputs) = crate::schemes::ntlm_inputs(&found, &self.proxy.host, None)
+                .map_err(|e| Failure::Fatal(Error::new(ErrorKind::Auth, e)))?;
+            let mech = Initiator::Ntlm(Box::new(
+                kerbside_proto::scheme::ntlm::client::NtlmInitiator::new(credentials, inputs),
+            ));
+            let (credentials, next) = ExpectChallenge::new(mech, MutualAuth::Off)
+                .with_scheme(kerbside_proto::Scheme::NTLM)
+                .with_max_legs(settings.max_legs)
+                .for_proxy()
+                .start()
+                .map_err(|e| Failure::Fatal(auth_error(e)))?;
+            self.header = Some(credentials.to_header_value());
+            self.exchange = Some(next);
+            self.tokens = 1;
+            return Ok(ProxyStep::Retry);
+        }
         let target = settings.target.resolve(&self.proxy.host, None, None);
         observer.event(&Event::Scheme {
             proxy: true,

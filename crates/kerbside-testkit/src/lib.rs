@@ -59,7 +59,9 @@ pub use passwords::{
 };
 pub use pyntlm::{peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
-pub use squid::{Squid, SquidOptions, NEGOTIATE_HELPER};
+pub use squid::{
+    ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,
+};
 
 use std::io;
 use std::net::{TcpListener, UdpSocket};

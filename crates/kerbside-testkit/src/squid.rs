@@ -24,18 +24,44 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// `shutdown_lifetime 0 seconds`).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// Squid's fake NTLM helper: it runs the NTLM exchange and takes any user, without
+/// checking the password.
+pub const NTLM_FAKE_HELPER: &str = "/usr/lib/squid/ntlm_fake_auth";
+
+/// Squid's Basic helper for an htpasswd-style file.
+pub const BASIC_NCSA_HELPER: &str = "/usr/lib/squid/basic_ncsa_auth";
+
+/// Which scheme the [`Squid`] proxy asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyScheme {
+    /// Negotiate, checked by [`NEGOTIATE_HELPER`] with the realm's HTTP keytab.
+    #[default]
+    Negotiate,
+    /// NTLM through [`NTLM_FAKE_HELPER`]: the connection-bound exchange is real, the
+    /// password is not checked; the user name Squid logs is the one the client sent.
+    NtlmFake,
+    /// Basic through [`BASIC_NCSA_HELPER`], for the accounts of
+    /// [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` / `alice-password`).
+    Basic,
+}
+
 /// How to configure the [`Squid`] harness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SquidOptions {
-    /// Require `Proxy-Authorization: Negotiate` for every request, `CONNECT` included. With
-    /// `false` the proxy is open (to loopback clients), for tests of plain proxying.
+    /// Require authentication for every request, `CONNECT` included. With `false` the
+    /// proxy is open (to loopback clients), for tests of plain proxying.
     pub require_auth: bool,
+    /// The scheme asked for when [`require_auth`](Self::require_auth) is on.
+    pub scheme: ProxyScheme,
 }
 
 impl Default for SquidOptions {
-    /// Authentication required.
+    /// Negotiate required.
     fn default() -> SquidOptions {
-        SquidOptions { require_auth: true }
+        SquidOptions {
+            require_auth: true,
+            scheme: ProxyScheme::Negotiate,
+        }
     }
 }
 
@@ -112,6 +138,27 @@ impl Squid {
         chown(&rcache_dir, owner)?;
         let keytab = root.join("http.keytab");
         daemon::copy_keytab(realm, &keytab, owner)?;
+        if opts.scheme == ProxyScheme::Basic {
+            let passwd = root.join("passwd");
+            for (i, user) in crate::PASSWORD_USERS.iter().enumerate() {
+                let mut cmd = std::process::Command::new("htpasswd");
+                cmd.arg("-b");
+                if i == 0 {
+                    cmd.arg("-c");
+                }
+                let status = cmd
+                    .arg(&passwd)
+                    .args([user.name, user.password])
+                    .stderr(std::process::Stdio::null())
+                    .status()?;
+                if !status.success() {
+                    return Err(io::Error::other(
+                        "htpasswd failed for the Squid Basic users",
+                    ));
+                }
+            }
+            chmod(&passwd, 0o644)?;
+        }
 
         let access_log = root.join("access.log");
         let cache_log = root.join("cache.log");
@@ -317,13 +364,29 @@ server_persistent_connections on",
         if self.opts.require_auth {
             let _ = writeln!(
                 c,
-                "auth_param negotiate program {NEGOTIATE_HELPER} -s GSS_C_NO_NAME -k {root}/http.keytab -c {root}/rcache
-auth_param negotiate children 2
-auth_param negotiate keep_alive on
+                "{}
 acl auth proxy_auth REQUIRED
 http_access allow CONNECT SSL_ports auth
 http_access allow auth
-http_access deny all"
+http_access deny all",
+                match self.opts.scheme {
+                    ProxyScheme::Negotiate => format!(
+                        "auth_param negotiate program {NEGOTIATE_HELPER} -s GSS_C_NO_NAME -k \
+                         {root}/http.keytab -c {root}/rcache
+auth_param negotiate children 2
+auth_param negotiate keep_alive on"
+                    ),
+                    ProxyScheme::NtlmFake => format!(
+                        "auth_param ntlm program {NTLM_FAKE_HELPER}
+auth_param ntlm children 2
+auth_param ntlm keep_alive on"
+                    ),
+                    ProxyScheme::Basic => format!(
+                        "auth_param basic program {BASIC_NCSA_HELPER} {root}/passwd
+auth_param basic children 2
+auth_param basic realm kerbside test proxy"
+                    ),
+                }
             );
         } else {
             let _ = writeln!(

@@ -253,6 +253,7 @@ fn open_squid_proxies_without_authentication() {
         &realm,
         SquidOptions {
             require_auth: false,
+            ..SquidOptions::default()
         },
     )
     .unwrap();

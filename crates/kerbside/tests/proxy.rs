@@ -2,10 +2,14 @@
 //! negotiate_kerberos_auth helper): a CONNECT tunnel to an HTTPS origin that wants
 //! Negotiate too, and plain HTTP through the proxy.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{kerbside, text, EchoUpstream};
-use kerbside_testkit::{Apache, ApacheOptions, Squid, SquidOptions, TestCa, TestRealm};
+use kerbside_testkit::{
+    Apache, ApacheOptions, ProxyScheme, Squid, SquidOptions, TestCa, TestRealm,
+};
 
 #[test]
 fn fetch_authenticates_to_squid_and_then_to_the_origin_inside_the_tunnel() {
@@ -95,4 +99,91 @@ fn plain_http_through_squid_from_the_environment() {
     let (body, err) = text(&out);
     assert!(body.contains("path=/direct"), "{body}");
     assert!(!err.contains("Through proxy"), "{err}");
+}
+
+/// `kerbside fetch` with no Kerberos ticket, through Squid asking for `scheme`.
+fn fetch_through(
+    realm: &TestRealm,
+    squid: &Squid,
+    args: &[&str],
+    url: &str,
+) -> std::process::Output {
+    kerbside(realm)
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/no-ticket", realm.dir().display()),
+        )
+        .args([
+            "fetch",
+            "-v",
+            "--allow-http-auth=localhost",
+            "--proxy",
+            &squid.url(),
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ntlm_and_basic_to_squid() {
+    let realm = TestRealm::start().unwrap();
+    let origin = EchoUpstream::start();
+    let url = format!("{}/through", origin.url());
+
+    // NTLM: Squid's ntlm_fake_auth runs the whole connection-bound exchange (it does not
+    // check the password); the user it logs is the one the client sent.
+    let squid = Squid::start(
+        &realm,
+        SquidOptions {
+            scheme: ProxyScheme::NtlmFake,
+            ..SquidOptions::default()
+        },
+    )
+    .unwrap();
+    let out = fetch_through(
+        &realm,
+        &squid,
+        &["--ntlm", "-u", "EXAMPLE\\alice:alice-password"],
+        &url,
+    );
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", squid.cache_log());
+    assert!(body.contains("path=/through"), "{body}");
+    assert!(err.contains("Answering the proxy with NTLM"), "{err}");
+    assert!(
+        err.contains("NTLM with the proxy done after 2 message(s)"),
+        "{err}"
+    );
+    let log = squid.wait_access_log(|l| l.contains("/through"));
+    assert!(
+        log.to_ascii_lowercase().contains("user=example\\alice"),
+        "{log}"
+    );
+
+    // Basic: checked by basic_ncsa_auth against an htpasswd file.
+    let squid = Squid::start(
+        &realm,
+        SquidOptions {
+            scheme: ProxyScheme::Basic,
+            ..SquidOptions::default()
+        },
+    )
+    .unwrap();
+    let out = fetch_through(
+        &realm,
+        &squid,
+        &["--basic", "-u", "alice:alice-password"],
+        &url,
+    );
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", squid.cache_log());
+    assert!(body.contains("path=/through"), "{body}");
+    let log = squid.wait_access_log(|l| l.contains("/through"));
+    assert!(log.contains("user=alice"), "{log}");
+    let out = fetch_through(&realm, &squid, &["--basic", "-u", "alice:wrong"], &url);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("refused the Basic credentials"), "{err}");
 }

@@ -156,11 +156,10 @@ impl ExpectChallenge {
             },
             e => NtlmError::MalformedChallenge(e),
         })?;
-        let Some(target_info) = parsed.target_info else {
-            return Err(NtlmError::ServerOffersOnlyNtlmV1 {
-                detail: "no target information in its CHALLENGE",
-            });
-        };
+        // A CHALLENGE without target information (old servers, Squid's fake helper) still
+        // gets an NTLMv2 response, with only the client's AV pairs in it: nothing weaker
+        // than NTLMv2 ever goes out.
+        let target_info = parsed.target_info.unwrap_or_default();
         let server_timestamp = target_info.timestamp();
         let with_mic = server_timestamp.is_some();
         let server_av_flags = target_info.flags().unwrap_or(0);

@@ -476,20 +476,41 @@ impl ChallengeMessage {
             return Err(MessageError::OemOnly);
         }
         let mut header_end = 32;
-        let target_info = if b.len() >= 48 {
-            header_end = 48;
-            let raw = field(b, 40, "TargetInfo", 48)?;
-            if raw.is_empty() {
-                None
-            } else {
-                Some(AvPairs::parse(raw)?)
+        // Old servers (and Squid's ntlm_fake_auth) send a 40-byte header without the
+        // TargetInfo fields, their payload right after it: the fields are there only when
+        // the payload the TargetName points at starts at 48 or later.
+        let target_name_len = read_u16(b, 12);
+        let target_name_at = read_u32(b, 16);
+        let has_info_fields = b.len() >= 48 && (target_name_len == 0 || target_name_at >= 48);
+        let target_info = if has_info_fields {
+            match field(b, 40, "TargetInfo", 48) {
+                Ok(raw) => {
+                    header_end = 48;
+                    if raw.is_empty() {
+                        None
+                    } else {
+                        Some(AvPairs::parse(raw)?)
+                    }
+                }
+                // Squid's ntlm_fake_auth: a 40-byte header, an uninitialised TargetName
+                // offset, and its OEM domain name where the TargetInfo fields would be.
+                Err(MessageError::FieldOutOfBounds { .. }) => None,
+                Err(e) => return Err(e),
             }
         } else {
             None
         };
-        let target_name = utf16_decode(field(b, 12, "TargetName", header_end)?, "TargetName")?;
+        // The TargetName only informs: one outside the message or not UTF-16 is taken as
+        // empty rather than failing the exchange (curl reads it the same way).
+        let target_name = field(b, 12, "TargetName", header_end)
+            .ok()
+            .and_then(|raw| utf16_decode(raw, "TargetName").ok())
+            .unwrap_or_default();
+        let has_version = has_info_fields && (target_name_len == 0 || target_name_at >= 56);
         let version = match b.get(48..56) {
-            Some(v) if flags.contains(NegotiateFlags::VERSION) => Some(Version::parse(&arr(v))),
+            Some(v) if has_version && flags.contains(NegotiateFlags::VERSION) => {
+                Some(Version::parse(&arr(v)))
+            }
             _ => None,
         };
         Ok(Self {

@@ -222,21 +222,16 @@ fn parser_errors() {
     assert_eq!(ChallengeMessage::parse(&chal), Err(MessageError::OemOnly));
     chal[20] = 1; // Unicode
     chal[12] = 4; // TargetName length 4 …
-    chal[16] = 200; // … at offset 200
-    assert!(matches!(
-        ChallengeMessage::parse(&chal),
-        Err(MessageError::FieldOutOfBounds {
-            field: "TargetName",
-            ..
-        })
-    ));
+    chal[16] = 200; // … at offset 200: informational only, read as empty
+    assert_eq!(
+        ChallengeMessage::parse(&chal).map(|c| c.target_name),
+        Ok(String::new())
+    );
     chal[16] = 48;
     chal.extend_from_slice(&[0x00, 0xd8, 0x41, 0x00]); // unpaired surrogate, then "A"
     assert_eq!(
-        ChallengeMessage::parse(&chal),
-        Err(MessageError::InvalidUtf16 {
-            field: "TargetName"
-        })
+        ChallengeMessage::parse(&chal).map(|c| c.target_name),
+        Ok(String::new())
     );
     assert_eq!(
         NegotiateMessage::parse(&hex("4e544c4d53535000 02000000 00000000")),
@@ -499,7 +494,7 @@ fn server_accepts_curl_negotiate_and_answers_in_unicode() {
 }
 
 #[test]
-fn client_refuses_ntlmv1_only_servers() {
+fn client_answers_old_challenges_with_ntlmv2_and_refuses_oem_only_servers() {
     let (_, expect) = client::start(credentials("a", "b"), client_inputs()).unwrap();
     let challenge = ChallengeMessage {
         target_name: "X".into(),
@@ -510,10 +505,30 @@ fn client_refuses_ntlmv1_only_servers() {
     }
     .encode()
     .unwrap();
-    assert!(matches!(
-        expect.handle_challenge(&challenge),
-        Err(NtlmError::ServerOffersOnlyNtlmV1 { .. })
-    ));
+    // No target information: still an NTLMv2 response (longer than NTLMv1's 24 bytes).
+    let (authenticate, _) = expect.handle_challenge(&challenge).unwrap();
+    let parsed = AuthenticateMessage::parse(&authenticate).unwrap();
+    assert!(parsed.nt_response.len() > 24);
+    // A 40-byte CHALLENGE header (no TargetInfo fields) with its TargetName right after.
+    let mut old = Vec::new();
+    old.extend_from_slice(b"NTLMSSP\0");
+    old.extend_from_slice(&2u32.to_le_bytes());
+    old.extend_from_slice(&2u16.to_le_bytes());
+    old.extend_from_slice(&2u16.to_le_bytes());
+    old.extend_from_slice(&40u32.to_le_bytes());
+    old.extend_from_slice(
+        &(NegotiateFlags::UNICODE | NegotiateFlags::NTLM | NegotiateFlags::TARGET_INFO)
+            .0
+            .to_le_bytes(),
+    );
+    old.extend_from_slice(&[7; 8]);
+    old.extend_from_slice(&[0; 8]);
+    old.extend_from_slice(b"X\0");
+    let parsed = ChallengeMessage::parse(&old).unwrap();
+    assert_eq!(
+        (parsed.target_name.as_str(), parsed.target_info),
+        ("X", None)
+    );
     let (_, expect) = client::start(credentials("a", "b"), client_inputs()).unwrap();
     let mut oem = challenge.clone();
     oem[20] = 2;
