@@ -506,7 +506,12 @@ impl ChallengeMessage {
             .ok()
             .and_then(|raw| utf16_decode(raw, "TargetName").ok())
             .unwrap_or_default();
-        let has_version = has_info_fields && (target_name_len == 0 || target_name_at >= 56);
+        // The VERSION sits in bytes 48..56 only when no payload starts before 56.
+        let target_info_len = read_u16(b, 40);
+        let target_info_at = read_u32(b, 44);
+        let has_version = has_info_fields
+            && (target_name_len == 0 || target_name_at >= 56)
+            && (target_info.is_none() || target_info_len == 0 || target_info_at >= 56);
         let version = match b.get(48..56) {
             Some(v) if has_version && flags.contains(NegotiateFlags::VERSION) => {
                 Some(Version::parse(&arr(v)))
