@@ -67,11 +67,11 @@ impl Mechanism for Initiator {
 
 /// The current time as a Windows FILETIME (100 ns since 1601-01-01), as NTLM wants.
 pub(crate) fn filetime_now() -> u64 {
-    const UNIX_TO_1601: u64 = 11_644_473_600;
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (since.as_secs() + UNIX_TO_1601) * 10_000_000 + u64::from(since.subsec_nanos() / 100)
+    kerbside_proto::scheme::ntlm::filetime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
 }
 
 /// `n` random bytes from the operating system.

@@ -59,11 +59,11 @@ fn unix_now() -> u64 {
 
 /// Now as a FILETIME (100 ns since 1601).
 fn filetime_now() -> u64 {
-    const UNIX_TO_1601: u64 = 11_644_473_600;
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (since.as_secs() + UNIX_TO_1601) * 10_000_000 + u64::from(since.subsec_nanos() / 100)
+    kerbside_proto::scheme::ntlm::filetime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
 }
 
 /// NTLM in the gate: users and their NT hashes, and the names the gate gives itself

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::{
-    failed, fetch_without_ticket, kerbside, ok, sha256_hex, text, with_password_on_stdin,
-    EchoUpstream, GateProcess,
+    failed, kerbside, ok, run_fetch, sha256_hex, text, with_password_on_stdin, EchoUpstream,
+    GateProcess,
 };
 use kerbside_testkit::{
     run_curl, run_password_client, ApacheScheme, Lighttpd, LighttpdOptions, SchemeApache,
@@ -31,23 +31,23 @@ fn fetch_digest_sha256_to_lighttpd() {
     let ca = TestCa::new();
     let cert = ca.issue(&[]);
     let lighttpd = Lighttpd::start(LighttpdOptions::digest(&cert)).unwrap();
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--digest", "-v", "-u", &alice()])
-        .arg(lighttpd.url("/private/whoami"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "-v", "-u", &alice()],
+        &lighttpd.url("/private/whoami"),
+    );
     let body = ok(&out);
     let (_, err) = text(&out);
     assert!(body.contains("user=alice"), "{body}");
     assert!(err.contains("Answering the server with Digest"), "{err}");
     assert!(!err.contains(ALICE.password), "{err}");
-    let err = failed(
-        &fetch_without_ticket(&realm, ca.ca_pem_path())
-            .args(["--digest", "-u", "alice:wrong"])
-            .arg(lighttpd.url("/private/whoami"))
-            .output()
-            .unwrap(),
-    );
+    let err = failed(&run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "-u", "alice:wrong"],
+        &lighttpd.url("/private/whoami"),
+    ));
     assert!(err.contains("refused the Digest credentials"), "{err}");
 }
 
@@ -58,34 +58,35 @@ fn fetch_digest_md5_to_apache_only_when_allowed() {
     let cert = ca.issue(&[]);
     let apache =
         SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Digest)).unwrap();
-    let err = failed(
-        &fetch_without_ticket(&realm, ca.ca_pem_path())
-            .args(["--digest", "-u", &alice()])
-            .arg(apache.url("/private/whoami"))
-            .output()
-            .unwrap(),
-    );
+    let err = failed(&run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "-u", &alice()],
+        &apache.url("/private/whoami"),
+    ));
     assert!(err.contains("--allow-digest-md5"), "{err}");
     // A POST too: the body goes once the Digest answer is accepted.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args([
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &[
             "--digest",
             "--allow-digest-md5",
             "-u",
             &alice(),
             "-d",
             "hello",
-        ])
-        .arg(apache.url("/private/upload"))
-        .output()
-        .unwrap();
+        ],
+        &apache.url("/private/upload"),
+    );
     let body = ok(&out);
     assert!(body.trim().ends_with(" 5"), "{body}");
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--digest", "--allow-digest-md5", "-u", &alice()])
-        .arg(apache.url("/private/whoami"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "--allow-digest-md5", "-u", &alice()],
+        &apache.url("/private/whoami"),
+    );
     assert!(ok(&out).contains("user=alice"));
 }
 
@@ -181,11 +182,12 @@ fn curl_httpx_and_fetch_use_digest_with_the_gate() {
     .unwrap();
     assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
 
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--digest", "-v", "-u", &alice()])
-        .arg(gate.url("/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "-v", "-u", &alice()],
+        &gate.url("/"),
+    );
     assert!(ok(&out).contains("users=alice\n"));
     let (_, err) = text(&out);
     // The gate's rspauth was checked (a tampered one fails the request).
@@ -205,11 +207,12 @@ fn basic_against_htpasswd_over_https_only() {
         &upstream.url(),
         &["--basic-users", users.to_str().unwrap()],
     );
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--basic", "-u", &alice()])
-        .arg(gate.url("/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--basic", "-u", &alice()],
+        &gate.url("/"),
+    );
     assert!(ok(&out).contains("users=alice\n"));
     let run = run_curl(
         &["--basic", "-u", &alice(), &gate.url("/")],
@@ -351,17 +354,18 @@ fn anyauth_picks_the_strongest_scheme_it_holds_credentials_for() {
         let body = ok(&out);
         assert_eq!(body, "scheme=negotiate\n", "{offer:?}");
         // Without one: NTLM, with the password given, and -v says why.
-        let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-            .args([
+        let out = run_fetch(
+            &realm,
+            ca.ca_pem_path(),
+            &[
                 "--anyauth",
                 "--allow-http-auth",
                 "-v",
                 "-u",
                 "EXAMPLE\\alice:alice-password",
-            ])
-            .arg(server.url())
-            .output()
-            .unwrap();
+            ],
+            &server.url(),
+        );
         let (_, err) = text(&out);
         // The fake server says 200 to the NEGOTIATE message already.
         assert_eq!(ok(&out), "scheme=ntlm\n", "{offer:?}\n{err}");
@@ -373,13 +377,12 @@ fn anyauth_picks_the_strongest_scheme_it_holds_credentials_for() {
     }
     // A plain-HTTP server offering only Basic gets no password by default.
     let server = Offering::start(&["Basic realm=\"r\""]);
-    let err = failed(
-        &fetch_without_ticket(&realm, ca.ca_pem_path())
-            .args(["--anyauth", "-u", &alice()])
-            .arg(server.url())
-            .output()
-            .unwrap(),
-    );
+    let err = failed(&run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--anyauth", "-u", &alice()],
+        &server.url(),
+    ));
     assert!(err.contains("--allow-http-auth"), "{err}");
     assert!(server.seen.lock().unwrap().is_empty());
 }
@@ -429,31 +432,32 @@ fn anyauth_against_the_gate_with_every_scheme() {
         .unwrap();
     assert!(ok(&out).contains("users=alice@EXAMPLE.TEST\n"));
     // Without: NTLM with the password.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--anyauth", "-v", "-u", "EXAMPLE\\alice:alice-password"])
-        .arg(gate.url("/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--anyauth", "-v", "-u", "EXAMPLE\\alice:alice-password"],
+        &gate.url("/"),
+    );
     let (_, err) = text(&out);
     assert!(ok(&out).contains("users=EXAMPLE\\alice\n"), "{err}");
     assert!(err.contains("Answering the server with NTLM"), "{err}");
     // Only Digest and Basic enabled: Digest.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--digest", "--basic", "-v", "-u", &alice()])
-        .arg(gate.url("/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--digest", "--basic", "-v", "-u", &alice()],
+        &gate.url("/"),
+    );
     let (_, err) = text(&out);
     assert!(ok(&out).contains("users=alice\n"), "{err}");
     assert!(err.contains("Answering the server with Digest"), "{err}");
     // A wrong NTLM password does not fall back to a weaker scheme on offer.
-    let err = failed(
-        &fetch_without_ticket(&realm, ca.ca_pem_path())
-            .args(["--anyauth", "-u", "EXAMPLE\\alice:wrong"])
-            .arg(gate.url("/"))
-            .output()
-            .unwrap(),
-    );
+    let err = failed(&run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--anyauth", "-u", "EXAMPLE\\alice:wrong"],
+        &gate.url("/"),
+    ));
     assert!(err.contains("does not fall back"), "{err}");
 }
 

@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use common::{
-    clean_env, fetch_without_ticket, kerbside, ok, sha256_hex, text, with_password_on_stdin,
-    EchoUpstream, GateProcess,
+    clean_env, fetch_without_ticket, kerbside, ok, run_fetch, sha256_hex, text,
+    with_password_on_stdin, EchoUpstream, GateProcess,
 };
 use kerbside_testkit::{
     run_curl, run_curl_env, run_password_client, ApacheScheme, PyNtlmOptions, PyNtlmServer,
@@ -45,11 +45,12 @@ fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
     let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
 
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "-i", "-v", "-u", &login])
-        .arg(apache.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "-i", "-v", "-u", &login],
+        &apache.url("/private/"),
+    );
     let body = ok(&out);
     let (_, err) = text(&out);
     assert!(body.contains("x-remote-user: EXAMPLE\\alice"), "{body}");
@@ -74,11 +75,12 @@ fn fetch_ntlm_to_apache_with_gss_ntlmssp_over_https_with_a_post() {
     assert_eq!(body.trim(), format!("{digest} {}", data.len()));
 
     // A wrong password is refused in words.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "-u", "EXAMPLE\\alice:wrong"])
-        .arg(apache.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "-u", "EXAMPLE\\alice:wrong"],
+        &apache.url("/private/"),
+    );
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(err.contains("refused the NTLM credentials"), "{err}");
@@ -93,11 +95,12 @@ fn fetch_answers_negotiate_with_ntlm_inside_spnego_only_when_allowed() {
     let apache = SchemeApache::start(&cert, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
 
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--negotiate", "--negotiate-ntlm", "-i", "-v", "-u", &login])
-        .arg(apache.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--negotiate", "--negotiate-ntlm", "-i", "-v", "-u", &login],
+        &apache.url("/private/"),
+    );
     let body = ok(&out);
     let (_, err) = text(&out);
     assert!(
@@ -107,11 +110,12 @@ fn fetch_answers_negotiate_with_ntlm_inside_spnego_only_when_allowed() {
     assert!(err.contains("NTLM inside Negotiate"), "{err}");
 
     // Without the switch, no Kerberos ticket means no Negotiate at all.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--negotiate", "-u", &login])
-        .arg(apache.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--negotiate", "-u", &login],
+        &apache.url("/private/"),
+    );
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(err.contains("Kerberos") || err.contains("ticket"), "{err}");
@@ -129,11 +133,12 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
     })
     .unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "-i", "-u", &login])
-        .arg(server.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "-i", "-u", &login],
+        &server.url("/private/"),
+    );
     let body = ok(&out);
     assert!(
         body.contains("x-remote-user: EXAMPLE\\alice"),
@@ -173,19 +178,21 @@ fn fetch_ntlm_to_a_pyspnego_acceptor_with_channel_bindings() {
 
     // Plain HTTP needs the host opted in, and then works.
     let plain = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "-u", &login])
-        .arg(plain.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "-u", &login],
+        &plain.url("/private/"),
+    );
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(err.contains("--allow-http-auth"), "{err}");
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "--allow-http-auth", "-u", &login])
-        .arg(plain.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "--allow-http-auth", "-u", &login],
+        &plain.url("/private/"),
+    );
     ok(&out);
 }
 
@@ -199,11 +206,12 @@ fn a_server_that_drops_the_connection_after_its_challenge_is_reported() {
     })
     .unwrap();
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "--allow-http-auth", "-v", "-u", &login])
-        .arg(server.url("/private/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "--allow-http-auth", "-v", "-u", &login],
+        &server.url("/private/"),
+    );
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(
@@ -330,11 +338,12 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
     assert_eq!(facts.get("status"), "401", "{}", facts.raw);
 
     // kerbside fetch against its own gate, for completeness.
-    let out = fetch_without_ticket(&realm, ca.ca_pem_path())
-        .args(["--ntlm", "-u", &login])
-        .arg(gate.url("/"))
-        .output()
-        .unwrap();
+    let out = run_fetch(
+        &realm,
+        ca.ca_pem_path(),
+        &["--ntlm", "-u", &login],
+        &gate.url("/"),
+    );
     assert!(ok(&out).contains("users=EXAMPLE\\alice"));
 }
 

@@ -656,6 +656,15 @@ pub fn fetch_without_ticket(realm: &TestRealm, ca: &Path) -> Command {
     cmd
 }
 
+/// Runs [`fetch_without_ticket`] with `args` on `url`.
+pub fn run_fetch(realm: &TestRealm, ca: &Path, args: &[&str], url: &str) -> Output {
+    fetch_without_ticket(realm, ca)
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
 /// The body of a run that must have succeeded.
 pub fn ok(out: &Output) -> String {
     let (body, err) = text(out);

@@ -305,17 +305,7 @@ impl Established {
     /// Fresh session security (sequence numbers 0) for signing and sealing; refused unless
     /// extended session security was negotiated.
     pub fn session_security(&self) -> Result<SessionSecurity, NtlmError> {
-        if !self
-            .flags
-            .contains(NegotiateFlags::EXTENDED_SESSIONSECURITY)
-        {
-            return Err(NtlmError::NoSessionSecurity);
-        }
-        Ok(SessionSecurity::new(
-            Side::Client,
-            self.flags,
-            &self.exported_session_key,
-        ))
+        SessionSecurity::extended(Side::Client, self.flags, &self.exported_session_key)
     }
 }
 

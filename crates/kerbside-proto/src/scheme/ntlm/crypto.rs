@@ -204,6 +204,19 @@ impl fmt::Debug for SessionSecurity {
 }
 
 impl SessionSecurity {
+    /// Session security for a finished exchange; refused unless extended session security
+    /// (the only signing kerbside implements) was negotiated.
+    pub fn extended(
+        side: Side,
+        flags: NegotiateFlags,
+        exported_session_key: &[u8; 16],
+    ) -> Result<Self, NtlmError> {
+        if !flags.contains(NegotiateFlags::EXTENDED_SESSIONSECURITY) {
+            return Err(NtlmError::NoSessionSecurity);
+        }
+        Ok(Self::new(side, flags, exported_session_key))
+    }
+
     /// Session security for `side`, from the negotiated flags and the exported session key.
     pub fn new(side: Side, flags: NegotiateFlags, exported_session_key: &[u8; 16]) -> Self {
         let (out, inc) = match side {

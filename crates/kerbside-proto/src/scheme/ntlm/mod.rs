@@ -56,6 +56,14 @@ pub mod message;
 pub mod server;
 pub mod users;
 
+/// A time as NTLM carries it: a Windows FILETIME, 100 ns units since 1601-01-01 UTC, from
+/// the time since the Unix epoch (the caller reads the clock).
+pub fn filetime(since_unix_epoch: std::time::Duration) -> u64 {
+    const UNIX_TO_1601_SECS: u64 = 11_644_473_600;
+    (since_unix_epoch.as_secs() + UNIX_TO_1601_SECS) * 10_000_000
+        + u64::from(since_unix_epoch.subsec_nanos() / 100)
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -339,16 +339,6 @@ impl NtlmAuthenticated {
     /// Fresh session security (sequence numbers 0) for the server; refused unless extended
     /// session security was negotiated.
     pub fn session_security(&self) -> Result<SessionSecurity, NtlmError> {
-        if !self
-            .flags
-            .contains(NegotiateFlags::EXTENDED_SESSIONSECURITY)
-        {
-            return Err(NtlmError::NoSessionSecurity);
-        }
-        Ok(SessionSecurity::new(
-            Side::Server,
-            self.flags,
-            &self.exported_session_key,
-        ))
+        SessionSecurity::extended(Side::Server, self.flags, &self.exported_session_key)
     }
 }

@@ -685,3 +685,13 @@ proptest! {
         crate::fuzzing::ntlm_users(text.as_bytes());
     }
 }
+
+#[test]
+fn filetime_counts_100ns_from_1601() {
+    use std::time::Duration;
+    assert_eq!(super::filetime(Duration::ZERO), 116_444_736_000_000_000);
+    assert_eq!(
+        super::filetime(Duration::new(1, 250)),
+        116_444_736_010_000_002
+    );
+}
