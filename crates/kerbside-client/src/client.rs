@@ -217,6 +217,12 @@ pub enum Event {
         /// True for a `CONNECT` tunnel (an `https://` origin).
         tunnel: bool,
     },
+    /// A decision the user may want to know about (a scheme skipped, a token held
+    /// back), in words.
+    Notice {
+        /// What the client did and why.
+        message: String,
+    },
     /// The client starts over, once, on a new connection.
     Retrying {
         /// Why.
@@ -649,9 +655,12 @@ impl Client {
         };
         let mut restarted = false;
         let mut h1_retry = false;
+        // This request met a 401 asking for Negotiate: a fresh attempt may send its
+        // token at once, even over plain HTTP.
+        let mut asked = false;
         loop {
             match self
-                .attempt(&origin, &parts, &mut body, observer, restarted)
+                .attempt(&origin, &parts, &mut body, observer, restarted, &mut asked)
                 .await
             {
                 Ok(response) => return Ok(response),
@@ -690,6 +699,7 @@ impl Client {
         body: &mut Replayable,
         observer: &dyn Observer,
         fresh: bool,
+        asked: &mut bool,
     ) -> Result<Response<Incoming>, Failure> {
         let settings = &self.config.auth;
         let negotiate = settings.schemes.allows(SchemeKind::Negotiate);
@@ -717,21 +727,27 @@ impl Client {
         // A session cookie for this URL may stand for the handshake: try it first
         // (a 401 still leads to the exchange).
         let has_cookie = self.config.cookies && self.cookie_header(&parts.uri).is_some();
-        let preempt = negotiate
+        let wants_preempt = negotiate
             && !bound
             && match settings.preemptive {
                 Preemptive::Always => true,
                 Preemptive::Learned => known.wants_negotiate && !has_cookie,
                 Preemptive::Never => false,
             };
+        // Over plain HTTP the first request goes without credentials, whatever the
+        // options: the 401 decides (a 401 to this very request did).
+        let unasked = transport.allows_unasked_credentials() || *asked;
+        let preempt = wants_preempt && unasked;
+        if wants_preempt && !unasked {
+            observer.event(&Event::Notice {
+                message: "no Negotiate token before a 401 over plain http://: the server's \
+                          401 decides"
+                    .to_owned(),
+            });
+        }
         let mut exchange = None;
         let mut authorization = None;
         if preempt {
-            settings
-                .schemes
-                .plain_http
-                .check("Negotiate", &origin.host, transport)
-                .map_err(|e| Error::with_source(ErrorKind::Policy, e.to_string(), e))?;
             let reason = if settings.preemptive == Preemptive::Always {
                 "sent without waiting for a 401 (--negotiate-preemptive)"
             } else {
@@ -742,7 +758,7 @@ impl Client {
                 .await?;
             exchange = Some(Exchange::Token(next));
             authorization = Some(credentials);
-        } else if !bound && !has_cookie {
+        } else if !bound && !has_cookie && unasked {
             // Digest and Basic need no handshake once the server took them: the
             // next request carries them at once (Digest with the next nonce count).
             if let Some((credentials, next)) =
@@ -807,6 +823,7 @@ impl Client {
                 challenges_seen += 1;
                 if challenges.iter().any(|c| c.scheme.is("Negotiate")) {
                     self.learn(origin, |s| s.wants_negotiate = true);
+                    *asked = true;
                 }
             }
             match exchange.take() {

@@ -64,6 +64,24 @@ pub enum Transport {
     Plain,
 }
 
+impl Transport {
+    /// Whether credentials may go with a request before the server asked for them
+    /// (a Negotiate token without a 401, a Digest or Basic login the origin took
+    /// before).
+    ///
+    /// Over plain HTTP never, whatever the options say (`--allow-http-auth`,
+    /// `--negotiate-preemptive`, what earlier requests learned): the first request
+    /// goes without credentials and the server's 401 decides (OCamlnet's rule).
+    /// Anyone on the path could otherwise collect a fresh token from every request,
+    /// including requests to pages that need none.
+    pub fn allows_unasked_credentials(self) -> bool {
+        match self {
+            Self::Tls | Self::InsecureTls => true,
+            Self::Plain => false,
+        }
+    }
+}
+
 /// Which hosts may receive credentials over plain HTTP.
 ///
 /// Negotiate, NTLM and Basic over plain HTTP let a man in the middle steal or relay
@@ -138,6 +156,17 @@ mod tests {
         for p in [PlainHttpAuth::Refuse, PlainHttpAuth::Any] {
             assert!(p.check("Negotiate", "h", Transport::Tls).is_ok());
         }
+    }
+
+    #[test]
+    fn credentials_go_unasked_over_tls_only() {
+        assert!(Transport::Tls.allows_unasked_credentials());
+        assert!(Transport::InsecureTls.allows_unasked_credentials());
+        // Even for a host opted in to plain-HTTP authentication: the 401 decides.
+        assert!(PlainHttpAuth::Any
+            .check("Negotiate", "h", Transport::Plain)
+            .is_ok());
+        assert!(!Transport::Plain.allows_unasked_credentials());
     }
 
     #[test]

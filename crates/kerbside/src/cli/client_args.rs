@@ -515,6 +515,7 @@ pub fn verbose(event: &Event) {
             "* Through proxy {host}:{port}{}",
             if *tunnel { " (CONNECT tunnel)" } else { "" }
         ),
+        Event::Notice { message } => writeln!(err, "* {message}"),
         Event::Retrying { reason } => writeln!(err, "* Starting over on a new connection: {reason}"),
         _ => Ok(()),
     };
