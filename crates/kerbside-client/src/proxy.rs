@@ -1,7 +1,8 @@
-//! Forward proxies: which requests go through one (`--proxy`, `HTTP_PROXY`,
-//! `HTTPS_PROXY`, `NO_PROXY`), and `CONNECT` tunnels for `https://` origins.
+//! Forward proxies: which requests go through one (`--proxy`, `http_proxy`,
+//! `https_proxy`, `all_proxy`, `no_proxy`, read as curl reads them).
 
 use http::Uri;
+use hyper_util::client::proxy::matcher::Matcher;
 
 use crate::conn::Origin;
 use crate::error::{Error, ErrorKind};
@@ -14,7 +15,8 @@ pub struct ProxySettings {
     /// Proxy for `https://` URLs (reached with `CONNECT`).
     pub https: Option<Uri>,
     /// Hosts reached directly: exact names, domain suffixes (`example.com` and
-    /// `.example.com` both match `a.example.com`), IP addresses, or `*` for all.
+    /// `.example.com` both match `a.example.com`), IP addresses, CIDR ranges
+    /// (`10.0.0.0/8`), or `*` for all.
     pub no_proxy: Vec<String>,
 }
 
@@ -25,25 +27,30 @@ pub(crate) struct ProxyAddr {
     pub port: u16,
 }
 
-fn env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok())
-        .filter(|v| !v.trim().is_empty())
-}
-
 impl ProxySettings {
-    /// Reads `http_proxy`/`HTTP_PROXY`, `https_proxy`/`HTTPS_PROXY`,
-    /// `all_proxy`/`ALL_PROXY` and `no_proxy`/`NO_PROXY` (lower case first, as curl
-    /// does; upper-case `HTTP_PROXY` is honoured too). Values that are not URLs are
+    /// Reads the proxy variables as curl does: `http_proxy` in lower case only (an
+    /// upper-case `HTTP_PROXY` is never read: under CGI it is the client's `Proxy:`
+    /// request header, the "httpoxy" hole), `https_proxy`/`HTTPS_PROXY`,
+    /// `all_proxy`/`ALL_PROXY` and `no_proxy`/`NO_PROXY`, the lower-case name first.
+    /// Empty values count as unset; values that are not `http://` proxy URLs are
     /// ignored.
     pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables looked up by `var`.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+        };
         let parse = |v: Option<String>| v.and_then(|v| parse_proxy(&v).ok());
-        let all = env(&["all_proxy", "ALL_PROXY"]);
+        let all = first(&["all_proxy", "ALL_PROXY"]);
         Self {
-            http: parse(env(&["http_proxy", "HTTP_PROXY"]).or_else(|| all.clone())),
-            https: parse(env(&["https_proxy", "HTTPS_PROXY"]).or(all)),
-            no_proxy: env(&["no_proxy", "NO_PROXY"])
+            http: parse(first(&["http_proxy"]).or_else(|| all.clone())),
+            https: parse(first(&["https_proxy", "HTTPS_PROXY"]).or(all)),
+            no_proxy: first(&["no_proxy", "NO_PROXY"])
                 .map(|v| split_list(&v))
                 .unwrap_or_default(),
         }
@@ -58,30 +65,29 @@ impl ProxySettings {
         }
     }
 
-    /// The proxy for `origin`, if it is not excluded.
+    /// The proxy for `origin`, unless `no_proxy` excludes it (hyper-util's matcher:
+    /// `*`, a domain and its subdomains with or without a leading dot, IP addresses
+    /// and CIDR ranges, as curl 7.86 and later).
     pub(crate) fn route(&self, origin: &Origin) -> Option<ProxyAddr> {
-        if self.excluded(&origin.host) {
-            return None;
-        }
         let proxy = if origin.tls { &self.https } else { &self.http };
         let proxy = proxy.as_ref()?;
+        let matcher = Matcher::builder()
+            .http(proxy.to_string())
+            .https(proxy.to_string())
+            .no(self.no_proxy.join(","))
+            .build();
+        let destination = Uri::builder()
+            .scheme(if origin.tls { "https" } else { "http" })
+            .authority(format!("{}:{}", origin.authority_host(), origin.port))
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        matcher.intercept(&destination)?;
         let host = proxy.host()?.trim_start_matches('[').trim_end_matches(']');
         Some(ProxyAddr {
             host: host.to_ascii_lowercase(),
             // curl's default proxy port.
             port: proxy.port_u16().unwrap_or(1080),
-        })
-    }
-
-    fn excluded(&self, host: &str) -> bool {
-        self.no_proxy.iter().any(|entry| {
-            let entry = entry.trim().trim_start_matches('.').to_ascii_lowercase();
-            entry == "*"
-                || host.eq_ignore_ascii_case(&entry)
-                || host
-                    .to_ascii_lowercase()
-                    .strip_suffix(&entry)
-                    .is_some_and(|rest| rest.ends_with('.'))
         })
     }
 }
@@ -159,6 +165,66 @@ mod tests {
             ..p
         };
         assert_eq!(all.route(&origin("http://www.example/")), None);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> ProxySettings {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        ProxySettings::from_vars(|name| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn upper_case_http_proxy_is_never_read() {
+        let p = vars(&[("HTTP_PROXY", "http://mallory:3128")]);
+        assert_eq!(p.http, None);
+        assert_eq!(p.route(&origin("http://www.example/")), None);
+        // all_proxy still applies to http:// (curl does the same).
+        let p = vars(&[("HTTP_PROXY", "http://mallory:3128"), ("ALL_PROXY", "p:1")]);
+        assert_eq!(p.route(&origin("http://www.example/")).unwrap().host, "p");
+        let p = vars(&[("http_proxy", "http://good:3128")]);
+        assert_eq!(
+            p.route(&origin("http://www.example/")).unwrap().host,
+            "good"
+        );
+    }
+
+    #[test]
+    fn lower_case_wins_over_upper_case() {
+        let p = vars(&[
+            ("https_proxy", "lower:1"),
+            ("HTTPS_PROXY", "upper:2"),
+            ("no_proxy", "a.example"),
+            ("NO_PROXY", "b.example"),
+        ]);
+        assert_eq!(
+            p.route(&origin("https://www.example/")).unwrap().host,
+            "lower"
+        );
+        assert_eq!(p.route(&origin("https://a.example/")), None);
+        assert!(p.route(&origin("https://b.example/")).is_some());
+        let p = vars(&[("HTTPS_PROXY", "upper:2"), ("https_proxy", " ")]);
+        assert_eq!(
+            p.route(&origin("https://www.example/")).unwrap().host,
+            "upper"
+        );
+    }
+
+    #[test]
+    fn no_proxy_takes_cidr_ranges_and_ipv6() {
+        let p = ProxySettings {
+            no_proxy: split_list("10.0.0.0/8, ::1"),
+            ..ProxySettings::all(parse_proxy("p:1").unwrap())
+        };
+        assert_eq!(p.route(&origin("http://10.200.3.4/")), None);
+        assert_eq!(p.route(&origin("http://[::1]:8080/")), None);
+        assert!(p.route(&origin("http://11.0.0.1/")).is_some());
     }
 
     #[test]

@@ -180,12 +180,15 @@ pub struct ClientArgs {
     /// URLs go through a CONNECT tunnel. A `407` with `Proxy-Authenticate: Negotiate`
     /// is answered with a ticket for HTTP@<proxy host>, which — the proxy being plain
     /// HTTP — needs `--allow-http-auth=<proxy host>`. Default: `http_proxy`,
-    /// `https_proxy`, `all_proxy` from the environment.
+    /// `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY` from the environment, as
+    /// curl reads them (upper-case `HTTP_PROXY` is never read: under CGI it is the
+    /// client's `Proxy:` header).
     #[arg(short = 'x', long, value_name = "URL", help_heading = "Proxy")]
     pub proxy: Option<String>,
 
-    /// Hosts to reach without the proxy, comma-separated (`*` for all); default
-    /// `no_proxy` from the environment.
+    /// Hosts to reach without the proxy, comma-separated: names (with their
+    /// subdomains), IP addresses, CIDR ranges, `*` for all; default `no_proxy` or
+    /// `NO_PROXY` from the environment.
     #[arg(long, value_name = "LIST", help_heading = "Proxy")]
     pub noproxy: Option<String>,
 }
