@@ -491,14 +491,14 @@ impl Client {
         });
         let (stream, peer) = tcp(&host, port).await?;
         let conn = match route {
-            None => establish(stream, origin, tls, id).await?,
+            None => establish(stream, origin, tls, &self.config.tls, id).await?,
             Some(_) if !origin.tls => {
                 observer.event(&Event::Proxy {
                     host,
                     port,
                     tunnel: false,
                 });
-                let mut conn = establish(stream, origin, tls, id).await?;
+                let mut conn = establish(stream, origin, tls, &self.config.tls, id).await?;
                 conn.via_proxy = true;
                 conn
             }
@@ -509,7 +509,14 @@ impl Client {
                     tunnel: true,
                 });
                 let tunnel = self.tunnel(stream, &proxy, origin, observer).await?;
-                establish(hyper_util::rt::TokioIo::new(tunnel), origin, tls, id).await?
+                establish(
+                    hyper_util::rt::TokioIo::new(tunnel),
+                    origin,
+                    tls,
+                    &self.config.tls,
+                    id,
+                )
+                .await?
             }
         };
         observer.event(&Event::Connected {

@@ -170,6 +170,7 @@ pub(crate) async fn establish<IO>(
     io: IO,
     origin: &Origin,
     tls: &Arc<rustls::ClientConfig>,
+    settings: &crate::tls::TlsSettings,
     id: u64,
 ) -> Result<Conn, Error>
 where
@@ -200,10 +201,7 @@ where
         .map_err(|e| {
             Error::with_source(
                 ErrorKind::Tls,
-                format!(
-                    "TLS handshake with {}:{} failed: {e} (use --cacert FILE to trust a private CA)",
-                    origin.host, origin.port
-                ),
+                settings.explain_handshake_failure(&origin.host, origin.port, &e),
                 e,
             )
         })?;

@@ -34,8 +34,7 @@ use kerbside_proto::scheme::negotiate::client::{
     ExpectChallenge, ExpectFinalToken, MutualOutcome, NegotiateError, Progress,
 };
 use kerbside_proto::{parse_challenges, Challenge, MutualAuth};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls_pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
@@ -394,6 +393,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 struct Connector {
     target: Arc<Target>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    tls_settings: kerbside_client::TlsSettings,
 }
 
 /// One HTTP/1.1 connection.
@@ -403,8 +403,13 @@ struct Connection {
 
 impl Connector {
     fn new(target: Arc<Target>, args: &BenchArgs) -> Result<Self, String> {
+        let tls_settings = tls_settings(args);
         if !target.tls {
-            return Ok(Self { target, tls: None });
+            return Ok(Self {
+                target,
+                tls: None,
+                tls_settings,
+            });
         }
         let config = tls_config(args)?;
         let name = match target.host.parse::<IpAddr>() {
@@ -415,6 +420,7 @@ impl Connector {
         Ok(Self {
             target,
             tls: Some((tokio_rustls::TlsConnector::from(config), name)),
+            tls_settings,
         })
     }
 
@@ -433,10 +439,10 @@ impl Connector {
                 let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
                     Failure::new(
                         ErrorKind::Connect,
-                        format!(
-                            "TLS handshake with {}:{} failed: {e} (--cacert FILE trusts a \
-                             private CA)",
-                            self.target.host, self.target.port
+                        self.tls_settings.explain_handshake_failure(
+                            &self.target.host,
+                            self.target.port,
+                            &e,
                         ),
                     )
                 })?;
@@ -545,86 +551,18 @@ impl Connection {
     }
 }
 
-fn tls_config(args: &BenchArgs) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
-    let mut config = if args.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &args.cacert {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        format!("cannot read CA certificates from {}: {e}", path.display())
-                    })?;
-                if roots.add_parsable_certificates(certs).0 == 0 {
-                    return Err(format!("{} holds no usable CA certificate", path.display()));
-                }
-            }
-            None => {
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// The client library's TLS settings and verifier (one trust path for every client).
+fn tls_settings(args: &BenchArgs) -> kerbside_client::TlsSettings {
+    kerbside_client::TlsSettings {
+        ca_file: args.cacert.clone(),
+        insecure: args.insecure,
+    }
 }
 
-/// Accepts any certificate (`-k`) but still checks handshake signatures.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+fn tls_config(args: &BenchArgs) -> Result<Arc<rustls::ClientConfig>, String> {
+    tls_settings(args)
+        .client_config(&[b"http/1.1"])
+        .map_err(|e| e.to_string())
 }
 
 /// One exchange made ahead: the `Authorization` value to send and the context that
