@@ -115,7 +115,19 @@ pub struct ClientConfig {
     /// `GssapiUseSessions`) in memory for the life of the client; never written to
     /// disk, `Secure` ones only sent over TLS.
     pub cookies: bool,
+    /// The longest a new connection may take: name lookup, TCP connect, a proxy's
+    /// `CONNECT` (and its authentication) and the TLS handshake. `None` waits for
+    /// ever; the default is [`DEFAULT_CONNECT_TIMEOUT`] (curl's `--connect-timeout`).
+    pub connect_timeout: Option<Duration>,
+    /// The longest [`Client::send`] may take: connections, every authentication
+    /// leg and the final response's head. The response body is read by the caller,
+    /// who bounds that (as `kerbside fetch -m` does). `None` (the default) sets no
+    /// deadline beyond the connect timeout (curl's `--max-time`).
+    pub timeout: Option<Duration>,
 }
+
+/// The connect timeout of [`ClientConfig::default`]: 30 seconds (curl's is 300).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -128,6 +140,8 @@ impl Default for ClientConfig {
             continue_timeout: Duration::from_secs(1),
             proxy: ProxySettings::default(),
             cookies: true,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            timeout: None,
         }
     }
 }
@@ -471,14 +485,14 @@ impl Client {
         conns.push(conn);
     }
 
+    /// A new connection to `origin` (through its proxy, if any), within the
+    /// connect timeout.
     async fn new_conn(
         &self,
         origin: &Origin,
         h1_only: bool,
         observer: &dyn Observer,
     ) -> Result<Conn, Failure> {
-        let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let route = self.config.proxy.route(origin);
         let (host, port) = match &route {
             Some(p) => (p.host.clone(), p.port),
@@ -489,6 +503,41 @@ impl Client {
             port,
             tls: origin.tls && route.is_none(),
         });
+        let via_proxy = route.is_some();
+        let connect = self.connect(origin, h1_only, route, host.clone(), port, observer);
+        let Some(limit) = self.config.connect_timeout else {
+            return connect.await;
+        };
+        match tokio::time::timeout(limit, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Fatal(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "connecting to {host}:{port} timed out after {} (TCP{}{}): the server or \
+                     the network does not answer; --connect-timeout sets the limit",
+                    seconds(limit),
+                    if via_proxy {
+                        ", the proxy's CONNECT"
+                    } else {
+                        ""
+                    },
+                    if origin.tls { ", TLS handshake" } else { "" },
+                ),
+            ))),
+        }
+    }
+
+    async fn connect(
+        &self,
+        origin: &Origin,
+        h1_only: bool,
+        route: Option<ProxyAddr>,
+        host: String,
+        port: u16,
+        observer: &dyn Observer,
+    ) -> Result<Conn, Failure> {
+        let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (stream, peer) = tcp(&host, port).await?;
         let conn = match route {
             None => establish(stream, origin, tls, &self.config.tls, id).await?,
@@ -641,6 +690,31 @@ impl Client {
     ///
     /// The URI must be absolute. The response carries an [`Outcome`].
     pub async fn send(
+        &self,
+        request: Request<RequestBody>,
+        observer: &dyn Observer,
+    ) -> Result<Response<Incoming>, Error> {
+        let Some(limit) = self.config.timeout else {
+            return self.send_untimed(request, observer).await;
+        };
+        let target = request
+            .uri()
+            .authority()
+            .map_or_else(|| request.uri().to_string(), |a| a.to_string());
+        match tokio::time::timeout(limit, self.send_untimed(request, observer)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the request to {target} timed out after {} without a complete response \
+                     (-m/--max-time sets the limit)",
+                    seconds(limit)
+                ),
+            )),
+        }
+    }
+
+    async fn send_untimed(
         &self,
         request: Request<RequestBody>,
         observer: &dyn Observer,
@@ -1849,6 +1923,17 @@ enum LegError {
     Send(Error),
     Http11Required,
     Fatal(Error),
+}
+
+/// `2 seconds`, `0.5 seconds`, `1 second`.
+pub(crate) fn seconds(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_secs_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "1" {
+        "1 second".to_owned()
+    } else {
+        format!("{text} seconds")
+    }
 }
 
 fn closed_mid_handshake(origin: &Origin, kind: SchemeKind) -> Error {

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     Auth,
     /// The request body could not be prepared.
     Body,
+    /// A deadline passed: connecting (TCP, TLS, a proxy's `CONNECT`) took longer
+    /// than the connect timeout, or the request longer than its overall deadline.
+    Timeout,
 }
 
 /// A failed request. The message says what happened and, where possible, what to do.
@@ -107,6 +110,12 @@ impl Error {
     /// True if TLS failed.
     pub fn is_tls(&self) -> bool {
         self.kind == ErrorKind::Tls
+    }
+
+    /// True if a deadline passed (the connect timeout or the request's overall
+    /// deadline); the message says which and after how long.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
     }
 }
 

@@ -24,7 +24,10 @@ mod schemes;
 mod tls;
 
 pub use body::{BoxError, RequestBody, StreamBody};
-pub use client::{AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive};
+pub use client::{
+    AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive,
+    DEFAULT_CONNECT_TIMEOUT,
+};
 pub use error::{Error, ErrorKind};
 pub use kerbside_gssapi::{ClientCredentials, Delegation};
 pub use keyring::{

@@ -394,6 +394,8 @@ struct Connector {
     target: Arc<Target>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     tls_settings: kerbside_client::TlsSettings,
+    /// `--timeout`, also the longest a connection may take.
+    timeout: Duration,
 }
 
 /// One HTTP/1.1 connection.
@@ -409,6 +411,7 @@ impl Connector {
                 target,
                 tls: None,
                 tls_settings,
+                timeout: args.timeout,
             });
         }
         let config = tls_config(args)?;
@@ -421,11 +424,28 @@ impl Connector {
             target,
             tls: Some((tokio_rustls::TlsConnector::from(config), name)),
             tls_settings,
+            timeout: args.timeout,
         })
     }
 
     /// A new connection, and the TLS `tls-server-end-point` channel binding, if any.
+    /// [`connect_untimed`](Self::connect_untimed) within `--timeout`: connections
+    /// made before the clock starts get a deadline too.
     async fn connect(&self) -> Result<(Connection, Option<Vec<u8>>), Failure> {
+        tokio::time::timeout(self.timeout, self.connect_untimed())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "connecting to {} timed out after {:?} (--timeout)",
+                        self.target.addr, self.timeout
+                    ),
+                ))
+            })
+    }
+
+    async fn connect_untimed(&self) -> Result<(Connection, Option<Vec<u8>>), Failure> {
         let tcp = TcpStream::connect(self.target.addr).await.map_err(|e| {
             Failure::new(
                 ErrorKind::Connect,

@@ -176,6 +176,24 @@ pub struct ClientArgs {
     #[arg(long = "http1.1")]
     pub http1_1: bool,
 
+    /// Give up connecting after SECS seconds (fractions allowed, e.g. 0.5): name
+    /// lookup, TCP connect, a proxy's CONNECT and the TLS handshake. Default 30; 0
+    /// means the default.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, help_heading = "Timeouts")]
+    pub connect_timeout: Option<std::time::Duration>,
+
+    /// Give up on the whole transfer after SECS seconds (fractions allowed):
+    /// connecting, every authentication leg, the response and its body. Default: no
+    /// limit (0 too). The exit status of a timeout is 28, as curl's.
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "SECS",
+        value_parser = parse_seconds,
+        help_heading = "Timeouts"
+    )]
+    pub max_time: Option<std::time::Duration>,
+
     /// Go through this HTTP proxy (`http://host:port` or `host:port`); `https://`
     /// URLs go through a CONNECT tunnel. A `407` with `Proxy-Authenticate: Negotiate`
     /// is answered with a ticket for HTTP@<proxy host>, which — the proxy being plain
@@ -293,9 +311,25 @@ impl ClientArgs {
             },
             http2: !self.http1_1,
             replay_limit: REPLAY_LIMIT,
+            connect_timeout: Some(
+                self.connect_timeout
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(kerbside_client::DEFAULT_CONNECT_TIMEOUT),
+            ),
+            timeout: self.max_time.filter(|d| !d.is_zero()),
             ..ClientConfig::default()
         })
     }
+}
+
+/// Seconds as curl takes them: a non-negative number, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds (such as 10 or 0.5)"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?} is not a number of seconds (such as 10 or 0.5)"))
 }
 
 fn plain_http_policy(args: &[String], uri: &Uri) -> PlainHttpAuth {

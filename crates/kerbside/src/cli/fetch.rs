@@ -24,7 +24,8 @@ recognised but not implemented yet: a server that offers only those is refused w
 message, never answered in clear.
 
 Exit status: 0 success, 1 other error, 7 cannot connect, 22 HTTP status >= 400 with --fail, \
-35 TLS failure, 67 authentication failed or refused by policy.")]
+28 timed out (--connect-timeout, -m), 35 TLS failure, 67 authentication failed or refused by \
+policy.")]
 pub struct FetchArgs {
     /// The URL to fetch (https:// or http://).
     pub url: String,
@@ -74,6 +75,7 @@ pub struct FetchArgs {
 const EXIT_OTHER: u8 = 1;
 const EXIT_CONNECT: u8 = 7;
 const EXIT_HTTP_ERROR: u8 = 22;
+const EXIT_TIMEOUT: u8 = 28;
 const EXIT_TLS: u8 = 35;
 const EXIT_AUTH: u8 = 67;
 
@@ -209,6 +211,13 @@ pub async fn run(args: FetchArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(EXIT_OTHER, format!("cannot build the request: {e}")),
     };
+    // -m bounds the whole transfer: the client library's deadline covers the
+    // request up to the response head, this one the body too.
+    let deadline = args
+        .client
+        .max_time
+        .filter(|d| !d.is_zero())
+        .map(|d| tokio::time::Instant::now() + d);
     let config = match args.client.config(&uri) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_OTHER, e),
@@ -230,6 +239,7 @@ pub async fn run(args: FetchArgs) -> ExitCode {
                 ErrorKind::Connect => EXIT_CONNECT,
                 ErrorKind::Tls => EXIT_TLS,
                 ErrorKind::Auth | ErrorKind::Policy => EXIT_AUTH,
+                ErrorKind::Timeout => EXIT_TIMEOUT,
                 _ => EXIT_OTHER,
             };
             return fail(code, e);
@@ -278,7 +288,25 @@ pub async fn run(args: FetchArgs) -> ExitCode {
         return fail(EXIT_OTHER, format!("cannot write the output: {e}"));
     }
     let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = match deadline {
+            None => body.frame().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    let _ = out.flush();
+                    return fail(
+                        EXIT_TIMEOUT,
+                        format!(
+                            "the transfer timed out after {} seconds (-m/--max-time): the \
+                             server stopped sending the body",
+                            args.client.max_time.map_or(0.0, |d| d.as_secs_f64())
+                        ),
+                    );
+                }
+            },
+        };
+        let Some(frame) = frame else { break };
         match frame {
             Ok(frame) => {
                 if let Some(data) = frame.data_ref() {

@@ -136,6 +136,8 @@ async fn forward(
             tracing::warn!(%uri, "upstream request failed: {e}");
             let status = if e.is_auth() || e.is_policy() {
                 StatusCode::UNAUTHORIZED
+            } else if e.is_timeout() {
+                StatusCode::GATEWAY_TIMEOUT
             } else {
                 StatusCode::BAD_GATEWAY
             };
