@@ -834,11 +834,23 @@ impl Client {
             } else {
                 "sent without waiting for a 401: an earlier request learned the server wants it"
             };
-            let (credentials, next) = self
+            match self
                 .start_negotiate(origin, &conn, None, reason.to_owned(), observer)
-                .await?;
-            exchange = Some(Exchange::Token(next));
-            authorization = Some(credentials);
+                .await
+            {
+                Ok((credentials, next)) => {
+                    exchange = Some(Exchange::Token(next));
+                    authorization = Some(credentials);
+                }
+                // No token can be made, and nothing was sent: the 401 decides,
+                // perhaps for another scheme.
+                Err(Failure::Fatal(e)) if e.kerberos_unavailable() => {
+                    observer.event(&Event::Notice {
+                        message: format!("no Negotiate token before the 401: {e}"),
+                    });
+                }
+                Err(f) => return Err(f),
+            }
         } else if !bound && !has_cookie && unasked {
             // Digest and Basic need no handshake once the server took them: the
             // next request carries them at once (Digest with the next nonce count).
@@ -1258,9 +1270,14 @@ impl Client {
                     .await
                 {
                     Ok((credentials, next)) => Ok((credentials, Exchange::Token(next))),
-                    Err(Failure::Fatal(e)) if e.lacks_kerberos_credentials() => {
-                        // No ticket: NTLM inside SPNEGO, when allowed and a password
-                        // is at hand; otherwise the next scheme on offer.
+                    Err(Failure::Fatal(e)) if e.kerberos_unavailable() => {
+                        // No ticket and none to be had (no ticket, a user the KDC
+                        // does not know, no KDC), and nothing was sent: NTLM inside
+                        // SPNEGO, when allowed and a password is at hand; otherwise
+                        // the next scheme on offer.
+                        observer.event(&Event::Notice {
+                            message: format!("Negotiate skipped: {e}"),
+                        });
                         if settings.ntlm_in_negotiate {
                             if let Some(found) =
                                 settings
@@ -1568,7 +1585,10 @@ impl Client {
         let (mutual, max_legs) = (settings.mutual, settings.max_legs);
         let challenges = challenges.map(<[Challenge]>::to_vec);
         let (credentials, next) = blocking(move || {
-            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(auth_error)?);
+            let mech = Initiator::Gss(
+                NegotiateInitiator::new(&config)
+                    .map_err(|e| credential_error(e, &config.credentials))?,
+            );
             let start = ExpectChallenge::new(mech, mutual).with_max_legs(max_legs);
             match challenges {
                 Some(c) => start.handle_challenge(&c),
@@ -2013,6 +2033,36 @@ fn canonical_name(host: &str) -> Option<String> {
 /// `AI_CANONNAME` from <netdb.h> (the same value on Linux and the BSDs).
 const fn libc_ai_canonname() -> i32 {
     2
+}
+
+/// The error for Kerberos credentials that could not be had, naming the user
+/// when a password was given for one (`-u user:password`). The GSSAPI error stays
+/// the source: [`Error::kerberos_unavailable`] reads it.
+fn credential_error(e: kerbside_gssapi::GssError, credentials: &ClientCredentials) -> Error {
+    // krb5.h: KRB5KDC_ERR_PREAUTH_FAILED, a wrong password where the KDC asks for
+    // pre-authentication.
+    const PREAUTH_FAILED: u32 = (-1_765_328_360_i32) as u32;
+    let principal = match credentials {
+        ClientCredentials::Password { principal, .. }
+        | ClientCredentials::FreshPassword { principal, .. } => principal,
+        _ => return auth_error(e),
+    };
+    let message = match e.problem() {
+        kerbside_gssapi::Problem::ClientPrincipalUnknown => format!(
+            "the KDC does not know the user {principal}, so its password gets no Kerberos \
+             ticket"
+        ),
+        kerbside_gssapi::Problem::Integrity => format!(
+            "the KDC refused the password of {principal}: wrong password (nothing was sent \
+             to the server)"
+        ),
+        _ if e.minor() == PREAUTH_FAILED => format!(
+            "the KDC refused the password of {principal}: wrong password (nothing was sent \
+             to the server)"
+        ),
+        _ => return auth_error(e),
+    };
+    Error::with_source(ErrorKind::Auth, message, e)
 }
 
 fn auth_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {

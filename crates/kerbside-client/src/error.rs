@@ -59,12 +59,9 @@ impl Error {
         self.kind
     }
 
-    /// True when the client has no usable Kerberos credentials (no ticket, or only
-    /// an expired one): another scheme may still be answered.
-    pub fn lacks_kerberos_credentials(&self) -> bool {
-        let Some(source) = self.source.as_deref() else {
-            return false;
-        };
+    /// The GSSAPI problem behind this error, if Kerberos failed.
+    fn gss_problem(&self) -> Option<kerbside_gssapi::Problem> {
+        let source = self.source.as_deref()?;
         let gss = source
             .downcast_ref::<kerbside_gssapi::GssError>()
             .or_else(|| {
@@ -84,12 +81,41 @@ impl Error {
                         _ => None,
                     })
             });
-        gss.is_some_and(|e| {
-            matches!(
-                e.problem(),
-                kerbside_gssapi::Problem::NoCredentials | kerbside_gssapi::Problem::ExpiredTicket
+        gss.map(kerbside_gssapi::GssError::problem)
+    }
+
+    /// True when the client has no usable Kerberos credentials (no ticket, or only
+    /// an expired one): another scheme may still be answered.
+    pub fn lacks_kerberos_credentials(&self) -> bool {
+        matches!(
+            self.gss_problem(),
+            Some(kerbside_gssapi::Problem::NoCredentials | kerbside_gssapi::Problem::ExpiredTicket)
+        )
+    }
+
+    /// True when no Kerberos token could be made for a reason that sent nothing
+    /// to the server, so another scheme the client holds credentials for may be
+    /// answered (`--anyauth`): no ticket or an expired one, a user principal the
+    /// KDC does not know (`-u` with a password for a user only the NTLM, Digest or
+    /// Basic password files know), no KDC of the user's realm reachable, or a realm
+    /// this machine's Kerberos configuration does not know.
+    ///
+    /// A wrong password for a principal the KDC knows is not among them: the client
+    /// stops there, as going on would try the same wrong password on the server
+    /// (and count towards locking the account in a directory such as Active
+    /// Directory).
+    pub fn kerberos_unavailable(&self) -> bool {
+        use kerbside_gssapi::Problem;
+        matches!(
+            self.gss_problem(),
+            Some(
+                Problem::NoCredentials
+                    | Problem::ExpiredTicket
+                    | Problem::ClientPrincipalUnknown
+                    | Problem::KdcUnreachable
+                    | Problem::RealmUnknown
             )
-        })
+        )
     }
 
     /// True if the policy refused to send credentials (plain HTTP, for one).
