@@ -197,3 +197,28 @@ fn a_basic_login_the_origin_took_is_not_sent_before_the_next_401_over_plain_http
         tunnel.log()
     );
 }
+
+#[test]
+fn bench_sends_no_token_over_plain_http_to_another_machine() {
+    // 192.0.2.1 (TEST-NET-1) is never contacted: the run is refused before.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    common::clean_env(&mut cmd);
+    let out = cmd
+        .args([
+            "bench",
+            "--allow-remote",
+            "--requests",
+            "1",
+            "http://192.0.2.1:9/",
+        ])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "refusing to send Kerberos tokens to 192.0.2.1 (192.0.2.1) over plain http://"
+        ),
+        "{err}"
+    );
+}

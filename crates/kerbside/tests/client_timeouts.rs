@@ -267,3 +267,26 @@ fn bench_gives_its_first_connections_a_deadline_too() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("timed out after 1s (--timeout)"), "{err}");
 }
+
+#[test]
+fn bench_gives_up_on_a_target_whose_backlog_is_full() {
+    let server = FullBacklog::start();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    let out = cmd
+        .args([
+            "bench",
+            "--mode",
+            "plain",
+            "--timeout",
+            "1s",
+            "--requests",
+            "1",
+        ])
+        .arg(format!("http://127.0.0.1:{}/", server.port))
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("timed out after 1s (--timeout)"), "{err}");
+}

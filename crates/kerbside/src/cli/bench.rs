@@ -317,8 +317,10 @@ struct Target {
 
 impl Target {
     /// Parses the URL and resolves its host; refuses a non-loopback address unless
-    /// `allow_remote`.
-    async fn resolve(url: &str, allow_remote: bool) -> Result<Self, String> {
+    /// `--allow-remote`, and tokens over plain HTTP to one at all. The first
+    /// connection gets `--timeout` as its deadline.
+    async fn resolve(args: &BenchArgs) -> Result<Self, String> {
+        let (url, allow_remote) = (args.url.as_str(), args.allow_remote);
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
@@ -357,11 +359,30 @@ impl Target {
                 ));
             }
         }
+        if !tls && tokens_needed(args) > 0 {
+            if let Some(remote) = addrs.iter().find(|a| !is_loopback(a.ip())) {
+                // Every token mode sends tokens before any 401: never over plain
+                // HTTP to another machine (the client's rule, kerbside_proto's
+                // Transport::allows_unasked_credentials).
+                return Err(format!(
+                    "refusing to send Kerberos tokens to {host} ({}) over plain http:// \
+                     without a 401: anyone on the path could take them; use https:// (or \
+                     --mode plain)",
+                    remote.ip()
+                ));
+            }
+        }
         // The first address that takes a connection (`localhost` may name ::1 first
         // while the server listens on 127.0.0.1 only).
         let mut last = None;
         for addr in &addrs {
-            match TcpStream::connect(addr).await {
+            let connect = tokio::time::timeout(args.timeout, TcpStream::connect(addr));
+            match connect.await.unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("timed out after {:?} (--timeout)", args.timeout),
+                ))
+            }) {
                 Ok(_) => {
                     return Ok(Self {
                         tls,
@@ -1391,7 +1412,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             eprintln!("kerbside bench: {text}");
         }
     };
-    let target = Arc::new(Target::resolve(&args.url, args.allow_remote).await?);
+    let target = Arc::new(Target::resolve(&args).await?);
     let connector = Connector::new(target.clone(), &args)?;
     // One connection first: the server is there, TLS works, and the certificate gives
     // the channel binding every token is made with.
