@@ -21,7 +21,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use kerbside_gssapi::{AcceptorConfig, NegotiateAcceptor};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
@@ -260,13 +259,7 @@ impl Gate {
         let acceptor = if config.mode == AuthMode::None {
             None
         } else {
-            Some(
-                NegotiateAcceptor::new(&AcceptorConfig {
-                    keytab: config.keytab.clone(),
-                    acceptor_name: config.acceptor.clone(),
-                })
-                .map_err(|e| format!("cannot use the keytab: {e}"))?,
-            )
+            crate::check::startup_acceptor(config)?
         };
         let sessions = match (&config.session_key, config.mode) {
             (Some(path), _) => {
