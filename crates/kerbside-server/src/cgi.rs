@@ -32,11 +32,14 @@
 //!   them too);
 //! - `PATH_INFO` percent-decoded (RFC 3875 §4.1.5); a path with `.` or `..` segments
 //!   or an encoded NUL is refused with `400`;
-//! - the request body on its standard input. CGI needs `CONTENT_LENGTH` up front, so
-//!   a body sent without a length (HTTP/1.1 chunked, or HTTP/2 without
-//!   `content-length`) is first written to an unnamed temporary file (in `TMPDIR`),
-//!   up to [`CgiConfig::max_spooled_body`] (beyond it `413`), and the program runs
-//!   once it is complete. Bodies with a length are streamed as they come;
+//! - the request body on its standard input, at most [`CgiConfig::max_body`] bytes: a
+//!   larger `Content-Length` is answered `413` before anything is read. CGI needs
+//!   `CONTENT_LENGTH` up front, so a body sent without a length (HTTP/1.1 chunked, or
+//!   HTTP/2 without `content-length`) is first written to an unnamed temporary file
+//!   (in `TMPDIR`), once the request holds its slot (below), and cut off with `413`
+//!   at the limit; all the spools in flight together stay within the
+//!   [`CgiConfig::spool_budget`] (beyond it `507`). The program runs once the body is
+//!   complete. Bodies with a length are streamed as they come;
 //! - no command-line arguments (the RFC 3875 §4.4 "search string" arguments are not
 //!   given: they are the door of old CGI argument-injection bugs);
 //! - its own process group, so that when it is stopped its children go too.
@@ -49,8 +52,9 @@
 //! is streamed to the client. Lines the program writes to standard error are logged
 //! with `tracing::warn!`, with its name.
 //!
-//! At most [`CgiConfig::max_concurrent`] programs run at once; a request waits up to
-//! [`CgiConfig::queue_timeout`] for a slot, then gets `503` with `Retry-After`.
+//! At most [`CgiConfig::max_concurrent`] requests run (or spool their bodies) at once;
+//! a request waits up to [`CgiConfig::queue_timeout`] for a slot, then gets `503` with
+//! `Retry-After`.
 //! [`CgiConfig::timeout`] bounds each request from its arrival to the end of the
 //! response: a program that has sent no headers by then gets the client a `504`; one
 //! still sending its body has the body cut. Either way it is killed, with its process
@@ -65,6 +69,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -84,6 +89,7 @@ use tower_service::Service;
 
 use crate::auth::Authenticated;
 use crate::gate::ConnectionInfo;
+use crate::metrics::GateMetrics;
 use crate::proxy::{BoxError, GateBody};
 use crate::usermap::UserMap;
 
@@ -123,9 +129,13 @@ pub struct CgiConfig {
     /// How long a request waits for one of the `max_concurrent` slots before it is
     /// answered `503` (default 30 s).
     pub queue_timeout: Duration,
-    /// The largest body without a length (chunked) that is taken; see the
-    /// [module docs](self). Default 1 GiB.
-    pub max_spooled_body: u64,
+    /// The largest request body taken; see the [module docs](self). Default 1 GiB.
+    pub max_body: u64,
+    /// The disk budget shared by all spooled bodies in flight; `None` for no budget
+    /// (the gate gives every CGI mount the same one).
+    pub spool_budget: Option<SpoolBudget>,
+    /// Where bodies over the limit and timeouts are counted.
+    pub metrics: Option<GateMetrics>,
     /// Extra environment variables, e.g. `GIT_PROJECT_ROOT`, `GIT_HTTP_EXPORT_ALL`,
     /// `HGRCPATH`. The meta-variables of RFC 3875 win over these.
     pub env: Vec<(String, String)>,
@@ -146,10 +156,72 @@ impl CgiConfig {
             timeout: Duration::from_secs(300),
             max_concurrent: 16,
             queue_timeout: Duration::from_secs(30),
-            max_spooled_body: 1 << 30,
+            max_body: crate::proxy::DEFAULT_MAX_BODY,
+            spool_budget: None,
+            metrics: None,
             env: Vec::new(),
             user_map: UserMap::Full,
             working_dir: None,
+        }
+    }
+}
+
+/// The default total of request bodies spooled at once (4 GiB).
+pub const DEFAULT_SPOOL_BUDGET: u64 = 4 << 30;
+
+/// Bytes of disk that spooled request bodies may take together. Cheap to clone; the
+/// clones share the budget.
+#[derive(Debug, Clone)]
+pub struct SpoolBudget {
+    limit: u64,
+    used: Arc<AtomicU64>,
+}
+
+impl SpoolBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Bytes held by spools now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes of a [`SpoolBudget`] held by one spooled body, given back when dropped.
+#[derive(Debug)]
+struct SpoolShare {
+    budget: Option<SpoolBudget>,
+    held: u64,
+}
+
+impl SpoolShare {
+    /// Takes `bytes` more; false (taking nothing) if the budget has no room.
+    fn take(&mut self, bytes: u64) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        let taken = budget
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes)
+                    .filter(|&total| total <= budget.limit)
+            });
+        if taken.is_ok() {
+            self.held += bytes;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for SpoolShare {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.used.fetch_sub(self.held, Ordering::AcqRel);
         }
     }
 }
@@ -271,7 +343,7 @@ fn answer(status: StatusCode) -> Response<GateBody> {
 enum Input<B> {
     Nothing,
     Streamed(Pin<Box<B>>),
-    Spooled(tokio::fs::File),
+    Spooled(tokio::fs::File, SpoolShare),
 }
 
 impl Shared {
@@ -299,23 +371,21 @@ impl Shared {
 
         let (parts, body) = request.into_parts();
         let body = Box::pin(body);
-        let (input, content_length) = if body.is_end_stream() {
-            (Input::Nothing, None)
+        let length = if body.is_end_stream() {
+            Some(0)
         } else {
-            match body.size_hint().exact() {
-                Some(0) => (Input::Nothing, None),
-                Some(length) => (Input::Streamed(body), Some(length)),
-                None => match tokio::time::timeout_at(deadline, self.spool(body)).await {
-                    Ok(Ok((_, 0))) => (Input::Nothing, None),
-                    Ok(Ok((file, length))) => (Input::Spooled(file), Some(length)),
-                    Ok(Err(status)) => return answer(status),
-                    Err(_) => {
-                        tracing::info!(program = %program, "request body not received in time");
-                        return answer(StatusCode::REQUEST_TIMEOUT);
-                    }
-                },
-            }
+            body.size_hint().exact()
         };
+        if let Some(length) = length.filter(|&l| l > self.config.max_body) {
+            tracing::warn!(
+                program = %program,
+                length,
+                limit = self.config.max_body,
+                "request body larger than max-body; answering 413 without reading it"
+            );
+            self.count(GateMetrics::body_too_large);
+            return answer(StatusCode::PAYLOAD_TOO_LARGE);
+        }
 
         let wait = self
             .config
@@ -335,6 +405,22 @@ impl Shared {
                     .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
                 return response;
             }
+        };
+
+        // The body is read only by a request that holds a slot, so that waiting
+        // requests cost no disk.
+        let (input, content_length) = match length {
+            Some(0) => (Input::Nothing, None),
+            Some(length) => (Input::Streamed(body), Some(length)),
+            None => match tokio::time::timeout_at(deadline, self.spool(body)).await {
+                Ok(Ok((_, 0, _))) => (Input::Nothing, None),
+                Ok(Ok((file, length, share))) => (Input::Spooled(file, share), Some(length)),
+                Ok(Err(status)) => return answer(status),
+                Err(_) => {
+                    tracing::info!(program = %program, "request body not received in time");
+                    return answer(StatusCode::REQUEST_TIMEOUT);
+                }
+            },
         };
 
         let env = self.environment(&parts, path_info, user, content_length);
@@ -404,6 +490,7 @@ impl Shared {
                     timeout = ?self.config.timeout,
                     "CGI program sent no headers in time; stopped it, answering 504"
                 );
+                self.count(GateMetrics::upstream_timeout);
                 return answer(StatusCode::GATEWAY_TIMEOUT);
             }
         };
@@ -431,7 +518,10 @@ impl Shared {
 
     /// Writes a body of unknown length to a temporary file; gives the file (at its
     /// start) and the length.
-    async fn spool<B>(&self, mut body: Pin<Box<B>>) -> Result<(tokio::fs::File, u64), StatusCode>
+    async fn spool<B>(
+        &self,
+        mut body: Pin<Box<B>>,
+    ) -> Result<(tokio::fs::File, u64, SpoolShare), StatusCode>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -448,6 +538,10 @@ impl Shared {
             }
         };
         let mut file = tokio::fs::File::from_std(file);
+        let mut share = SpoolShare {
+            budget: self.config.spool_budget.clone(),
+            held: 0,
+        };
         let mut length: u64 = 0;
         while let Some(frame) = next_data(&mut body).await {
             let data = match frame {
@@ -459,12 +553,22 @@ impl Shared {
                 }
             };
             length = length.saturating_add(data.len() as u64);
-            if length > self.config.max_spooled_body {
+            if length > self.config.max_body {
                 tracing::warn!(
-                    limit = self.config.max_spooled_body,
-                    "request body without a length is too large; answering 413"
+                    program = %self.name,
+                    limit = self.config.max_body,
+                    "request body without a length is larger than max-body; cut off, answering 413"
                 );
+                self.count(GateMetrics::body_too_large);
                 return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            if !share.take(data.len() as u64) {
+                tracing::warn!(
+                    program = %self.name,
+                    budget = self.config.spool_budget.as_ref().map_or(0, |b| b.limit),
+                    "the request bodies spooled now fill the spool-budget; answering 507"
+                );
+                return Err(StatusCode::INSUFFICIENT_STORAGE);
             }
             if let Err(e) = file.write_all(&data).await {
                 tracing::error!("cannot write a request body to a temporary file: {e}");
@@ -479,7 +583,14 @@ impl Shared {
             tracing::error!("cannot read back a spooled request body: {e}");
             return Err(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        Ok((file, length))
+        Ok((file, length, share))
+    }
+
+    /// Counts an event in the gate's metrics, if there are any.
+    fn count(&self, event: fn(&GateMetrics)) {
+        if let Some(m) = &self.config.metrics {
+            event(m);
+        }
     }
 
     /// The program's environment: defaults, the configured variables, then the
@@ -697,7 +808,7 @@ where
                 }
             }
         }
-        Input::Spooled(mut file) => {
+        Input::Spooled(mut file, _share) => {
             if let Err(e) = tokio::io::copy(&mut file, &mut stdin).await {
                 tracing::debug!(program = %program, "CGI program stopped reading its input: {e}");
                 return;

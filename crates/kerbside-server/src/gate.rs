@@ -32,13 +32,20 @@ use crate::auth::{
     TlsChannel,
 };
 use crate::cgi::{CgiConfig, CgiService};
+use crate::listener::Listener;
 use crate::metrics::GateMetrics;
-use crate::proxy::{GateBody, IdentitySigner, ReverseProxy};
+use crate::proxy::{GateBody, IdentitySigner, ProxyLimits, ReverseProxy};
 use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
 /// beyond it the client gets `431`.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Connections to the metrics listener open at once, at most.
+const METRICS_CONNECTIONS: usize = 64;
+
+/// Time a scraper has to send its request to the metrics listener.
+const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Facts about the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +72,22 @@ pub struct Mount {
     pub prefix: String,
     /// Where the requests go.
     pub target: MountTarget,
+    /// This mount's [`GateConfig::upstream_timeout`] (proxy mounts), if not the gate's.
+    pub upstream_timeout: Option<Duration>,
+    /// This mount's [`GateConfig::max_body`], if not the gate's.
+    pub max_body: Option<u64>,
+}
+
+impl Mount {
+    /// A mount with the gate's limits.
+    pub fn new(prefix: impl Into<String>, target: MountTarget) -> Self {
+        Self {
+            prefix: prefix.into(),
+            target,
+            upstream_timeout: None,
+            max_body: None,
+        }
+    }
 }
 
 /// Everything the gate is configured with.
@@ -117,6 +140,18 @@ pub struct GateConfig {
     /// Time a client has to send a request's headers (slowloris), and to start the
     /// next request on a kept-alive connection.
     pub header_timeout: Duration,
+    /// How long an upstream may take to accept a connection, then to make progress
+    /// (read the request body, send its response head); beyond it `504`. Mounts may
+    /// set their own.
+    pub upstream_timeout: Duration,
+    /// The largest request body (proxy and CGI mounts); beyond it `413`. Mounts may
+    /// set their own.
+    pub max_body: u64,
+    /// All request bodies spooled to disk for CGI programs at once, at most; a
+    /// request that would go beyond it gets `507`.
+    pub spool_budget: u64,
+    /// Open client connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl GateConfig {
@@ -127,10 +162,7 @@ impl GateConfig {
             tls: None,
             keytab: None,
             acceptor: None,
-            mounts: vec![Mount {
-                prefix: "/".to_owned(),
-                target: MountTarget::Proxy(upstream),
-            }],
+            mounts: vec![Mount::new("/", MountTarget::Proxy(upstream))],
             identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
             identity_key: None,
             mode: AuthMode::PerRequest,
@@ -148,6 +180,10 @@ impl GateConfig {
             basic_users: None,
             max_handshakes: 64,
             header_timeout: Duration::from_secs(30),
+            upstream_timeout: crate::proxy::DEFAULT_UPSTREAM_TIMEOUT,
+            max_body: crate::proxy::DEFAULT_MAX_BODY,
+            spool_budget: crate::cgi::DEFAULT_SPOOL_BUDGET,
+            max_connections: crate::listener::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -175,21 +211,36 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 impl Router {
     fn new(
-        mounts: &[Mount],
-        identity_header: &HeaderName,
+        config: &GateConfig,
         signer: Option<&IdentitySigner>,
+        metrics: &GateMetrics,
     ) -> Result<Self, String> {
         let mut routes = Vec::new();
-        for mount in mounts {
+        let spool = crate::cgi::SpoolBudget::new(config.spool_budget);
+        for mount in &config.mounts {
+            let max_body = mount.max_body.unwrap_or(config.max_body);
             let route = match &mount.target {
                 MountTarget::Proxy(upstream) => {
-                    let proxy = ReverseProxy::new(upstream, identity_header.clone())?;
+                    let proxy = ReverseProxy::new(upstream, config.identity_header.clone())?
+                        .with_limits(ProxyLimits {
+                            upstream_timeout: mount
+                                .upstream_timeout
+                                .unwrap_or(config.upstream_timeout),
+                            max_body,
+                        })
+                        .with_metrics(metrics.clone());
                     Route::Proxy(Box::new(match signer {
                         Some(s) => proxy.with_signer(s.clone()),
                         None => proxy,
                     }))
                 }
-                MountTarget::Cgi(config) => Route::Cgi(CgiService::new(config.clone())?),
+                MountTarget::Cgi(cgi) => {
+                    let mut cgi = cgi.clone();
+                    cgi.max_body = max_body;
+                    cgi.spool_budget = Some(spool.clone());
+                    cgi.metrics = Some(metrics.clone());
+                    Route::Cgi(CgiService::new(cgi)?)
+                }
             };
             routes.push((mount.prefix.clone(), route));
         }
@@ -232,8 +283,8 @@ impl Service<Request<Incoming>> for Router {
 
 /// A gate bound to its listener, ready to [`serve`](Gate::serve).
 pub struct Gate {
-    listener: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    listener: Listener,
+    metrics_listener: Option<Listener>,
     tls: Option<TlsAcceptor>,
     binding: Option<Arc<Vec<u8>>>,
     layer: NegotiateLayer,
@@ -350,16 +401,20 @@ impl Gate {
             Some(path) => Some(IdentitySigner::load(path)?),
             None => None,
         };
-        let router = Router::new(&config.mounts, &config.identity_header, signer.as_ref())?;
+        let router = Router::new(config, signer.as_ref(), &metrics)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let listener = Listener::new(listener, "gate")
+            .with_max_connections(config.max_connections)
+            .with_metrics(metrics.clone());
         let metrics_listener = match config.metrics {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
                     .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
-            ),
+            )
+            .map(|l| Listener::new(l, "metrics").with_max_connections(METRICS_CONNECTIONS)),
             None => None,
         };
         Ok(Self {
@@ -393,7 +448,7 @@ impl Gate {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (up to
     /// 30 seconds).
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -412,15 +467,8 @@ impl Gate {
         }
         tokio::pin!(shutdown);
         loop {
-            let (tcp, remote) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let (tcp, remote, slot) = tokio::select! {
+                a = self.listener.accept() => (a.stream, a.remote, a.slot),
                 () = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
@@ -450,6 +498,7 @@ impl Gate {
             let handshake_timeout = self.header_timeout;
             tokio::spawn(async move {
                 let _guard = guard;
+                let _slot = slot;
                 match tls {
                     Some(tls) => {
                         let stream =
@@ -505,6 +554,21 @@ fn explain_refusal(mut response: Response<GateBody>) -> Response<GateBody> {
         StatusCode::FORBIDDEN => {
             "<!DOCTYPE html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n<p>You are signed in, but not allowed to do this.</p>\n"
         }
+        StatusCode::REQUEST_TIMEOUT => {
+            "<!DOCTYPE html>\n<title>Request timeout</title>\n<h1>Request timeout</h1>\n<p>The request body stopped arriving. Try again.</p>\n"
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "<!DOCTYPE html>\n<title>Request too large</title>\n<h1>Request body too large</h1>\n<p>The request body is larger than this site takes (max-body). Send less, or ask the site's operator to raise the limit.</p>\n"
+        }
+        StatusCode::BAD_GATEWAY => {
+            "<!DOCTYPE html>\n<title>Bad gateway</title>\n<h1>Bad gateway</h1>\n<p>The service behind this gate failed to answer. Try again later; the gate's log says more.</p>\n"
+        }
+        StatusCode::GATEWAY_TIMEOUT => {
+            "<!DOCTYPE html>\n<title>Gateway timeout</title>\n<h1>Gateway timeout</h1>\n<p>The service behind this gate did not answer in time. Try again later; the gate's log says more.</p>\n"
+        }
+        StatusCode::INSUFFICIENT_STORAGE => {
+            "<!DOCTYPE html>\n<title>Busy</title>\n<h1>No room for the request body</h1>\n<p>The gate has no room to hold this request body now. Try again in a moment.</p>\n"
+        }
         _ => return response,
     };
     if response.body().size_hint().exact() != Some(0) {
@@ -521,13 +585,13 @@ fn explain_refusal(mut response: Response<GateBody>) -> Response<GateBody> {
 }
 
 /// Serves `GET /metrics` in the Prometheus text format.
-async fn serve_metrics(listener: TcpListener, metrics: GateMetrics) {
+async fn serve_metrics(mut listener: Listener, metrics: GateMetrics) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
+        let accepted = listener.accept().await;
+        let (tcp, slot) = (accepted.stream, accepted.slot);
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
                 async move {
@@ -547,6 +611,8 @@ async fn serve_metrics(listener: TcpListener, metrics: GateMetrics) {
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(METRICS_HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
         });

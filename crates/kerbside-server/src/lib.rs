@@ -28,9 +28,11 @@ pub mod access;
 mod auth;
 pub mod cgi;
 pub mod check;
+mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+pub mod listener;
 pub mod metrics;
 pub mod passwords;
 mod proxy;
@@ -43,6 +45,7 @@ pub use auth::{
     NegotiateLayer, NegotiateService, TlsChannel,
 };
 pub use proxy::{
-    strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ReverseProxy, DEFAULT_IDENTITY_HEADER,
+    strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy,
+    DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY, DEFAULT_UPSTREAM_TIMEOUT,
 };
 pub use tls::load_server_config;

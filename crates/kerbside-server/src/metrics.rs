@@ -1,5 +1,6 @@
 //! Prometheus metrics of the gate: handshakes by result, failure reasons, handshake
-//! latency, active connections and session hits.
+//! latency, active connections and session hits, and the limits at work: upstream
+//! timeouts and failures, bodies over the limit, failed accepts, the connection cap.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -40,6 +41,11 @@ struct Inner {
     session_hits: Counter,
     connection_reuse: Counter,
     responses: Family<StatusLabel, Counter>,
+    upstream_timeouts: Counter,
+    upstream_failures: Counter,
+    bodies_too_large: Counter,
+    accept_failures: Counter,
+    connection_cap_waits: Counter,
 }
 
 impl std::fmt::Debug for GateMetrics {
@@ -96,6 +102,36 @@ impl GateMetrics {
             connection_reuse.clone(),
         );
         registry.register("responses", "Responses by status class", responses.clone());
+        let upstream_timeouts = Counter::default();
+        let upstream_failures = Counter::default();
+        let bodies_too_large = Counter::default();
+        let accept_failures = Counter::default();
+        let connection_cap_waits = Counter::default();
+        registry.register(
+            "upstream_timeouts",
+            "Requests answered 504 because the upstream stalled (upstream-timeout)",
+            upstream_timeouts.clone(),
+        );
+        registry.register(
+            "upstream_failures",
+            "Requests answered 502 because the upstream failed (refused, reset, bad answer)",
+            upstream_failures.clone(),
+        );
+        registry.register(
+            "request_bodies_too_large",
+            "Requests answered 413 because the body was over max-body",
+            bodies_too_large.clone(),
+        );
+        registry.register(
+            "accept_failures",
+            "Failed accepts of connections (EMFILE, ENFILE, ENOBUFS...)",
+            accept_failures.clone(),
+        );
+        registry.register(
+            "connection_cap_waits",
+            "Times a listener stopped accepting because max-connections were open",
+            connection_cap_waits.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             handshakes,
@@ -105,6 +141,11 @@ impl GateMetrics {
             session_hits,
             connection_reuse,
             responses,
+            upstream_timeouts,
+            upstream_failures,
+            bodies_too_large,
+            accept_failures,
+            connection_cap_waits,
         }))
     }
 
@@ -149,6 +190,31 @@ impl GateMetrics {
             _ => "5xx",
         };
         self.0.responses.get_or_create(&StatusLabel { class }).inc();
+    }
+
+    /// Counts a request whose upstream stalled (`504`).
+    pub fn upstream_timeout(&self) {
+        self.0.upstream_timeouts.inc();
+    }
+
+    /// Counts a request whose upstream failed (`502`).
+    pub fn upstream_failure(&self) {
+        self.0.upstream_failures.inc();
+    }
+
+    /// Counts a request body over the limit (`413`).
+    pub fn body_too_large(&self) {
+        self.0.bodies_too_large.inc();
+    }
+
+    /// Counts a failed `accept()`.
+    pub fn accept_failure(&self) {
+        self.0.accept_failures.inc();
+    }
+
+    /// Counts a time the connection cap was reached.
+    pub fn connection_cap_wait(&self) {
+        self.0.connection_cap_waits.inc();
     }
 
     /// A connection opened; the returned guard counts it closed when dropped.

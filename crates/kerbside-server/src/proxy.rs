@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
@@ -19,7 +20,9 @@ use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
 use crate::auth::Authenticated;
+use crate::forward_body::{ForwardBody, Progress};
 use crate::gate::ConnectionInfo;
+use crate::metrics::GateMetrics;
 
 /// The header that carries the authenticated principal to the upstream by default.
 pub const DEFAULT_IDENTITY_HEADER: &str = "x-remote-user";
@@ -43,13 +46,44 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// The default [`ProxyLimits::upstream_timeout`].
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default largest request body (1 GiB: enough for large git pushes).
+pub const DEFAULT_MAX_BODY: u64 = 1 << 30;
+
+/// What a [`ReverseProxy`] waits for and takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyLimits {
+    /// How long the upstream may take to accept the connection, and then to make
+    /// progress: to read the next part of the request body, or, once the body is sent,
+    /// to send its response head. Beyond it the client gets `504`.
+    pub upstream_timeout: Duration,
+    /// The largest request body passed on: a larger `Content-Length` gets `413` before
+    /// anything is sent upstream; a body without a length is cut at the limit (`413`
+    /// if the upstream has not answered yet).
+    pub max_body: u64,
+}
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
 /// A [`Service`] that forwards requests to one upstream (`http://host:port[/prefix]`).
 ///
 /// Any copy of the identity header sent by the client is removed, and the
-/// principal from the [`Authenticated`] extension is set in its place.
+/// principal from the [`Authenticated`] extension is set in its place. An upstream
+/// that stalls, and a body over the limit, are cut off ([`ProxyLimits`]).
 #[derive(Clone)]
 pub struct ReverseProxy {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, ForwardBody<Incoming>>,
+    limits: ProxyLimits,
+    metrics: Option<GateMetrics>,
     scheme: Scheme,
     authority: Authority,
     prefix: String,
@@ -66,6 +100,7 @@ impl std::fmt::Debug for ReverseProxy {
             )
             .field("identity_header", &self.identity_header)
             .field("signed", &self.signer.is_some())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -146,17 +181,32 @@ impl ReverseProxy {
             .cloned()
             .ok_or_else(|| format!("upstream {upstream} has no host"))?;
         let prefix = upstream.path().trim_end_matches('/').to_owned();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let limits = ProxyLimits::default();
         Ok(Self {
-            client,
+            client: upstream_client(limits.upstream_timeout),
+            limits,
+            metrics: None,
             scheme,
             authority,
             prefix,
             identity_header,
             signer: None,
         })
+    }
+
+    /// Sets the timeout and the body limit.
+    pub fn with_limits(mut self, limits: ProxyLimits) -> Self {
+        if limits.upstream_timeout != self.limits.upstream_timeout {
+            self.client = upstream_client(limits.upstream_timeout);
+        }
+        self.limits = limits;
+        self
+    }
+
+    /// Counts timeouts, upstream failures and bodies over the limit here.
+    pub fn with_metrics(mut self, metrics: GateMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Adds a signature header next to the identity header.
@@ -240,6 +290,50 @@ impl ReverseProxy {
     }
 }
 
+/// A client for upstreams that gives up connecting after `timeout`.
+fn upstream_client(timeout: Duration) -> Client<HttpConnector, ForwardBody<Incoming>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(timeout));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Waits for `response` while the request keeps moving: `None` once nothing has
+/// happened for `timeout` (no connection, no part of the body taken, no head).
+async fn unless_stalled<F: Future>(
+    response: F,
+    progress: &Progress,
+    timeout: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(response);
+    loop {
+        let deadline = progress.last_activity() + timeout;
+        tokio::select! {
+            out = &mut response => return Some(out),
+            () = tokio::time::sleep_until(deadline) => {
+                if progress.last_activity() + timeout <= tokio::time::Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The declared length of a request body, if any.
+fn declared_length(request: &Request<Incoming>) -> Option<u64> {
+    use http_body::Body;
+    request.body().size_hint().exact().or_else(|| {
+        request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn bad_gateway(status: StatusCode) -> Response<GateBody> {
     let mut response = Response::new(GateBody::default());
     *response.status_mut() = status;
@@ -262,16 +356,54 @@ impl Service<Request<Incoming>> for ReverseProxy {
             // upstream, and after a 101 the two connections are spliced.
             let upgrade = requested_upgrade(request.headers());
             let client_side = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+            if let Some(length) = declared_length(&request) {
+                if length > this.limits.max_body {
+                    tracing::warn!(
+                        upstream = %this.authority,
+                        length,
+                        limit = this.limits.max_body,
+                        "request body larger than max-body; answering 413, nothing sent upstream"
+                    );
+                    if let Some(m) = &this.metrics {
+                        m.body_too_large();
+                    }
+                    return Ok(bad_gateway(StatusCode::PAYLOAD_TOO_LARGE));
+                }
+            }
             if let Err(e) = this.prepare(&mut request) {
                 tracing::warn!("cannot build the upstream request: {e}");
                 return Ok(bad_gateway(StatusCode::BAD_REQUEST));
             }
+            let progress = Progress::new();
+            let mut request =
+                request.map(|body| ForwardBody::new(body, this.limits.max_body, progress.clone()));
             if let Some(protocol) = &upgrade {
                 let headers = request.headers_mut();
                 headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
                 headers.insert(http::header::UPGRADE, protocol.clone());
             }
-            match this.client.request(request).await {
+            let timeout = this.limits.upstream_timeout;
+            let Some(outcome) =
+                unless_stalled(this.client.request(request), &progress, timeout).await
+            else {
+                if progress.waiting_for_client() {
+                    tracing::info!(
+                        upstream = %this.authority,
+                        "the client sent no more of its request body for {timeout:?}; answering 408"
+                    );
+                    return Ok(bad_gateway(StatusCode::REQUEST_TIMEOUT));
+                }
+                tracing::warn!(
+                    upstream = %this.authority,
+                    "the upstream did not answer (no connection, body not read, or no response head) \
+                     within the upstream-timeout of {timeout:?}; answering 504"
+                );
+                if let Some(m) = &this.metrics {
+                    m.upstream_timeout();
+                }
+                return Ok(bad_gateway(StatusCode::GATEWAY_TIMEOUT));
+            };
+            match outcome {
                 Ok(mut response) => {
                     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                     if let (true, Some(client_side)) = (switching, client_side) {
@@ -312,13 +444,52 @@ impl Service<Request<Incoming>> for ReverseProxy {
                         body.map_err(|e| Box::new(e) as BoxError).boxed(),
                     ))
                 }
+                Err(_) if progress.too_large() => {
+                    tracing::warn!(
+                        upstream = %this.authority,
+                        limit = this.limits.max_body,
+                        "request body larger than max-body; cut off, answering 413"
+                    );
+                    if let Some(m) = &this.metrics {
+                        m.body_too_large();
+                    }
+                    Ok(bad_gateway(StatusCode::PAYLOAD_TOO_LARGE))
+                }
+                Err(e) if e.is_connect() && is_timeout(&e) => {
+                    tracing::warn!(
+                        upstream = %this.authority,
+                        "cannot connect to the upstream within the upstream-timeout of {timeout:?}; answering 504"
+                    );
+                    if let Some(m) = &this.metrics {
+                        m.upstream_timeout();
+                    }
+                    Ok(bad_gateway(StatusCode::GATEWAY_TIMEOUT))
+                }
                 Err(e) => {
                     tracing::error!(upstream = %this.authority, "upstream request failed: {e}");
+                    if let Some(m) = &this.metrics {
+                        m.upstream_failure();
+                    }
                     Ok(bad_gateway(StatusCode::BAD_GATEWAY))
                 }
             }
         })
     }
+}
+
+/// True if a client error was a timeout somewhere in its chain of sources.
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.to_string().contains("timed out")
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and those named in

@@ -601,7 +601,7 @@ async fn a_chunked_body_is_spooled_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let program = script(dir.path(), "hash.cgi", HASH_STDIN);
     let mut config = CgiConfig::new(&program, "");
-    config.max_spooled_body = 2 << 20;
+    config.max_body = 2 << 20;
     let server = serve(config, Some(ALICE), false).await;
     let data = payload(1_500_000);
     let expected = sha256(dir.path(), &data).await;
@@ -621,7 +621,7 @@ async fn a_chunked_body_is_spooled_and_counted() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), format!("{}\n{expected}\n", data.len()));
 
-    // Over max_spooled_body: 413, before the program runs.
+    // Over max_body: 413, before the program runs.
     let answer = send(
         Request::post(server.url("/"))
             .body(chunked(payload(3 << 20)))

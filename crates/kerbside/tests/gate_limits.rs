@@ -6,11 +6,13 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{kerbside, EchoUpstream};
+use common::{clean_env, kerbside, metric, text, EchoUpstream, GateProcess, HeadEchoUpstream};
 use kerbside_testkit::TestRealm;
 
 /// One realm for the whole binary.
@@ -119,4 +121,239 @@ fn gate_with_a_keytab_for_another_principal_refuses_to_start() {
         ]);
     let gate = common::GateProcess::from_command(cmd);
     drop(gate);
+}
+
+/// curl for plain-HTTP gates (`--auth none`): no proxy, no CA overrides.
+fn plain_curl() -> Command {
+    let mut cmd = Command::new("curl");
+    clean_env(&mut cmd);
+    cmd.args(["--silent", "--show-error", "--noproxy", "*"]);
+    cmd
+}
+
+/// A gate with `--auth none` in front of `upstream`, with metrics, and `extra` flags.
+fn open_gate(upstream: &str, extra: &[&str]) -> GateProcess {
+    let mut cmd = kerbside(realm());
+    cmd.args(["gate", "--auth", "none", "--listen", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0", "--upstream", upstream])
+        .args(extra);
+    GateProcess::from_command(cmd)
+}
+
+/// An upstream that accepts connections and never answers (nor reads).
+fn stalled_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// Runs curl with `-w` for the status; gives (status, body, seconds taken).
+fn curl_status(cmd: &mut Command) -> (String, String, f64) {
+    let started = Instant::now();
+    let out = cmd.args(["-w", "\nstatus=%{http_code}"]).output().unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let (stdout, stderr) = text(&out);
+    let (body, status) = stdout
+        .rsplit_once("\nstatus=")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    (status.to_owned(), body.to_owned(), took)
+}
+
+#[test]
+fn a_stalled_upstream_gets_the_client_a_504_and_is_counted() {
+    let upstream = stalled_upstream();
+    let gate = open_gate(&upstream, &["--upstream-timeout", "2"]);
+    let (status, body, took) = curl_status(plain_curl().args(["-m", "30", &gate.url("/x")]));
+    assert_eq!(status, "504", "{body}\n{}", gate.log());
+    assert!(body.contains("did not answer in time"), "{body}");
+    // Bounded by the timeout (2 s), with slack for a loaded machine; never curl's 30.
+    assert!((1.5..20.0).contains(&took), "took {took} s");
+    assert!(
+        gate.wait_for_log(|l| l.contains("upstream-timeout") && l.contains("504")),
+        "{}",
+        gate.log()
+    );
+    let metrics = gate.metrics();
+    assert_eq!(
+        metric(&metrics, "kerbside_gate_upstream_timeouts_total"),
+        1.0,
+        "{metrics}"
+    );
+    // A refused connection is a 502, counted apart.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let gate = open_gate(&closed, &[]);
+    let (status, body, _) = curl_status(plain_curl().args(["-m", "30", &gate.url("/")]));
+    assert_eq!(status, "502", "{body}");
+    assert!(body.contains("Bad gateway"), "{body}");
+    assert_eq!(
+        metric(&gate.metrics(), "kerbside_gate_upstream_failures_total"),
+        1.0
+    );
+}
+
+#[test]
+fn a_mount_timeout_overrides_the_gates() {
+    // An upstream that answers after 3 s: too slow for the gate's 1 s, in time for the
+    // patient mount's 30 s.
+    let upstream = HeadEchoUpstream::start(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth = \"none\"\nupstream-timeout = 1\n\
+             [[mount]]\npath = \"/patient\"\nupstream = \"{0}\"\nupstream-timeout = 30\n\
+             [[mount]]\npath = \"/\"\nupstream = \"{0}\"\n",
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    let mut cmd = kerbside(realm());
+    cmd.args(["gate", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config);
+    let gate = GateProcess::from_command(cmd);
+    let (status, body, _) = curl_status(plain_curl().args(["-m", "60", &gate.url("/hasty")]));
+    assert_eq!(status, "504", "{body}\n{}", gate.log());
+    let (status, body, _) = curl_status(plain_curl().args(["-m", "60", &gate.url("/patient/x")]));
+    assert_eq!(status, "200", "{body}\n{}", gate.log());
+    assert!(body.starts_with("GET /patient/x "), "{body}");
+}
+
+/// Reads from `stream` until a status line arrives or `within` passes; `None` if
+/// nothing came.
+fn read_status(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (!got.is_empty()).then(|| {
+        String::from_utf8_lossy(&got)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+#[test]
+fn connections_beyond_max_connections_wait_until_one_closes() {
+    let upstream = EchoUpstream::start();
+    let gate = open_gate(&upstream.url(), &["--max-connections", "2"]);
+    let addr = gate.url.strip_prefix("http://").unwrap().to_owned();
+    let first = TcpStream::connect(&addr).unwrap();
+    let mut second = TcpStream::connect(&addr).unwrap();
+    // The second is served (so both are accepted and hold their places).
+    second
+        .write_all(b"GET /second HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let status = read_status(&mut second, Duration::from_secs(10));
+    assert!(
+        status.as_deref().unwrap_or("").contains(" 200 "),
+        "{status:?}"
+    );
+    // The third connects (the kernel's backlog) but is not served while two are open.
+    let mut third = TcpStream::connect(&addr).unwrap();
+    third
+        .write_all(b"GET /third HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_status(&mut third, Duration::from_secs(1)), None);
+    assert!(
+        gate.wait_for_log(|l| l.contains("reached max-connections")),
+        "{}",
+        gate.log()
+    );
+    drop(first);
+    let status = read_status(&mut third, Duration::from_secs(10));
+    assert!(
+        status.as_deref().unwrap_or("").contains(" 200 "),
+        "{status:?}"
+    );
+    assert_eq!(
+        gate.log().matches("reached max-connections").count(),
+        1,
+        "{}",
+        gate.log()
+    );
+}
+
+/// User and system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime is the 14th
+    // field of the line, stime the 15th.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_gate_backs_off_and_recovers() {
+    let upstream = EchoUpstream::start();
+    let mut cmd = Command::new("prlimit");
+    clean_env(&mut cmd);
+    cmd.envs(realm().env())
+        .arg("--nofile=40:40")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_kerbside"))
+        .args(["gate", "--auth", "none", "--listen", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0", "--upstream", &upstream.url()]);
+    let gate = GateProcess::from_command(cmd);
+    let addr = gate.url.strip_prefix("http://").unwrap().to_owned();
+    let metrics_url = gate.metrics_url();
+    let metrics_addr = metrics_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    // Idle connections until the gate has no descriptors left to accept with.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(TcpStream::connect(&addr).unwrap());
+        if gate.log().contains("cannot accept a connection") {
+            break;
+        }
+    }
+    assert!(
+        gate.wait_for_log(
+            |l| l.contains("cannot accept a connection") && l.contains("out of file descriptors")
+        ),
+        "{}",
+        gate.log()
+    );
+    // The metrics listener, out of descriptors too, backs off the same way.
+    held.push(TcpStream::connect(&metrics_addr).unwrap());
+    assert!(
+        gate.wait_for_log(|l| l
+            .lines()
+            .any(|line| line.contains("cannot accept") && line.contains("metrics"))),
+        "{}",
+        gate.log()
+    );
+    // Still out of descriptors: no busy loop (this is a check for spinning, not for
+    // speed: a spinning gate burns a whole core, about 100 ticks a second).
+    let before = cpu_ticks(gate.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(gate.pid()) - before;
+    assert!(
+        spent < 60,
+        "the gate spent {spent} ticks in 2 s while out of descriptors"
+    );
+    // Once the connections close, it serves again.
+    drop(held);
+    let (status, body, _) = curl_status(plain_curl().args(["-m", "30", &gate.url("/again")]));
+    assert_eq!(status, "200", "{body}\n{}", gate.log());
 }

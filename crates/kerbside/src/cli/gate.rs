@@ -35,15 +35,21 @@ rules:
   metrics = \"127.0.0.1:9100\"
   max-handshakes = 64              # tokens accepted at once; more wait
   header-timeout = 30              # seconds to send request headers (slowloris)
+  upstream-timeout = 60            # seconds an upstream may stall before a 504
+  max-connections = 4096           # open client connections; more wait in the backlog
+  max-body = \"1G\"                  # largest request body (bytes, or K/M/G); beyond it 413
+  spool-budget = \"4G\"              # disk for CGI bodies sent without a length; beyond it 507
 
   [[mount]]                        # a CGI program under a path
   path = \"/hg\"
   cgi = \"/srv/hg/hgweb.cgi\"
   env = { HGENCODING = \"utf-8\" }
   timeout = 300
+  max-body = \"2G\"                  # this mount's own limit
   [[mount]]                        # a reverse proxy under a path
   path = \"/\"
   upstream = \"http://127.0.0.1:8000\"
+  upstream-timeout = 120           # this mount's own timeout
 
   [[access]]                       # anonymous read, authenticated push
   path = \"/hg\"
@@ -216,9 +222,66 @@ pub struct GateArgs {
     )]
     pub check_spn: Option<String>,
 
+    /// Seconds an upstream may take to accept a connection, then to make progress
+    /// (take the request body, send its response head) before the client gets 504.
+    /// Default 60; [[mount]]s may set their own.
+    #[arg(long, value_name = "SECONDS")]
+    pub upstream_timeout: Option<u64>,
+
+    /// Open client connections at most (default 4096); more wait in the kernel's
+    /// backlog until one closes.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// The largest request body, in bytes or with K, M, G (default 1G); beyond it the
+    /// client gets 413 and nothing more is read. [[mount]]s may set their own.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: Option<u64>,
+
     /// Log format: `text` (default) or `json`.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+}
+
+/// A size in bytes, or with a K, M, G or T suffix (powers of 1024; `KiB`, `MB`...
+/// are read the same way).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: give bytes or a number with K, M or G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("{text:?}: the unit must be K, M, G or T")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A size in the configuration file: a number of bytes or a string like `"512M"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SizeFile {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeFile {
+    fn bytes(&self) -> Result<u64, String> {
+        match self {
+            Self::Bytes(n) => Ok(*n),
+            Self::Text(t) => parse_size(t),
+        }
+    }
 }
 
 /// A `[[mount]]` of the configuration file.
@@ -233,6 +296,8 @@ struct MountFile {
     timeout: Option<u64>,
     max_concurrent: Option<usize>,
     working_dir: Option<PathBuf>,
+    upstream_timeout: Option<u64>,
+    max_body: Option<SizeFile>,
 }
 
 /// The configuration file.
@@ -258,6 +323,10 @@ struct GateFile {
     channel_binding: Option<String>,
     max_handshakes: Option<usize>,
     header_timeout: Option<u64>,
+    upstream_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_body: Option<SizeFile>,
+    spool_budget: Option<SizeFile>,
     basic_fallback: Option<bool>,
     basic_realm: Option<String>,
     ntlm_users: Option<PathBuf>,
@@ -320,26 +389,26 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
                 ))
             }
         };
-        mounts.push(Mount {
-            prefix: m.path,
-            target,
-        });
+        if m.upstream_timeout.is_some() && matches!(target, MountTarget::Cgi(_)) {
+            return Err(format!(
+                "mount {}: upstream-timeout is for upstream mounts; a CGI mount has timeout",
+                m.path
+            ));
+        }
+        let mut mount = Mount::new(m.path, target);
+        mount.upstream_timeout = m.upstream_timeout.map(|s| Duration::from_secs(s.max(1)));
+        mount.max_body = m.max_body.as_ref().map(SizeFile::bytes).transpose()?;
+        mounts.push(mount);
     }
     match (args.upstream.or(file.upstream), args.cgi.or(file.cgi)) {
         (Some(_), Some(_)) => {
             return Err("give --upstream or --cgi for `/`, not both (use [[mount]]s)".to_owned())
         }
-        (Some(up), None) => mounts.push(Mount {
-            prefix: "/".to_owned(),
-            target: MountTarget::Proxy(parse_upstream(&up)?),
-        }),
+        (Some(up), None) => mounts.push(Mount::new("/", MountTarget::Proxy(parse_upstream(&up)?))),
         (None, Some(program)) => {
             let mut cgi = CgiConfig::new(program, "");
             cgi.user_map = user_map.clone();
-            mounts.push(Mount {
-                prefix: "/".to_owned(),
-                target: MountTarget::Cgi(cgi),
-            });
+            mounts.push(Mount::new("/", MountTarget::Cgi(cgi)));
         }
         (None, None) => {}
     }
@@ -436,6 +505,20 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     }
     if let Some(secs) = file.header_timeout {
         config.header_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = args.upstream_timeout.or(file.upstream_timeout) {
+        config.upstream_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        config.max_connections = n.max(1);
+    }
+    if let Some(bytes) = args.max_body {
+        config.max_body = bytes;
+    } else if let Some(size) = &file.max_body {
+        config.max_body = size.bytes().map_err(|e| format!("max-body: {e}"))?;
+    }
+    if let Some(size) = &file.spool_budget {
+        config.spool_budget = size.bytes().map_err(|e| format!("spool-budget: {e}"))?;
     }
     let log_format = args
         .log_format
@@ -599,4 +682,21 @@ pub async fn run(args: GateArgs) -> ExitCode {
     }
     gate.serve(shutdown).await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

@@ -214,15 +214,11 @@ pub async fn run(mut args: TunnelArgs) -> ExitCode {
     let verbose = args.verbose;
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
+    let mut listener = kerbside_server::listener::Listener::new(listener, "tunnel")
+        .with_max_connections(kerbside_server::listener::DEFAULT_MAX_CONNECTIONS);
     loop {
-        let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
+        let (tcp, remote, slot) = tokio::select! {
+            a = listener.accept() => (a.stream, a.remote, a.slot),
             _ = &mut shutdown => return ExitCode::SUCCESS,
         };
         // One client per local connection: its upstream connections (and any
@@ -230,6 +226,7 @@ pub async fn run(mut args: TunnelArgs) -> ExitCode {
         let client = client.fork();
         let target = target.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let client = client.clone();
                 let target = target.clone();
