@@ -8,11 +8,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{clean_env, kerbside, metric, text, EchoUpstream, GateProcess, HeadEchoUpstream};
+use common::{
+    clean_env, kerbside, metric, text, EchoUpstream, GateProcess, HeadEchoUpstream,
+    RecordingUpstream,
+};
 use kerbside_testkit::TestRealm;
 
 /// One realm for the whole binary.
@@ -356,4 +360,232 @@ fn out_of_file_descriptors_the_gate_backs_off_and_recovers() {
     drop(held);
     let (status, body, _) = curl_status(plain_curl().args(["-m", "30", &gate.url("/again")]));
     assert_eq!(status, "200", "{body}\n{}", gate.log());
+}
+
+/// Files under `dir` the process `pid` holds open (spooled bodies are unnamed
+/// temporary files there: they show as `dir/#123 (deleted)`).
+fn open_files_under(pid: u32, dir: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn request_bodies_over_max_body_get_413_before_they_cost_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let runs = dir.path().join("runs.log");
+    let cgi = script(
+        dir.path(),
+        "record.cgi",
+        &format!(
+            "#!/bin/sh\necho \"$REQUEST_METHOD $CONTENT_LENGTH\" >> {}\nn=$(wc -c)\nprintf 'Content-Type: text/plain\\n\\nread %s\\n' \"$n\"\n",
+            runs.display()
+        ),
+    );
+    let recording = RecordingUpstream::start();
+    let echo = EchoUpstream::start();
+    let stalled = stalled_upstream();
+    let config = dir.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth = \"none\"\nmax-body = \"100K\"\n\
+             [[mount]]\npath = \"/cgi\"\ncgi = \"{}\"\n\
+             [[mount]]\npath = \"/echo\"\nupstream = \"{}\"\n\
+             [[mount]]\npath = \"/stall\"\nupstream = \"{stalled}\"\n\
+             [[mount]]\npath = \"/big\"\nupstream = \"{}\"\nmax-body = \"1M\"\n\
+             [[mount]]\npath = \"/\"\nupstream = \"{}\"\n",
+            cgi.display(),
+            echo.url(),
+            echo.url(),
+            recording.url()
+        ),
+    )
+    .unwrap();
+    let mut cmd = kerbside(realm());
+    cmd.env("TMPDIR", &spool)
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&config);
+    let gate = GateProcess::from_command(cmd);
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; 300 * 1024]).unwrap();
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, vec![b'y'; 50 * 1024]).unwrap();
+    let upload = |url: &str, file: &Path, chunked: bool| {
+        let mut cmd = plain_curl();
+        cmd.args(["-m", "30", "-H", "Expect:", "--data-binary"])
+            .arg(format!("@{}", file.display()));
+        if chunked {
+            cmd.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        curl_status(cmd.arg(url))
+    };
+
+    // A Content-Length over the limit: 413 from the gate; neither the CGI program
+    // nor the upstream hears of it.
+    let (status, body, _) = upload(&gate.url("/cgi/x"), &big, false);
+    assert_eq!(status, "413", "{body}\n{}", gate.log());
+    assert!(body.contains("too large"), "{body}");
+    let (status, body, _) = upload(&gate.url("/up"), &big, false);
+    assert_eq!(status, "413", "{body}\n{}", gate.log());
+    assert!(!runs.exists(), "the CGI program ran");
+    assert!(
+        recording.requests().is_empty(),
+        "{:?}",
+        recording.requests()
+    );
+
+    // Without a length (chunked): cut at the limit, 413, and nothing stays spooled.
+    let (status, body, _) = upload(&gate.url("/cgi/x"), &big, true);
+    assert_eq!(status, "413", "{body}\n{}", gate.log());
+    assert!(!runs.exists(), "the CGI program ran");
+    let (status, body, _) = upload(&gate.url("/stall"), &big, true);
+    assert_eq!(status, "413", "{body}\n{}", gate.log());
+    assert_eq!(open_files_under(gate.pid(), &spool), 0);
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "spool files left behind"
+    );
+    assert_eq!(
+        metric(
+            &gate.metrics(),
+            "kerbside_gate_request_bodies_too_large_total"
+        ),
+        4.0
+    );
+
+    // Under the limit (and under a mount's own larger limit), bodies pass, chunked or not.
+    for chunked in [false, true] {
+        let (status, body, _) = upload(&gate.url("/cgi/x"), &small, chunked);
+        assert_eq!(status, "200", "{body}\n{}", gate.log());
+        assert_eq!(body.trim(), format!("read {}", 50 * 1024));
+        let (status, body, _) = upload(&gate.url("/echo"), &small, chunked);
+        assert_eq!(status, "200", "{body}\n{}", gate.log());
+        assert!(body.contains(&"y".repeat(50 * 1024)), "{body}");
+        let (status, body, _) = upload(&gate.url("/big"), &big, chunked);
+        assert_eq!(status, "200", "{body}\n{}", gate.log());
+        assert!(body.contains(&"x".repeat(300 * 1024)));
+    }
+}
+
+#[test]
+fn a_cgi_request_waiting_for_its_slot_spools_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let runs = dir.path().join("runs.log");
+    let release = dir.path().join("release");
+    let cgi = script(
+        dir.path(),
+        "slow.cgi",
+        &format!(
+            "#!/bin/sh\nn=$(wc -c)\necho \"start $n\" >> {runs}\nwhile [ ! -e {release} ]; do sleep 0.05; done\nprintf 'Content-Type: text/plain\\n\\nread %s\\n' \"$n\"\n",
+            runs = runs.display(),
+            release = release.display()
+        ),
+    );
+    let config = dir.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth = \"none\"\n[[mount]]\npath = \"/\"\ncgi = \"{}\"\nmax-concurrent = 1\n",
+            cgi.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = kerbside(realm());
+    cmd.env("TMPDIR", &spool)
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&config);
+    let gate = GateProcess::from_command(cmd);
+    let body = dir.path().join("body.bin");
+    std::fs::write(&body, vec![b'z'; 200 * 1024]).unwrap();
+    let upload = || {
+        let mut cmd = plain_curl();
+        cmd.args([
+            "-m",
+            "60",
+            "-H",
+            "Expect:",
+            "-H",
+            "Transfer-Encoding: chunked",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .args(["-w", "\nstatus=%{http_code}"])
+        .arg(gate.url("/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let first = upload();
+    // The first request has spooled its body and its program runs (holding the slot).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&runs).is_ok_and(|r| r.contains("start")) {
+        assert!(
+            Instant::now() < deadline,
+            "the first upload never ran: {}",
+            gate.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = upload();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&gate.metrics(), "kerbside_gate_active_connections") < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the second upload never connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While the first runs, the second's body is not read: no spool file appears.
+    let window = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < window {
+        assert_eq!(
+            open_files_under(gate.pid(), &spool),
+            0,
+            "the waiting request spooled its body"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&release, b"").unwrap();
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(
+            stdout.contains("status=200"),
+            "{stdout}\n{stderr}\n{}",
+            gate.log()
+        );
+        assert!(stdout.contains(&format!("read {}", 200 * 1024)), "{stdout}");
+    }
+    let runs = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
 }
