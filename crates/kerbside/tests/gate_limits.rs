@@ -14,10 +14,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    clean_env, kerbside, metric, text, EchoUpstream, GateProcess, HeadEchoUpstream,
+    clean_env, curl, kerbside, metric, text, EchoUpstream, GateProcess, HeadEchoUpstream,
     RecordingUpstream,
 };
-use kerbside_testkit::TestRealm;
+use kerbside_testkit::{TestCa, TestRealm};
 
 /// One realm for the whole binary.
 fn realm() -> &'static TestRealm {
@@ -588,4 +588,101 @@ fn a_cgi_request_waiting_for_its_slot_spools_nothing() {
     }
     let runs = std::fs::read_to_string(&runs).unwrap();
     assert_eq!(runs.lines().count(), 2, "{runs}");
+}
+
+#[test]
+fn oversized_headers_get_431_over_http11_and_over_http2_when_curl_sends_them() {
+    let realm = realm();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = EchoUpstream::start();
+    let mut cmd = kerbside(realm);
+    // h2's frame log shows whether a request's HEADERS ever reached the gate.
+    cmd.env("RUST_LOG", "info,h2::codec::framed_read=debug")
+        .args(["gate", "--listen", "127.0.0.1:0", "--keytab"])
+        .arg(realm.keytab())
+        .args(["--upstream", &upstream.url(), "--tls-cert"])
+        .arg(cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(cert.key_pem_path());
+    let gate = GateProcess::from_command(cmd);
+    let header_file = |name: &str, lines: Vec<String>| {
+        let path = realm.dir().join(format!("headers-{name}"));
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        format!("@{}", path.display())
+    };
+    let hundred = header_file("100k", vec![format!("X-Big: {}", "a".repeat(100 * 1024))]);
+    // 63 fields of 1000 bytes: over the gate's 64 KiB as HTTP/2 counts a header list
+    // (name + value + 32 per field), under the 64 KiB block curl's nghttp2 will send.
+    let just_over = header_file(
+        "63x1000",
+        (0..63)
+            .map(|i| format!("X-H{i:02}: {}", "a".repeat(1000)))
+            .collect(),
+    );
+    let twenty = header_file("20k", vec![format!("X-Big: {}", "a".repeat(20 * 1024))]);
+    // An Active Directory user's ticket with a large PAC: about 15 KB of token.
+    let ticket = header_file(
+        "15k-token",
+        vec![format!(
+            "Authorization: Negotiate {}",
+            "YII".repeat(5 * 1024)
+        )],
+    );
+    let fetch = |version: &str, header: &str, negotiate: bool| {
+        let mut cmd = curl(realm, ca.ca_pem_path());
+        cmd.args([version, "-v", "-o", "/dev/null", "-H", header])
+            .args(["-w", "status=%{http_code} version=%{http_version}"]);
+        if negotiate {
+            cmd.args(["--negotiate", "-u", ":"]);
+        }
+        let out = cmd.arg(gate.url("/big")).output().unwrap();
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let received_headers = || gate.log().matches("received frame=Headers").count();
+
+    for version in ["--http1.1", "--http2"] {
+        let shown = if version == "--http2" { "2" } else { "1.1" };
+        let (code, status, err) = fetch(version, &twenty, true);
+        assert_eq!(
+            (code, status),
+            (Some(0), format!("status=200 version={shown}")),
+            "{version}: {err}\n{}",
+            gate.log()
+        );
+        // The big token is read (and refused as a token), not refused as too large.
+        let (code, status, err) = fetch(version, &ticket, false);
+        assert_eq!(code, Some(0), "{version}: {err}");
+        assert!(
+            status.starts_with("status=400 ") || status.starts_with("status=401 "),
+            "{version}: {status}"
+        );
+    }
+    let (code, status, err) = fetch("--http2", &just_over, false);
+    assert_eq!(
+        (code, status.as_str()),
+        (Some(0), "status=431 version=2"),
+        "{err}\n{}",
+        gate.log()
+    );
+    let (code, status, err) = fetch("--http1.1", &hundred, false);
+    assert_eq!(
+        (code, status.as_str()),
+        (Some(0), "status=431 version=1.1"),
+        "{err}"
+    );
+    // Over HTTP/2 curl (nghttp2 keeps header blocks it sends under 64 KiB) does not
+    // send 100 KB of headers at all: it resets the stream itself (REFUSED_STREAM),
+    // retries, and reports a dead connection. No HEADERS frame reaches the gate, so
+    // no server can answer it; curl --http1.1 shows the 431.
+    let before = received_headers();
+    let (code, status, err) = fetch("--http2", &hundred, false);
+    assert_eq!(
+        (code, status.as_str()),
+        (Some(56), "status=000 version=0"),
+        "{err}"
+    );
+    assert!(err.contains("REFUSED_STREAM"), "{err}");
+    assert_eq!(received_headers(), before, "{}", gate.log());
 }
