@@ -1,7 +1,10 @@
-//! A request body on its way to an upstream: cut off beyond the mount's `max-body`,
-//! and watched, so that the proxy can tell an upstream that stalls (no progress for
-//! the `upstream-timeout`) from a client that is slow to send.
+//! Bodies passing through the proxy. A request body on its way to an upstream is cut
+//! off beyond the mount's `max-body`, and watched, so that the proxy can tell an
+//! upstream that stalls (no progress for the `upstream-timeout`) from a client that
+//! is slow to send. A response body from an upstream is ended when the upstream
+//! sends nothing for the `upstream-timeout` (as nginx's `proxy_read_timeout`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,8 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
+use crate::metrics::GateMetrics;
 use crate::proxy::BoxError;
 
 /// What a [`ForwardBody`] tells the proxy while the request is on its way.
@@ -140,10 +144,118 @@ where
     }
 }
 
+/// The error a response body ends with when the upstream stalls in the middle.
+#[derive(Debug)]
+pub(crate) struct UpstreamStalled(Duration);
+
+impl std::fmt::Display for UpstreamStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the upstream sent no more of its response for {:?} (upstream-timeout)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UpstreamStalled {}
+
+/// A response body from an upstream that ends with [`UpstreamStalled`] when nothing
+/// arrives for `timeout`.
+#[derive(Debug)]
+pub(crate) struct IdleTimeout<B> {
+    inner: Pin<Box<B>>,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+    metrics: Option<GateMetrics>,
+    upstream: String,
+}
+
+impl<B> IdleTimeout<B> {
+    pub(crate) fn new(
+        inner: B,
+        timeout: Duration,
+        metrics: Option<GateMetrics>,
+        upstream: String,
+    ) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            metrics,
+            upstream,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::warn!(
+                        upstream = %this.upstream,
+                        "the upstream stopped sending its response for the upstream-timeout \
+                         of {:?}; cut it off",
+                        this.timeout
+                    );
+                    if let Some(m) = &this.metrics {
+                        m.upstream_timeout();
+                    }
+                    // Once: a body is not polled after an error.
+                    let next = Instant::now() + this.timeout;
+                    this.sleep.as_mut().reset(next);
+                    Poll::Ready(Some(Err(Box::new(UpstreamStalled(this.timeout)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full, StreamBody};
+
+    #[tokio::test]
+    async fn a_response_that_stalls_is_cut_off() {
+        use futures_util::StreamExt;
+        let frames = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(
+            Bytes::from_static(b"part"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let body = StreamBody::new(frames);
+        let mut body = IdleTimeout::new(body, Duration::from_millis(200), None, "test".into());
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"part"));
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("upstream-timeout"), "{error}");
+    }
 
     #[tokio::test]
     async fn a_body_within_the_limit_passes() {

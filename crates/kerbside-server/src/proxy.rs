@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
 use crate::auth::Authenticated;
-use crate::forward_body::{ForwardBody, Progress};
+use crate::forward_body::{ForwardBody, IdleTimeout, Progress};
 use crate::gate::ConnectionInfo;
 use crate::metrics::GateMetrics;
 
@@ -439,10 +439,13 @@ impl Service<Request<Incoming>> for ReverseProxy {
                             parts.headers.insert(http::header::UPGRADE, p);
                         }
                     }
-                    Ok(Response::from_parts(
-                        parts,
-                        body.map_err(|e| Box::new(e) as BoxError).boxed(),
-                    ))
+                    let body = IdleTimeout::new(
+                        body,
+                        timeout,
+                        this.metrics.clone(),
+                        this.authority.to_string(),
+                    );
+                    Ok(Response::from_parts(parts, body.boxed()))
                 }
                 Err(_) if progress.too_large() => {
                     tracing::warn!(
