@@ -726,3 +726,53 @@ fn an_upstream_that_stalls_in_the_middle_of_its_answer_is_cut_off() {
         1.0
     );
 }
+
+#[test]
+fn a_password_only_gate_starts_without_a_keytab_and_says_so() {
+    let realm = realm();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("digest.users");
+    common::with_password_on_stdin(
+        realm,
+        &[
+            "digest-passwd".as_ref(),
+            users.as_os_str(),
+            "carol".as_ref(),
+            "Gate".as_ref(),
+        ],
+        "carol-password",
+    );
+    let missing = format!("FILE:{}", dir.path().join("no.keytab").display());
+    let upstream = EchoUpstream::start();
+    let mut cmd = kerbside(realm);
+    cmd.env("KRB5_KTNAME", &missing)
+        .args([
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.url(),
+        ])
+        .arg("--digest-users")
+        .arg(&users)
+        .args(["--digest-realm", "Gate"]);
+    let gate = GateProcess::from_command(cmd);
+    assert!(
+        gate.wait_for_log(|l| l.contains("Kerberos (Negotiate) is off")),
+        "{}",
+        gate.log()
+    );
+    // Digest works; Negotiate is not offered.
+    let out = plain_curl()
+        .args(["--digest", "-u", "carol:carol-password", "-D", "-"])
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(
+        stdout.contains("users=carol"),
+        "{stdout}\n{err}\n{}",
+        gate.log()
+    );
+    assert!(!stdout.contains("Negotiate"), "{stdout}");
+}
