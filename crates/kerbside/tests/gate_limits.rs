@@ -776,3 +776,27 @@ fn a_password_only_gate_starts_without_a_keytab_and_says_so() {
     );
     assert!(!stdout.contains("Negotiate"), "{stdout}");
 }
+
+#[test]
+fn a_client_that_stops_sending_its_body_gets_408_not_a_hang() {
+    let upstream = EchoUpstream::start();
+    let gate = open_gate(&upstream.url(), &["--upstream-timeout", "2"]);
+    let addr = gate.url.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nten bytes.",
+        )
+        .unwrap();
+    let status = read_status(&mut stream, Duration::from_secs(20));
+    assert!(
+        status.as_deref().unwrap_or("").contains(" 408 "),
+        "{status:?}\n{}",
+        gate.log()
+    );
+    // The client's slowness is not counted against the upstream.
+    assert_eq!(
+        metric(&gate.metrics(), "kerbside_gate_upstream_timeouts_total"),
+        0.0
+    );
+}

@@ -699,4 +699,47 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());
     }
+
+    #[test]
+    fn sizes_round_trip_or_are_refused_in_words() {
+        let units = [
+            ("", 0),
+            ("K", 10),
+            ("M", 20),
+            ("G", 30),
+            ("T", 40),
+            ("kib", 10),
+        ];
+        for n in [
+            0u64,
+            1,
+            7,
+            1023,
+            4096,
+            1 << 23,
+            (1 << 24) - 1,
+            u64::MAX >> 40,
+            u64::MAX,
+        ] {
+            for (unit, shift) in units {
+                let text = format!("{n}{unit}");
+                match n.checked_mul(1 << shift) {
+                    Some(bytes) => assert_eq!(parse_size(&text), Ok(bytes), "{text}"),
+                    None => assert!(parse_size(&text).unwrap_err().contains("too large")),
+                }
+            }
+        }
+        for junk in [
+            "G",
+            " ",
+            "1.5G",
+            "1e9",
+            "0x10",
+            "1 G B",
+            "１G",
+            "18446744073709551616",
+        ] {
+            assert!(parse_size(junk).is_err(), "{junk}");
+        }
+    }
 }
