@@ -69,7 +69,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,7 +79,7 @@ use http::uri::Authority;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -91,6 +90,8 @@ use crate::auth::Authenticated;
 use crate::gate::ConnectionInfo;
 use crate::metrics::GateMetrics;
 use crate::proxy::{BoxError, GateBody};
+use crate::spool::{next_data, spool, SpoolLimits, SpoolShare, Spooled};
+pub use crate::spool::{SpoolBudget, DEFAULT_SPOOL_BUDGET};
 use crate::usermap::UserMap;
 
 /// The largest CGI header block accepted; a larger one answers `502`.
@@ -162,66 +163,6 @@ impl CgiConfig {
             env: Vec::new(),
             user_map: UserMap::Full,
             working_dir: None,
-        }
-    }
-}
-
-/// The default total of request bodies spooled at once (4 GiB).
-pub const DEFAULT_SPOOL_BUDGET: u64 = 4 << 30;
-
-/// Bytes of disk that spooled request bodies may take together. Cheap to clone; the
-/// clones share the budget.
-#[derive(Debug, Clone)]
-pub struct SpoolBudget {
-    limit: u64,
-    used: Arc<AtomicU64>,
-}
-
-impl SpoolBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: u64) -> Self {
-        Self {
-            limit,
-            used: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// Bytes held by spools now.
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
-    }
-}
-
-/// Bytes of a [`SpoolBudget`] held by one spooled body, given back when dropped.
-#[derive(Debug)]
-struct SpoolShare {
-    budget: Option<SpoolBudget>,
-    held: u64,
-}
-
-impl SpoolShare {
-    /// Takes `bytes` more; false (taking nothing) if the budget has no room.
-    fn take(&mut self, bytes: u64) -> bool {
-        let Some(budget) = &self.budget else {
-            return true;
-        };
-        let taken = budget
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes)
-                    .filter(|&total| total <= budget.limit)
-            });
-        if taken.is_ok() {
-            self.held += bytes;
-        }
-        taken.is_ok()
-    }
-}
-
-impl Drop for SpoolShare {
-    fn drop(&mut self) {
-        if let Some(budget) = &self.budget {
-            budget.used.fetch_sub(self.held, Ordering::AcqRel);
         }
     }
 }
@@ -413,8 +354,12 @@ impl Shared {
             Some(0) => (Input::Nothing, None),
             Some(length) => (Input::Streamed(body), Some(length)),
             None => match tokio::time::timeout_at(deadline, self.spool(body)).await {
-                Ok(Ok((_, 0, _))) => (Input::Nothing, None),
-                Ok(Ok((file, length, share))) => (Input::Spooled(file, share), Some(length)),
+                Ok(Ok(Spooled { length: 0, .. })) => (Input::Nothing, None),
+                Ok(Ok(Spooled {
+                    file,
+                    length,
+                    share,
+                })) => (Input::Spooled(file, share), Some(length)),
                 Ok(Err(status)) => return answer(status),
                 Err(_) => {
                     tracing::info!(program = %program, "request body not received in time");
@@ -516,74 +461,18 @@ impl Shared {
         response
     }
 
-    /// Writes a body of unknown length to a temporary file; gives the file (at its
-    /// start) and the length.
-    async fn spool<B>(
-        &self,
-        mut body: Pin<Box<B>>,
-    ) -> Result<(tokio::fs::File, u64, SpoolShare), StatusCode>
+    /// Spools a body of unknown length within this mount's limits.
+    async fn spool<B>(&self, body: Pin<Box<B>>) -> Result<Spooled, StatusCode>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let file = match tokio::task::spawn_blocking(tempfile::tempfile).await {
-            Ok(Ok(file)) => file,
-            Ok(Err(e)) => {
-                tracing::error!("cannot make a temporary file for a request body: {e}");
-                return Err(StatusCode::INTERNAL_SERVER_ERROR);
-            }
-            Err(e) => {
-                tracing::error!("cannot make a temporary file for a request body: {e}");
-                return Err(StatusCode::INTERNAL_SERVER_ERROR);
-            }
+        let limits = SpoolLimits {
+            max_body: self.config.max_body,
+            budget: self.config.spool_budget.as_ref(),
+            metrics: self.config.metrics.as_ref(),
         };
-        let mut file = tokio::fs::File::from_std(file);
-        let mut share = SpoolShare {
-            budget: self.config.spool_budget.clone(),
-            held: 0,
-        };
-        let mut length: u64 = 0;
-        while let Some(frame) = next_data(&mut body).await {
-            let data = match frame {
-                Ok(Some(data)) => data,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::info!("request body broken off: {e}");
-                    return Err(StatusCode::BAD_REQUEST);
-                }
-            };
-            length = length.saturating_add(data.len() as u64);
-            if length > self.config.max_body {
-                tracing::warn!(
-                    program = %self.name,
-                    limit = self.config.max_body,
-                    "request body without a length is larger than max-body; cut off, answering 413"
-                );
-                self.count(GateMetrics::body_too_large);
-                return Err(StatusCode::PAYLOAD_TOO_LARGE);
-            }
-            if !share.take(data.len() as u64) {
-                tracing::warn!(
-                    program = %self.name,
-                    budget = self.config.spool_budget.as_ref().map_or(0, |b| b.limit),
-                    "the request bodies spooled now fill the spool-budget; answering 507"
-                );
-                return Err(StatusCode::INSUFFICIENT_STORAGE);
-            }
-            if let Err(e) = file.write_all(&data).await {
-                tracing::error!("cannot write a request body to a temporary file: {e}");
-                return Err(StatusCode::INSUFFICIENT_STORAGE);
-            }
-        }
-        let rewound = async {
-            file.flush().await?;
-            file.seek(std::io::SeekFrom::Start(0)).await
-        };
-        if let Err(e) = rewound.await {
-            tracing::error!("cannot read back a spooled request body: {e}");
-            return Err(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-        Ok((file, length, share))
+        spool(body, &limits, &self.name).await
     }
 
     /// Counts an event in the gate's metrics, if there are any.
@@ -771,16 +660,6 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// The next frame of a request body: its data, `None` for trailers, or the error.
-async fn next_data<B>(body: &mut Pin<Box<B>>) -> Option<Result<Option<Bytes>, BoxError>>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let frame = body.frame().await?;
-    Some(frame.map(|f| f.into_data().ok()).map_err(Into::into))
 }
 
 /// Copies the request body to the program's standard input, then closes it.

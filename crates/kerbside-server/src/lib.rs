@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod passwords;
 mod proxy;
 pub mod session;
+mod spool;
 mod tls;
 pub mod usermap;
 
