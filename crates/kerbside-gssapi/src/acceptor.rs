@@ -1,6 +1,6 @@
 //! The server side: Negotiate tokens checked against a keytab.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
 use crate::replay::{Insert, ReplayCache};
+use crate::replay_journal::{ReplayFileError, ReplayJournal};
 
 /// `GSS_C_CHANNEL_BOUND_FLAG` from MIT's `gssapi_ext.h`.
 const GSS_C_CHANNEL_BOUND_FLAG: u32 = 2048;
@@ -41,6 +42,59 @@ pub struct NegotiateAcceptor {
 struct MemoryReplay {
     cred: Cred,
     cache: ReplayCache,
+    /// The cache's file, written before an accept is reported, so a restart does not
+    /// forget ([`NegotiateAcceptor::with_replay_file`]).
+    journal: Option<ReplayJournal>,
+}
+
+/// What [`MemoryReplay::record`] made of an authenticator.
+enum Recorded {
+    /// Not seen before; recorded (in memory and in the file, if there is one).
+    Fresh,
+    /// Seen before within the window.
+    Replay,
+    /// Not recorded (the cache is full, or the file could not be written): MIT's
+    /// replay cache must decide.
+    Unrecorded,
+}
+
+impl MemoryReplay {
+    fn record(&self, key: [u8; 32]) -> Recorded {
+        match self.cache.insert(key, Instant::now()) {
+            Insert::Replay => Recorded::Replay,
+            Insert::Full => {
+                tracing::warn!("memory replay cache full; using MIT's");
+                Recorded::Unrecorded
+            }
+            Insert::Fresh => {
+                let Some(journal) = &self.journal else {
+                    return Recorded::Fresh;
+                };
+                if let Err(e) = journal.append(key) {
+                    tracing::warn!(
+                        file = %journal.path().display(),
+                        "cannot write to the replay cache file ({e}); this token goes \
+                         through MIT's replay cache"
+                    );
+                    return Recorded::Unrecorded;
+                }
+                journal.compact_if_due(&self.cache);
+                Recorded::Fresh
+            }
+        }
+    }
+}
+
+/// Why [`NegotiateAcceptor::with_replay_file`] could not set up its cache.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayCacheError {
+    /// The credentials without MIT's replay cache could not be acquired.
+    #[error(transparent)]
+    Gss(#[from] GssError),
+    /// The file cannot be used.
+    #[error(transparent)]
+    File(#[from] ReplayFileError),
 }
 
 /// Which replay cache an acceptor's credentials use.
@@ -122,6 +176,57 @@ impl NegotiateAcceptor {
             memory: Some(Arc::new(MemoryReplay {
                 cred,
                 cache: ReplayCache::new(clock_skew, ReplayCache::DEFAULT_CAPACITY),
+                journal: None,
+            })),
+        })
+    }
+
+    /// Like [`with_memory_replay_cache`](Self::with_memory_replay_cache), with the
+    /// cache kept in a file as well, so a token accepted before a restart stays
+    /// refused after it: each accepted authenticator is appended to `file` (by
+    /// default [`ReplayJournal::default_path`] for this acceptor) before the accept
+    /// is reported, and the unexpired entries are reloaded here. If the file cannot
+    /// be used (someone else's, a symbolic link, writable by others, held by another
+    /// process, not a replay cache), this fails in words and the caller should keep
+    /// MIT's file cache instead.
+    pub fn with_replay_file(
+        &self,
+        clock_skew: Duration,
+        file: Option<&Path>,
+    ) -> Result<Self, ReplayCacheError> {
+        let path = file.map_or_else(
+            || {
+                ReplayJournal::default_path(
+                    self.config.acceptor_name.as_deref(),
+                    self.config.keytab.as_deref(),
+                )
+            },
+            Path::to_path_buf,
+        );
+        let (journal, reloaded) = ReplayJournal::open(&path, clock_skew.saturating_mul(2))?;
+        let cache = ReplayCache::new(clock_skew, ReplayCache::DEFAULT_CAPACITY);
+        let now = Instant::now();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for entry in &reloaded.entries {
+            let left = Duration::from_secs(entry.expires.saturating_sub(unix));
+            cache.restore(entry.key, now + left);
+        }
+        tracing::info!(
+            file = %path.display(),
+            reloaded = reloaded.entries.len(),
+            torn_tail = reloaded.torn_tail,
+            "replay cache file in use"
+        );
+        let cred = acquire(&self.config, &[("rcache", "none:")])?;
+        Ok(Self {
+            cred: self.cred.clone(),
+            config: self.config.clone(),
+            memory: Some(Arc::new(MemoryReplay {
+                cred,
+                cache,
+                journal: Some(journal),
             })),
         })
     }
@@ -205,9 +310,9 @@ impl AcceptContext {
                         .step(token, channel_bindings)
                         .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
                     if ctx.is_complete() {
-                        match memory.cache.insert(key, Instant::now()) {
-                            Insert::Fresh => return finish(&ctx, out),
-                            Insert::Replay => {
+                        match memory.record(key) {
+                            Recorded::Fresh => return finish(&ctx, out),
+                            Recorded::Replay => {
                                 tracing::warn!(
                                     wrapping = ?found.wrapping,
                                     "Negotiate token refused: its Kerberos authenticator was \
@@ -216,9 +321,7 @@ impl AcceptContext {
                                 return Err(replayed());
                             }
                             // Not recorded: MIT's cache decides instead (below).
-                            Insert::Full => {
-                                tracing::warn!("memory replay cache full; using MIT's");
-                            }
+                            Recorded::Unrecorded => {}
                         }
                     }
                     // An exchange of more than one leg (or a full cache): start over

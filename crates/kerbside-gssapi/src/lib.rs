@@ -5,7 +5,9 @@
 //!   state machine drives it.
 //! * [`NegotiateAcceptor`]: the server side, from a keytab; [`AcceptContext`] is one
 //!   exchange; [`NegotiateAcceptor::with_memory_replay_cache`] catches replays in a
-//!   [`ReplayCache`] in memory instead of MIT's file cache.
+//!   [`ReplayCache`] in memory instead of MIT's file cache;
+//!   [`NegotiateAcceptor::with_replay_file`] keeps that cache in a [`ReplayJournal`]
+//!   file as well, so a restart does not forget it.
 //! * [`GssError`]: every GSSAPI failure, with a [`Problem`] in words a person can act on.
 //!
 //! All calls here block (they may read files or talk to a KDC): async callers run
@@ -17,8 +19,12 @@ mod error;
 mod ffi;
 mod initiator;
 mod replay;
+mod replay_journal;
 
-pub use acceptor::{AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCheck};
+pub use acceptor::{
+    AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCacheError, ReplayCheck,
+};
 pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 pub use replay::{Insert, ReplayCache};
+pub use replay_journal::{Reloaded, ReplayFileError, ReplayJournal};

@@ -97,6 +97,31 @@ impl ReplayCache {
         Insert::Fresh
     }
 
+    /// Records `key` as seen until `expires` (an entry reloaded from the replay
+    /// cache file), whether or not the cache is full.
+    pub fn restore(&self, key: [u8; 32], expires: Instant) {
+        let shard = &self.shards[usize::from(key[0]) % SHARDS];
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = shard.entries.entry(key).or_insert(expires);
+        *slot = (*slot).max(expires);
+    }
+
+    /// The entries that have not expired at `now`, with when they expire.
+    pub fn live_entries(&self, now: Instant) -> Vec<([u8; 32], Instant)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            out.extend(
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(_, expires)| **expires > now)
+                    .map(|(key, expires)| (*key, *expires)),
+            );
+        }
+        out
+    }
+
     /// How many entries are kept (expired ones not yet swept included).
     pub fn len(&self) -> usize {
         self.shards

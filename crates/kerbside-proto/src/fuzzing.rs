@@ -120,6 +120,12 @@ pub fn krb5_token(data: &[u8]) {
     crate::krb5::fuzz_check(data);
 }
 
+/// Reads `data` as the gate's replay cache file; see
+/// [`replay_file::fuzz_check`](crate::replay_file::fuzz_check).
+pub fn replay_file(data: &[u8]) {
+    crate::replay_file::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -140,6 +146,7 @@ mod tests {
             ("htpasswd", super::htpasswd),
             ("basic", super::basic),
             ("krb5_token", super::krb5_token),
+            ("replay_file", super::replay_file),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

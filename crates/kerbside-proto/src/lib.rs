@@ -17,6 +17,7 @@ pub mod krb5;
 pub mod mechanism;
 pub mod netrc;
 pub mod policy;
+pub mod replay_file;
 pub mod scheme;
 pub mod spnego;
 pub mod target;

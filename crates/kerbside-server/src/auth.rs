@@ -125,6 +125,11 @@ pub struct NegotiateConfig {
     pub mode: AuthMode,
     /// The keytab's credentials (unused in [`AuthMode::None`]).
     pub acceptor: Option<NegotiateAcceptor>,
+    /// Where accepted authenticators are kept so a restart does not forget them
+    /// (`NegotiateAcceptor::with_replay_file`); `None` is the default place, under
+    /// `KRB5RCACHEDIR` or `/var/tmp`. If the file cannot be used, MIT's replay
+    /// cache checks every token instead (slower, as safe), and a warning says why.
+    pub replay_cache: Option<std::path::PathBuf>,
     /// Session cookies (required by [`AuthMode::Cookie`]).
     pub sessions: Option<Arc<SessionCodec>>,
     /// Mark session cookies `Secure` (turn off only for plain-HTTP tests).
@@ -168,6 +173,7 @@ impl NegotiateConfig {
         Self {
             mode: AuthMode::PerRequest,
             acceptor: Some(acceptor),
+            replay_cache: None,
             sessions: None,
             secure_cookies: true,
             access: Arc::new(AccessRules::allow_all_authenticated()),
@@ -202,9 +208,9 @@ pub struct NegotiateLayer {
 struct Shared {
     config: NegotiateConfig,
     handshakes: Semaphore,
-    /// The acceptor with replays caught in memory instead of MIT's file replay cache
-    /// (see `NegotiateAcceptor::with_memory_replay_cache`); `None` falls back to
-    /// `config.acceptor`.
+    /// The acceptor with replays caught in memory (and kept in the replay cache
+    /// file) instead of MIT's file replay cache (see
+    /// `NegotiateAcceptor::with_replay_file`); `None` falls back to `config.acceptor`.
     memory_acceptor: Option<NegotiateAcceptor>,
 }
 
@@ -220,11 +226,14 @@ impl NegotiateLayer {
         Self {
             shared: Arc::new(Shared {
                 memory_acceptor: config.acceptor.as_ref().and_then(|a| {
-                    a.with_memory_replay_cache(kerbside_gssapi::ReplayCache::DEFAULT_CLOCK_SKEW)
-                        .map_err(|e| {
-                            tracing::warn!("replays are checked by MIT's file cache: {e}");
-                        })
-                        .ok()
+                    a.with_replay_file(
+                        kerbside_gssapi::ReplayCache::DEFAULT_CLOCK_SKEW,
+                        config.replay_cache.as_deref(),
+                    )
+                    .map_err(|e| {
+                        tracing::warn!("replays are checked by MIT's (slower) file cache: {e}");
+                    })
+                    .ok()
                 }),
                 config,
                 handshakes: Semaphore::new(permits),

@@ -101,6 +101,9 @@ pub struct GateConfig {
     pub keytab: Option<PathBuf>,
     /// Accept only tickets for this service name.
     pub acceptor: Option<String>,
+    /// The replay cache file; `None` is the default place
+    /// (`kerbside_gssapi::ReplayJournal::default_path`).
+    pub replay_cache: Option<PathBuf>,
     /// Where requests go, longest prefix first.
     pub mounts: Vec<Mount>,
     /// The header that carries the principal upstream.
@@ -162,6 +165,7 @@ impl GateConfig {
             tls: None,
             keytab: None,
             acceptor: None,
+            replay_cache: None,
             mounts: vec![Mount::new("/", MountTarget::Proxy(upstream))],
             identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
             identity_key: None,
@@ -379,6 +383,7 @@ impl Gate {
         let layer = NegotiateLayer::with_config(NegotiateConfig {
             mode: config.mode,
             acceptor,
+            replay_cache: config.replay_cache.clone(),
             sessions,
             secure_cookies: tls.is_some(),
             access: Arc::new(config.access.clone()),

@@ -1,15 +1,21 @@
 //! The gate refuses replayed Negotiate tokens with its in-memory replay cache (MIT's
 //! file cache is off for its acceptor): the same token twice, the same AP-REQ as a
 //! bare krb5 token, and re-wrapped in SPNEGO with another mechanism listed; each with
-//! a log line that says why. A fresh token from the same ticket gets in.
+//! a log line that says why. A fresh token from the same ticket gets in. The cache
+//! lives in a file too: a token made by python-gssapi (a third-party initiator) and
+//! sent by curl stays refused after the gate is stopped (SIGTERM) or killed (SIGKILL)
+//! and started again; a replay cache file the gate cannot trust makes it fall back to
+//! MIT's replay cache, which refuses replays as well.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
 
-use common::{EchoUpstream, GateProcess};
+use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_gssapi::{InitiatorConfig, NegotiateInitiator};
 use kerbside_proto::krb5;
 use kerbside_proto::scheme::negotiate::server::challenge;
@@ -100,4 +106,148 @@ fn the_gate_refuses_replays_however_they_are_wrapped() {
         200,
         "a fresh token from the same ticket"
     );
+}
+
+/// A fresh SPNEGO token for `HTTP@localhost` from python-gssapi (MIT's initiator
+/// driven by a third party), base64, with alice's ticket from the realm.
+fn python_token(realm: &TestRealm) -> String {
+    let python = kerbside_testkit::peers_python()
+        .expect("no Python peers venv (target/peers-venv): run scripts/install-deps.sh");
+    let out = Command::new(python)
+        .envs(realm.env())
+        .args([
+            "-c",
+            "import base64, gssapi\n\
+             name = gssapi.Name('HTTP@localhost', gssapi.NameType.hostbased_service)\n\
+             spnego = gssapi.OID.from_int_seq('1.3.6.1.5.5.2')\n\
+             ctx = gssapi.SecurityContext(name=name, usage='initiate', mech=spnego)\n\
+             print(base64.b64encode(ctx.step()).decode())",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python-gssapi: {:?}", text(&out));
+    text(&out).0.trim().to_owned()
+}
+
+/// The status curl gets for `GET /` with `Authorization: Negotiate <token>`.
+fn curl_status(gate: &GateProcess, token: &str) -> String {
+    let mut cmd = Command::new("curl");
+    clean_env(&mut cmd);
+    let out = cmd
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--noproxy",
+            "*",
+        ])
+        .args(["--max-time", "20", "-H"])
+        .arg(format!("Authorization: Negotiate {token}"))
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    text(&out).0
+}
+
+fn start_gate(realm: &TestRealm, upstream: &EchoUpstream, extra: &[&str]) -> GateProcess {
+    let mut args = vec!["--auth", "per-request"];
+    args.extend_from_slice(extra);
+    GateProcess::start(
+        realm,
+        None,
+        &format!("http://127.0.0.1:{}", upstream.port),
+        &args,
+    )
+}
+
+fn stop(mut gate: GateProcess, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &gate.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        gate.wait_exit(Duration::from_secs(20)).is_some(),
+        "the gate did not stop on {signal}: {}",
+        gate.log()
+    );
+}
+
+#[test]
+fn a_replayed_token_stays_refused_across_a_restart_and_a_crash() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let first = python_token(&realm);
+
+    let gate = start_gate(&realm, &upstream, &[]);
+    assert!(
+        gate.wait_for_log(|l| l.contains("replay cache file in use")),
+        "{}",
+        gate.log()
+    );
+    assert_eq!(curl_status(&gate, &first), "200", "{}", gate.log());
+    stop(gate, "-TERM");
+
+    let gate = start_gate(&realm, &upstream, &[]);
+    assert!(
+        gate.wait_for_log(|l| l.contains("reloaded=1")),
+        "the entry was reloaded: {}",
+        gate.log()
+    );
+    assert_eq!(
+        curl_status(&gate, &first),
+        "401",
+        "replayed after a restart"
+    );
+    assert!(
+        gate.wait_for_log(|l| l.contains("seen before (memory replay cache)")),
+        "the refusal says it is a replay: {}",
+        gate.log()
+    );
+    let second = python_token(&realm);
+    assert_eq!(
+        curl_status(&gate, &second),
+        "200",
+        "a fresh token from the same ticket: {}",
+        gate.log()
+    );
+    // A crash: no chance to flush or compact anything.
+    stop(gate, "-KILL");
+
+    let gate = start_gate(&realm, &upstream, &[]);
+    assert!(
+        gate.wait_for_log(|l| l.contains("reloaded=2")),
+        "both entries reloaded after the crash: {}",
+        gate.log()
+    );
+    assert_eq!(curl_status(&gate, &second), "401", "replayed after a crash");
+    assert_eq!(curl_status(&gate, &first), "401", "still refused");
+    assert_eq!(curl_status(&gate, &python_token(&realm)), "200");
+}
+
+#[test]
+fn an_untrusted_replay_cache_file_falls_back_to_mits_cache() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let file = realm.dir().join("open-replay-cache");
+    std::fs::write(&file, b"").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let gate = start_gate(
+        &realm,
+        &upstream,
+        &["--replay-cache", file.to_str().unwrap()],
+    );
+    assert!(
+        gate.wait_for_log(
+            |l| l.contains("replays are checked by MIT's (slower) file cache")
+                && l.contains("chmod 600")
+        ),
+        "the log says why and what to do: {}",
+        gate.log()
+    );
+    let token = python_token(&realm);
+    assert_eq!(curl_status(&gate, &token), "200", "{}", gate.log());
+    assert_eq!(curl_status(&gate, &token), "401", "MIT's cache refuses it");
 }

@@ -27,6 +27,7 @@ rules:
   tls-cert = \"/etc/kerbside/cert.pem\"
   tls-key = \"/etc/kerbside/key.pem\"
   keytab = \"/etc/kerbside/http.keytab\"
+  replay-cache = \"/var/lib/kerbside/replay-cache\"  # default: under KRB5RCACHEDIR or /var/tmp
   auth = \"cookie\"                 # none | per-request | connection | cookie
   session-key = \"/var/lib/kerbside/session.key\"
   previous-session-keys = [\"/var/lib/kerbside/session.key.old\"]
@@ -89,6 +90,13 @@ pub struct GateArgs {
     /// by default a ticket for any key in the keytab is accepted.
     #[arg(long, value_name = "NAME")]
     pub acceptor: Option<String>,
+
+    /// File where accepted Kerberos authenticators are kept, so a token seen before
+    /// a restart is still refused after it (mode 0600, owned by the gate's user).
+    /// Default: $KRB5RCACHEDIR (else /var/tmp)/kerbside_rcache_<acceptor>_<uid>. If it
+    /// cannot be used the gate says why and checks replays with MIT's slower cache.
+    #[arg(long, value_name = "FILE")]
+    pub replay_cache: Option<PathBuf>,
 
     /// Forward requests to this upstream (http://host:port[/prefix]), mounted at `/`.
     #[arg(long, value_name = "URL")]
@@ -309,6 +317,7 @@ struct GateFile {
     tls_key: Option<PathBuf>,
     keytab: Option<PathBuf>,
     acceptor: Option<String>,
+    replay_cache: Option<PathBuf>,
     upstream: Option<String>,
     cgi: Option<PathBuf>,
     identity_header: Option<String>,
@@ -471,6 +480,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.tls = tls;
     config.keytab = args.keytab.or(file.keytab);
     config.acceptor = args.acceptor.or(file.acceptor);
+    config.replay_cache = args.replay_cache.or(file.replay_cache);
     config.mounts = mounts;
     config.identity_header = identity_header;
     config.identity_key = args.identity_key.or(file.identity_key);
