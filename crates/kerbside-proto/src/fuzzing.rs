@@ -126,6 +126,12 @@ pub fn replay_file(data: &[u8]) {
     crate::replay_file::fuzz_check(data);
 }
 
+/// Feeds `data` to the local listener's browser guard as Host, Origin, Sec-Fetch-Site
+/// and target lines; see [`local_guard::fuzz_check`](crate::local_guard::fuzz_check).
+pub fn local_guard(data: &[u8]) {
+    crate::local_guard::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -147,6 +153,7 @@ mod tests {
             ("basic", super::basic),
             ("krb5_token", super::krb5_token),
             ("replay_file", super::replay_file),
+            ("local_guard", super::local_guard),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

@@ -14,6 +14,7 @@ pub mod cookie;
 pub mod fuzzing;
 pub mod header;
 pub mod krb5;
+pub mod local_guard;
 pub mod mechanism;
 pub mod netrc;
 pub mod policy;

@@ -6,7 +6,14 @@
 //! `KRB5_CONFIG` and alice's ticket through `KRB5CCNAME`. The proof is on the upstream's
 //! side: it received the page and its stylesheet from a Firefox User-Agent as
 //! alice@EXAMPLE.TEST; the gate's metrics count the handshakes of each authentication
-//! mode. Without `firefox-esr` and `certutil` the tests say so and pass, except under `CI`.
+//! mode. Without `firefox-esr` and `certutil` the tests say so and pass, except under `CI`
+//! (and the tunnel test, which fails).
+//!
+//! The other way round, `kerbside tunnel` must serve the user's tools and not the pages
+//! in the user's browser: pages on another site (127.0.0.2) and on another port of the
+//! tunnel's host make Firefox send a form POST and `fetch()`es (CORS and no-CORS, GET
+//! and POST) to the tunnel; the upstream behind it receives none of them, the tunnel
+//! logs each refusal, and the user's own visit to the tunnel's address gets through.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -295,4 +302,187 @@ fn firefox_without_negotiate_trust_gets_nothing_through() {
     assert!(visit.responses_4xx >= 1.0, "{}", visit.report);
     assert_eq!(visit.handshakes, 0.0, "{}", visit.report);
     assert_eq!(visit.refused, 0.0, "{}", visit.report);
+}
+
+/// A page on another local origin that, once loaded, makes the browser send requests to
+/// the tunnel at `tunnel` (a form POST into a frame, `fetch()` in `cors` and `no-cors`
+/// modes, GET and POST) and then reports what it saw to its own `/done`.
+fn attack_page(tunnel: &str, tag: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<title>a page on another site</title>
+<iframe name="sink"></iframe>
+<form id="form" method="POST" action="{tunnel}/attack-{tag}-form" target="sink">
+<input name="a" value="1"></form>
+<script>
+const T = "{tunnel}/attack-{tag}";
+const frame = document.querySelector("iframe");
+const form = new Promise(resolve => {{
+  frame.onload = () => {{
+    try {{ if (frame.contentWindow.location.href === "about:blank") return; }} catch (e) {{}}
+    resolve("form:loaded");
+  }};
+  setTimeout(() => resolve("form:no-answer"), 15000);
+}});
+document.getElementById("form").submit();
+const outcome = (name, p) => p.then(r => name + ":" + r.type + "-" + r.status, e => name + ":error");
+Promise.all([
+  form,
+  outcome("cors-post", fetch(T + "-cors-post", {{method: "POST", mode: "cors", body: "x"}})),
+  outcome("cors-get", fetch(T + "-cors-get", {{mode: "cors"}})),
+  outcome("no-cors-post", fetch(T + "-no-cors-post", {{method: "POST", mode: "no-cors", body: "x"}})),
+  outcome("no-cors-get", fetch(T + "-no-cors-get", {{mode: "no-cors"}})),
+]).then(results => fetch("/done?" + encodeURIComponent(results.join(" "))));
+</script>
+"#
+    )
+}
+
+/// An HTTP server on `ip` serving `page` at `/` and recording the query of each
+/// `/done` request (the page's report).
+struct PageServer {
+    url: String,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl PageServer {
+    fn start(ip: &str, page: String) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = reports.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut header = String::new();
+                    match reader.read_line(&mut header) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if header.trim().is_empty() => break,
+                        Ok(_) => {}
+                    }
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, body) = match target.split_once("/done?") {
+                    Some((_, query)) => {
+                        sink.lock().unwrap().push(query.to_owned());
+                        ("204 No Content", String::new())
+                    }
+                    None if target == "/" => ("200 OK", page.clone()),
+                    None => ("404 Not Found", String::new()),
+                };
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self { url, reports }
+    }
+
+    fn reports(&self) -> Vec<String> {
+        self.reports.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn web_pages_in_firefox_cannot_use_the_tunnel() {
+    assert!(
+        have("firefox-esr", "--version") && have("certutil", "-H"),
+        "this test needs firefox-esr and certutil: run scripts/install-deps.sh"
+    );
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = RecordingUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let mut cmd = common::kerbside(&realm);
+    cmd.args(["tunnel", "--listen", "127.0.0.1:0", "--to", &gate.url("/")])
+        .arg("--cacert")
+        .arg(ca.ca_pem_path());
+    let tunnel = GateProcess::from_command(cmd);
+    let tunnel_ip = tunnel.url.replace("localhost", "127.0.0.1");
+    let tunnel_ip = tunnel_ip.trim_end_matches('/');
+    // Another site (127.0.0.2), and another port of the tunnel's own host.
+    let cross_site = PageServer::start("127.0.0.2", attack_page(tunnel_ip, "cross-site"));
+    let same_site = PageServer::start("127.0.0.1", attack_page(tunnel_ip, "same-site"));
+
+    let home = realm.dir().join("firefox-home");
+    let profile = realm.dir().join("firefox-profile");
+    std::fs::create_dir_all(&home).unwrap();
+    make_profile(&profile, &ca, false);
+    let mut cmd = Command::new("firefox-esr");
+    clean_env(&mut cmd);
+    cmd.envs(realm.env())
+        .env("HOME", &home)
+        .env("MOZ_HEADLESS", "1")
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile)
+        .arg(format!("{}/", cross_site.url))
+        .arg(format!("{}/", same_site.url))
+        // The user opening the tunnel's address: that is the user, and it gets through.
+        .arg(tunnel.url("/typed-by-the-user"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut firefox = cmd.spawn().unwrap();
+    let started = Instant::now();
+    let typed = |seen: &[RecordedRequest]| {
+        seen.iter()
+            .any(|r| r.path == "/typed-by-the-user" && r.user_agent.contains("Firefox/"))
+    };
+    while started.elapsed() < FIREFOX_TIMEOUT
+        && (cross_site.reports().is_empty()
+            || same_site.reports().is_empty()
+            || !typed(&upstream.requests()))
+    {
+        if firefox.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", firefox.id())])
+        .stderr(Stdio::null())
+        .status();
+    let out = firefox.wait_with_output().unwrap();
+    let seen = upstream.requests();
+    let report = format!(
+        "after {:?}: cross-site page said {:?}, same-site page said {:?}\nupstream saw: \
+         {seen:#?}\ntunnel log:\n{}\nfirefox: {:?}",
+        started.elapsed(),
+        cross_site.reports(),
+        same_site.reports(),
+        tunnel.log(),
+        text(&out)
+    );
+    assert_eq!(cross_site.reports().len(), 1, "{report}");
+    assert_eq!(same_site.reports().len(), 1, "{report}");
+    assert!(typed(&seen), "the user's own visit got through: {report}");
+    assert!(
+        seen.iter().all(|r| !r.path.contains("attack")),
+        "nothing a page sent was forwarded: {report}"
+    );
+    let attacks = 5;
+    assert!(
+        tunnel.wait_for_log(|l| l.matches("refused, not forwarded").count() >= 2 * attacks),
+        "each of the pages' requests was refused and logged: {report}"
+    );
+    // The pages saw refusals: the form's frame loaded the 403, CORS failed.
+    for reports in [cross_site.reports(), same_site.reports()] {
+        assert!(reports[0].contains("form%3Aloaded"), "{report}");
+        assert!(reports[0].contains("cors-post%3Aerror"), "{report}");
+    }
 }

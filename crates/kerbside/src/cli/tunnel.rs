@@ -2,6 +2,11 @@
 //! kerberized origin through the client library, so tools without Negotiate
 //! (Mercurial, pip, npm, a browser without Kerberos set up) reach it with the user's
 //! ticket: `hg clone http://127.0.0.1:PORT/repo`.
+//!
+//! It serves the user's tools, not the web pages in the user's browser: a request
+//! whose `Host` is not the tunnel, or that a page of another origin sent (`Origin`,
+//! `Sec-Fetch-Site`), gets 403 and a line in the log, and nothing is forwarded
+//! ([`kerbside_proto::local_guard`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kerbside_client::{BoxError, Client, Event, RequestBody};
+use kerbside_proto::local_guard::{LocalListener, RequestOrigin};
 use kerbside_server::strip_hop_by_hop;
 use tokio::net::TcpListener;
 
@@ -30,7 +36,10 @@ Example: publish nothing, reach everything —
   hg clone http://127.0.0.1:8080/project
 
 Whoever can connect to the listener acts with your Kerberos identity: it listens on \
-loopback only unless --allow-remote is given. Each local connection gets its own upstream \
+loopback only unless --allow-remote is given. Web pages in your browser cannot use it: a \
+request whose Host is not the tunnel (localhost, 127.0.0.1, [::1] or the address it was \
+reached on, with its port; more names with --allowed-host), or that carries the Origin of \
+another site or Sec-Fetch-Site: cross-site/same-site, gets 403 and is not forwarded. Each local connection gets its own upstream \
 connections, so a connection-bound upstream never serves two local clients on one \
 authenticated connection. Negotiate is enabled unless other schemes are chosen.")]
 pub struct TunnelArgs {
@@ -47,6 +56,12 @@ pub struct TunnelArgs {
     /// Kerberos identity.
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Another name tools reach the tunnel by, as `NAME` (with the tunnel's port) or
+    /// `NAME:PORT` (e.g. `localhost:9000` through `ssh -L 9000:localhost:8080`);
+    /// repeatable. Requests with any other Host are refused (DNS rebinding).
+    #[arg(long, value_name = "NAME[:PORT]")]
+    pub allowed_host: Vec<String>,
 
     /// Log each request and each authentication step on standard error.
     #[arg(short = 'v', long)]
@@ -76,6 +91,29 @@ fn text_response(status: StatusCode, text: String) -> Response<TunnelBody> {
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// Why `request` must not be forwarded, if a web page may have sent it.
+fn refusal(guard: &LocalListener, request: &Request<Incoming>) -> Option<String> {
+    let values = |name: &str| -> Vec<&[u8]> {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    };
+    let (host, origin, site) = (values("host"), values("origin"), values("sec-fetch-site"));
+    let target = request.uri().authority().map(|a| a.as_str());
+    guard
+        .check(&RequestOrigin {
+            host: &host,
+            target_authority: target,
+            origin: &origin,
+            sec_fetch_site: &site,
+        })
+        .err()
+        .map(|e| e.to_string())
 }
 
 async fn forward(
@@ -225,12 +263,37 @@ pub async fn run(mut args: TunnelArgs) -> ExitCode {
         // connection-bound authentication on them) serve this local client only.
         let client = client.fork();
         let target = target.clone();
+        // The tunnel's own names for this connection: the address it came in on.
+        let local_ip = tcp.local_addr().map_or(local.ip(), |a| a.ip());
+        let guard = Arc::new(LocalListener::new(
+            local.port(),
+            local_ip,
+            &args.allowed_host,
+        ));
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let client = client.clone();
                 let target = target.clone();
-                async move { Ok::<_, Infallible>(forward(&client, &target, req, verbose).await) }
+                let refused = refusal(&guard, &req);
+                async move {
+                    if let Some(why) = refused {
+                        tracing::warn!(
+                            %remote,
+                            method = %req.method(),
+                            path = req.uri().path(),
+                            "refused, not forwarded: {why}"
+                        );
+                        return Ok::<_, Infallible>(text_response(
+                            StatusCode::FORBIDDEN,
+                            format!(
+                                "kerbside tunnel: refused: {why}. The tunnel serves the tools \
+                                 on this machine, not web pages."
+                            ),
+                        ));
+                    }
+                    Ok(forward(&client, &target, req, verbose).await)
+                }
             });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
