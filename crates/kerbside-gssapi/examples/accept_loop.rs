@@ -8,11 +8,13 @@
 //! ```text
 //! cargo run --release -p kerbside-gssapi --example accept_loop -- \
 //!     --keytab http.keytab --client-keytab alice.keytab --principal alice@EXAMPLE.TEST \
-//!     --service HTTP@localhost -n 5000 --replay-cache mit   # or: off, memory
+//!     --service HTTP@localhost -n 5000 --replay-cache mit   # or: off, memory, file
 //! ```
 //!
 //! `--replay-cache mit` is MIT's file cache (under `KRB5RCACHEDIR`), `off` is none
-//! (credential store `rcache` = `none:`), `memory` is the gate's in-memory cache. Prints
+//! (credential store `rcache` = `none:`), `memory` is the gate's in-memory cache, `file`
+//! the same kept in the gate's replay cache file (default place, under `KRB5RCACHEDIR`,
+//! one append per accept), as the gate runs it. Prints
 //! one JSON line: `{"replay_cache":"mit","accepts":5000,"cpu_us_per_accept":..,..}`.
 //! `--print-token` prints one token in base64 and exits (for test data).
 #![allow(unsafe_code, clippy::unwrap_used)]
@@ -116,8 +118,12 @@ fn main() {
         "off" => NegotiateAcceptor::with_replay_check(&acceptor_config, ReplayCheck::Off),
         "memory" => NegotiateAcceptor::new(&acceptor_config)
             .and_then(|a| a.with_memory_replay_cache(Duration::from_secs(300))),
+        "file" => NegotiateAcceptor::new(&acceptor_config).and_then(|a| {
+            a.with_replay_file(Duration::from_secs(300), None)
+                .map_err(|e| panic!("the replay cache file: {e}"))
+        }),
         other => {
-            eprintln!("accept_loop: --replay-cache {other}: use mit, off or memory");
+            eprintln!("accept_loop: --replay-cache {other}: use mit, off, memory or file");
             std::process::exit(1);
         }
     }

@@ -120,14 +120,16 @@ pub fn krb5_token(data: &[u8]) {
     crate::krb5::fuzz_check(data);
 }
 
-/// Reads `data` as the gate's replay cache file; see
-/// [`replay_file::fuzz_check`](crate::replay_file::fuzz_check).
+/// Reads `data` as the gate's replay cache file ([`replay_file`](crate::replay_file)), and
+/// panics if what parses does not encode back up to its torn tail, or if its live entries
+/// are expired, repeated or beyond the window.
 pub fn replay_file(data: &[u8]) {
     crate::replay_file::fuzz_check(data);
 }
 
-/// Feeds `data` to the local listener's browser guard as Host, Origin, Sec-Fetch-Site
-/// and target lines; see [`local_guard::fuzz_check`](crate::local_guard::fuzz_check).
+/// Feeds `data` to the tunnel's browser guard ([`local_guard`](crate::local_guard)) as
+/// Host, Origin, Sec-Fetch-Site and target lines, and panics if it lets through a request
+/// that does not name the listener.
 pub fn local_guard(data: &[u8]) {
     crate::local_guard::fuzz_check(data);
 }

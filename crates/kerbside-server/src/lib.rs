@@ -22,6 +22,14 @@
 //!     }));
 //! # let _ = service; Ok(()) }
 //! ```
+//!
+//! Replayed tokens are refused by default, across restarts too: the layer checks them
+//! in memory and keeps what it accepted in a replay cache file
+//! ([`NegotiateConfig::replay_cache`]; by default under `KRB5RCACHEDIR`, else
+//! `/var/tmp`, named for the acceptor and the user id). Two layers for the same
+//! service in one process or on one machine need a file each: the second finds the
+//! default file held and checks replays with MIT's (slower) file cache instead, saying
+//! so in a warning.
 #![warn(missing_docs)]
 
 pub mod access;

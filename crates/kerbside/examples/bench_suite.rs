@@ -420,7 +420,7 @@ fn main() {
 
     // The ceiling: bare accepts.
     let mut accept = BTreeMap::new();
-    for rcache in ["mit", "off", "memory"] {
+    for rcache in ["mit", "off", "memory", "file"] {
         let out = Command::new(&env.args.accept_loop)
             .envs(env.realm.env())
             .arg("--keytab")
