@@ -23,7 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +68,10 @@ pub struct ReplayJournal {
     appended: AtomicUsize,
     /// Compact once `appended` reaches this.
     compact_at: AtomicUsize,
+    /// Whether the compaction at start ran (or was tried).
+    compacted_once: AtomicBool,
+    /// `compact_at` is never below this.
+    min_compaction: usize,
     window_secs: u64,
 }
 
@@ -115,6 +119,14 @@ impl ReplayJournal {
     /// Opens (or creates, mode 0600) the file at `path` for entries that live
     /// `window`, reloads its unexpired entries and compacts it.
     pub fn open(path: &Path, window: Duration) -> Result<(Self, Reloaded), ReplayFileError> {
+        Self::open_compacting_after(path, window, MIN_COMPACTION)
+    }
+
+    fn open_compacting_after(
+        path: &Path,
+        window: Duration,
+        min_compaction: usize,
+    ) -> Result<(Self, Reloaded), ReplayFileError> {
         let fail = |problem: String| ReplayFileError::new(path, problem);
         let mut file = open_locked(path).map_err(fail)?;
         let mut data = Vec::new();
@@ -135,10 +147,12 @@ impl ReplayJournal {
             path: path.to_owned(),
             file: RwLock::new(file),
             appended: AtomicUsize::new(0),
-            compact_at: AtomicUsize::new(MIN_COMPACTION),
+            compact_at: AtomicUsize::new(min_compaction),
+            compacted_once: AtomicBool::new(false),
+            min_compaction,
             window_secs,
         };
-        if let Err(e) = journal.rewrite(&reloaded.entries) {
+        if let Err(e) = journal.rewrite(|| reloaded.entries.clone()) {
             tracing::warn!(
                 file = %path.display(),
                 "cannot compact the replay cache file (appending to it as it is): {e}"
@@ -177,27 +191,39 @@ impl ReplayJournal {
         if self.appended.load(Ordering::Relaxed) < self.compact_at.load(Ordering::Relaxed) {
             return;
         }
-        let now = Instant::now();
-        let unix = unix_now();
-        let entries: Vec<Entry> = cache
-            .live_entries(now)
-            .into_iter()
-            .map(|(key, expires)| Entry {
-                key,
-                expires: unix + expires.saturating_duration_since(now).as_secs() + 1,
-            })
-            .collect();
-        if let Err(e) = self.rewrite(&entries) {
+        // The snapshot is taken with appends held off, so an entry recorded after it
+        // is appended to the new file, and one recorded before it is in it.
+        let snapshot = || {
+            let now = Instant::now();
+            let unix = unix_now();
+            cache
+                .live_entries(now)
+                .into_iter()
+                .map(|(key, expires)| Entry {
+                    key,
+                    expires: unix + expires.saturating_duration_since(now).as_secs() + 1,
+                })
+                .collect()
+        };
+        if let Err(e) = self.rewrite(snapshot) {
             tracing::warn!(file = %self.path.display(), "cannot compact the replay cache file: {e}");
             // Try again after as many appends again.
             self.appended.store(0, Ordering::Relaxed);
         }
     }
 
-    /// Writes `entries` to a temporary file beside the journal, syncs it, locks it
-    /// and renames it over the journal.
-    fn rewrite(&self, entries: &[Entry]) -> io::Result<()> {
+    /// Writes the entries `snapshot` gives (taken while no append can run) to a
+    /// temporary file beside the journal, syncs it, locks it and renames it over the
+    /// journal.
+    fn rewrite(&self, snapshot: impl FnOnce() -> Vec<Entry>) -> io::Result<()> {
         let mut file = self.file.write().unwrap_or_else(PoisonError::into_inner);
+        if self.appended.load(Ordering::Relaxed) < self.compact_at.load(Ordering::Relaxed)
+            && self.compacted_once.swap(true, Ordering::Relaxed)
+        {
+            // Another thread compacted while this one waited for the lock.
+            return Ok(());
+        }
+        let entries = snapshot();
         let mut tmp_name = self.path.clone().into_os_string();
         tmp_name.push(".tmp");
         let tmp_path = PathBuf::from(tmp_name);
@@ -211,7 +237,7 @@ impl ReplayJournal {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp_path)?;
         let written = os::lock(&tmp)
-            .and_then(|()| tmp.write_all(&replay_file::encode(entries)))
+            .and_then(|()| tmp.write_all(&replay_file::encode(&entries)))
             .and_then(|()| tmp.sync_data())
             .and_then(|()| std::fs::rename(&tmp_path, &self.path));
         if let Err(e) = written {
@@ -221,7 +247,7 @@ impl ReplayJournal {
         *file = tmp;
         self.appended.store(0, Ordering::Relaxed);
         self.compact_at
-            .store(entries.len().max(MIN_COMPACTION), Ordering::Relaxed);
+            .store(entries.len().max(self.min_compaction), Ordering::Relaxed);
         Ok(())
     }
 }
@@ -368,6 +394,37 @@ mod tests {
             .unwrap();
         let (_journal, reloaded) = ReplayJournal::open(&path, WINDOW).unwrap();
         assert_eq!(reloaded.entries, [young]);
+    }
+
+    #[test]
+    fn the_file_is_compacted_to_the_live_entries_as_it_grows() {
+        let dir = dir();
+        let path = dir.path().join("rc");
+        let (journal, _) = ReplayJournal::open_compacting_after(&path, WINDOW, 8).unwrap();
+        let cache = ReplayCache::new(WINDOW / 2, 100);
+        let t0 = Instant::now();
+        // Five entries that have expired by now, then seven alive.
+        for i in 0..5u8 {
+            cache.restore([i; 32], t0);
+            journal.append([i; 32]).unwrap();
+        }
+        for i in 5..12u8 {
+            assert_eq!(cache.insert([i; 32], t0), crate::Insert::Fresh);
+            journal.append([i; 32]).unwrap();
+            journal.compact_if_due(&cache);
+        }
+        // The eighth append made it due: the file holds the live entries only.
+        let file = replay_file::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let mut keys: Vec<u8> = file.entries.iter().map(|e| e.key[0]).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [5, 6, 7, 8, 9, 10, 11]);
+        // Still appending, to the new file.
+        journal.append([42; 32]).unwrap();
+        let file = replay_file::parse(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(file.entries.len(), 8);
+        drop(journal);
+        let (_journal, reloaded) = ReplayJournal::open(&path, WINDOW).unwrap();
+        assert_eq!(reloaded.entries.len(), 8);
     }
 
     #[test]
