@@ -53,33 +53,37 @@ enum Recorded {
     Fresh,
     /// Seen before within the window.
     Replay,
-    /// Not recorded (the cache is full, or the file could not be written): MIT's
-    /// replay cache must decide.
+    /// Not recorded in memory (the cache is full, and kept in the file if there is
+    /// one): MIT's replay cache must decide.
     Unrecorded,
+    /// The replay cache file could not be written: refused, as MIT refuses a token
+    /// its replay cache cannot record, so that a restart cannot accept it again.
+    Unsaved,
 }
 
 impl MemoryReplay {
     fn record(&self, key: [u8; 32]) -> Recorded {
-        match self.cache.insert(key, Instant::now()) {
+        let insert = self.cache.insert(key, Instant::now());
+        if insert == Insert::Replay {
+            return Recorded::Replay;
+        }
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.append(key) {
+                tracing::error!(
+                    file = %journal.path().display(),
+                    "Negotiate token refused: cannot write to the replay cache file ({e}); \
+                     free space or fix the file, or give --replay-cache another one"
+                );
+                return Recorded::Unsaved;
+            }
+            journal.compact_if_due(&self.cache);
+        }
+        match insert {
+            Insert::Fresh => Recorded::Fresh,
             Insert::Replay => Recorded::Replay,
             Insert::Full => {
                 tracing::warn!("memory replay cache full; using MIT's");
                 Recorded::Unrecorded
-            }
-            Insert::Fresh => {
-                let Some(journal) = &self.journal else {
-                    return Recorded::Fresh;
-                };
-                if let Err(e) = journal.append(key) {
-                    tracing::warn!(
-                        file = %journal.path().display(),
-                        "cannot write to the replay cache file ({e}); this token goes \
-                         through MIT's replay cache"
-                    );
-                    return Recorded::Unrecorded;
-                }
-                journal.compact_if_due(&self.cache);
-                Recorded::Fresh
             }
         }
     }
@@ -320,6 +324,7 @@ impl AcceptContext {
                                 );
                                 return Err(replayed());
                             }
+                            Recorded::Unsaved => return Err(unsaved()),
                             // Not recorded: MIT's cache decides instead (below).
                             Recorded::Unrecorded => {}
                         }
@@ -370,6 +375,18 @@ fn replayed() -> GssError {
     GssError::from_raw(
         RawError {
             major: MajorFlags::GSS_S_DUPLICATE_TOKEN,
+            minor: 0,
+        },
+        Side::Acceptor,
+        None,
+    )
+}
+
+/// A token refused because the replay cache file could not record it.
+fn unsaved() -> GssError {
+    GssError::from_raw(
+        RawError {
+            major: MajorFlags::GSS_S_FAILURE,
             minor: 0,
         },
         Side::Acceptor,

@@ -9,7 +9,9 @@
 //! `write` returns, so it survives the gate being killed or crashing, and costs a
 //! few microseconds beside an accept's ~250. Only a crash of the whole machine can
 //! lose the last records, and a machine that reboots has usually taken longer than
-//! the replay window.
+//! the replay window. A token whose record cannot be written (a full disk) is
+//! refused, as MIT refuses one its replay cache cannot record; a token the memory
+//! cache has no room for is written to the file and then left to MIT's cache.
 //!
 //! At start the unexpired records are reloaded and the file is rewritten with only
 //! them (a temporary file, synced, renamed over the old one); the same compaction
