@@ -275,6 +275,18 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_judged_without_panicking(s in "\\PC{0,40}") {
+            if check_host("t", &s, false).is_ok() && !s.starts_with('[') {
+                proptest::prop_assert!(!s.contains([':', '/', '@', ' ']), "{s}");
+            }
+            if is_service_name(&s) {
+                proptest::prop_assert!(s.contains(['@', '/']) && !s.contains(' '), "{s}");
+            }
+        }
+    }
+
     #[test]
     fn build_refuses_bad_settings_with_typed_errors() {
         let b = || super::Builder::default();

@@ -272,3 +272,38 @@ async fn a_streamed_body_is_answered_only_when_the_token_goes_first() {
         .as_deref()
         .is_some_and(|a| a.starts_with("Negotiate ")));
 }
+
+#[tokio::test]
+async fn an_explicit_service_name_is_asked_for_and_an_unknown_one_is_named() {
+    let realm = realm();
+    let _env = realm.enter();
+    let server = NegotiateServer::start(&realm, FinalToken::Genuine);
+    let named = |name: &str| {
+        NegotiateMiddleware::builder()
+            .mutual(Mutual::Required)
+            .allow_http_auth("127.0.0.1")
+            .spn("127.0.0.1", name)
+            .build()
+            .unwrap()
+    };
+    // The keytab also holds HTTP/localhost: a ticket for it is accepted here.
+    let response = client(None, named("HTTP/localhost@EXAMPLE.TEST"))
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(outcome(&response).target, "HTTP/localhost@EXAMPLE.TEST");
+
+    let err = client(None, named("HTTP/nowhere.example.test@EXAMPLE.TEST"))
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP/nowhere.example.test@EXAMPLE.TEST")
+            && text.contains("the KDC does not know the service principal"),
+        "{text}"
+    );
+}
