@@ -145,10 +145,11 @@ impl NegotiateMiddleware {
             }
             Err(e) => return Err(Error::exchange(&origin.host, e)),
         };
-        let mut value = HeaderValue::from_str(&credentials.to_header_value()).map_err(|_| {
-            // Base64 is always a valid header value; this cannot happen.
-            Error::exchange(&origin.host, NegotiateError::MutualAuthIncomplete)
-        })?;
+        let mut value =
+            HeaderValue::from_str(&credentials.to_header_value()).map_err(|e| Error::Task {
+                target: target.clone(),
+                detail: format!("the token made no valid header value: {e}"),
+            })?;
         value.set_sensitive(true);
         tracing::debug!(host = %origin.host, %target, "sending a Negotiate token");
         Ok((value, exchange, target))
