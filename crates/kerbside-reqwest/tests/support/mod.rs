@@ -32,7 +32,9 @@ pub fn client(ca: Option<&TestCa>, middleware: NegotiateMiddleware) -> ClientWit
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca {
         roots
-            .add(rustls_pki_types::CertificateDer::from(ca.ca_der().to_vec()))
+            .add(rustls::pki_types::CertificateDer::from(
+                ca.ca_der().to_vec(),
+            ))
             .unwrap();
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
