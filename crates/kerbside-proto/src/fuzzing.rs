@@ -66,6 +66,12 @@ pub fn netrc(data: &[u8]) {
     crate::netrc::fuzz_check(data);
 }
 
+/// Canonicalises `data` as a request path; see
+/// [`request_path::fuzz_check`](crate::request_path::fuzz_check).
+pub fn request_path(data: &[u8]) {
+    crate::request_path::fuzz_check(data);
+}
+
 /// Parses `data` as `Cookie` header lines and formats `Set-Cookie` values from it;
 /// see [`cookie::fuzz_check`](crate::cookie::fuzz_check).
 pub fn cookie(data: &[u8]) {

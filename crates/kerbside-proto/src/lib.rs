@@ -19,6 +19,7 @@ pub mod mechanism;
 pub mod netrc;
 pub mod policy;
 pub mod replay_file;
+pub mod request_path;
 pub mod scheme;
 pub mod spnego;
 pub mod target;
