@@ -50,16 +50,15 @@
 //!
 //! # How a request is judged
 //!
-//! 1. **The path is normalised.** The request path (as received, still percent-encoded:
-//!    `uri.path()`) is split on `/`, each segment is percent-decoded once, empty and `.`
-//!    segments are dropped and `..` removes the segment before it, so `/public/../private/x`,
-//!    `/public/%2e%2e/private/x` and `//private/./x` are all judged as `/private/x`. A request
-//!    is denied outright (with no rule consulted) when its path
-//!    - climbs above `/` with `..` (`/../etc/passwd`),
-//!    - has an encoded slash `%2F`, an encoded or literal backslash, or an encoded NUL: the
-//!      app behind may read these as separators (or string ends) where we did not, so no
-//!      single answer to "which path is this?" exists,
-//!    - does not start with `/` (`OPTIONS *`).
+//! 1. **The path must be canonical.** The gate makes every request path canonical at its
+//!    edge ([`canonical_path`](crate::canonical_path), rules in
+//!    [`kerbside_proto::request_path`]): unreserved escapes decoded, `.` and `..` resolved
+//!    in every spelling, `//` merged, and `%2F`, backslashes, control bytes and a `..` above
+//!    `/` refused with `400` before any rule is asked. So `/public/../private/x`,
+//!    `/public/%2e%2e/private/x` and `//private/./x` reach the rules (and the router, the
+//!    proxy and CGI) as `/private/x`. [`AccessRules::decide`] is given that canonical path
+//!    (`uri.path()` after the edge); one that is not canonical is denied outright rather
+//!    than read a second way. Each segment is percent-decoded once for matching.
 //!
 //!    Matching is by whole segments and case-sensitive: rule path `/hg/` (or `/hg`) matches
 //!    `/hg`, `/hg/` and `/hg/repo`, not `/hgweb`.
@@ -98,6 +97,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use http::Method;
+use kerbside_proto::request_path::CanonicalPath;
 use percent_encoding::percent_decode;
 use serde::Deserialize;
 
@@ -257,59 +257,24 @@ fn form_decode(raw: &[u8]) -> Vec<u8> {
     percent_decode(&spaced).collect()
 }
 
-/// Why a request path cannot be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PathProblem {
-    NotAbsolute,
-    EscapesRoot,
-    EncodedSlash,
-    Backslash,
-    Nul,
-}
-
-impl fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathProblem::NotAbsolute => "does not start with /",
-            PathProblem::EscapesRoot => "climbs above / with ..",
-            PathProblem::EncodedSlash => "has an encoded slash (%2F)",
-            PathProblem::Backslash => "has a backslash",
-            PathProblem::Nul => "has an encoded NUL (%00)",
-        })
+/// The decoded segments of a canonical request path (empty segments left out, so `/hg/`
+/// and `/hg` give the same), or why the path is not canonical.
+///
+/// The gate makes each path canonical at its edge; a path that is not is refused here
+/// rather than read in some second way.
+fn segments(path: &str) -> Result<Vec<Vec<u8>>, String> {
+    match CanonicalPath::parse(path) {
+        Ok(canonical) if canonical.as_str() == path => Ok(canonical
+            .segments()
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| percent_decode(segment.as_bytes()).collect())
+            .collect()),
+        Ok(canonical) => Err(format!(
+            "is not in canonical form (it would be {:?})",
+            canonical.as_str()
+        )),
+        Err(problem) => Err(problem.to_string()),
     }
-}
-
-/// The decoded segments of `path` with empty, `.` and `..` segments resolved.
-fn normalise(path: &str) -> Result<Vec<Vec<u8>>, PathProblem> {
-    if path.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err(PathProblem::NotAbsolute);
-    };
-    let mut segments: Vec<Vec<u8>> = Vec::new();
-    for raw in rest.split('/') {
-        let segment: Vec<u8> = percent_decode(raw.as_bytes()).collect();
-        if segment.contains(&b'/') {
-            return Err(PathProblem::EncodedSlash);
-        }
-        if segment.contains(&b'\\') {
-            return Err(PathProblem::Backslash);
-        }
-        if segment.contains(&0) {
-            return Err(PathProblem::Nul);
-        }
-        match segment.as_slice() {
-            b"" | b"." => {}
-            b".." => {
-                if segments.pop().is_none() {
-                    return Err(PathProblem::EscapesRoot);
-                }
-            }
-            _ => segments.push(segment),
-        }
-    }
-    Ok(segments)
 }
 
 fn display_segments(segments: &[Vec<u8>]) -> String {
@@ -798,8 +763,8 @@ impl AccessRules {
         &self.groups
     }
 
-    /// Judges one request. `path` is the request path as received, still percent-encoded
-    /// (`uri.path()`), `query` the raw query (`uri.query()`), and `principal` the
+    /// Judges one request. `path` is the request's canonical path (see
+    /// [`CanonicalPath`]; the gate's edge makes it so), still percent-encoded, `query` the raw query (`uri.query()`), and `principal` the
     /// authenticated client, if any, as GSSAPI names it (`alice@EXAMPLE.TEST`).
     ///
     /// Never panics, whatever the path and query.
@@ -810,7 +775,7 @@ impl AccessRules {
         query: Option<&str>,
         principal: Option<&str>,
     ) -> Decision {
-        let segments = match normalise(path) {
+        let segments = match segments(path) {
             Ok(segments) => segments,
             Err(problem) => {
                 return Decision::Deny {
@@ -1099,9 +1064,16 @@ mod tests {
         (method(m), path.to_owned(), query)
     }
 
+    /// The path as the gate's edge passes it on: canonical, or as received when it has no
+    /// canonical form (the gate answers 400 then; the rules must deny it too).
+    fn at_the_edge(path: &str) -> String {
+        CanonicalPath::parse(path).map_or_else(|_| path.to_owned(), |p| p.to_string())
+    }
+
+    /// Judges a request line as the gate does: path made canonical at the edge first.
     fn decide(rules: &AccessRules, line: &str, principal: Option<&str>) -> Decision {
         let (m, path, query) = request(line);
-        rules.decide(&m, &path, query.as_deref(), principal)
+        rules.decide(&m, &at_the_edge(&path), query.as_deref(), principal)
     }
 
     fn op(line: &str) -> Operation {
@@ -1614,17 +1586,24 @@ mod tests {
             ),
             (
                 "GET /a%5C..%5Cb",
-                "request path \"/a%5C..%5Cb\" has a backslash",
+                "request path \"/a%5C..%5Cb\" has a backslash (\\ or %5C)",
             ),
             (
                 "GET /a\\..\\b",
-                "request path \"/a\\\\..\\\\b\" has a backslash",
+                "request path \"/a\\\\..\\\\b\" has a backslash (\\ or %5C)",
             ),
             (
                 "GET /a%00.txt",
-                "request path \"/a%00.txt\" has an encoded NUL (%00)",
+                "request path \"/a%00.txt\" has a control character (such as %00 or %0A)",
             ),
-            ("OPTIONS *", "request path \"*\" does not start with /"),
+            (
+                "OPTIONS *",
+                "request path \"*\" is the asterisk form (OPTIONS *), which the gate does not serve",
+            ),
+            (
+                "GET /public/..;/secret",
+                "request path \"/public/..;/secret\" has a . or .. segment with ;parameters (such as ..;)",
+            ),
         ] {
             assert_eq!(
                 decide(&rules, line, Some("alice@EXAMPLE.TEST")),
@@ -1637,22 +1616,45 @@ mod tests {
     }
 
     #[test]
-    fn empty_path_is_the_root() {
+    fn empty_and_malformed_paths_are_denied() {
         let rules = private_and_public();
-        assert_eq!(
-            rules.decide(&Method::GET, "", None, None),
-            rules.decide(&Method::GET, "/", None, None)
-        );
-    }
-
-    #[test]
-    fn invalid_percent_escapes_stay_literal() {
-        let rules = private_and_public();
-        assert_eq!(decide(&rules, "GET /public/%zz/%", None), Decision::Allow);
+        for path in ["", "/public/%zz/%", "/public/%4"] {
+            assert!(
+                matches!(
+                    rules.decide(&Method::GET, path, None, None),
+                    Decision::Deny { .. }
+                ),
+                "{path:?}"
+            );
+        }
         assert_eq!(
             decide(&rules, "GET /public/%e2%28%a1", None),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn non_canonical_paths_are_denied_not_read_a_second_way() {
+        let rules = private_and_public();
+        for (path, canonical) in [
+            ("/secret/../public/x", "/public/x"),
+            ("/public//x", "/public/x"),
+            ("/%70ublic/x", "/public/x"),
+            ("/public/caf%c3%a9", "/public/caf%C3%A9"),
+        ] {
+            assert_eq!(
+                rules.decide(&Method::GET, path, None, None),
+                Decision::Deny {
+                    reason: format!(
+                        "request path \"{path}\" is not in canonical form (it would be \"{canonical}\")"
+                    )
+                }
+            );
+            assert_eq!(
+                rules.decide(&Method::GET, canonical, None, None),
+                Decision::Allow
+            );
+        }
     }
 
     // ---- configuration errors ----
@@ -2028,7 +2030,7 @@ mod tests {
                 if normal.is_empty() {
                     normal.push('/');
                 }
-                if trailing_slash {
+                if trailing_slash || variant.is_empty() {
                     variant.push_str("/./");
                 }
                 (normal, variant)
@@ -2083,7 +2085,7 @@ mod tests {
             let rules = sample_rules();
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             prop_assert_eq!(
-                rules.decide(&method, &variant, query, principal),
+                rules.decide(&method, &at_the_edge(&variant), query, principal),
                 rules.decide(&method, &normal, query, principal),
                 "{} vs {}", variant, normal
             );
@@ -2100,7 +2102,7 @@ mod tests {
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let encoded = percent_encode_all(&normal);
             prop_assert_eq!(
-                rules.decide(&method, &encoded, query, principal),
+                rules.decide(&method, &at_the_edge(&encoded), query, principal),
                 rules.decide(&method, &normal, query, principal),
                 "{}", encoded
             );

@@ -1079,11 +1079,19 @@ fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identi
     let Some(credentials) = credentials else {
         return Err(Outcome::Refuse(Refusal::new(StatusCode::BAD_REQUEST, None)));
     };
-    let target = request
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // The client hashed the request target as it sent it, before the gate's edge made
+    // the path canonical.
+    let target = match request
+        .extensions
+        .get::<crate::canonical_path::OriginalTarget>()
+    {
+        Some(original) => original.0.clone(),
+        None => request
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+    };
     let started = Instant::now();
     let result = settings.verify(&credentials, request.method.as_str(), &target);
     if let Some(m) = shared.metrics() {

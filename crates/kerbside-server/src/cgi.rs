@@ -30,8 +30,10 @@
 //!   whose names have anything but letters, digits and `-`: a client must not be able
 //!   to send `X_Remote_User` and have it read as `HTTP_X_REMOTE_USER` (Apache drops
 //!   them too);
-//! - `PATH_INFO` percent-decoded (RFC 3875 §4.1.5); a path with `.` or `..` segments
-//!   or an encoded NUL is refused with `400`;
+//! - `PATH_INFO` percent-decoded (RFC 3875 §4.1.5) from the canonical path the gate's
+//!   edge made ([`canonical_path`](crate::canonical_path)); `SCRIPT_NAME` is the mount and
+//!   `REQUEST_URI` the canonical path with the query as sent. A path that is not canonical
+//!   (`.` or `..` segments, `//`, `%2F`, an encoded NUL...) is refused with `400`;
 //! - the request body on its standard input, at most [`CgiConfig::max_body`] bytes: a
 //!   larger `Content-Length` is answered `413` before anything is read. CGI needs
 //!   `CONTENT_LENGTH` up front, so a body sent without a length (HTTP/1.1 chunked, or
@@ -621,7 +623,15 @@ fn header_variable(name: &HeaderName) -> Option<String> {
 }
 
 /// `PATH_INFO` for a request path: the part after the mount, percent-decoded.
-fn path_info(mount: &str, path: &str) -> Result<Vec<u8>, StatusCode> {
+///
+/// The gate made the path canonical at its edge (no `.` or `..` segment, no `%2F`, no
+/// control byte), so decoding it once cannot make a separator or a string end; a path that
+/// is not canonical is refused with `400` rather than read a second way.
+pub(crate) fn path_info(mount: &str, path: &str) -> Result<Vec<u8>, StatusCode> {
+    match kerbside_proto::request_path::CanonicalPath::parse(path) {
+        Ok(canonical) if canonical.as_str() == path => {}
+        _ => return Err(StatusCode::BAD_REQUEST),
+    }
     let rest = if mount.is_empty() {
         path
     } else if let Some(rest) = path.strip_prefix(mount) {
@@ -632,34 +642,7 @@ fn path_info(mount: &str, path: &str) -> Result<Vec<u8>, StatusCode> {
     } else {
         return Err(StatusCode::NOT_FOUND);
     };
-    let decoded = percent_decode(rest.as_bytes()).ok_or(StatusCode::BAD_REQUEST)?;
-    if decoded.contains(&0)
-        || decoded
-            .split(|&b| b == b'/')
-            .any(|segment| segment == b"." || segment == b"..")
-    {
-        return Err(StatusCode::BAD_REQUEST);
-    }
-    Ok(decoded)
-}
-
-/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let high = hex(*input.get(i + 1)?)?;
-            let low = hex(*input.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    Ok(percent_encoding::percent_decode(rest.as_bytes()).collect())
 }
 
 /// Copies the request body to the program's standard input, then closes it.
@@ -1032,20 +1015,33 @@ mod tests {
     fn path_info_is_decoded_under_the_mount() {
         assert_eq!(path_info("/hg", "/hg").unwrap(), b"");
         assert_eq!(path_info("/hg", "/hg/").unwrap(), b"/");
-        assert_eq!(path_info("/hg", "/hg/a%20b/c%2Fd").unwrap(), b"/a b/c/d");
+        assert_eq!(path_info("/hg", "/hg/a%20b/c%3Fd").unwrap(), b"/a b/c?d");
         assert_eq!(path_info("", "/x/%C3%A9").unwrap(), "/x/é".as_bytes());
         assert_eq!(path_info("/hg", "/hgx"), Err(StatusCode::NOT_FOUND));
         assert_eq!(path_info("/hg", "/git/x"), Err(StatusCode::NOT_FOUND));
-        assert_eq!(path_info("/hg", "/hg/%zz"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(path_info("/hg", "/hg/%4"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(path_info("/hg", "/hg/a%00b"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(path_info("/hg", "/hg/../etc"), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(
-            path_info("/hg", "/hg/a/%2E%2E/b"),
-            Err(StatusCode::BAD_REQUEST)
-        );
-        assert_eq!(path_info("/hg", "/hg/./b"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(path_info("/hg", "/hg/..a/b.").unwrap(), b"/..a/b.");
+    }
+
+    #[test]
+    fn path_info_refuses_a_path_that_is_not_canonical() {
+        for path in [
+            "/hg/%zz",
+            "/hg/%4",
+            "/hg/a%00b",
+            "/hg/../etc",
+            "/hg/a/%2E%2E/b",
+            "/hg/./b",
+            "/hg/a%2Fb",
+            "/hg//b",
+            "/hg/%61",
+            "/hg/%c3%a9",
+        ] {
+            assert_eq!(
+                path_info("/hg", path),
+                Err(StatusCode::BAD_REQUEST),
+                "{path}"
+            );
+        }
     }
 
     #[test]

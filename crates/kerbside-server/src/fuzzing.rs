@@ -1,8 +1,41 @@
 //! Entry points shared by the `cargo fuzz` targets for the server's parsers and the
 //! tests that replay their seed corpora, so both check the same properties.
 
-use crate::access::Groups;
+use crate::access::{AccessRules, Decision, Groups};
 use crate::usermap::{MapFile, UserMap};
+
+/// Canonicalises `data` as a request target at the gate's edge: the canonical path has the
+/// properties [`kerbside_proto::fuzzing::request_path`] checks, is the path the router then
+/// matches (the request's URI), and is judged by the access rules and given to CGI as it
+/// is, never refused there as not canonical; a refused target leaves the request as it was.
+pub fn request_path(data: &[u8]) {
+    kerbside_proto::fuzzing::request_path(data);
+    let Ok(uri) = http::Uri::try_from(data) else {
+        return;
+    };
+    let mut request = http::Request::new(());
+    *request.uri_mut() = uri.clone();
+    match crate::canonical_path::canonicalise(&mut request) {
+        Ok(canonical) => {
+            let path = request.uri().path();
+            assert_eq!(path, canonical.as_str(), "{uri}");
+            assert_eq!(request.uri().query(), uri.query(), "{uri}");
+            let rules = AccessRules::allow_all_authenticated();
+            assert_eq!(
+                rules.decide(
+                    request.method(),
+                    path,
+                    request.uri().query(),
+                    Some("fuzz@EXAMPLE.TEST")
+                ),
+                Decision::Allow,
+                "{uri}"
+            );
+            assert!(crate::cgi::path_info("", path).is_ok(), "{uri}");
+        }
+        Err(_) => assert_eq!(request.uri(), &uri),
+    }
+}
 
 /// Parses `data` as a groups file; what parses must write back to an equal value.
 pub fn groups(data: &[u8]) {
@@ -45,6 +78,7 @@ mod tests {
         for (target, check) in [
             ("groups", super::groups as fn(&[u8])),
             ("usermap", super::usermap),
+            ("request_path", super::request_path),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 check(&std::fs::read(entry.unwrap().path()).unwrap());

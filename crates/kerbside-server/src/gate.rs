@@ -31,6 +31,7 @@ use crate::auth::{
     AuthMode, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
     TlsChannel,
 };
+use crate::canonical_path::CanonicalPathLayer;
 use crate::cgi::{CgiConfig, CgiService};
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
@@ -213,6 +214,22 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Refuses a mount prefix that no canonical request path could start with.
+fn check_mount_prefix(prefix: &str) -> Result<(), String> {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    match kerbside_proto::request_path::CanonicalPath::parse(trimmed) {
+        Ok(canonical) if canonical.as_str() == trimmed => Ok(()),
+        Ok(canonical) => Err(format!(
+            "mount path {prefix:?} is not in canonical form (request paths are compared \
+             after decoding, dot segments and // are resolved): write {canonical:?}"
+        )),
+        Err(e) => Err(format!("mount path {prefix:?} {e}")),
+    }
+}
+
 impl Router {
     fn new(
         config: &GateConfig,
@@ -222,6 +239,7 @@ impl Router {
         let mut routes = Vec::new();
         let spool = crate::cgi::SpoolBudget::new(config.spool_budget);
         for mount in &config.mounts {
+            check_mount_prefix(&mount.prefix)?;
             let max_body = mount.max_body.unwrap_or(config.max_body);
             let route = match &mount.target {
                 MountTarget::Proxy(upstream) => {
@@ -493,6 +511,7 @@ impl Gate {
                     req
                 })
                 .map_response(explain_refusal)
+                .layer(CanonicalPathLayer)
                 .layer(self.layer.clone())
                 .service(self.router.clone());
             let service = TowerToHyperService::new(service);

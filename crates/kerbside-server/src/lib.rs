@@ -34,6 +34,7 @@
 
 pub mod access;
 mod auth;
+pub mod canonical_path;
 pub mod cgi;
 pub mod check;
 mod forward_body;
