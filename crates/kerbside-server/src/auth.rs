@@ -12,6 +12,7 @@ use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTIC
 use http::{Request, Response, StatusCode, Version};
 use kerbside_gssapi::{AcceptContext, AcceptStep, GssError, NegotiateAcceptor};
 use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
+use kerbside_proto::SchemeKind;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -24,8 +25,15 @@ use crate::session::SessionCodec;
 /// The authenticated client, inserted into the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
-    /// The client principal, e.g. `alice@EXAMPLE.TEST`.
+    /// The client's name: a Kerberos principal as the KDC names it (`alice@EXAMPLE.TEST`,
+    /// also for Basic checked against the KDC), or a user as the gate's users file spells
+    /// it (NTLM, Digest, Basic with an htpasswd file), whatever case or domain the client
+    /// typed.
     pub principal: String,
+    /// The HTTP authentication scheme the client used: `Negotiate` (Kerberos, or NTLM
+    /// inside SPNEGO), `NTLM`, `Digest` or `Basic`; `SchemeKind::name` gives the name CGI's
+    /// `AUTH_TYPE` and the scheme header carry.
+    pub scheme: SchemeKind,
 }
 
 /// How clients stay authenticated.
@@ -94,7 +102,8 @@ pub struct ConnectionAuth {
 
 #[derive(Debug, Default)]
 struct ConnState {
-    principal: Option<String>,
+    /// Who authenticated this connection, and with which scheme.
+    principal: Option<(String, SchemeKind)>,
     /// A multi-leg exchange waiting for its next token.
     pending: Option<AcceptContext>,
     /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
@@ -353,6 +362,7 @@ enum Identity {
     Anonymous,
     Known {
         principal: String,
+        scheme: SchemeKind,
         final_token: Option<Vec<u8>>,
         set_cookie: Option<String>,
         /// Digest's `Authentication-Info` (rspauth).
@@ -533,12 +543,14 @@ where
             let (principal, final_token, set_cookie, info) = match identity {
                 Identity::Known {
                     principal,
+                    scheme,
                     final_token,
                     set_cookie,
                     info,
                 } => {
                     head.extensions.insert(Authenticated {
                         principal: principal.clone(),
+                        scheme,
                     });
                     (Some(principal), final_token, set_cookie, info)
                 }
@@ -636,12 +648,15 @@ async fn identify(
     }
     if token.is_none() {
         if connection_mode {
-            if let Some(principal) = conn.as_ref().and_then(|c| c.lock().principal.clone()) {
+            if let Some((principal, scheme)) =
+                conn.as_ref().and_then(|c| c.lock().principal.clone())
+            {
                 if let Some(m) = shared.metrics() {
                     m.connection_reuse();
                 }
                 return Ok(Identity::Known {
                     principal,
+                    scheme,
                     final_token: None,
                     set_cookie: None,
                     info: None,
@@ -654,8 +669,10 @@ async fn identify(
                     if let Some(m) = shared.metrics() {
                         m.session_hit();
                     }
+                    // Only a Kerberos handshake makes a session cookie.
                     return Ok(Identity::Known {
                         principal: session.principal,
+                        scheme: SchemeKind::Negotiate,
                         final_token: None,
                         set_cookie: None,
                         info: None,
@@ -714,7 +731,7 @@ async fn identify(
             tracing::info!(%principal, path = %request.uri.path(), "authenticated");
             if connection_mode {
                 if let Some(conn) = &conn {
-                    conn.lock().principal = Some(principal.clone());
+                    conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate));
                 }
             }
             let set_cookie = match (&config.sessions, config.mode) {
@@ -738,6 +755,7 @@ async fn identify(
             };
             Ok(Identity::Known {
                 principal,
+                scheme: SchemeKind::Negotiate,
                 final_token: token,
                 set_cookie,
                 info: None,
@@ -817,6 +835,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
         tracing::info!(%user, path = %request.uri.path(), "authenticated with Basic (htpasswd)");
         return Ok(Identity::Known {
             principal: user,
+            scheme: SchemeKind::Basic,
             final_token: None,
             set_cookie: None,
             info: None,
@@ -880,6 +899,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
             tracing::info!(%principal, path = %request.uri.path(), "authenticated with Basic (checked against the KDC and the keytab)");
             Ok(Identity::Known {
                 principal,
+                scheme: SchemeKind::Basic,
                 final_token: None,
                 set_cookie: None,
                 info: None,
@@ -969,9 +989,10 @@ fn ntlm(
             match result {
                 Ok((principal, channel_bound)) => {
                     tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
-                    conn.lock().principal = Some(principal.clone());
+                    conn.lock().principal = Some((principal.clone(), SchemeKind::Ntlm));
                     Ok(Identity::Known {
                         principal,
+                        scheme: SchemeKind::Ntlm,
                         final_token: None,
                         set_cookie: None,
                         info: None,
@@ -1032,9 +1053,11 @@ fn spnego_ntlm(
     match result {
         Ok((reply, principal, channel_bound)) => {
             tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
-            conn.lock().principal = Some(principal.clone());
+            // The HTTP scheme was Negotiate, whatever mechanism SPNEGO chose.
+            conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate));
             Ok(Identity::Known {
                 principal,
+                scheme: SchemeKind::Negotiate,
                 final_token: Some(reply),
                 set_cookie: None,
                 info: None,
@@ -1102,6 +1125,7 @@ fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identi
             tracing::info!(principal = %verified.user, path = %request.uri.path(), "authenticated with Digest");
             Ok(Identity::Known {
                 principal: verified.user,
+                scheme: SchemeKind::Digest,
                 final_token: None,
                 set_cookie: None,
                 info: Some(verified.authentication_info),

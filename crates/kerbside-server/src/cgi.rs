@@ -3,8 +3,9 @@
 //!
 //! Behind the gate's [`NegotiateLayer`](crate::NegotiateLayer) the program learns
 //! who the client is from `REMOTE_USER` (the principal turned into a user name by a
-//! [`UserMap`]) and `AUTH_TYPE=Negotiate`, which is what `hgweb`'s `allow-push` and
-//! `git http-backend`'s `receive-pack` check.
+//! [`UserMap`]) and `AUTH_TYPE` (the scheme the client used: `Negotiate`, `NTLM`,
+//! `Digest` or `Basic`), which is what `hgweb`'s `allow-push` and `git http-backend`'s
+//! `receive-pack` check.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -298,13 +299,15 @@ impl Shared {
         let deadline = Instant::now() + self.config.timeout;
         let program = &self.name;
         let user = match request.extensions().get::<Authenticated>() {
-            Some(Authenticated { principal }) => match self.config.user_map.map(principal) {
-                Some(user) => Some(user),
-                None => {
-                    tracing::warn!(%principal, program = %program, "the user map refuses this principal");
-                    return answer(StatusCode::FORBIDDEN);
+            Some(Authenticated { principal, scheme }) => {
+                match self.config.user_map.map(principal) {
+                    Some(user) => Some((user, scheme.name())),
+                    None => {
+                        tracing::warn!(%principal, program = %program, "the user map refuses this principal");
+                        return answer(StatusCode::FORBIDDEN);
+                    }
                 }
-            },
+            }
             None => None,
         };
         let path_info = match path_info(&self.config.mount, request.uri().path()) {
@@ -490,7 +493,7 @@ impl Shared {
         &self,
         parts: &http::request::Parts,
         path_info: Vec<u8>,
-        user: Option<String>,
+        user: Option<(String, &'static str)>,
         content_length: Option<u64>,
     ) -> Vec<(OsString, OsString)> {
         let mut env: Vec<(OsString, OsString)> = Vec::new();
@@ -546,8 +549,8 @@ impl Shared {
         if tls {
             set("HTTPS", b"on");
         }
-        if let Some(user) = user {
-            set("AUTH_TYPE", b"Negotiate");
+        if let Some((user, scheme)) = user {
+            set("AUTH_TYPE", scheme.as_bytes());
             set("REMOTE_USER", user.as_bytes());
         }
         if let Some(length) = content_length {

@@ -149,13 +149,13 @@ impl NtlmSettings {
             pending.handle_response(token, verify_inputs(binding, check, &lookup))?;
         Ok((
             reply,
-            display_name(&done.user, &done.domain),
+            self.name_of(&done.user, &done.domain),
             done.channel_bound,
         ))
     }
 
     /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent; the
-    /// user's name (`DOMAIN\user`, or `user` when the client sent no domain).
+    /// user's name as the users file spells it (see [`NtlmUsers::find`]).
     pub fn verify(
         &self,
         pending: ExpectAuthenticate,
@@ -166,7 +166,17 @@ impl NtlmSettings {
         let lookup = |user: &str, domain: &str| self.users.lookup(user, domain);
         let done =
             pending.handle_authenticate(authenticate, verify_inputs(binding, check, &lookup))?;
-        Ok((display_name(&done.user, &done.domain), done.channel_bound))
+        Ok((self.name_of(&done.user, &done.domain), done.channel_bound))
+    }
+
+    /// The name of the entry a verified user and domain were checked against: `alice` or
+    /// `EXAMPLE\bob` as the file writes it, never the client's spelling.
+    fn name_of(&self, user: &str, domain: &str) -> String {
+        match self.users.find(user, domain) {
+            Some(entry) => entry.name(),
+            // Verification looked the same entry up; this is not reached.
+            None => user.to_owned(),
+        }
     }
 }
 
@@ -182,15 +192,6 @@ fn verify_inputs<'a>(
         channel_bindings: check,
         expected_channel_bindings: binding,
         lookup,
-    }
-}
-
-/// `DOMAIN\user`, or `user` when the client sent no domain.
-fn display_name(user: &str, domain: &str) -> String {
-    if domain.is_empty() {
-        user.to_owned()
-    } else {
-        format!("{domain}\\{user}")
     }
 }
 

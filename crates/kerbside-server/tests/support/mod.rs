@@ -126,6 +126,7 @@ pub async fn serve(config: CgiConfig, principal: Option<&str>, tls: bool) -> Ser
                     if let Some(principal) = &principal {
                         req.extensions_mut().insert(Authenticated {
                             principal: principal.clone(),
+                            scheme: kerbside_proto::SchemeKind::Negotiate,
                         });
                     }
                     req.extensions_mut().insert(ConnectionInfo { remote, tls });

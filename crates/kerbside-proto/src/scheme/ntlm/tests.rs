@@ -610,6 +610,38 @@ fn version() -> impl Strategy<Value = Option<Version>> {
     )
 }
 
+#[test]
+fn users_are_found_whatever_the_case_and_named_as_the_file_spells_them() {
+    let users = super::users::NtlmUsers::parse(
+        "alice:8846F7EAEE8FB117AD06BDD830B7586C\nEXAMPLE\\Bob:A4F49C406510BDCAB6824EE7C30FD852\n",
+    )
+    .unwrap();
+    let name = |user: &str, domain: &str| users.find(user, domain).map(|e| e.name());
+    for (user, domain) in [
+        ("alice", ""),
+        ("ALICE", ""),
+        ("Alice", "KERBSIDE"),
+        ("alice", "OTHERDOMAIN"),
+    ] {
+        assert_eq!(
+            name(user, domain).as_deref(),
+            Some("alice"),
+            "{domain}\\{user}"
+        );
+    }
+    for (user, domain) in [("bob", "example"), ("BOB", "EXAMPLE"), ("Bob", "Example")] {
+        assert_eq!(
+            name(user, domain).as_deref(),
+            Some("EXAMPLE\\Bob"),
+            "{domain}\\{user}"
+        );
+    }
+    // A domain-qualified entry is only for its domain.
+    assert_eq!(name("bob", "OTHER"), None);
+    assert_eq!(name("bob", ""), None);
+    assert_eq!(name("mallory", ""), None);
+}
+
 proptest! {
     #[test]
     fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -157,9 +157,17 @@ impl NtlmUsers {
         &self.entries
     }
 
-    /// The NT hash for a user as a client named it: a `DOMAIN\user` entry for that domain if
-    /// there is one, else a bare `user` entry. Names compare case-insensitively.
+    /// The NT hash for a user as a client named it; see [`find`](Self::find).
     pub fn lookup(&self, user: &str, domain: &str) -> Option<[u8; 16]> {
+        self.find(user, domain).map(|e| e.nt_hash)
+    }
+
+    /// The entry for a user as a client named it: a `DOMAIN\user` entry for that domain if
+    /// there is one, else a bare `user` entry (which matches whatever domain the client
+    /// sent). Names compare case-insensitively, as NTLM does (NTOWFv2 upper-cases the user
+    /// name). The entry's [`name`](NtlmUser::name) is how the user is then called, whatever
+    /// the client typed: `ALICE` and `OTHER\alice` are both the file's `alice`.
+    pub fn find(&self, user: &str, domain: &str) -> Option<&NtlmUser> {
         let user_matches = |e: &&NtlmUser| eq_ci(&e.user, user);
         self.entries
             .iter()
@@ -171,7 +179,6 @@ impl NtlmUsers {
                     .filter(user_matches)
                     .find(|e| e.domain.is_none())
             })
-            .map(|e| e.nt_hash)
     }
 }
 
