@@ -33,6 +33,7 @@ use crate::auth::{
 };
 use crate::canonical_path::CanonicalPathLayer;
 use crate::cgi::{CgiConfig, CgiService};
+use crate::identity_headers::IdentityHeaders;
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
 use crate::proxy::{GateBody, IdentitySigner, ProxyLimits, ReverseProxy};
@@ -109,6 +110,9 @@ pub struct GateConfig {
     pub mounts: Vec<Mount>,
     /// The header that carries the principal upstream.
     pub identity_header: HeaderName,
+    /// The header that carries the scheme the client used (`Negotiate`, `NTLM`,
+    /// `Digest`, `Basic`) upstream, if any; removed from clients like the identity header.
+    pub scheme_header: Option<HeaderName>,
     /// A key file (32+ bytes, mode 0600) to sign the identity header with, for
     /// upstreams that want proof it came from the gate.
     pub identity_key: Option<PathBuf>,
@@ -169,6 +173,7 @@ impl GateConfig {
             replay_cache: None,
             mounts: vec![Mount::new("/", MountTarget::Proxy(upstream))],
             identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
+            scheme_header: None,
             identity_key: None,
             mode: AuthMode::PerRequest,
             session_key: None,
@@ -203,6 +208,8 @@ enum Route {
 #[derive(Debug, Clone)]
 pub struct Router {
     routes: Arc<Vec<(String, Route)>>,
+    /// Removed from requests in every client spelling, whatever the route.
+    identity: Arc<IdentityHeaders>,
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
@@ -233,6 +240,7 @@ fn check_mount_prefix(prefix: &str) -> Result<(), String> {
 impl Router {
     fn new(
         config: &GateConfig,
+        identity: IdentityHeaders,
         signer: Option<&IdentitySigner>,
         metrics: &GateMetrics,
     ) -> Result<Self, String> {
@@ -243,7 +251,8 @@ impl Router {
             let max_body = mount.max_body.unwrap_or(config.max_body);
             let route = match &mount.target {
                 MountTarget::Proxy(upstream) => {
-                    let proxy = ReverseProxy::new(upstream, config.identity_header.clone())?
+                    let proxy = ReverseProxy::new(upstream, identity.identity().clone())?
+                        .with_identity_headers(identity.clone())
                         .with_limits(ProxyLimits {
                             upstream_timeout: mount
                                 .upstream_timeout
@@ -269,6 +278,7 @@ impl Router {
         routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.trim_end_matches('/').len()));
         Ok(Self {
             routes: Arc::new(routes),
+            identity: Arc::new(identity),
         })
     }
 }
@@ -282,7 +292,8 @@ impl Service<Request<Incoming>> for Router {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        self.identity.strip_client_spellings(request.headers_mut());
         let path = request.uri().path();
         let route = self
             .routes
@@ -424,7 +435,9 @@ impl Gate {
             Some(path) => Some(IdentitySigner::load(path)?),
             None => None,
         };
-        let router = Router::new(config, signer.as_ref(), &metrics)?;
+        let identity =
+            IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone());
+        let router = Router::new(config, identity, signer.as_ref(), &metrics)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

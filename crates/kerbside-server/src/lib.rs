@@ -41,6 +41,7 @@ mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+pub mod identity_headers;
 pub mod listener;
 pub mod metrics;
 pub mod passwords;

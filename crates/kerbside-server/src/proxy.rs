@@ -22,6 +22,7 @@ use tower_service::Service;
 use crate::auth::Authenticated;
 use crate::forward_body::{ForwardBody, IdleTimeout, Progress};
 use crate::gate::ConnectionInfo;
+use crate::identity_headers::IdentityHeaders;
 use crate::metrics::GateMetrics;
 
 /// The header that carries the authenticated principal to the upstream by default.
@@ -76,9 +77,10 @@ impl Default for ProxyLimits {
 
 /// A [`Service`] that forwards requests to one upstream (`http://host:port[/prefix]`).
 ///
-/// Any copy of the identity header sent by the client is removed, and the
-/// principal from the [`Authenticated`] extension is set in its place. An upstream
-/// that stalls, and a body over the limit, are cut off ([`ProxyLimits`]).
+/// Any copy of the identity header sent by the client, in any spelling (see
+/// [`IdentityHeaders`]), is removed, and the principal from the [`Authenticated`]
+/// extension is set in its place (with the scheme in the scheme header, if one is set).
+/// An upstream that stalls, and a body over the limit, are cut off ([`ProxyLimits`]).
 #[derive(Clone)]
 pub struct ReverseProxy {
     client: Client<HttpConnector, ForwardBody<Incoming>>,
@@ -87,7 +89,7 @@ pub struct ReverseProxy {
     scheme: Scheme,
     authority: Authority,
     prefix: String,
-    identity_header: HeaderName,
+    identity: IdentityHeaders,
     signer: Option<IdentitySigner>,
 }
 
@@ -98,7 +100,7 @@ impl std::fmt::Debug for ReverseProxy {
                 "upstream",
                 &format_args!("{}://{}{}", self.scheme, self.authority, self.prefix),
             )
-            .field("identity_header", &self.identity_header)
+            .field("identity", &self.identity)
             .field("signed", &self.signer.is_some())
             .field("limits", &self.limits)
             .finish()
@@ -189,7 +191,7 @@ impl ReverseProxy {
             scheme,
             authority,
             prefix,
-            identity_header,
+            identity: IdentityHeaders::new(identity_header, None),
             signer: None,
         })
     }
@@ -215,8 +217,17 @@ impl ReverseProxy {
         self
     }
 
-    fn signature_header(&self) -> Option<HeaderName> {
-        HeaderName::from_bytes(format!("{}-signature", self.identity_header).as_bytes()).ok()
+    /// Passes the scheme the client used (`Negotiate`, `NTLM`, `Digest`, `Basic`) in
+    /// `header`, which is then removed from clients like the identity header.
+    pub fn with_scheme_header(mut self, header: HeaderName) -> Self {
+        self.identity = IdentityHeaders::new(self.identity.identity().clone(), Some(header));
+        self
+    }
+
+    /// Uses these identity headers (the gate builds one set for all its mounts).
+    pub fn with_identity_headers(mut self, identity: IdentityHeaders) -> Self {
+        self.identity = identity;
+        self
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
@@ -233,22 +244,22 @@ impl ReverseProxy {
         strip_hop_by_hop(headers);
         // The gate's server already answered any `Expect: 100-continue`.
         headers.remove(http::header::EXPECT);
-        // Never trust an identity header (or its signature) from the client.
-        headers.remove(&self.identity_header);
-        if let Some(sig) = self.signature_header() {
-            headers.remove(sig);
-        }
-        let principal = request
-            .extensions()
-            .get::<Authenticated>()
-            .map(|a| a.principal.clone());
-        if let Some(principal) = principal {
+        // Never trust an identity header (or its signature, or the scheme) from the
+        // client, however it is spelled.
+        self.identity.strip_client_spellings(headers);
+        let authenticated = request.extensions().get::<Authenticated>().cloned();
+        if let Some(Authenticated { principal, scheme }) = authenticated {
             if let Ok(value) = HeaderValue::from_str(&principal) {
                 request
                     .headers_mut()
-                    .insert(self.identity_header.clone(), value);
+                    .insert(self.identity.identity().clone(), value);
             }
-            if let (Some(signer), Some(name)) = (&self.signer, self.signature_header()) {
+            if let Some(name) = self.identity.scheme() {
+                request
+                    .headers_mut()
+                    .insert(name.clone(), HeaderValue::from_static(scheme.name()));
+            }
+            if let (Some(signer), Some(name)) = (&self.signer, self.identity.signature().cloned()) {
                 let unix = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());

@@ -32,6 +32,7 @@ rules:
   session-key = \"/var/lib/kerbside/session.key\"
   previous-session-keys = [\"/var/lib/kerbside/session.key.old\"]
   user-map = \"strip-realm\"
+  scheme-header = \"X-Remote-Auth-Type\" # Negotiate | NTLM | Digest | Basic, to proxy mounts
   groups = \"/etc/kerbside/groups\"  # lines `developers: alice@EXAMPLE.COM, bob@EXAMPLE.COM`
   metrics = \"127.0.0.1:9100\"
   max-handshakes = 64              # tokens accepted at once; more wait
@@ -107,9 +108,16 @@ pub struct GateArgs {
     pub cgi: Option<PathBuf>,
 
     /// Header that carries the client principal (e.g. alice@EXAMPLE.TEST) upstream.
-    /// Any copy sent by a client is removed first. Default X-Remote-User.
+    /// Any copy sent by a client is removed first, in any spelling (case, and `_` for
+    /// `-`, as CGI/WSGI/Rack/PHP read them alike). Default X-Remote-User.
     #[arg(long, value_name = "NAME")]
     pub identity_header: Option<String>,
+
+    /// Header that carries the scheme the client authenticated with (Negotiate, NTLM,
+    /// Digest or Basic) to proxy upstreams, e.g. X-Remote-Auth-Type; removed from
+    /// clients like the identity header. Off by default. (CGI gets AUTH_TYPE.)
+    #[arg(long, value_name = "NAME")]
+    pub scheme_header: Option<String>,
 
     /// Sign the identity header with this key file (32+ random bytes, mode 0600):
     /// `<identity-header>-Signature: v1 t=<unix> sig=<base64url HMAC-SHA256 of
@@ -321,6 +329,7 @@ struct GateFile {
     upstream: Option<String>,
     cgi: Option<PathBuf>,
     identity_header: Option<String>,
+    scheme_header: Option<String>,
     identity_key: Option<PathBuf>,
     auth: Option<String>,
     session_key: Option<PathBuf>,
@@ -433,6 +442,24 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         .unwrap_or_else(|| kerbside_server::DEFAULT_IDENTITY_HEADER.to_owned());
     let identity_header = HeaderName::from_bytes(identity.as_bytes())
         .map_err(|_| format!("{identity:?} is not a valid header name"))?;
+    let scheme_header = match args.scheme_header.or(file.scheme_header) {
+        Some(name) => {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("scheme header {name:?} is not a valid header name"))?;
+            let same_as = |other: &str| {
+                kerbside_server::identity_headers::same_variable(header.as_str(), other)
+            };
+            if same_as(identity_header.as_str()) || same_as(&format!("{identity_header}-signature"))
+            {
+                return Err(format!(
+                    "the scheme header {name:?} would be read as the identity header \
+                     {identity_header:?} (or its signature): choose another name"
+                ));
+            }
+            Some(header)
+        }
+        None => None,
+    };
     let tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -483,6 +510,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.replay_cache = args.replay_cache.or(file.replay_cache);
     config.mounts = mounts;
     config.identity_header = identity_header;
+    config.scheme_header = scheme_header;
     config.identity_key = args.identity_key.or(file.identity_key);
     config.mode = mode;
     config.session_key = args.session_key.or(file.session_key);
