@@ -15,10 +15,12 @@
 //! - `//` is merged into `/` (like Apache's `MergeSlashes`), so `//admin` is `/admin`;
 //! - refused outright, because some server or application behind would read them as
 //!   something else than we do: an encoded slash (`%2F`), a backslash (raw or `%5C`), NUL
-//!   and every other control byte (raw or encoded, DEL included), a `.` or `..` segment
-//!   followed by `;parameters` (Tomcat reads `..;` as `..`), an overlong UTF-8 encoding of
-//!   an ASCII character (`%C0%AE`, which old decoders read as `.`), and a malformed escape
-//!   (`%`, `%4`, `%zz`);
+//!   and every other control byte (raw or encoded, DEL included), a raw `;` (Tomcat and
+//!   Spring drop `;parameters` from segments before matching, so `/admin;x/` is `/admin/`
+//!   and `/..;/` is `/../` to them while it is neither to us; Spring's firewall refuses
+//!   `;` for the same reason; an encoded `%3B` is a plain character and is kept), an
+//!   overlong UTF-8 encoding of an ASCII character (`%C0%AE`, which old decoders read as
+//!   `.`), and a malformed escape (`%`, `%4`, `%zz`);
 //! - a path must start with `/`; the asterisk form (`OPTIONS *`) and an empty path are
 //!   refused: nothing behind a gate is asked about the server as a whole.
 //!
@@ -66,10 +68,10 @@ pub enum PathError {
     /// A `%` not followed by two hexadecimal digits.
     #[error("has a % that does not start an escape of two hexadecimal digits")]
     BadEscape,
-    /// A `.` or `..` segment with `;parameters` (`..;x`), which Tomcat and others read as
-    /// `..`.
-    #[error("has a . or .. segment with ;parameters (such as ..;)")]
-    DotSegmentWithParameters,
+    /// A raw `;`: Tomcat and Spring strip `;parameters` from segments before matching
+    /// (`/admin;x/` is `/admin/`, `..;` is `..` to them).
+    #[error("has a ; (path parameters, which some servers strip before matching)")]
+    PathParameter,
     /// An overlong UTF-8 encoding of an ASCII character (`%C0%AE` for `.`, `%C0%AF` for
     /// `/`), which old decoders accept.
     #[error("has an overlong UTF-8 encoding (such as %C0%AE)")]
@@ -99,16 +101,14 @@ impl CanonicalPath {
         let mut trailing_slash = true;
         for raw in rest.split('/') {
             let segment = canonical_segment(raw.as_bytes())?;
-            let name = segment.split(';').next().unwrap_or_default();
-            match (segment.as_str(), name) {
-                ("", _) | (".", _) => trailing_slash = true,
-                ("..", _) => {
+            match segment.as_str() {
+                "" | "." => trailing_slash = true,
+                ".." => {
                     if segments.pop().is_none() {
                         return Err(PathError::EscapesRoot);
                     }
                     trailing_slash = true;
                 }
-                (_, "." | "..") => return Err(PathError::DotSegmentWithParameters),
                 _ => {
                     segments.push(segment);
                     trailing_slash = false;
@@ -229,6 +229,7 @@ fn canonical_segment(raw: &[u8]) -> Result<String, PathError> {
         i += 1;
         match b {
             b'\\' => return Err(PathError::Backslash),
+            b';' => return Err(PathError::PathParameter),
             b if is_control(b) => return Err(PathError::ControlByte),
             b if is_raw_pchar(b) => out.push(char::from(b)),
             b => push_escape(&mut out, b),

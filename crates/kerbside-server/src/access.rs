@@ -385,6 +385,17 @@ pub enum AccessError {
         /// The path as configured.
         path: String,
     },
+    /// The rule's `path` is one no request path could be: it has a `%2F`, a backslash, a
+    /// `;`, a control character or a bad escape (see [`CanonicalPath`]).
+    #[error("access rule {rule}: path {path:?} {problem}; no request path can match it")]
+    InvalidPath {
+        /// The rule's position, from 1.
+        rule: usize,
+        /// The path as configured.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// `methods = []`: the rule could never match.
     #[error("access rule {rule} ({label}): methods is empty, so the rule would never match")]
     EmptyMethods {
@@ -526,19 +537,30 @@ impl Rule {
                 path: config.path,
             });
         };
-        let mut segments = Vec::new();
-        for segment in rest.split('/') {
-            match segment {
-                "" => {}
-                "." | ".." => {
-                    return Err(AccessError::PathHasDotSegment {
-                        rule: number,
-                        path: config.path,
-                    })
-                }
-                _ => segments.push(segment.as_bytes().to_vec()),
-            }
+        if rest
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+        {
+            return Err(AccessError::PathHasDotSegment {
+                rule: number,
+                path: config.path,
+            });
         }
+        // Read the rule's path as a request path is read, so that `/a%20b`, `/a b` and
+        // `/%61%20b` are one rule path, and a rule cannot silently never match.
+        let segments = match segments(&config.path).or_else(|_| {
+            CanonicalPath::parse(&config.path)
+                .map(|canonical| segments(canonical.as_str()).unwrap_or_default())
+        }) {
+            Ok(segments) => segments,
+            Err(problem) => {
+                return Err(AccessError::InvalidPath {
+                    rule: number,
+                    path: config.path,
+                    problem: problem.to_string(),
+                })
+            }
+        };
         let methods = match config.methods {
             None => None,
             Some(names) if names.is_empty() => {
@@ -1602,7 +1624,7 @@ mod tests {
             ),
             (
                 "GET /public/..;/secret",
-                "request path \"/public/..;/secret\" has a . or .. segment with ;parameters (such as ..;)",
+                "request path \"/public/..;/secret\" has a ; (path parameters, which some servers strip before matching)",
             ),
         ] {
             assert_eq!(
@@ -1631,6 +1653,50 @@ mod tests {
             decide(&rules, "GET /public/%e2%28%a1", None),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn rule_paths_are_read_as_request_paths_are() {
+        let rules = rules(
+            r#"
+            [[access]]
+            path = "/"
+            anonymous = true
+
+            [[access]]
+            path = "/admin%20area"
+            deny = true
+
+            [[access]]
+            path = "/café//%78"
+            deny = true
+            "#,
+            "",
+        );
+        for line in [
+            "GET /admin%20area/x",
+            "GET /admin area/x",
+            "GET /%61dmin%20area",
+            "GET /caf%C3%A9/x/y",
+            "GET /caf%c3%a9/%78",
+        ] {
+            assert!(
+                matches!(decide(&rules, line, None), Decision::Deny { .. }),
+                "{line}"
+            );
+        }
+        assert_eq!(decide(&rules, "GET /admin/x", None), Decision::Allow);
+        for path in ["/a%2Fb", "/a;b", "/a\\b", "/a%00"] {
+            let error = rules_from(
+                &format!("[[access]]\npath = {path:?}\nanonymous = true"),
+                "",
+            )
+            .unwrap_err();
+            assert!(
+                matches!(error, AccessError::InvalidPath { rule: 1, .. }),
+                "{path}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -247,6 +247,7 @@ fn proxy_mounts_see_one_canonical_path() {
         ("/../public/x", false, 400, None),
         ("/public/%2e%2e/%2e%2e/admin", false, 400, None),
         ("/public/..;/admin/x", false, 400, None),
+        ("/admin;x/secret", true, 400, None),
         ("/public/%c0%ae%c0%ae/admin", false, 400, None),
         ("/public/%zz", false, 400, None),
         ("/admin/%2e%2e/public/a%2fb", true, 400, None),
@@ -370,4 +371,36 @@ fn cgi_sees_the_canonical_path_in_every_variable() {
     assert!(body.contains("PATH_INFO=/secret/\n"), "{body}");
     assert!(body.contains("REQUEST_URI=/cgi/secret/\n"), "{body}");
     assert!(body.contains("REMOTE_USER=alice"), "{body}");
+}
+
+#[test]
+fn http2_requests_get_the_same_canonical_path() {
+    let site = site();
+    for (target, expected) in [
+        ("/admin/%2E%2e/public/h2", "2 200"),
+        ("/public/a%2fb", "2 400"),
+        ("/public/%2e%2e/admin/h2", "2 401"),
+    ] {
+        let out = curl(&site.realm, Path::new("/dev/null"))
+            .env(
+                "KRB5CCNAME",
+                format!("FILE:{}/no-ticket", site.realm.dir().display()),
+            )
+            .args([
+                "--http2-prior-knowledge",
+                "--path-as-is",
+                "-v",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_version} %{http_code}"])
+            .arg(site.gate.url(target))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(stdout, expected, "{target}: {stderr}\n{}", site.gate.log());
+    }
+    let public: Vec<String> = site.public.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(public, ["/public/h2"]);
+    assert!(site.admin.requests().is_empty());
 }
