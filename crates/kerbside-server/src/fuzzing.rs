@@ -87,4 +87,18 @@ mod tests {
         }
         assert!(seen >= 6, "the seed corpora went missing ({seen} files)");
     }
+
+    proptest::proptest! {
+        /// The request_path target's properties over arbitrary bytes and path-like text,
+        /// between fuzzing runs.
+        #[test]
+        fn request_path_holds_for_any_bytes(data in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..48)) {
+            super::request_path(&data);
+        }
+
+        #[test]
+        fn request_path_holds_for_path_like_targets(target in "/[/.%2eEfF5cC0a;?=&#]{0,32}") {
+            super::request_path(target.as_bytes());
+        }
+    }
 }
