@@ -275,8 +275,14 @@ impl ReverseProxy {
             }
         }
         let info = request.extensions().get::<ConnectionInfo>().cloned();
-        let host = request.headers().get(HOST).cloned();
+        // HTTP/2 clients send no Host: the authority is in the URI (`:authority`).
+        let host = request.headers().get(HOST).cloned().or_else(|| {
+            let authority = request.uri().authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
         let headers = request.headers_mut();
+        // Only the gate says which host the client asked for, also when it cannot tell.
+        headers.remove("x-forwarded-host");
         if let Some(info) = info {
             let for_value = info.remote.ip().to_string();
             let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {

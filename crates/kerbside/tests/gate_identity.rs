@@ -588,3 +588,36 @@ fn a_scheme_header_that_reads_as_the_identity_header_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn x_forwarded_host_is_the_gates_over_http2_too() {
+    let site = site();
+    let authority = site.gate.url.trim_start_matches("https://").to_owned();
+    for version in ["--http1.1", "--http2"] {
+        let out = curl(&site.realm, site.ca.ca_pem_path())
+            .env(
+                "KRB5CCNAME",
+                format!("FILE:{}/no-ticket", site.realm.dir().display()),
+            )
+            .args([version, "-w", "\n%{http_version}"])
+            .args(["-H", "X-Forwarded-Host: evil.example"])
+            .args(["-H", "X-Forwarded-Proto: http"])
+            .arg(site.gate.url("/raw/public/x"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        let (body, used) = stdout.rsplit_once('\n').unwrap();
+        assert_eq!(used, if version == "--http2" { "2" } else { "1.1" });
+        assert_eq!(
+            lines_named(body, "x-forwarded-host"),
+            [format!("x-forwarded-host: {authority}")],
+            "{version}: {body}"
+        );
+        assert_eq!(
+            lines_named(body, "x-forwarded-proto"),
+            ["x-forwarded-proto: https"],
+            "{version}: {body}"
+        );
+    }
+}
