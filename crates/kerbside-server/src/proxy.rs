@@ -109,8 +109,10 @@ impl std::fmt::Debug for ReverseProxy {
 
 /// Signs the identity header so an upstream can tell it came from the gate:
 /// `<identity-header>-Signature: v1 t=<unix seconds> sig=<base64url HMAC-SHA256>`
-/// over `v1\n<principal>\n<t>\n<METHOD>\n<path?query>` with a shared key. The
-/// upstream recomputes it and checks that `t` is recent.
+/// over `v1\n<principal>\n<t>\n<METHOD>\n<path?query>` with a shared key, where
+/// `path?query` is the request target the upstream receives (the upstream URL's path
+/// prefix, then the canonical path and the query). The upstream recomputes it over its
+/// own request target and checks that `t` is recent.
 #[derive(Clone)]
 pub struct IdentitySigner {
     key: std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>,
@@ -263,11 +265,12 @@ impl ReverseProxy {
                 let unix = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                let target = request
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_owned();
+                // The target the upstream receives: its prefix, then the canonical path.
+                let target = format!(
+                    "{}{}",
+                    self.prefix,
+                    request.uri().path_and_query().map_or("/", |p| p.as_str())
+                );
                 let sig = signer.sign(&principal, unix, request.method().as_str(), &target);
                 if let Ok(value) = HeaderValue::from_str(&sig) {
                     request.headers_mut().insert(name, value);

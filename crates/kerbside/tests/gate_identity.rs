@@ -25,7 +25,8 @@ use kerbside_testkit::{run_password_client, TestCa, TestCert, TestRealm};
 const DIGEST_REALM: &str = "gate@example.test";
 
 /// An upstream that answers each request with `identity=<each x-remote-user value, |
-/// separated>` and then the raw header lines it received, names as sent.
+/// separated>`, `request: <its request line>` and then the raw header lines it received,
+/// names as sent.
 struct RawHeadersUpstream {
     port: u16,
 }
@@ -79,7 +80,12 @@ fn echo_headers(stream: TcpStream) -> std::io::Result<()> {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        let text = format!("identity={}\n{}\n", identities.join("|"), lines.join("\n"));
+        let text = format!(
+            "identity={}\nrequest: {}\n{}\n",
+            identities.join("|"),
+            request_line.trim_end(),
+            lines.join("\n")
+        );
         write!(
             writer,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
@@ -620,4 +626,54 @@ fn x_forwarded_host_is_the_gates_over_http2_too() {
             "{version}: {body}"
         );
     }
+}
+
+#[test]
+fn the_identity_signature_covers_the_target_the_upstream_receives() {
+    let realm = TestRealm::start().unwrap();
+    let raw = RawHeadersUpstream::start();
+    let key = realm.dir().join("identity.key");
+    let key_bytes: Vec<u8> = (0..32u8).map(|b| b.wrapping_mul(41)).collect();
+    std::fs::write(&key, &key_bytes).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The upstream is mounted under its own prefix, and the client's path is not canonical.
+    let gate = GateProcess::start(
+        &realm,
+        None,
+        &format!("{}/app", raw.url()),
+        &["--identity-key", key.to_str().unwrap()],
+    );
+    let out = curl(&realm, Path::new("/dev/null"))
+        .args([
+            "--negotiate",
+            "-u",
+            ":",
+            "--path-as-is",
+            "-X",
+            "POST",
+            "-d",
+            "",
+        ])
+        .arg(gate.url("/x/../%79?z=1"))
+        .output()
+        .unwrap();
+    let (body, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        lines_named(&body, "request"),
+        ["request: POST /app/y?z=1 HTTP/1.1"],
+        "{body}"
+    );
+    let line = lines_named(&body, "x-remote-user-signature");
+    let value = line[0].split_once(':').unwrap().1.trim();
+    let t: u64 = value
+        .split(' ')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = kerbside_server::IdentitySigner::new(key_bytes)
+        .unwrap()
+        .sign(&realm.principal("alice"), t, "POST", "/app/y?z=1");
+    assert_eq!(value, expected, "{body}");
 }
