@@ -20,6 +20,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::gate::ConnectionInfo;
+use crate::metrics::GateMetrics;
 use crate::proxy::GateBody;
 
 /// The request target (path and query) exactly as the client sent it, before the path was
@@ -73,15 +74,28 @@ fn bad_path(problem: PathError) -> Response<GateBody> {
     response
 }
 
-/// A [`Layer`] that makes each request's path canonical, or answers `400`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CanonicalPathLayer;
+/// A [`Layer`] that makes each request's path canonical, or answers `400` (counted in the
+/// metrics' responses, if given, like the gate's other refusals).
+#[derive(Debug, Clone, Default)]
+pub struct CanonicalPathLayer {
+    metrics: Option<GateMetrics>,
+}
+
+impl CanonicalPathLayer {
+    /// A layer that counts its `400`s in `metrics`, if given.
+    pub fn new(metrics: Option<GateMetrics>) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for CanonicalPathLayer {
     type Service = CanonicalPathService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CanonicalPathService { inner }
+        CanonicalPathService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -89,6 +103,7 @@ impl<S> Layer<S> for CanonicalPathLayer {
 #[derive(Debug, Clone)]
 pub struct CanonicalPathService<S> {
     inner: S,
+    metrics: Option<GateMetrics>,
 }
 
 impl<S, B> Service<Request<B>> for CanonicalPathService<S>
@@ -120,6 +135,9 @@ where
                     path = %request.uri().path().escape_debug(),
                     "request path refused ({problem}); answering 400"
                 );
+                if let Some(m) = &self.metrics {
+                    m.response(StatusCode::BAD_REQUEST);
+                }
                 Box::pin(std::future::ready(Ok(bad_path(problem))))
             }
         }

@@ -524,7 +524,7 @@ impl Gate {
                     req
                 })
                 .map_response(explain_refusal)
-                .layer(CanonicalPathLayer)
+                .layer(CanonicalPathLayer::new(Some(self.metrics.clone())))
                 .layer(self.layer.clone())
                 .service(self.router.clone());
             let service = TowerToHyperService::new(service);

@@ -89,10 +89,17 @@ anonymous = true
     )
     .unwrap();
     let mut cmd = kerbside(&realm);
-    cmd.args(["gate", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--keytab")
-        .arg(realm.keytab());
+    cmd.args([
+        "gate",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(&config)
+    .arg("--keytab")
+    .arg(realm.keytab());
     let gate = GateProcess::from_command(cmd);
     Site {
         realm,
@@ -281,6 +288,14 @@ fn proxy_mounts_see_one_canonical_path() {
             assert!(body.contains("Bad request path"), "{target}: {body}");
         }
     }
+    // The 400s are counted with the gate's other answers.
+    let refusals = cases.iter().filter(|case| case.2 >= 400).count();
+    let metrics = site.gate.metrics();
+    assert_eq!(
+        common::metric(&metrics, r#"kerbside_gate_responses_total{class="4xx"}"#),
+        refusals as f64,
+        "{metrics}"
+    );
     let log = site.gate.log();
     assert!(
         log.contains("request path refused (has an encoded slash (%2F)); answering 400")
