@@ -34,6 +34,11 @@ pub struct Authenticated {
     /// inside SPNEGO), `NTLM`, `Digest` or `Basic`; `SchemeKind::name` gives the name CGI's
     /// `AUTH_TYPE` and the scheme header carry.
     pub scheme: SchemeKind,
+    /// Whether `principal` is a Kerberos principal (Negotiate with Kerberos, Basic checked
+    /// against the KDC), which a CGI user map turns into a user name; `false` for a name
+    /// from the gate's own users files (NTLM, also inside Negotiate; Digest; Basic with an
+    /// htpasswd file), which is already a user name and is passed as it is.
+    pub kerberos: bool,
 }
 
 /// How clients stay authenticated.
@@ -103,7 +108,7 @@ pub struct ConnectionAuth {
 #[derive(Debug, Default)]
 struct ConnState {
     /// Who authenticated this connection, and with which scheme.
-    principal: Option<(String, SchemeKind)>,
+    principal: Option<(String, SchemeKind, bool)>,
     /// A multi-leg exchange waiting for its next token.
     pending: Option<AcceptContext>,
     /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
@@ -363,6 +368,8 @@ enum Identity {
     Known {
         principal: String,
         scheme: SchemeKind,
+        /// See [`Authenticated::kerberos`].
+        kerberos: bool,
         final_token: Option<Vec<u8>>,
         set_cookie: Option<String>,
         /// Digest's `Authentication-Info` (rspauth).
@@ -544,6 +551,7 @@ where
                 Identity::Known {
                     principal,
                     scheme,
+                    kerberos,
                     final_token,
                     set_cookie,
                     info,
@@ -551,6 +559,7 @@ where
                     head.extensions.insert(Authenticated {
                         principal: principal.clone(),
                         scheme,
+                        kerberos,
                     });
                     (Some(principal), final_token, set_cookie, info)
                 }
@@ -648,7 +657,7 @@ async fn identify(
     }
     if token.is_none() {
         if connection_mode {
-            if let Some((principal, scheme)) =
+            if let Some((principal, scheme, kerberos)) =
                 conn.as_ref().and_then(|c| c.lock().principal.clone())
             {
                 if let Some(m) = shared.metrics() {
@@ -657,6 +666,7 @@ async fn identify(
                 return Ok(Identity::Known {
                     principal,
                     scheme,
+                    kerberos,
                     final_token: None,
                     set_cookie: None,
                     info: None,
@@ -673,6 +683,7 @@ async fn identify(
                     return Ok(Identity::Known {
                         principal: session.principal,
                         scheme: SchemeKind::Negotiate,
+                        kerberos: true,
                         final_token: None,
                         set_cookie: None,
                         info: None,
@@ -731,7 +742,7 @@ async fn identify(
             tracing::info!(%principal, path = %request.uri.path(), "authenticated");
             if connection_mode {
                 if let Some(conn) = &conn {
-                    conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate));
+                    conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate, true));
                 }
             }
             let set_cookie = match (&config.sessions, config.mode) {
@@ -756,6 +767,7 @@ async fn identify(
             Ok(Identity::Known {
                 principal,
                 scheme: SchemeKind::Negotiate,
+                kerberos: true,
                 final_token: token,
                 set_cookie,
                 info: None,
@@ -836,6 +848,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
         return Ok(Identity::Known {
             principal: user,
             scheme: SchemeKind::Basic,
+            kerberos: false,
             final_token: None,
             set_cookie: None,
             info: None,
@@ -900,6 +913,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
             Ok(Identity::Known {
                 principal,
                 scheme: SchemeKind::Basic,
+                kerberos: true,
                 final_token: None,
                 set_cookie: None,
                 info: None,
@@ -989,10 +1003,11 @@ fn ntlm(
             match result {
                 Ok((principal, channel_bound)) => {
                     tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
-                    conn.lock().principal = Some((principal.clone(), SchemeKind::Ntlm));
+                    conn.lock().principal = Some((principal.clone(), SchemeKind::Ntlm, false));
                     Ok(Identity::Known {
                         principal,
                         scheme: SchemeKind::Ntlm,
+                        kerberos: false,
                         final_token: None,
                         set_cookie: None,
                         info: None,
@@ -1054,10 +1069,11 @@ fn spnego_ntlm(
         Ok((reply, principal, channel_bound)) => {
             tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
             // The HTTP scheme was Negotiate, whatever mechanism SPNEGO chose.
-            conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate));
+            conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate, false));
             Ok(Identity::Known {
                 principal,
                 scheme: SchemeKind::Negotiate,
+                kerberos: false,
                 final_token: Some(reply),
                 set_cookie: None,
                 info: None,
@@ -1126,6 +1142,7 @@ fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identi
             Ok(Identity::Known {
                 principal: verified.user,
                 scheme: SchemeKind::Digest,
+                kerberos: false,
                 final_token: None,
                 set_cookie: None,
                 info: Some(verified.authentication_info),

@@ -2,8 +2,9 @@
 //! Mercurial's `hgweb.cgi` or `git http-backend`, and streams its answer back.
 //!
 //! Behind the gate's [`NegotiateLayer`](crate::NegotiateLayer) the program learns
-//! who the client is from `REMOTE_USER` (the principal turned into a user name by a
-//! [`UserMap`]) and `AUTH_TYPE` (the scheme the client used: `Negotiate`, `NTLM`,
+//! who the client is from `REMOTE_USER` (a Kerberos principal turned into a user name by
+//! a [`UserMap`]; a name from the gate's NTLM, Digest or Basic users file as the file
+//! spells it) and `AUTH_TYPE` (the scheme the client used: `Negotiate`, `NTLM`,
 //! `Digest` or `Basic`), which is what `hgweb`'s `allow-push` and `git http-backend`'s
 //! `receive-pack` check.
 //!
@@ -299,8 +300,19 @@ impl Shared {
         let deadline = Instant::now() + self.config.timeout;
         let program = &self.name;
         let user = match request.extensions().get::<Authenticated>() {
-            Some(Authenticated { principal, scheme }) => {
-                match self.config.user_map.map(principal) {
+            Some(Authenticated {
+                principal,
+                scheme,
+                kerberos,
+            }) => {
+                // The user map is for Kerberos principals; a name from the gate's users
+                // files is already a user name.
+                let map = if *kerberos {
+                    &self.config.user_map
+                } else {
+                    &UserMap::Full
+                };
+                match map.map(principal) {
                     Some(user) => Some((user, scheme.name())),
                     None => {
                         tracing::warn!(%principal, program = %program, "the user map refuses this principal");

@@ -250,7 +250,10 @@ impl ReverseProxy {
         // client, however it is spelled.
         self.identity.strip_client_spellings(headers);
         let authenticated = request.extensions().get::<Authenticated>().cloned();
-        if let Some(Authenticated { principal, scheme }) = authenticated {
+        if let Some(Authenticated {
+            principal, scheme, ..
+        }) = authenticated
+        {
             if let Ok(value) = HeaderValue::from_str(&principal) {
                 request
                     .headers_mut()

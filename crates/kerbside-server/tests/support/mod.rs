@@ -127,6 +127,7 @@ pub async fn serve(config: CgiConfig, principal: Option<&str>, tls: bool) -> Ser
                         req.extensions_mut().insert(Authenticated {
                             principal: principal.clone(),
                             scheme: kerbside_proto::SchemeKind::Negotiate,
+                            kerberos: true,
                         });
                     }
                     req.extensions_mut().insert(ConnectionInfo { remote, tls });
