@@ -244,3 +244,41 @@ fn the_tunnel_answers_to_names_it_is_given() {
     let seen: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(seen, ["/by-name", "/forwarded"]);
 }
+
+#[test]
+fn the_tunnel_keeps_requests_inside_its_prefix() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let upstream = RecordingUpstream::start();
+    let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
+    let tunnel = tunnel(&realm, &gate.url("/inner"), ca.ca_pem_path(), &[]);
+
+    assert_eq!(curl_status(&tunnel, "/a/b", &[]), "200", "{}", tunnel.log());
+    for path in [
+        "/../secret",
+        "/a/../../secret",
+        "/%2e%2e/secret",
+        "/.%2E/secret",
+        "/..%2fsecret",
+        "/..%5csecret",
+    ] {
+        assert_eq!(
+            curl_status(&tunnel, path, &["--path-as-is"]),
+            "400",
+            "{path}: {}",
+            tunnel.log()
+        );
+    }
+    assert!(
+        tunnel.wait_for_log(|l| l.matches("has a .. segment").count() >= 6),
+        "each refusal is logged: {}",
+        tunnel.log()
+    );
+    let seen: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        seen,
+        ["/inner/a/b"],
+        "only the request inside the prefix went on"
+    );
+}

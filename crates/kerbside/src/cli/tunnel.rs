@@ -93,6 +93,22 @@ fn text_response(status: StatusCode, text: String) -> Response<TunnelBody> {
     response
 }
 
+/// True if `path` has a `..` segment, plain or percent-encoded (`%2e%2e`), also one
+/// hidden behind an encoded slash or backslash (`..%2f`), which an upstream may read as
+/// a step up out of the `--to` prefix. The rest of the path is forwarded as the tool
+/// wrote it (npm's `@scope%2fname`, for one, needs its encoded slash).
+fn climbs(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        let decoded = lower
+            .replace("%2e", ".")
+            .replace("%2f", "/")
+            .replace("%5c", "/")
+            .replace('\\', "/");
+        decoded.split('/').any(|part| part == "..")
+    })
+}
+
 /// Why `request` must not be forwarded, if a web page may have sent it.
 fn refusal(guard: &LocalListener, request: &Request<Incoming>) -> Option<String> {
     let values = |name: &str| -> Vec<&[u8]> {
@@ -123,6 +139,14 @@ async fn forward(
     verbose: bool,
 ) -> Response<TunnelBody> {
     let (mut parts, body) = request.into_parts();
+    if climbs(parts.uri.path()) {
+        tracing::warn!(path = %parts.uri.path(), "refused: the path has a .. segment");
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            "the path has a .. segment, which could climb out of the tunnel's --to prefix\n"
+                .to_owned(),
+        );
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri: Uri = match format!(
         "{}://{}{}{}",
@@ -304,5 +328,37 @@ pub async fn run(mut args: TunnelArgs) -> ExitCode {
                 tracing::debug!(%remote, "local connection ended: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::climbs;
+
+    #[test]
+    fn dot_dot_segments_are_found_in_every_spelling() {
+        for path in [
+            "/..",
+            "/a/../b",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/a/.%2e",
+            "/a/..%2fb",
+            "/a/..%5Cb",
+            "/a/..\\b",
+        ] {
+            assert!(climbs(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/a/b",
+            "/a/.../b",
+            "/a/..b",
+            "/@scope%2fname",
+            "/a/./b",
+            "/a..",
+        ] {
+            assert!(!climbs(path), "{path}");
+        }
     }
 }
