@@ -685,6 +685,22 @@ fn oversized_headers_get_431_over_http11_and_over_http2_when_curl_sends_them() {
     );
     assert!(err.contains("REFUSED_STREAM"), "{err}");
     assert_eq!(received_headers(), before, "{}", gate.log());
+
+    // A client that does send 100 KB of headers over HTTP/2 (httpx with h2) gets the
+    // 431, as curl --http1.1 does.
+    let python = kerbside_testkit::peers_python()
+        .expect("no Python peers venv (target/peers-venv): run scripts/install-deps.sh");
+    let script = "import httpx, sys\n\
+        c = httpx.Client(http2=True, verify=sys.argv[2])\n\
+        r = c.get(sys.argv[1], headers={'x-big': 'a' * 100 * 1024})\n\
+        print(r.http_version, r.status_code)\n";
+    let out = Command::new(python)
+        .args(["-c", script, &gate.url("/big")])
+        .arg(ca.ca_pem_path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(stdout.trim(), "HTTP/2 431", "{stderr}\n{}", gate.log());
 }
 
 #[test]
