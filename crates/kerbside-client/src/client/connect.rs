@@ -1,0 +1,219 @@
+//! New connections: TCP, a proxy's `CONNECT` tunnel (and its `407`), TLS, all
+//! within the connect timeout.
+
+use std::time::Duration;
+
+use http::header::{HeaderValue, HOST, PROXY_AUTHORIZATION};
+use http::Request;
+
+use super::attempt::*;
+use super::event::*;
+use super::proxy_auth::*;
+use super::*;
+use crate::conn::{establish, proxy_h1, tcp, Conn, Origin};
+use crate::error::{Error, ErrorKind};
+use crate::proxy::ProxyAddr;
+use std::sync::atomic::Ordering;
+
+impl Client {
+    /// A new connection to `origin` (through its proxy, if any), within the
+    /// connect timeout.
+    pub(super) async fn new_conn(
+        &self,
+        origin: &Origin,
+        h1_only: bool,
+        observer: &dyn Observer,
+    ) -> Result<Conn, Failure> {
+        let route = self.config.proxy.route(origin);
+        let (host, port) = match &route {
+            Some(p) => (p.host.clone(), p.port),
+            None => (origin.host.clone(), origin.port),
+        };
+        observer.event(&Event::Connecting {
+            host: host.clone(),
+            port,
+            tls: origin.tls && route.is_none(),
+        });
+        let via_proxy = route.is_some();
+        let connect = self.connect(origin, h1_only, route, host.clone(), port, observer);
+        let Some(limit) = self.config.connect_timeout else {
+            return connect.await;
+        };
+        match tokio::time::timeout(limit, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Fatal(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "connecting to {host}:{port} timed out after {} (TCP{}{}): the server or \
+                     the network does not answer; --connect-timeout sets the limit",
+                    seconds(limit),
+                    if via_proxy {
+                        ", the proxy's CONNECT"
+                    } else {
+                        ""
+                    },
+                    if origin.tls { ", TLS handshake" } else { "" },
+                ),
+            ))),
+        }
+    }
+
+    pub(super) async fn connect(
+        &self,
+        origin: &Origin,
+        h1_only: bool,
+        route: Option<ProxyAddr>,
+        host: String,
+        port: u16,
+        observer: &dyn Observer,
+    ) -> Result<Conn, Failure> {
+        let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (stream, peer) = tcp(&host, port).await?;
+        let conn = match route {
+            None => establish(stream, origin, tls, &self.config.tls, id).await?,
+            Some(_) if !origin.tls => {
+                observer.event(&Event::Proxy {
+                    host,
+                    port,
+                    tunnel: false,
+                });
+                let mut conn = establish(stream, origin, tls, &self.config.tls, id).await?;
+                conn.via_proxy = true;
+                conn
+            }
+            Some(proxy) => {
+                observer.event(&Event::Proxy {
+                    host,
+                    port,
+                    tunnel: true,
+                });
+                let tunnel = self.tunnel(stream, &proxy, origin, observer).await?;
+                establish(
+                    hyper_util::rt::TokioIo::new(tunnel),
+                    origin,
+                    tls,
+                    &self.config.tls,
+                    id,
+                )
+                .await?
+            }
+        };
+        observer.event(&Event::Connected {
+            conn: id,
+            peer,
+            protocol: conn.protocol(),
+        });
+        Ok(conn)
+    }
+
+    /// Opens a `CONNECT` tunnel to `origin` through `proxy`, authenticating to the
+    /// proxy (407) on the same connection.
+    pub(super) async fn tunnel(
+        &self,
+        stream: tokio::net::TcpStream,
+        proxy: &ProxyAddr,
+        origin: &Origin,
+        observer: &dyn Observer,
+    ) -> Result<hyper::upgrade::Upgraded, Failure> {
+        let mut sender = proxy_h1(stream).await?;
+        let mut auth = ProxyAuth::new(proxy.clone());
+        let authority = format!("{}:{}", origin.authority_host(), origin.port);
+        let mut reconnected = false;
+        loop {
+            let mut request = Request::builder()
+                .method(http::Method::CONNECT)
+                .uri(authority.as_str())
+                .header(HOST, authority.as_str())
+                .body(crate::body::empty())
+                .map_err(|e| Error::with_source(ErrorKind::InvalidUrl, "bad CONNECT", e))?;
+            if let Some(h) = auth.header() {
+                request.headers_mut().insert(
+                    PROXY_AUTHORIZATION,
+                    HeaderValue::from_str(h)
+                        .map_err(|e| Error::with_source(ErrorKind::Auth, "bad token", e))?,
+                );
+            }
+            observer.event(&Event::Request {
+                conn: 0,
+                line: format!("CONNECT {authority} HTTP/1.1"),
+                headers: redacted(request.headers()),
+            });
+            sender.ready().await.map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Http,
+                    format!("the proxy closed the connection: {e}"),
+                    e,
+                )
+            })?;
+            let response = sender.send_request(request).await.map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Http,
+                    format!(
+                        "the proxy {}:{} did not answer CONNECT: {e}",
+                        proxy.host, proxy.port
+                    ),
+                    e,
+                )
+            })?;
+            observer.event(&Event::Response {
+                conn: 0,
+                line: format!("{:?} {}", response.version(), response.status()),
+                headers: redacted(response.headers()),
+            });
+            let status = response.status();
+            match auth
+                .on_response(self, status, response.headers(), observer)
+                .await?
+            {
+                ProxyStep::Retry => {
+                    drain(response, self.config.max_challenge_body).await?;
+                    if sender.is_closed() {
+                        if reconnected {
+                            return Err(Failure::Fatal(Error::new(
+                                ErrorKind::Auth,
+                                format!(
+                                    "the proxy {}:{} closed the connection in the middle of its \
+                                     Negotiate exchange, twice",
+                                    proxy.host, proxy.port
+                                ),
+                            )));
+                        }
+                        reconnected = true;
+                        let (stream, _) = tcp(&proxy.host, proxy.port).await?;
+                        sender = proxy_h1(stream).await?;
+                    }
+                }
+                ProxyStep::Done if status.is_success() => {
+                    return hyper::upgrade::on(response).await.map_err(|e| {
+                        Failure::Fatal(Error::with_source(
+                            ErrorKind::Http,
+                            format!("the proxy accepted CONNECT but the tunnel failed: {e}"),
+                            e,
+                        ))
+                    });
+                }
+                ProxyStep::Done => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorKind::Http,
+                        format!(
+                            "the proxy {}:{} refused to open a tunnel to {authority}: {status}",
+                            proxy.host, proxy.port
+                        ),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// `2 seconds`, `0.5 seconds`, `1 second`.
+pub(crate) fn seconds(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_secs_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "1" {
+        "1 second".to_owned()
+    } else {
+        format!("{text} seconds")
+    }
+}
