@@ -1,6 +1,11 @@
 //! The client's error: opaque, with a kind and `is_*` predicates (as hyper does).
+//!
+//! A leaf: what an error is (its kind, the Kerberos problem behind it) is set where
+//! it is made, never recovered later by looking inside its source.
 
 use std::fmt;
+
+use kerbside_gssapi::Problem;
 
 /// What kind of failure an [`Error`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The GSSAPI problem behind this error, when Kerberos failed.
+    kerberos: Option<Problem>,
 }
 
 impl Error {
@@ -39,6 +46,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            kerberos: None,
         }
     }
 
@@ -51,7 +59,14 @@ impl Error {
             kind,
             message: message.into(),
             source: Some(Box::new(source)),
+            kerberos: None,
         }
+    }
+
+    /// Records the GSSAPI problem behind this error (where the error is made).
+    pub(crate) fn with_kerberos_problem(mut self, problem: Option<Problem>) -> Self {
+        self.kerberos = problem;
+        self
     }
 
     /// The kind of failure.
@@ -60,28 +75,8 @@ impl Error {
     }
 
     /// The GSSAPI problem behind this error, if Kerberos failed.
-    fn gss_problem(&self) -> Option<kerbside_gssapi::Problem> {
-        let source = self.source.as_deref()?;
-        let gss = source
-            .downcast_ref::<kerbside_gssapi::GssError>()
-            .or_else(|| {
-                source
-                    .downcast_ref::<crate::schemes::InitiatorError>()
-                    .and_then(crate::schemes::InitiatorError::gss)
-            })
-            .or_else(|| {
-                source
-                    .downcast_ref::<kerbside_proto::scheme::negotiate::client::NegotiateError<
-                        crate::schemes::InitiatorError,
-                    >>()
-                    .and_then(|e| match e {
-                        kerbside_proto::scheme::negotiate::client::NegotiateError::Mechanism(m) => {
-                            m.gss()
-                        }
-                        _ => None,
-                    })
-            });
-        gss.map(kerbside_gssapi::GssError::problem)
+    fn gss_problem(&self) -> Option<Problem> {
+        self.kerberos
     }
 
     /// True when the client has no usable Kerberos credentials (no ticket, or only
@@ -89,7 +84,7 @@ impl Error {
     pub fn lacks_kerberos_credentials(&self) -> bool {
         matches!(
             self.gss_problem(),
-            Some(kerbside_gssapi::Problem::NoCredentials | kerbside_gssapi::Problem::ExpiredTicket)
+            Some(Problem::NoCredentials | Problem::ExpiredTicket)
         )
     }
 
@@ -105,7 +100,6 @@ impl Error {
     /// (and count towards locking the account in a directory such as Active
     /// Directory).
     pub fn kerberos_unavailable(&self) -> bool {
-        use kerbside_gssapi::Problem;
         matches!(
             self.gss_problem(),
             Some(

@@ -53,6 +53,25 @@ impl InitiatorError {
     }
 }
 
+/// The client's error for a failed exchange, with the Kerberos problem behind it
+/// (if any) recorded, so [`Error::kerberos_unavailable`] can tell.
+pub(crate) fn exchange_error(
+    e: kerbside_proto::scheme::negotiate::client::NegotiateError<InitiatorError>,
+) -> Error {
+    use kerbside_proto::scheme::negotiate::client::NegotiateError;
+    let problem = match &e {
+        NegotiateError::Mechanism(m) => m.gss().map(GssError::problem),
+        _ => None,
+    };
+    Error::with_source(ErrorKind::Auth, e.to_string(), e).with_kerberos_problem(problem)
+}
+
+/// The client's error for a GSSAPI failure, with its problem recorded.
+pub(crate) fn gss_error(e: GssError) -> Error {
+    let problem = e.problem();
+    Error::with_source(ErrorKind::Auth, e.to_string(), e).with_kerberos_problem(Some(problem))
+}
+
 impl Mechanism for Initiator {
     type Error = InitiatorError;
 

@@ -20,7 +20,7 @@ use super::*;
 use crate::body::Replayable;
 use crate::conn::Origin;
 use crate::error::{Error, ErrorKind};
-use crate::schemes::{DigestState, Initiator, InitiatorError};
+use crate::schemes::{exchange_error, DigestState, Initiator, InitiatorError};
 
 /// Why an attempt ended without a response.
 pub(super) enum Failure {
@@ -286,7 +286,7 @@ impl Client {
                             failed = Some(kind);
                             conn.authenticated = false;
                         }
-                        Err(e) => return Err(Failure::Fatal(auth_error(e))),
+                        Err(e) => return Err(Failure::Fatal(exchange_error(e))),
                     }
                 }
                 Some(Exchange::Password {

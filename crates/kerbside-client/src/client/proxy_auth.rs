@@ -15,7 +15,7 @@ use super::start::*;
 use super::*;
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;
-use crate::schemes::{Initiator, InitiatorError};
+use crate::schemes::{exchange_error, gss_error, Initiator, InitiatorError};
 
 /// What to do after a response from (or through) a proxy.
 pub(super) enum ProxyStep {
@@ -73,11 +73,18 @@ impl ProxyAuth {
             )
         })?;
         let proxy_error = |e: NegotiateError<InitiatorError>| {
-            Failure::Fatal(Error::with_source(
-                ErrorKind::Auth,
-                format!("proxy {}:{}: {e}", self.proxy.host, self.proxy.port),
-                e,
-            ))
+            let problem = match &e {
+                NegotiateError::Mechanism(m) => m.gss().map(kerbside_gssapi::GssError::problem),
+                _ => None,
+            };
+            Failure::Fatal(
+                Error::with_source(
+                    ErrorKind::Auth,
+                    format!("proxy {}:{}: {e}", self.proxy.host, self.proxy.port),
+                    e,
+                )
+                .with_kerberos_problem(problem),
+            )
         };
         if self.basic {
             if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
@@ -206,7 +213,7 @@ impl ProxyAuth {
                 .with_max_legs(settings.max_legs)
                 .for_proxy()
                 .start()
-                .map_err(|e| Failure::Fatal(auth_error(e)))?;
+                .map_err(|e| Failure::Fatal(exchange_error(e)))?;
             self.header = Some(credentials.to_header_value());
             self.exchange = Some(next);
             self.tokens = 1;
@@ -230,12 +237,12 @@ impl ProxyAuth {
         };
         let (mutual, max_legs) = (settings.mutual, settings.max_legs);
         let result = blocking(move || {
-            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(auth_error)?);
+            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(gss_error)?);
             ExpectChallenge::new(mech, mutual)
                 .with_max_legs(max_legs)
                 .for_proxy()
                 .handle_challenge(&challenges)
-                .map_err(auth_error)
+                .map_err(exchange_error)
         })
         .await??;
         let (credentials, next) = result;

@@ -15,7 +15,7 @@ use super::event::*;
 use super::*;
 use crate::conn::{Conn, Origin};
 use crate::error::{Error, ErrorKind};
-use crate::schemes::Initiator;
+use crate::schemes::{exchange_error, gss_error, Initiator};
 
 impl Client {
     /// Starts the chosen scheme on `conn`: its first credentials and the exchange
@@ -175,7 +175,7 @@ impl Client {
             .with_scheme(scheme)
             .with_max_legs(settings.max_legs)
             .start()
-            .map_err(|e| StartError::Failure(Failure::Fatal(auth_error(e))))?;
+            .map_err(|e| StartError::Failure(Failure::Fatal(exchange_error(e))))?;
         Ok((credentials.to_header_value(), next))
     }
 
@@ -314,7 +314,7 @@ impl Client {
                 Some(c) => start.handle_challenge(&c),
                 None => start.start(),
             }
-            .map_err(auth_error)
+            .map_err(exchange_error)
         })
         .await??;
         Ok((credentials.to_header_value(), next))
@@ -345,8 +345,8 @@ pub(super) const fn libc_ai_canonname() -> i32 {
 }
 
 /// The error for Kerberos credentials that could not be had, naming the user
-/// when a password was given for one (`-u user:password`). The GSSAPI error stays
-/// the source: [`Error::kerberos_unavailable`] reads it.
+/// when a password was given for one (`-u user:password`). The GSSAPI problem is
+/// recorded in it: [`Error::kerberos_unavailable`] reads it.
 pub(super) fn credential_error(
     e: kerbside_gssapi::GssError,
     credentials: &ClientCredentials,
@@ -357,7 +357,7 @@ pub(super) fn credential_error(
     let principal = match credentials {
         ClientCredentials::Password { principal, .. }
         | ClientCredentials::FreshPassword { principal, .. } => principal,
-        _ => return auth_error(e),
+        _ => return gss_error(e),
     };
     let message = match e.problem() {
         kerbside_gssapi::Problem::ClientPrincipalUnknown => format!(
@@ -372,13 +372,10 @@ pub(super) fn credential_error(
             "the KDC refused the password of {principal}: wrong password (nothing was sent \
              to the server)"
         ),
-        _ => return auth_error(e),
+        _ => return gss_error(e),
     };
-    Error::with_source(ErrorKind::Auth, message, e)
-}
-
-pub(super) fn auth_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
-    Error::with_source(ErrorKind::Auth, e.to_string(), e)
+    let problem = e.problem();
+    Error::with_source(ErrorKind::Auth, message, e).with_kerberos_problem(Some(problem))
 }
 
 /// Runs GSSAPI work (which may block on files or the KDC) off the async threads.
