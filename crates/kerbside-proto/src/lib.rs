@@ -5,11 +5,14 @@
 //!
 //! - [`header`]: parse and format `WWW-Authenticate`, `Authorization`, `Authentication-Info`
 //!   and their proxy counterparts (RFC 9110 §11, RFC 7615).
+//! - [`driver`]: the client's per-request decisions (restart, preemptive credentials,
+//!   no downgrade, stale Digest nonces, 401 loops) as a typed state machine.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod channel_binding;
 pub mod cookie;
+pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
