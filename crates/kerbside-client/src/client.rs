@@ -25,7 +25,10 @@ use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use kerbside_proto::Transport;
+use kerbside_proto::driver::{
+    AttemptEnd, DriverSettings, GiveUp, OriginFacts, OriginMode, RequestDriver, Retry,
+};
+use kerbside_proto::{SchemeKind, Transport};
 
 use crate::body::{Replayable, RequestBody};
 use crate::conn::{Conn, Origin};
@@ -40,26 +43,34 @@ pub use event::{Event, Observer, Outcome};
 pub use settings::{AuthSettings, ClientConfig, Preemptive, DEFAULT_CONNECT_TIMEOUT};
 
 /// What the client learned about an origin.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Mode {
-    /// Not known yet whether authentication stays with the connection.
-    #[default]
-    Unknown,
-    /// Every request needs a token (Apache's default).
-    PerRequest,
-    /// The connection stays authenticated (IIS, `GssapiConnectionBound`).
-    ConnectionBound,
-}
-
 #[derive(Debug, Clone, Default)]
 struct OriginState {
     wants_negotiate: bool,
-    mode: Mode,
+    mode: OriginMode,
     h1_only: bool,
     /// The Digest login the server took, used again with the next nonce count.
     digest: Option<Arc<DigestState>>,
     /// The server took Basic credentials: send them with every request.
     basic: bool,
+}
+
+impl OriginState {
+    /// What the request driver decides by.
+    fn facts(&self) -> OriginFacts {
+        let password_login = if self.digest.is_some() {
+            Some(SchemeKind::Digest)
+        } else if self.basic {
+            Some(SchemeKind::Basic)
+        } else {
+            None
+        };
+        OriginFacts::new(
+            self.wants_negotiate,
+            self.mode,
+            self.h1_only,
+            password_login,
+        )
+    }
 }
 
 type PoolKey = (Origin, String, Option<ProxyAddr>);
@@ -107,6 +118,8 @@ struct Common {
 #[derive(Clone)]
 pub struct Client {
     config: Arc<ClientConfig>,
+    /// What the request driver decides by, from `config.auth`.
+    driver: Arc<DriverSettings>,
     tls_any: Arc<rustls::ClientConfig>,
     tls_h1: Arc<rustls::ClientConfig>,
     shared: Arc<Shared>,
@@ -134,9 +147,12 @@ impl Client {
         } else {
             &[b"http/1.1"]
         };
+        let driver = DriverSettings::new(config.auth.schemes.clone(), config.auth.max_auth_rounds)
+            .with_preemptive(config.auth.preemptive);
         Ok(Self {
             tls_any: client_config(&config.tls, any)?,
             tls_h1: client_config(&config.tls, &[b"http/1.1"])?,
+            driver: Arc::new(driver),
             config: Arc::new(config),
             shared: Arc::new(Shared::default()),
         })
@@ -148,6 +164,7 @@ impl Client {
     pub fn fork(&self) -> Client {
         Client {
             config: self.config.clone(),
+            driver: self.driver.clone(),
             tls_any: self.tls_any.clone(),
             tls_h1: self.tls_h1.clone(),
             shared: Arc::new(Shared {
@@ -246,40 +263,42 @@ impl Client {
             uri: parts.uri,
             headers: parts.headers,
         };
-        let mut restarted = false;
-        let mut h1_retry = false;
-        // This request met a 401 asking for Negotiate: a fresh attempt may send its
-        // token at once, even over plain HTTP.
-        let mut asked = false;
+        let mut request = RequestDriver::new();
         loop {
-            match self
-                .attempt(&origin, &parts, &mut body, observer, restarted, &mut asked)
+            let (end, error) = match self
+                .attempt(&origin, &parts, &mut body, observer, &mut request)
                 .await
             {
                 Ok(response) => return Ok(response),
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Restart(e)) => {
-                    if restarted {
-                        return Err(e);
+                Err(Failure::Restart(reason, e)) => (AttemptEnd::Restart(reason), Some(e)),
+                Err(Failure::Http11Required) => (AttemptEnd::Http11Required, None),
+            };
+            match request.clone().handle_end(end) {
+                Retry::Again { driver, learned } => {
+                    request = driver;
+                    if learned.is_some() {
+                        // The one thing a retry learns: HTTP/1.1 only.
+                        self.learn(&origin, |s| s.h1_only = true);
                     }
-                    restarted = true;
-                    observer.event(&Event::Retrying {
-                        reason: e.to_string(),
-                    });
-                }
-                Err(Failure::Http11Required) => {
-                    if h1_retry {
-                        return Err(Error::new(
-                            ErrorKind::Http,
-                            "the server answered HTTP_1_1_REQUIRED even over HTTP/1.1",
-                        ));
-                    }
-                    h1_retry = true;
-                    self.learn(&origin, |s| s.h1_only = true);
-                    observer.event(&Event::Retrying {
-                        reason: "the server requires HTTP/1.1 for this request (HTTP_1_1_REQUIRED)"
+                    let reason = match &error {
+                        Some(e) => e.to_string(),
+                        None => "the server requires HTTP/1.1 for this request \
+                                 (HTTP_1_1_REQUIRED)"
                             .to_owned(),
-                    });
+                    };
+                    observer.event(&Event::Retrying { reason });
+                }
+                Retry::GiveUp(GiveUp::Http11RequiredTwice) => {
+                    return Err(Error::new(
+                        ErrorKind::Http,
+                        "the server answered HTTP_1_1_REQUIRED even over HTTP/1.1",
+                    ))
+                }
+                Retry::GiveUp(_) => {
+                    return Err(error.unwrap_or_else(|| {
+                        Error::new(ErrorKind::Http, "the request could not be completed")
+                    }))
                 }
             }
         }

@@ -7,6 +7,10 @@ use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use kerbside_proto::driver::{
+    Answered, AttemptEnd, Connection, ConnectionAfter, GiveUp, Learn, Next, Preempt, RequestDriver,
+    ResponseHead, RestartReason, SendOn, Sent, TokenResult,
+};
 use kerbside_proto::scheme::digest::client::DigestSession;
 use kerbside_proto::scheme::negotiate::client::{
     ExpectFinalToken, MutualOutcome, NegotiateError, Progress,
@@ -18,7 +22,7 @@ use super::proxy_auth::*;
 use super::start::*;
 use super::*;
 use crate::body::Replayable;
-use crate::conn::Origin;
+use crate::conn::{Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::schemes::{exchange_error, DigestState, Initiator, InitiatorError};
 
@@ -26,7 +30,7 @@ use crate::schemes::{exchange_error, DigestState, Initiator, InitiatorError};
 pub(super) enum Failure {
     /// The connection went away in the middle of a handshake (or a reused one was
     /// stale): worth one more try on a fresh connection.
-    Restart(Error),
+    Restart(RestartReason, Error),
     /// The server wants HTTP/1.1 for this.
     Http11Required,
     /// Give up.
@@ -46,23 +50,36 @@ pub(super) struct Leg {
 }
 
 impl Client {
+    /// One attempt at the request, leg after leg, on one connection (or a new one
+    /// where the driver says so). Every decision comes from the attempt's state
+    /// machine ([`kerbside_proto::driver`]); this only carries them out.
     pub(super) async fn attempt(
         &self,
         origin: &Origin,
         parts: &Parts,
         body: &mut Replayable,
         observer: &dyn Observer,
-        fresh: bool,
-        asked: &mut bool,
+        request: &mut RequestDriver,
     ) -> Result<Response<Incoming>, Failure> {
-        let settings = &self.config.auth;
-        let negotiate = settings.schemes.allows(SchemeKind::Negotiate);
         let known = self.origin_state(origin);
         let key = self.key(origin);
-        let pooled = if fresh {
-            None
-        } else {
-            self.checkout(&key, known.mode != Mode::PerRequest, known.h1_only)
+        let transport = self.transport(origin);
+        // A session cookie for this URL may stand for the handshake: try it first
+        // (a 401 still leads to the exchange).
+        let has_cookie = self.config.cookies && self.cookie_header(&parts.uri).is_some();
+        let opening = request.open(
+            &self.driver,
+            known.facts(),
+            &origin.host,
+            transport,
+            has_cookie,
+        );
+        let pooled = match opening.connection() {
+            Connection::Pooled {
+                prefer_authenticated,
+                h1_only,
+            } => self.checkout(&key, prefer_authenticated, h1_only),
+            Connection::Fresh { .. } => None,
         };
         let reused = pooled.is_some();
         let mut conn = match pooled {
@@ -76,125 +93,129 @@ impl Client {
             None => self.new_conn(origin, known.h1_only, observer).await?,
         };
         let mut proxy_auth = self.config.proxy.route(origin).map(ProxyAuth::new);
-        let transport = self.transport(origin);
-        let bound = conn.authenticated && known.mode != Mode::PerRequest;
-        // A session cookie for this URL may stand for the handshake: try it first
-        // (a 401 still leads to the exchange).
-        let has_cookie = self.config.cookies && self.cookie_header(&parts.uri).is_some();
-        let wants_preempt = negotiate
-            && !bound
-            && match settings.preemptive {
-                Preemptive::Always => true,
-                Preemptive::Learned => known.wants_negotiate && !has_cookie,
-                Preemptive::Never => false,
-            };
-        // Over plain HTTP the first request goes without credentials, whatever the
-        // options: the 401 decides (a 401 to this very request did).
-        let unasked = transport.allows_unasked_credentials() || *asked;
-        let preempt = wants_preempt && unasked;
-        if wants_preempt && !unasked {
-            observer.event(&Event::Notice {
+        let (mut ready, preempt) = opening.connected(reused, conn.authenticated);
+        let mut exchange = None;
+        let mut authorization = None;
+        let mut sent = Sent::Nothing;
+        match preempt {
+            Preempt::Nothing => {}
+            Preempt::HeldBack => observer.event(&Event::Notice {
                 message: "no Negotiate token before a 401 over plain http://: the server's \
                           401 decides"
                     .to_owned(),
-            });
-        }
-        let mut exchange = None;
-        let mut authorization = None;
-        if preempt {
-            let reason = if settings.preemptive == Preemptive::Always {
-                "sent without waiting for a 401 (--negotiate-preemptive)"
-            } else {
-                "sent without waiting for a 401: an earlier request learned the server wants it"
-            };
-            match self
-                .start_negotiate(origin, &conn, None, reason.to_owned(), observer)
-                .await
-            {
-                Ok((credentials, next)) => {
-                    exchange = Some(Exchange::Token(next));
+            }),
+            Preempt::Negotiate { always } => {
+                let reason = if always {
+                    "sent without waiting for a 401 (--negotiate-preemptive)"
+                } else {
+                    "sent without waiting for a 401: an earlier request learned the server wants it"
+                };
+                match self
+                    .start_negotiate(origin, &conn, None, reason.to_owned(), observer)
+                    .await
+                {
+                    Ok((credentials, next)) => {
+                        exchange = Some(Exchange::Token(next));
+                        authorization = Some(credentials);
+                        sent = Sent::Token {
+                            kind: SchemeKind::Negotiate,
+                            preemptive: true,
+                        };
+                    }
+                    // No token can be made, and nothing was sent: the 401 decides,
+                    // perhaps for another scheme.
+                    Err(Failure::Fatal(e)) if e.kerberos_unavailable() => {
+                        observer.event(&Event::Notice {
+                            message: format!("no Negotiate token before the 401: {e}"),
+                        });
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
+            Preempt::Password(kind) => {
+                // Digest and Basic need no handshake once the server took them: the
+                // next request carries them at once (Digest with the next nonce count).
+                if let Some((credentials, next)) =
+                    self.preemptive_password(origin, &known, kind, parts, body.bytes(), observer)?
+                {
+                    exchange = Some(next);
                     authorization = Some(credentials);
+                    sent = Sent::Password {
+                        kind,
+                        preemptive: true,
+                        stale_retry: false,
+                    };
                 }
-                // No token can be made, and nothing was sent: the 401 decides,
-                // perhaps for another scheme.
-                Err(Failure::Fatal(e)) if e.kerberos_unavailable() => {
-                    observer.event(&Event::Notice {
-                        message: format!("no Negotiate token before the 401: {e}"),
-                    });
-                }
-                Err(f) => return Err(f),
-            }
-        } else if !bound && !has_cookie && unasked {
-            // Digest and Basic need no handshake once the server took them: the
-            // next request carries them at once (Digest with the next nonce count).
-            if let Some((credentials, next)) =
-                self.preemptive_password(origin, &known, parts, body.bytes(), transport, observer)?
-            {
-                exchange = Some(next);
-                authorization = Some(credentials);
             }
         }
-        let mut challenges_seen = 0;
-        let mut sent_tokens = u32::from(authorization.is_some());
-        let mut failed: Option<SchemeKind> = None;
         loop {
-            let proxy_header = proxy_auth
-                .as_ref()
-                .and_then(|p| p.header().map(str::to_owned));
-            let leg = match self
-                .leg(
-                    &mut conn,
-                    origin,
-                    parts,
-                    body,
-                    authorization.as_deref(),
-                    proxy_header.as_deref(),
-                    observer,
-                )
-                .await
-            {
-                Ok(leg) => leg,
-                Err(e) => {
-                    let mid_handshake = matches!(exchange, Some(Exchange::Token(_)));
-                    return Err(match e {
-                        LegError::Http11Required => Failure::Http11Required,
-                        LegError::Fatal(e) => Failure::Fatal(e),
-                        // A reused connection may have been closed by the server while
-                        // idle, and one in the middle of a handshake must not be.
-                        LegError::Send(e) if (reused || mid_handshake) && body.is_replayable() => {
-                            Failure::Restart(e)
+            let awaiting = ready.send(sent);
+            let leg = loop {
+                let proxy_header = proxy_auth
+                    .as_ref()
+                    .and_then(|p| p.header().map(str::to_owned));
+                let leg = match self
+                    .leg(
+                        &mut conn,
+                        origin,
+                        parts,
+                        body,
+                        authorization.as_deref(),
+                        proxy_header.as_deref(),
+                        observer,
+                    )
+                    .await
+                {
+                    Ok(leg) => leg,
+                    Err(LegError::Http11Required) => {
+                        return Err(self.ended(awaiting.handle_http11_required(), origin, &conn))
+                    }
+                    Err(LegError::Fatal(e)) => return Err(Failure::Fatal(e)),
+                    Err(LegError::Send(e)) => {
+                        return Err(match awaiting.handle_send_error(body.is_replayable()) {
+                            AttemptEnd::Restart(reason) => Failure::Restart(reason, e),
+                            _ => Failure::Fatal(e),
+                        })
+                    }
+                };
+                if conn.via_proxy {
+                    if let Some(pa) = proxy_auth.as_mut() {
+                        if let ProxyStep::Retry = pa
+                            .on_response(
+                                self,
+                                leg.response.status(),
+                                leg.response.headers(),
+                                observer,
+                            )
+                            .await?
+                        {
+                            // The same leg again, with the proxy's credentials.
+                            drain(leg.response, self.config.max_challenge_body).await?;
+                            if leg.withheld || conn.is_closed() {
+                                conn = self.new_conn(origin, known.h1_only, observer).await?;
+                            }
+                            continue;
                         }
-                        LegError::Send(e) => Failure::Fatal(e),
-                    });
+                    }
                 }
+                break leg;
             };
             let response = leg.response;
             let status = response.status();
-            if conn.via_proxy {
-                if let Some(pa) = proxy_auth.as_mut() {
-                    if let ProxyStep::Retry = pa
-                        .on_response(self, status, response.headers(), observer)
-                        .await?
-                    {
-                        drain(response, self.config.max_challenge_body).await?;
-                        if leg.withheld || conn.is_closed() {
-                            conn = self.new_conn(origin, known.h1_only, observer).await?;
-                        }
-                        continue;
-                    }
-                }
-            }
             let challenges = read_challenges(&response)?;
-            if status == StatusCode::UNAUTHORIZED {
-                challenges_seen += 1;
-                if challenges.iter().any(|c| c.scheme.is("Negotiate")) {
-                    self.learn(origin, |s| s.wants_negotiate = true);
-                    *asked = true;
-                }
-            }
-            match exchange.take() {
-                None => {}
-                Some(Exchange::Token(state)) => {
+            let offered = challenges
+                .iter()
+                .filter_map(|c| SchemeKind::of(&c.scheme))
+                .collect();
+            let head = ResponseHead::new(status.as_u16(), offered).on(conn.is_h2(), leg.withheld);
+            let mut answered = awaiting.handle_response(head);
+            self.apply(origin, request, &mut conn, answered.take_learned(), None);
+            let withheld = leg.withheld;
+            let after =
+                |conn: &Conn| ConnectionAfter::new(withheld, conn.is_h2(), conn.is_closed());
+            let mut next = match (answered, exchange.take()) {
+                (Answered::Plain(unanswered), None) => unanswered.handle(),
+                (Answered::Token(answered), Some(Exchange::Token(state))) => {
                     let kind = if state.scheme().is("NTLM") {
                         SchemeKind::Ntlm
                     } else {
@@ -207,188 +228,199 @@ impl Client {
                         blocking(move || ExpectFinalToken::handle_response(state, code, &offered))
                             .await?;
                     match progress {
-                        Ok(Progress::Continue(credentials, next)) => {
-                            if conn.is_h2() {
-                                // Connection-based exchanges need HTTP/1.1.
-                                self.learn(origin, |s| s.h1_only = true);
-                                return Err(Failure::Restart(Error::new(
-                                    ErrorKind::Auth,
-                                    format!(
-                                        "the {kind} exchange needs more than one leg, which only \
-                                         HTTP/1.1 can carry"
-                                    ),
-                                )));
-                            }
-                            self.too_many(challenges_seen)?;
+                        Ok(Progress::Continue(credentials, next_state)) => {
+                            let mut next = answered.handle_result(TokenResult::Continue);
+                            self.apply(origin, request, &mut conn, next.take_learned(), None);
+                            let Next::Continue(continuing) = next else {
+                                return Err(self.ended_next(next, origin, &conn));
+                            };
                             drain(response, self.config.max_challenge_body).await?;
-                            if leg.withheld || conn.is_closed() {
-                                return Err(Failure::Restart(closed_mid_handshake(origin, kind)));
+                            match continuing.drained(after(&conn)) {
+                                Ok((next_ready, _same)) => ready = next_ready,
+                                Err(ended) => return Err(self.ended(ended.end, origin, &conn)),
                             }
                             authorization = Some(credentials.to_header_value());
-                            exchange = Some(Exchange::Token(next));
-                            sent_tokens += 1;
+                            exchange = Some(Exchange::Token(next_state));
+                            sent = Sent::Token {
+                                kind,
+                                preemptive: false,
+                            };
                             continue;
                         }
                         Ok(Progress::Established(done)) => {
-                            let persistent = persistent_auth(&response);
-                            // NTLM authenticates the connection (MS-NTHT); Kerberos
-                            // only where the server says so or was seen to.
-                            let connection_bound = !conn.is_h2()
-                                && (persistent == Some(true)
-                                    || known.mode == Mode::ConnectionBound
-                                    || kind == SchemeKind::Ntlm
-                                    || ntlm_inside);
-                            self.learn(origin, |s| {
-                                if kind == SchemeKind::Negotiate {
-                                    s.wants_negotiate = true;
-                                }
-                                match persistent {
-                                    Some(true) if !conn.is_h2() => s.mode = Mode::ConnectionBound,
-                                    Some(false) => s.mode = Mode::PerRequest,
-                                    _ => {}
-                                }
-                            });
-                            conn.authenticated = !conn.is_h2();
+                            let result = TokenResult::Established {
+                                persistent: persistent_auth(&response),
+                                ntlm_inside,
+                            };
+                            let mut next = answered.handle_result(result);
+                            self.apply(origin, request, &mut conn, next.take_learned(), None);
+                            let Next::Deliver(delivery) = next else {
+                                return Err(self.ended_next(next, origin, &conn));
+                            };
+                            if let Some(authenticated) = delivery.authenticated {
+                                conn.authenticated = authenticated;
+                            }
                             observer.event(&Event::Authenticated {
                                 proxy: false,
                                 scheme: kind.name().to_owned(),
                                 mutual: done.mutual(),
-                                legs: sent_tokens,
-                                connection_bound,
+                                legs: delivery.tokens,
+                                connection_bound: delivery.connection_bound,
                             });
                             let id = conn.id;
-                            self.checkin(key, conn);
+                            if delivery.keep_connection {
+                                self.checkin(key, conn);
+                            }
                             let mutual = (kind == SchemeKind::Negotiate && !ntlm_inside)
                                 .then(|| done.mutual());
-                            return Ok(finish(response, Some(kind), mutual, id, challenges_seen));
-                        }
-                        Err(NegotiateError::Rejected)
-                            if preempt && sent_tokens == 1 && challenges_seen == 1 =>
-                        {
-                            // The preemptive token was not wanted (a new server, a
-                            // stale belief): answer the challenge in the ordinary way.
-                            self.learn(origin, |s| s.wants_negotiate = false);
-                            drain(response, self.config.max_challenge_body).await?;
-                            return Err(Failure::Restart(Error::new(
-                                ErrorKind::Auth,
-                                "the server refused a token sent without a 401; starting over",
-                            )));
+                            return Ok(finish(
+                                response,
+                                delivery.scheme,
+                                mutual,
+                                id,
+                                delivery.challenges,
+                            ));
                         }
                         Err(NegotiateError::Rejected) => {
-                            let weaker = self.weaker_on_offer(kind, &challenges);
-                            if weaker.is_none() || !settings.schemes.allow_downgrade {
-                                return Err(Failure::Fatal(self.rejected(
-                                    kind,
-                                    conn.channel_binding.is_some(),
-                                    weaker,
-                                )));
+                            let mut next = answered.handle_result(TokenResult::Rejected);
+                            self.apply(origin, request, &mut conn, next.take_learned(), None);
+                            if let Next::End(ended) = &next {
+                                if ended.end
+                                    == AttemptEnd::Restart(RestartReason::PreemptiveRefused)
+                                {
+                                    drain(response, self.config.max_challenge_body).await?;
+                                    return Err(self.ended(ended.end.clone(), origin, &conn));
+                                }
                             }
-                            failed = Some(kind);
-                            conn.authenticated = false;
+                            next
                         }
                         Err(e) => return Err(Failure::Fatal(exchange_error(e))),
                     }
                 }
-                Some(Exchange::Password {
-                    kind,
-                    digest,
-                    signed,
-                    preemptive,
-                    stale_retried,
-                }) => {
-                    if status != StatusCode::UNAUTHORIZED {
-                        if let Some(session) = &digest {
-                            if let Some(mut signed) = signed {
-                                check_rspauth(&mut signed, &response)?;
-                            }
-                            let shared = session.clone();
-                            self.learn(origin, |s| s.digest = Some(shared));
-                        } else {
-                            self.learn(origin, |s| s.basic = true);
+                (
+                    Answered::Password(answered),
+                    Some(Exchange::Password {
+                        kind,
+                        digest,
+                        signed,
+                        preemptive,
+                    }),
+                ) => {
+                    if status != StatusCode::UNAUTHORIZED && digest.is_some() {
+                        if let Some(mut signed) = signed {
+                            check_rspauth(&mut signed, &response)?;
                         }
-                        observer.event(&Event::Authenticated {
-                            proxy: false,
-                            scheme: kind.name().to_owned(),
-                            mutual: MutualOutcome::NotChecked,
-                            legs: sent_tokens,
-                            connection_bound: false,
-                        });
+                    }
+                    let mut next = answered.handle();
+                    self.apply(
+                        origin,
+                        request,
+                        &mut conn,
+                        next.take_learned(),
+                        digest.as_ref(),
+                    );
+                    match next {
+                        Next::Deliver(delivery) => {
+                            observer.event(&Event::Authenticated {
+                                proxy: false,
+                                scheme: kind.name().to_owned(),
+                                mutual: MutualOutcome::NotChecked,
+                                legs: delivery.tokens,
+                                connection_bound: false,
+                            });
+                            let id = conn.id;
+                            if delivery.keep_connection {
+                                self.checkin(key, conn);
+                            }
+                            return Ok(finish(
+                                response,
+                                delivery.scheme,
+                                None,
+                                id,
+                                delivery.challenges,
+                            ));
+                        }
+                        Next::MaybeStale(stale) => {
+                            let kept = body.bytes().cloned();
+                            let renewed = match &digest {
+                                Some(session) => self.digest_stale_retry(
+                                    session,
+                                    &challenges,
+                                    parts,
+                                    kept.as_ref(),
+                                )?,
+                                None => None,
+                            };
+                            if let Some((header, signed)) = renewed {
+                                // stale=true: the password was right, the nonce old.
+                                drain(response, self.config.max_challenge_body).await?;
+                                let (next_ready, on) = stale.stale(after(&conn));
+                                if on == SendOn::Fresh {
+                                    conn = self.new_conn(origin, known.h1_only, observer).await?;
+                                }
+                                observer.event(&Event::Retrying {
+                                    reason: "the server says the Digest nonce is stale; \
+                                             answering its new one"
+                                        .to_owned(),
+                                });
+                                ready = next_ready;
+                                authorization = Some(header);
+                                exchange = Some(Exchange::Password {
+                                    kind,
+                                    digest,
+                                    signed: Some(signed),
+                                    preemptive,
+                                });
+                                sent = Sent::Password {
+                                    kind,
+                                    preemptive,
+                                    stale_retry: true,
+                                };
+                                continue;
+                            }
+                            stale.not_stale()
+                        }
+                        other => other,
+                    }
+                }
+                _ => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorKind::Auth,
+                        "kerbside's request driver lost track of the exchange in flight \
+                         (a bug: please report it)",
+                    )))
+                }
+            };
+            // No pending credentials explain the response: deliver it, or choose a
+            // scheme for the 401.
+            let choosing = loop {
+                self.apply(origin, request, &mut conn, next.take_learned(), None);
+                next = match next {
+                    Next::Unanswered(unanswered) => unanswered.handle(),
+                    Next::Choose(choosing) => break choosing,
+                    Next::Deliver(delivery) => {
                         let id = conn.id;
-                        if !leg.withheld || conn.is_h2() {
+                        if delivery.keep_connection {
                             self.checkin(key, conn);
                         }
-                        return Ok(finish(response, Some(kind), None, id, challenges_seen));
+                        return Ok(finish(response, None, None, id, delivery.challenges));
                     }
-                    if let (Some(session), false) = (&digest, stale_retried) {
-                        let kept = body.bytes().cloned();
-                        if let Some((header, signed)) =
-                            self.digest_stale_retry(session, &challenges, parts, kept.as_ref())?
-                        {
-                            // stale=true: the password was right, the nonce old.
-                            drain(response, self.config.max_challenge_body).await?;
-                            if leg.withheld && !conn.is_h2() || conn.is_closed() {
-                                conn = self.new_conn(origin, known.h1_only, observer).await?;
-                            }
-                            observer.event(&Event::Retrying {
-                                reason: "the server says the Digest nonce is stale; answering its new one"
-                                    .to_owned(),
-                            });
-                            authorization = Some(header);
-                            exchange = Some(Exchange::Password {
-                                kind,
-                                digest,
-                                signed: Some(signed),
-                                preemptive,
-                                stale_retried: true,
-                            });
-                            sent_tokens += 1;
-                            continue;
-                        }
-                    }
-                    if preemptive {
-                        // What the server took before it refuses now (a restart, a
-                        // new password file): forget it and answer the challenge.
-                        self.learn(origin, |s| {
-                            s.digest = None;
-                            s.basic = false;
-                        });
-                    } else {
-                        let weaker = self.weaker_on_offer(kind, &challenges);
-                        if weaker.is_none() || !settings.schemes.allow_downgrade {
-                            return Err(Failure::Fatal(self.rejected(kind, false, weaker)));
-                        }
-                        failed = Some(kind);
-                    }
-                }
-            }
-            if status != StatusCode::UNAUTHORIZED {
-                if bound && known.mode == Mode::Unknown {
-                    // A request without a token succeeded on an authenticated
-                    // connection: the server keeps authentication with it.
-                    self.learn(origin, |s| s.mode = Mode::ConnectionBound);
-                }
-                let id = conn.id;
-                if !leg.withheld || conn.is_h2() {
-                    self.checkin(key, conn);
-                }
-                return Ok(finish(response, None, None, id, challenges_seen));
-            }
-            if bound {
-                // The server wants a token on every request after all.
-                self.learn(origin, |s| s.mode = Mode::PerRequest);
-                conn.authenticated = false;
-            }
-            if settings.schemes.enabled.is_empty() {
-                // No authentication asked for: the 401 is the answer.
-                let id = conn.id;
-                return Ok(finish(response, None, None, id, challenges_seen));
-            }
-            self.too_many(challenges_seen)?;
+                    other => return Err(self.ended_next(other, origin, &conn)),
+                };
+            };
+            let settings = &self.config.auth;
             let mut unavailable = self.unavailable(origin, &challenges);
-            let (credentials, next) = loop {
+            let mut choosing = choosing;
+            let (credentials, next_exchange, starting) = loop {
                 let chosen = settings
                     .schemes
-                    .choose_among(&challenges, failed, &origin.host, transport, &unavailable)
+                    .choose_among(
+                        &challenges,
+                        choosing.failed(),
+                        &origin.host,
+                        transport,
+                        &unavailable,
+                    )
                     .map_err(|e| {
                         let kind = match e {
                             kerbside_proto::SchemeRefusal::Transport(_) => ErrorKind::Policy,
@@ -397,14 +429,13 @@ impl Client {
                         Error::with_source(kind, e.to_string(), e)
                     })?;
                 let (kind, reason) = (chosen.kind, chosen.reason.clone());
-                if kind == SchemeKind::Ntlm && conn.is_h2() {
-                    // A connection-based exchange cannot run on HTTP/2.
-                    self.learn(origin, |s| s.h1_only = true);
-                    return Err(Failure::Restart(Error::new(
-                        ErrorKind::Auth,
-                        format!("{kind} needs an HTTP/1.1 connection"),
-                    )));
-                }
+                let starting = match choosing.chosen(kind) {
+                    Ok(starting) => starting,
+                    Err(mut ended) => {
+                        self.apply(origin, request, &mut conn, ended.take_learned(), None);
+                        return Err(self.ended(ended.end, origin, &conn));
+                    }
+                };
                 let kept = body.bytes().cloned();
                 match self
                     .start_scheme(
@@ -419,30 +450,145 @@ impl Client {
                     )
                     .await
                 {
-                    Ok(started) => break started,
-                    Err(StartError::Unavailable(why)) => unavailable.push((kind, why)),
+                    Ok((credentials, next)) => break (credentials, next, starting),
+                    Err(StartError::Unavailable(why)) => {
+                        unavailable.push((kind, why));
+                        choosing = starting.unavailable();
+                    }
                     Err(StartError::Failure(f)) => return Err(f),
                 }
             };
             drain(response, self.config.max_challenge_body).await?;
-            if leg.withheld && !conn.is_h2() {
-                // The large body was kept back, which leaves an HTTP/1.1 connection
-                // unusable; the token goes with it on a new one (Kerberos needs no
-                // state from the 401, and NTLM starts with its first message). On
-                // HTTP/2 only the stream was lost.
-                conn = self.new_conn(origin, known.h1_only, observer).await?;
-            } else if conn.is_closed() {
-                if matches!(next, Exchange::Token(_)) {
-                    return Err(Failure::Restart(closed_mid_handshake(
-                        origin,
-                        failed.unwrap_or(SchemeKind::Negotiate),
-                    )));
+            let token = matches!(next_exchange, Exchange::Token(_));
+            match starting.started(token, after(&conn)) {
+                Ok((next_ready, on)) => {
+                    if on == SendOn::Fresh {
+                        conn = self.new_conn(origin, known.h1_only, observer).await?;
+                    }
+                    ready = next_ready;
                 }
-                conn = self.new_conn(origin, known.h1_only, observer).await?;
+                Err(ended) => return Err(self.ended(ended.end, origin, &conn)),
             }
+            sent = match &next_exchange {
+                Exchange::Token(state) => Sent::Token {
+                    kind: if state.scheme().is("NTLM") {
+                        SchemeKind::Ntlm
+                    } else {
+                        SchemeKind::Negotiate
+                    },
+                    preemptive: false,
+                },
+                Exchange::Password { kind, .. } => Sent::Password {
+                    kind: *kind,
+                    preemptive: false,
+                    stale_retry: false,
+                },
+            };
             authorization = Some(credentials);
-            exchange = Some(next);
-            sent_tokens += 1;
+            exchange = Some(next_exchange);
+        }
+    }
+
+    /// Records what an attempt learned: about the origin (shared by the client's
+    /// requests), the request, and the connection. `digest`: the Digest login in
+    /// flight, kept for the origin when the server took it.
+    fn apply(
+        &self,
+        origin: &Origin,
+        request: &mut RequestDriver,
+        conn: &mut Conn,
+        learned: Vec<Learn>,
+        digest: Option<&Arc<DigestState>>,
+    ) {
+        for learn in learned {
+            request.handle_learned(&learn);
+            match learn {
+                Learn::NegotiateChallenge => self.learn(origin, |s| s.wants_negotiate = true),
+                Learn::WantsNegotiate(wants) => self.learn(origin, |s| s.wants_negotiate = wants),
+                Learn::Mode(mode) => self.learn(origin, |s| s.mode = mode),
+                Learn::H1Only => self.learn(origin, |s| s.h1_only = true),
+                Learn::PasswordLoginTaken(SchemeKind::Digest) => {
+                    if let Some(session) = digest {
+                        let shared = session.clone();
+                        self.learn(origin, |s| s.digest = Some(shared));
+                    }
+                }
+                Learn::PasswordLoginTaken(_) => self.learn(origin, |s| s.basic = true),
+                Learn::PasswordLoginForgotten => self.learn(origin, |s| {
+                    s.digest = None;
+                    s.basic = false;
+                }),
+                Learn::ConnectionUnauthenticated => conn.authenticated = false,
+            }
+        }
+    }
+
+    /// The failure for an attempt that ended without an answer.
+    fn ended(&self, end: AttemptEnd, origin: &Origin, conn: &Conn) -> Failure {
+        match end {
+            AttemptEnd::Http11Required => Failure::Http11Required,
+            AttemptEnd::Restart(reason) => {
+                let error = match reason {
+                    RestartReason::ClosedMidHandshake(kind) => closed_mid_handshake(origin, kind),
+                    RestartReason::SecondLegOnHttp2(kind) => Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "the {kind} exchange needs more than one leg, which only HTTP/1.1 \
+                             can carry"
+                        ),
+                    ),
+                    RestartReason::NeedsHttp11(kind) => Error::new(
+                        ErrorKind::Auth,
+                        format!("{kind} needs an HTTP/1.1 connection"),
+                    ),
+                    RestartReason::PreemptiveRefused => Error::new(
+                        ErrorKind::Auth,
+                        "the server refused a token sent without a 401; starting over",
+                    ),
+                    RestartReason::SendFailed => Error::new(
+                        ErrorKind::Http,
+                        format!(
+                            "the connection to {}:{} failed before a response came",
+                            origin.host, origin.port
+                        ),
+                    ),
+                };
+                Failure::Restart(reason, error)
+            }
+            AttemptEnd::GiveUp(why) => Failure::Fatal(match why {
+                GiveUp::TooManyChallenges { seen, max } => Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "the server answered 401 {seen} times in a row; giving up \
+                         (--max-auth-rounds {max})"
+                    ),
+                ),
+                GiveUp::Rejected { kind, weaker } => {
+                    let weaker = (!weaker.is_empty()).then(|| {
+                        weaker
+                            .iter()
+                            .map(|k| k.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
+                    self.rejected(kind, conn.channel_binding.is_some(), weaker)
+                }
+                other => Error::new(
+                    ErrorKind::Auth,
+                    format!("kerbside gave up on the request: {other:?}"),
+                ),
+            }),
+        }
+    }
+
+    /// The failure for a step that should have ended the attempt.
+    fn ended_next(&self, next: Next, origin: &Origin, conn: &Conn) -> Failure {
+        match next {
+            Next::End(ended) => self.ended(ended.end, origin, conn),
+            _ => Failure::Fatal(Error::new(
+                ErrorKind::Auth,
+                "kerbside's request driver took an unexpected step (a bug: please report it)",
+            )),
         }
     }
 
@@ -480,21 +626,6 @@ impl Client {
             }
         }
         out
-    }
-
-    /// The enabled schemes weaker than `kind` that the server also offers, if any.
-    pub(super) fn weaker_on_offer(
-        &self,
-        kind: SchemeKind,
-        challenges: &[Challenge],
-    ) -> Option<String> {
-        let weaker: Vec<&str> = SchemeKind::ALL
-            .into_iter()
-            .filter(|k| *k > kind && self.config.auth.schemes.allows(*k))
-            .filter(|k| challenges.iter().any(|c| c.scheme.is(k.name())))
-            .map(SchemeKind::name)
-            .collect();
-        (!weaker.is_empty()).then(|| weaker.join(", "))
     }
 
     /// The error for credentials the server refused.
@@ -588,8 +719,6 @@ pub(super) enum Exchange {
         signed: Option<Box<DigestSession>>,
         /// Sent without a 401, because the server took it before.
         preemptive: bool,
-        /// A `stale=true` challenge was answered already.
-        stale_retried: bool,
     },
 }
 

@@ -10,18 +10,9 @@ use kerbside_proto::{MutualAuth, SchemePolicy, TargetNameSettings};
 use crate::proxy::ProxySettings;
 use crate::tls::TlsSettings;
 
-/// When to send a Negotiate token without waiting for a 401.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Preemptive {
-    /// After an earlier request of this client learned that the origin wants
-    /// Negotiate (the default).
-    #[default]
-    Learned,
-    /// Always, from the first request (`--negotiate-preemptive`).
-    Always,
-    /// Never: always wait for the 401.
-    Never,
-}
+/// When to send a Negotiate token without waiting for a 401 (decided by the
+/// request driver of `kerbside-proto`).
+pub use kerbside_proto::driver::Preemptive;
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]

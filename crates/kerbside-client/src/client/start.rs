@@ -8,7 +8,7 @@ use http::Uri;
 use kerbside_gssapi::{ClientCredentials, InitiatorConfig, NegotiateInitiator};
 use kerbside_proto::scheme::digest::client::DigestSession;
 use kerbside_proto::scheme::negotiate::client::{ExpectChallenge, ExpectFinalToken};
-use kerbside_proto::{Challenge, MutualAuth, SchemeKind, Transport};
+use kerbside_proto::{Challenge, MutualAuth, SchemeKind};
 
 use super::attempt::*;
 use super::event::*;
@@ -93,7 +93,6 @@ impl Client {
                             digest: None,
                             signed: None,
                             preemptive: false,
-                            stale_retried: false,
                         },
                     ));
                 }
@@ -114,7 +113,6 @@ impl Client {
                         digest: Some(Arc::new(session)),
                         signed: Some(signed),
                         preemptive: false,
-                        stale_retried: false,
                     },
                 ))
             }
@@ -185,28 +183,19 @@ impl Client {
         &self,
         origin: &Origin,
         known: &OriginState,
+        kind: SchemeKind,
         parts: &Parts,
         body: Option<&bytes::Bytes>,
-        transport: Transport,
         observer: &dyn Observer,
     ) -> Result<Option<(String, Exchange)>, Failure> {
         let settings = &self.config.auth;
-        let (kind, digest) = if let Some(session) = known.digest.clone() {
-            (SchemeKind::Digest, Some(session))
-        } else if known.basic {
-            (SchemeKind::Basic, None)
-        } else {
-            return Ok(None);
+        let digest = match kind {
+            SchemeKind::Digest => match known.digest.clone() {
+                Some(session) => Some(session),
+                None => return Ok(None),
+            },
+            _ => None,
         };
-        if !settings.schemes.allows(kind)
-            || settings
-                .schemes
-                .plain_http
-                .check(kind.name(), &origin.host, transport)
-                .is_err()
-        {
-            return Ok(None);
-        }
         let Some(found) = settings.passwords.lookup(&origin.host, None, kind) else {
             return Ok(None);
         };
@@ -236,7 +225,6 @@ impl Client {
                 digest,
                 signed,
                 preemptive: true,
-                stale_retried: false,
             },
         )))
     }

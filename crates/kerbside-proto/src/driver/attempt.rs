@@ -320,7 +320,7 @@ impl TokenAnswered {
                 self.core.learned.push(Learn::H1Only);
                 Next::End(Ended::new(
                     self.core,
-                    AttemptEnd::Restart(RestartReason::NeedsHttp11(kind)),
+                    AttemptEnd::Restart(RestartReason::SecondLegOnHttp2(kind)),
                 ))
             }
             TokenResult::Continue => match self.core.too_many() {

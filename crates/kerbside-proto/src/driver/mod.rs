@@ -317,8 +317,10 @@ pub enum RestartReason {
     SendFailed,
     /// The server closed the connection between two legs of a handshake.
     ClosedMidHandshake(SchemeKind),
-    /// A connection-based exchange needs more than one leg, which only HTTP/1.1
-    /// can carry.
+    /// A connection-based exchange needs a second leg, which only HTTP/1.1 can
+    /// carry.
+    SecondLegOnHttp2(SchemeKind),
+    /// The chosen scheme (NTLM) needs an HTTP/1.1 connection.
     NeedsHttp11(SchemeKind),
     /// The server refused a token sent without a 401.
     PreemptiveRefused,

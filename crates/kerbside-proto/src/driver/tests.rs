@@ -554,7 +554,7 @@ fn a_second_leg_on_http_2_restarts_over_http_1_1() {
     assert!(next.take_learned().contains(&Learn::H1Only));
     assert_eq!(
         end_of(next),
-        AttemptEnd::Restart(RestartReason::NeedsHttp11(Negotiate))
+        AttemptEnd::Restart(RestartReason::SecondLegOnHttp2(Negotiate))
     );
 }
 
