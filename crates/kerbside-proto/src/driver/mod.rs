@@ -18,6 +18,9 @@
 //!   ([`AttemptEnd`]). Each `handle_*` consumes its state, so a call out of order
 //!   does not compile.
 //!
+//! A forward proxy's `407` has its own small machine, [`ProxyAuthDriver`], for the
+//! one connection to the proxy (a `CONNECT` tunnel, or requests sent through it).
+//!
 //! What an attempt learns about the origin (it wants Negotiate, it keeps
 //! authentication with the connection, it needs HTTP/1.1, its password login was
 //! taken or is stale) comes out as [`Learn`] values (`take_learned` on each
@@ -44,6 +47,7 @@
 mod attempt;
 #[cfg(test)]
 mod properties;
+mod proxy;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -52,6 +56,7 @@ pub use attempt::{
     Answered, AwaitingResponse, Choosing, Continuing, Delivery, Ended, Next, Opening,
     PasswordAnswered, Ready, StaleRetry, Starting, TokenAnswered, TokenResult, Unanswered,
 };
+pub use proxy::{ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep, ProxyTokenResult};
 pub use request::{RequestDriver, Retry};
 
 use crate::policy::{SchemeKind, SchemePolicy};

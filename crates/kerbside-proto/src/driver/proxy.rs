@@ -1,0 +1,307 @@
+//! [`ProxyAuthDriver`]: authenticating to a forward proxy (`407`,
+//! `Proxy-Authenticate`, `Proxy-Authorization`) on the one connection to it, for
+//! a `CONNECT` tunnel or for requests sent through it.
+
+use crate::policy::SchemeKind;
+
+/// One connection's authentication to a proxy: which response goes to the token
+/// exchange, when to choose a scheme, when to send again, when to give up.
+///
+/// The proxy keeps the authentication with the connection (Negotiate, NTLM), or
+/// Basic credentials go with every request; a `407` after Basic credentials means
+/// they were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAuthDriver {
+    max_rounds: u32,
+    /// `407` responses that started a scheme.
+    rounds: u32,
+    /// Tokens sent in the current exchange.
+    tokens: u32,
+    phase: Phase,
+    /// The connection to the proxy was made again once already.
+    reconnected: bool,
+}
+
+/// What the proxy exchange is waiting for; every phase takes any response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No credentials out, or the exchange finished.
+    Idle,
+    /// A token of a connection-based exchange is out.
+    Token(SchemeKind),
+    /// Basic credentials go with every request.
+    Basic,
+}
+
+/// What to do with a response from (or through) the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyStep {
+    /// The proxy is satisfied, or has nothing to say: the response is the
+    /// origin's (or the tunnel's).
+    Done,
+    /// The token exchange reads the response next
+    /// ([`ProxyAuthDriver::handle_token_result`]).
+    Exchange(SchemeKind),
+    /// A `407` to answer: the policy chooses a scheme for the proxy, then
+    /// [`ProxyAuthDriver::started`].
+    Choose,
+    /// Send the request again with the new `Proxy-Authorization`.
+    Resend,
+    /// Give up.
+    GiveUp(ProxyGiveUp),
+}
+
+/// How the token exchange took the proxy's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyTokenResult {
+    /// The proxy wants another token.
+    Continue,
+    /// The exchange is complete: the connection is authenticated.
+    Established,
+    /// The proxy refused the token.
+    Rejected,
+}
+
+/// Why the client gives up on the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyGiveUp {
+    /// The proxy answered `407` to Basic credentials: wrong user name or password.
+    BasicRefused,
+    /// The proxy refused the token of this scheme.
+    Rejected(SchemeKind),
+    /// The proxy answered `407` more often than allowed.
+    TooManyChallenges {
+        /// How many.
+        seen: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The proxy closed the connection in the middle of its exchange twice.
+    ClosedTwice,
+}
+
+/// What to do when the proxy closed the connection between two legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyReconnect {
+    /// Connect to the proxy again and go on with the exchange.
+    Reconnect,
+    /// Give up.
+    GiveUp(ProxyGiveUp),
+}
+
+impl ProxyAuthDriver {
+    /// A connection to the proxy with nothing sent yet; at most
+    /// `max_auth_rounds` `407`s start a scheme.
+    pub fn new(max_auth_rounds: u32) -> Self {
+        Self {
+            max_rounds: max_auth_rounds,
+            rounds: 0,
+            tokens: 0,
+            phase: Phase::Idle,
+            reconnected: false,
+        }
+    }
+
+    /// How many tokens the current exchange sent.
+    pub fn tokens(&self) -> u32 {
+        self.tokens
+    }
+
+    /// A response came from the proxy (`status`).
+    pub fn handle_response(&mut self, status: u16) -> ProxyStep {
+        match self.phase {
+            Phase::Basic if status == 407 => ProxyStep::GiveUp(ProxyGiveUp::BasicRefused),
+            Phase::Basic => ProxyStep::Done,
+            Phase::Token(kind) => ProxyStep::Exchange(kind),
+            Phase::Idle if status != 407 => ProxyStep::Done,
+            Phase::Idle => {
+                self.rounds += 1;
+                if self.rounds > self.max_rounds {
+                    return ProxyStep::GiveUp(ProxyGiveUp::TooManyChallenges {
+                        seen: self.rounds,
+                        max: self.max_rounds,
+                    });
+                }
+                ProxyStep::Choose
+            }
+        }
+    }
+
+    /// The token exchange read the response ([`ProxyStep::Exchange`]).
+    pub fn handle_token_result(&mut self, result: ProxyTokenResult) -> ProxyStep {
+        let Phase::Token(kind) = self.phase else {
+            // No exchange is out: nothing to continue.
+            return ProxyStep::Done;
+        };
+        match result {
+            ProxyTokenResult::Continue => {
+                self.tokens += 1;
+                ProxyStep::Resend
+            }
+            ProxyTokenResult::Established => {
+                // The proxy keeps the authentication with the connection.
+                self.phase = Phase::Idle;
+                ProxyStep::Done
+            }
+            ProxyTokenResult::Rejected => {
+                self.phase = Phase::Idle;
+                ProxyStep::GiveUp(ProxyGiveUp::Rejected(kind))
+            }
+        }
+    }
+
+    /// The chosen scheme made its first credentials: send the request again with
+    /// them. Basic goes with every request from now on.
+    pub fn started(&mut self, kind: SchemeKind) -> ProxyStep {
+        if kind == SchemeKind::Basic {
+            self.phase = Phase::Basic;
+        } else {
+            self.phase = Phase::Token(kind);
+            self.tokens = 1;
+        }
+        ProxyStep::Resend
+    }
+
+    /// The proxy closed the connection before the next leg: connect again once.
+    pub fn handle_closed(&mut self) -> ProxyReconnect {
+        if self.reconnected {
+            return ProxyReconnect::GiveUp(ProxyGiveUp::ClosedTwice);
+        }
+        self.reconnected = true;
+        ProxyReconnect::Reconnect
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use SchemeKind::{Basic, Negotiate, Ntlm};
+
+    #[test]
+    fn a_response_without_407_goes_through() {
+        let mut d = ProxyAuthDriver::new(4);
+        assert_eq!(d.handle_response(200), ProxyStep::Done);
+        assert_eq!(d.handle_response(401), ProxyStep::Done);
+    }
+
+    #[test]
+    fn a_407_chooses_a_scheme_and_its_token_goes_again() {
+        let mut d = ProxyAuthDriver::new(4);
+        assert_eq!(d.handle_response(407), ProxyStep::Choose);
+        assert_eq!(d.started(Negotiate), ProxyStep::Resend);
+        assert_eq!(d.tokens(), 1);
+        assert_eq!(d.handle_response(200), ProxyStep::Exchange(Negotiate));
+        assert_eq!(
+            d.handle_token_result(ProxyTokenResult::Established),
+            ProxyStep::Done
+        );
+        // The connection stays authenticated: later responses go through.
+        assert_eq!(d.handle_response(200), ProxyStep::Done);
+    }
+
+    #[test]
+    fn ntlm_takes_three_legs_on_one_connection() {
+        let mut d = ProxyAuthDriver::new(4);
+        assert_eq!(d.handle_response(407), ProxyStep::Choose);
+        d.started(Ntlm);
+        assert_eq!(d.handle_response(407), ProxyStep::Exchange(Ntlm));
+        assert_eq!(
+            d.handle_token_result(ProxyTokenResult::Continue),
+            ProxyStep::Resend
+        );
+        assert_eq!(d.tokens(), 2);
+        assert_eq!(d.handle_response(200), ProxyStep::Exchange(Ntlm));
+        assert_eq!(
+            d.handle_token_result(ProxyTokenResult::Established),
+            ProxyStep::Done
+        );
+    }
+
+    #[test]
+    fn a_refused_token_gives_up() {
+        let mut d = ProxyAuthDriver::new(4);
+        d.handle_response(407);
+        d.started(Ntlm);
+        assert_eq!(d.handle_response(407), ProxyStep::Exchange(Ntlm));
+        assert_eq!(
+            d.handle_token_result(ProxyTokenResult::Rejected),
+            ProxyStep::GiveUp(ProxyGiveUp::Rejected(Ntlm))
+        );
+    }
+
+    #[test]
+    fn a_407_to_basic_credentials_is_a_refusal() {
+        let mut d = ProxyAuthDriver::new(4);
+        d.handle_response(407);
+        assert_eq!(d.started(Basic), ProxyStep::Resend);
+        assert_eq!(d.handle_response(200), ProxyStep::Done);
+        assert_eq!(
+            d.handle_response(407),
+            ProxyStep::GiveUp(ProxyGiveUp::BasicRefused)
+        );
+    }
+
+    #[test]
+    fn the_client_gives_up_after_max_auth_rounds_407s() {
+        let mut d = ProxyAuthDriver::new(2);
+        for _ in 0..2 {
+            assert_eq!(d.handle_response(407), ProxyStep::Choose);
+        }
+        assert_eq!(
+            d.handle_response(407),
+            ProxyStep::GiveUp(ProxyGiveUp::TooManyChallenges { seen: 3, max: 2 })
+        );
+    }
+
+    #[test]
+    fn a_closed_connection_is_made_again_once() {
+        let mut d = ProxyAuthDriver::new(4);
+        assert_eq!(d.handle_closed(), ProxyReconnect::Reconnect);
+        assert_eq!(
+            d.handle_closed(),
+            ProxyReconnect::GiveUp(ProxyGiveUp::ClosedTwice)
+        );
+    }
+
+    proptest! {
+        /// Whatever the proxy answers, the exchange ends (Done or GiveUp): within
+        /// max-auth-rounds `407`s, each exchange as long as its token goes on.
+        #[test]
+        fn every_proxy_exchange_ends(
+            max in 0u32..6,
+            statuses in proptest::collection::vec(prop_oneof![Just(200u16), Just(407u16)], 0..64),
+            results in proptest::collection::vec(0u8..3, 0..64),
+            kinds in proptest::collection::vec(prop_oneof![Just(Negotiate), Just(Ntlm), Just(Basic)], 0..64),
+        ) {
+            let mut d = ProxyAuthDriver::new(max);
+            let mut statuses = statuses.into_iter().chain(std::iter::repeat(407));
+            let mut results = results.into_iter().chain(std::iter::repeat(0));
+            let mut kinds = kinds.into_iter().chain(std::iter::repeat(Ntlm));
+            let mut steps = 0;
+            let limit = 64 + (max + 2) * 80;
+            loop {
+                steps += 1;
+                prop_assert!(steps < limit, "no end after {steps} responses");
+                let mut step = d.handle_response(statuses.next().unwrap_or(407));
+                if let ProxyStep::Exchange(_) = step {
+                    let r = match results.next().unwrap_or(0) {
+                        // A token continues at most 8 times (the exchange's own limit).
+                        0 if d.tokens() < 8 => ProxyTokenResult::Continue,
+                        1 => ProxyTokenResult::Established,
+                        _ => ProxyTokenResult::Rejected,
+                    };
+                    step = d.handle_token_result(r);
+                }
+                match step {
+                    ProxyStep::GiveUp(_) | ProxyStep::Done => break,
+                    ProxyStep::Choose => {
+                        d.started(kinds.next().unwrap_or(Ntlm));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
