@@ -92,7 +92,11 @@ impl Client {
             }
             None => self.new_conn(origin, known.h1_only, observer).await?,
         };
-        let mut proxy_auth = self.config.proxy.route(origin).map(ProxyAuth::new);
+        let mut proxy_auth = self
+            .config
+            .proxy
+            .route(origin)
+            .map(|p| ProxyAuth::new(p, self.config.auth.max_auth_rounds));
         let (mut ready, preempt) = opening.connected(reused, conn.authenticated);
         let mut exchange = None;
         let mut authorization = None;
@@ -555,14 +559,8 @@ impl Client {
                 };
                 Failure::Restart(reason, error)
             }
+            AttemptEnd::GiveUp(GiveUp::TooManyChallenges { seen, max }) => too_many(seen, max),
             AttemptEnd::GiveUp(why) => Failure::Fatal(match why {
-                GiveUp::TooManyChallenges { seen, max } => Error::new(
-                    ErrorKind::Auth,
-                    format!(
-                        "the server answered 401 {seen} times in a row; giving up \
-                         (--max-auth-rounds {max})"
-                    ),
-                ),
                 GiveUp::Rejected { kind, weaker } => {
                     let weaker = (!weaker.is_empty()).then(|| {
                         weaker
@@ -664,26 +662,22 @@ impl Client {
         }
         Error::new(ErrorKind::Auth, message)
     }
-
-    pub(super) fn too_many(&self, challenges_seen: u32) -> Result<(), Failure> {
-        let max = self.config.auth.max_auth_rounds;
-        if challenges_seen > max {
-            return Err(Failure::Fatal(Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "the server answered 401 {challenges_seen} times in a row; giving up \
-                     (--max-auth-rounds {max})"
-                ),
-            )));
-        }
-        Ok(())
-    }
 }
 
 pub(super) enum LegError {
     Send(Error),
     Http11Required,
     Fatal(Error),
+}
+
+/// The failure for a server (or proxy) that answered 401 (or 407) too often.
+pub(super) fn too_many(seen: u32, max: u32) -> Failure {
+    Failure::Fatal(Error::new(
+        ErrorKind::Auth,
+        format!(
+            "the server answered 401 {seen} times in a row; giving up (--max-auth-rounds {max})"
+        ),
+    ))
 }
 
 pub(super) fn closed_mid_handshake(origin: &Origin, kind: SchemeKind) -> Error {

@@ -13,6 +13,7 @@ use super::*;
 use crate::conn::{establish, proxy_h1, tcp, Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;
+use kerbside_proto::driver::ProxyReconnect;
 use std::sync::atomic::Ordering;
 
 impl Client {
@@ -117,9 +118,8 @@ impl Client {
         observer: &dyn Observer,
     ) -> Result<hyper::upgrade::Upgraded, Failure> {
         let mut sender = proxy_h1(stream).await?;
-        let mut auth = ProxyAuth::new(proxy.clone());
+        let mut auth = ProxyAuth::new(proxy.clone(), self.config.auth.max_auth_rounds);
         let authority = format!("{}:{}", origin.authority_host(), origin.port);
-        let mut reconnected = false;
         loop {
             let mut request = Request::builder()
                 .method(http::Method::CONNECT)
@@ -169,7 +169,7 @@ impl Client {
                 ProxyStep::Retry => {
                     drain(response, self.config.max_challenge_body).await?;
                     if sender.is_closed() {
-                        if reconnected {
+                        if let ProxyReconnect::GiveUp(_) = auth.handle_closed() {
                             return Err(Failure::Fatal(Error::new(
                                 ErrorKind::Auth,
                                 format!(
@@ -179,7 +179,6 @@ impl Client {
                                 ),
                             )));
                         }
-                        reconnected = true;
                         let (stream, _) = tcp(&proxy.host, proxy.port).await?;
                         sender = proxy_h1(stream).await?;
                     }

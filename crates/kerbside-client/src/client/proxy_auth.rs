@@ -4,6 +4,9 @@
 use http::header::{HeaderValue, PROXY_AUTHENTICATE};
 use http::StatusCode;
 use kerbside_gssapi::{Delegation, InitiatorConfig, NegotiateInitiator};
+use kerbside_proto::driver::{
+    ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep as Decision, ProxyTokenResult,
+};
 use kerbside_proto::scheme::negotiate::client::{
     ExpectChallenge, ExpectFinalToken, NegotiateError, Progress,
 };
@@ -25,27 +28,28 @@ pub(super) enum ProxyStep {
     Done,
 }
 
-/// One exchange with a proxy (`407`, `Proxy-Authenticate`, `Proxy-Authorization`).
+/// One exchange with a proxy (`407`, `Proxy-Authenticate`, `Proxy-Authorization`):
+/// [`ProxyAuthDriver`] decides, this carries it out.
 pub(super) struct ProxyAuth {
     proxy: ProxyAddr,
+    driver: ProxyAuthDriver,
     exchange: Option<ExpectFinalToken<Initiator>>,
     header: Option<String>,
-    rounds: u32,
-    tokens: u32,
-    /// Basic credentials went out: they go with every request through the proxy.
-    basic: bool,
 }
 
 impl ProxyAuth {
-    pub(super) fn new(proxy: ProxyAddr) -> Self {
+    pub(super) fn new(proxy: ProxyAddr, max_auth_rounds: u32) -> Self {
         Self {
             proxy,
+            driver: ProxyAuthDriver::new(max_auth_rounds),
             exchange: None,
             header: None,
-            rounds: 0,
-            tokens: 0,
-            basic: false,
         }
+    }
+
+    /// The proxy closed the connection before the next leg: connect again once.
+    pub(super) fn handle_closed(&mut self) -> ProxyReconnect {
+        self.driver.handle_closed()
     }
 
     pub(super) fn header(&self) -> Option<&str> {
@@ -86,8 +90,63 @@ impl ProxyAuth {
                 .with_kerberos_problem(problem),
             )
         };
-        if self.basic {
-            if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+        let mut step = self.driver.handle_response(status.as_u16());
+        if let Decision::Exchange(kind) = step {
+            let Some(state) = self.exchange.take() else {
+                return Err(Failure::Fatal(Error::new(
+                    ErrorKind::Auth,
+                    "kerbside's proxy driver lost track of the exchange in flight (a bug: \
+                     please report it)",
+                )));
+            };
+            let code = status.as_u16();
+            let offered = challenges.clone();
+            let progress =
+                blocking(move || ExpectFinalToken::handle_response(state, code, &offered)).await?;
+            step = match progress {
+                Ok(Progress::Continue(credentials, next)) => {
+                    self.header = Some(credentials.to_header_value());
+                    self.exchange = Some(next);
+                    self.driver.handle_token_result(ProxyTokenResult::Continue)
+                }
+                Ok(Progress::Established(done)) => {
+                    let step = self
+                        .driver
+                        .handle_token_result(ProxyTokenResult::Established);
+                    observer.event(&Event::Authenticated {
+                        proxy: true,
+                        scheme: kind.name().to_owned(),
+                        mutual: done.mutual(),
+                        legs: self.driver.tokens(),
+                        connection_bound: true,
+                    });
+                    // The proxy keeps the authentication with the connection.
+                    self.header = None;
+                    step
+                }
+                Err(NegotiateError::Rejected) => {
+                    match self.driver.handle_token_result(ProxyTokenResult::Rejected) {
+                        Decision::GiveUp(ProxyGiveUp::Rejected(SchemeKind::Ntlm)) => {
+                            return Err(Failure::Fatal(Error::new(
+                                ErrorKind::Auth,
+                                format!(
+                                    "the proxy {}:{} refused the NTLM credentials: wrong user \
+                                     name, domain or password",
+                                    self.proxy.host, self.proxy.port
+                                ),
+                            )))
+                        }
+                        _ => return Err(proxy_error(NegotiateError::Rejected)),
+                    }
+                }
+                Err(e) => return Err(proxy_error(e)),
+            };
+        }
+        match step {
+            Decision::Resend => return Ok(ProxyStep::Retry),
+            Decision::Choose => {}
+            Decision::Done | Decision::Exchange(_) => return Ok(ProxyStep::Done),
+            Decision::GiveUp(ProxyGiveUp::BasicRefused) => {
                 return Err(Failure::Fatal(Error::new(
                     ErrorKind::Auth,
                     format!(
@@ -95,53 +154,21 @@ impl ProxyAuth {
                          password",
                         self.proxy.host, self.proxy.port
                     ),
-                )));
+                )))
             }
-            return Ok(ProxyStep::Done);
+            Decision::GiveUp(ProxyGiveUp::TooManyChallenges { seen, max }) => {
+                return Err(too_many(seen, max))
+            }
+            Decision::GiveUp(why) => {
+                return Err(Failure::Fatal(Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "the proxy {}:{}: kerbside gave up ({why:?})",
+                        self.proxy.host, self.proxy.port
+                    ),
+                )))
+            }
         }
-        if let Some(state) = self.exchange.take() {
-            let scheme = state.scheme().as_str().to_owned();
-            let code = status.as_u16();
-            let progress =
-                blocking(move || ExpectFinalToken::handle_response(state, code, &challenges))
-                    .await?;
-            return match progress {
-                Ok(Progress::Continue(credentials, next)) => {
-                    self.header = Some(credentials.to_header_value());
-                    self.exchange = Some(next);
-                    self.tokens += 1;
-                    Ok(ProxyStep::Retry)
-                }
-                Ok(Progress::Established(done)) => {
-                    observer.event(&Event::Authenticated {
-                        proxy: true,
-                        scheme,
-                        mutual: done.mutual(),
-                        legs: self.tokens,
-                        connection_bound: true,
-                    });
-                    // The proxy keeps the authentication with the connection.
-                    self.header = None;
-                    Ok(ProxyStep::Done)
-                }
-                Err(NegotiateError::Rejected) if scheme == "NTLM" => {
-                    Err(Failure::Fatal(Error::new(
-                        ErrorKind::Auth,
-                        format!(
-                            "the proxy {}:{} refused the NTLM credentials: wrong user name, \
-                             domain or password",
-                            self.proxy.host, self.proxy.port
-                        ),
-                    )))
-                }
-                Err(e) => Err(proxy_error(e)),
-            };
-        }
-        if status != StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-            return Ok(ProxyStep::Done);
-        }
-        self.rounds += 1;
-        client.too_many(self.rounds)?;
         let settings = &client.config.auth;
         // Passwords for the proxy's host; Digest is not answered to proxies.
         let mut unavailable: Vec<(SchemeKind, String)> = [SchemeKind::Ntlm, SchemeKind::Basic]
@@ -200,7 +227,7 @@ impl ProxyAuth {
             });
             if chosen.kind == SchemeKind::Basic {
                 self.header = Some(crate::schemes::basic(found.user, found.password)?);
-                self.basic = true;
+                self.driver.started(SchemeKind::Basic);
                 return Ok(ProxyStep::Retry);
             }
             let (credentials, inputs) = crate::schemes::ntlm_inputs(&found, &self.proxy.host, None)
@@ -216,7 +243,7 @@ impl ProxyAuth {
                 .map_err(|e| Failure::Fatal(exchange_error(e)))?;
             self.header = Some(credentials.to_header_value());
             self.exchange = Some(next);
-            self.tokens = 1;
+            self.driver.started(SchemeKind::Ntlm);
             return Ok(ProxyStep::Retry);
         }
         let target = settings.target.resolve(&self.proxy.host, None, None);
@@ -248,7 +275,7 @@ impl ProxyAuth {
         let (credentials, next) = result;
         self.header = Some(credentials.to_header_value());
         self.exchange = Some(next);
-        self.tokens = 1;
+        self.driver.started(SchemeKind::Negotiate);
         Ok(ProxyStep::Retry)
     }
 }
