@@ -17,10 +17,10 @@ use kerbside_proto::scheme::negotiate::client::{
 };
 use kerbside_proto::{parse_challenges, Challenge, SchemeKind};
 
-use super::event::*;
-use super::proxy_auth::*;
-use super::start::*;
-use super::*;
+use super::event::{Event, Observer, Outcome};
+use super::proxy_auth::{ProxyAuth, ProxyStep};
+use super::start::blocking;
+use super::{Client, Parts};
 use crate::body::Replayable;
 use crate::conn::{Conn, Origin};
 use crate::error::{Error, ErrorKind};

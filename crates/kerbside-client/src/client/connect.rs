@@ -6,10 +6,10 @@ use std::time::Duration;
 use http::header::{HeaderValue, HOST, PROXY_AUTHORIZATION};
 use http::Request;
 
-use super::attempt::*;
-use super::event::*;
-use super::proxy_auth::*;
-use super::*;
+use super::attempt::{drain, Failure};
+use super::event::{redacted, Event, Observer};
+use super::proxy_auth::{ProxyAuth, ProxyStep};
+use super::Client;
 use crate::conn::{establish, proxy_h1, tcp, Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;

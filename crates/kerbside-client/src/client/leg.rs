@@ -6,9 +6,9 @@ use http::header::{
 };
 use http::{Request, StatusCode, Uri};
 
-use super::attempt::*;
-use super::event::*;
-use super::*;
+use super::attempt::{Leg, LegError};
+use super::event::{redacted, Event, Observer};
+use super::{Client, Parts};
 use crate::body::Replayable;
 use crate::conn::{is_http11_required, Conn, Origin};
 use crate::error::{Error, ErrorKind};

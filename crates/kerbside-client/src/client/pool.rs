@@ -1,7 +1,7 @@
 //! The pool of connections of a [`Client`]: per origin, identity and proxy,
 //! preferring authenticated ones.
 
-use super::*;
+use super::{Client, PoolKey};
 use crate::conn::Conn;
 
 impl Client {

@@ -12,10 +12,10 @@ use kerbside_proto::scheme::negotiate::client::{
 };
 use kerbside_proto::{parse_challenges, MutualAuth, SchemeKind, Transport};
 
-use super::attempt::*;
-use super::event::*;
-use super::start::*;
-use super::*;
+use super::attempt::{too_many, Failure};
+use super::event::{Event, Observer};
+use super::start::blocking;
+use super::Client;
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;
 use crate::schemes::{exchange_error, gss_error, Initiator, InitiatorError};

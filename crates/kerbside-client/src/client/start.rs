@@ -10,9 +10,9 @@ use kerbside_proto::scheme::digest::client::DigestSession;
 use kerbside_proto::scheme::negotiate::client::{ExpectChallenge, ExpectFinalToken};
 use kerbside_proto::{Challenge, MutualAuth, SchemeKind};
 
-use super::attempt::*;
-use super::event::*;
-use super::*;
+use super::attempt::{Exchange, Failure, StartError};
+use super::event::{Event, Observer};
+use super::{Client, OriginState, Parts};
 use crate::conn::{Conn, Origin};
 use crate::error::{Error, ErrorKind};
 use crate::schemes::{exchange_error, gss_error, Initiator};
