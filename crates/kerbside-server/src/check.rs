@@ -159,6 +159,13 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
                 )),
                 Err(e) => report.problem(format!("{} -> {e}", mount.prefix)),
             },
+            MountTarget::ForwardAuth => match crate::forward_auth::check_mode(config) {
+                Ok(()) => report.ok(format!(
+                    "{} -> forward-auth endpoint for front proxies at {:?}",
+                    mount.prefix, config.forward_auth.trusted
+                )),
+                Err(e) => report.problem(format!("{} -> {e}", mount.prefix)),
+            },
         }
     }
     match (probe, &acceptor) {

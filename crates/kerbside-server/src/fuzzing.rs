@@ -68,6 +68,39 @@ pub fn usermap(data: &[u8]) {
     }
 }
 
+/// Reads `data` as a forward-auth subrequest's headers (first line the original URI,
+/// second the method, a third line present: Caddy's names instead of nginx's) and
+/// each line as a trusted address: an accepted target is origin-form, and a refusal
+/// or an error never panics.
+pub fn forward_auth(data: &[u8]) {
+    use crate::forward_auth::{original_request, parse_trusted};
+    let mut lines = data.split(|b| *b == b'\n');
+    let uri = lines.next().unwrap_or_default();
+    let method = lines.next().unwrap_or_default();
+    let caddy = lines.next().is_some();
+    let (u, m) = if caddy {
+        ("x-forwarded-uri", "x-forwarded-method")
+    } else {
+        ("x-original-uri", "x-original-method")
+    };
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_bytes(uri) {
+        headers.insert(u, value);
+    }
+    if let Ok(value) = http::HeaderValue::from_bytes(method) {
+        headers.insert(m, value);
+    }
+    if let Ok(original) = original_request(&headers) {
+        assert!(original.target.as_str().starts_with('/'));
+        assert_eq!(original.method.as_str().as_bytes(), method);
+    }
+    for line in String::from_utf8_lossy(data).lines() {
+        if let Err(e) = parse_trusted(line) {
+            assert!(e.contains("forward-auth-trusted"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpora of the server's fuzz targets.
@@ -79,6 +112,7 @@ mod tests {
             ("groups", super::groups as fn(&[u8])),
             ("usermap", super::usermap),
             ("request_path", super::request_path),
+            ("forward_auth", super::forward_auth),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 check(&std::fs::read(entry.unwrap().path()).unwrap());

@@ -29,10 +29,11 @@ use tower_service::Service;
 use crate::access::AccessRules;
 use crate::auth::{
     AuthMode, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
-    TlsChannel,
+    NegotiateService, TlsChannel,
 };
 use crate::canonical_path::CanonicalPathLayer;
 use crate::cgi::{CgiConfig, CgiService};
+use crate::forward_auth::{Endpoint, ForwardAuthLayer, ForwardAuthSettings};
 use crate::identity_headers::IdentityHeaders;
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
@@ -65,6 +66,9 @@ pub enum MountTarget {
     Proxy(Uri),
     /// A CGI program.
     Cgi(CgiConfig),
+    /// The authentication endpoint of a front proxy (nginx `auth_request`, Caddy
+    /// `forward_auth`): see [`crate::forward_auth`].
+    ForwardAuth,
 }
 
 /// One mount: a path prefix and its target.
@@ -160,6 +164,8 @@ pub struct GateConfig {
     pub spool_budget: u64,
     /// Open client connections at most; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// How [`MountTarget::ForwardAuth`] mounts trust and answer the front proxy.
+    pub forward_auth: ForwardAuthSettings,
 }
 
 impl GateConfig {
@@ -194,6 +200,7 @@ impl GateConfig {
             max_body: crate::proxy::DEFAULT_MAX_BODY,
             spool_budget: crate::cgi::DEFAULT_SPOOL_BUDGET,
             max_connections: crate::listener::DEFAULT_MAX_CONNECTIONS,
+            forward_auth: ForwardAuthSettings::default(),
         }
     }
 }
@@ -212,7 +219,7 @@ pub struct Router {
     identity: Arc<IdentityHeaders>,
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     prefix.is_empty()
         || path == prefix
@@ -272,6 +279,8 @@ impl Router {
                     cgi.metrics = Some(metrics.clone());
                     Route::Cgi(CgiService::new(cgi)?)
                 }
+                // Answered in front of the authentication layer (`ForwardAuthLayer`).
+                MountTarget::ForwardAuth => continue,
             };
             routes.push((mount.prefix.clone(), route));
         }
@@ -321,6 +330,7 @@ pub struct Gate {
     tls: Option<TlsAcceptor>,
     binding: Option<Arc<Vec<u8>>>,
     layer: NegotiateLayer,
+    forward_auth: ForwardAuthLayer<NegotiateService<Endpoint>>,
     router: Router,
     metrics: GateMetrics,
     header_timeout: Duration,
@@ -408,13 +418,25 @@ impl Gate {
         if config.channel_binding == ChannelBindingPolicy::Required && tls.is_none() {
             return Err("channel-binding required needs TLS (--tls-cert/--tls-key)".to_owned());
         }
+        let forward_auth_paths: Vec<String> = config
+            .mounts
+            .iter()
+            .filter(|m| matches!(m.target, MountTarget::ForwardAuth))
+            .map(|m| m.prefix.clone())
+            .collect();
+        if !forward_auth_paths.is_empty() {
+            crate::forward_auth::check_mode(config)?;
+        }
         let metrics = GateMetrics::new();
         let layer = NegotiateLayer::with_config(NegotiateConfig {
             mode: config.mode,
             acceptor,
             replay_cache: config.replay_cache.clone(),
             sessions,
-            secure_cookies: tls.is_some(),
+            // Behind a front proxy with TLS (its certificate given), the browser's
+            // connection is HTTPS even if the gate's is not.
+            secure_cookies: tls.is_some()
+                || (!forward_auth_paths.is_empty() && config.forward_auth.front_binding.is_some()),
             access: Arc::new(config.access.clone()),
             channel_binding: config.channel_binding,
             max_handshakes: config.max_handshakes,
@@ -438,6 +460,18 @@ impl Gate {
         let identity =
             IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone());
         let router = Router::new(config, identity, signer.as_ref(), &metrics)?;
+        let forward_auth = ForwardAuthLayer::new(
+            forward_auth_paths,
+            config.forward_auth.clone(),
+            tower_layer::Layer::layer(
+                &layer,
+                Endpoint::new(
+                    config.identity_header.clone(),
+                    config.forward_auth.user_map.clone(),
+                    config.access.groups().clone(),
+                ),
+            ),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -459,6 +493,7 @@ impl Gate {
             tls,
             binding,
             layer,
+            forward_auth,
             router,
             metrics,
             header_timeout: config.header_timeout,
@@ -525,6 +560,7 @@ impl Gate {
                 })
                 .map_response(explain_refusal)
                 .layer(CanonicalPathLayer::new(Some(self.metrics.clone())))
+                .layer(self.forward_auth.clone())
                 .layer(self.layer.clone())
                 .service(self.router.clone());
             let service = TowerToHyperService::new(service);

@@ -37,6 +37,7 @@ mod auth;
 pub mod canonical_path;
 pub mod cgi;
 pub mod check;
+pub mod forward_auth;
 mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;

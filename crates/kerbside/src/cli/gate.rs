@@ -41,6 +41,8 @@ rules:
   max-connections = 4096           # open client connections; more wait in the backlog
   max-body = \"1G\"                  # largest request body (bytes, or K/M/G); beyond it 413
   spool-budget = \"4G\"              # disk for CGI bodies sent without a length; beyond it 507
+  forward-auth-trusted = [\"127.0.0.1\", \"::1\"]  # front proxies that may ask (default loopback)
+  forward-auth-cert = \"/etc/nginx/cert.pem\"      # the front's certificate (channel bindings)
 
   [[mount]]                        # a CGI program under a path
   path = \"/hg\"
@@ -52,6 +54,10 @@ rules:
   path = \"/\"
   upstream = \"http://127.0.0.1:8000\"
   upstream-timeout = 120           # this mount's own timeout
+
+  [[mount]]                        # the endpoint of nginx auth_request / Caddy forward_auth
+  path = \"/kerbside-auth\"
+  forward-auth = true
 
   [[access]]                       # anonymous read, authenticated push
   path = \"/hg\"
@@ -106,6 +112,23 @@ pub struct GateArgs {
     /// Run this CGI program (hgweb.cgi, git http-backend) for requests, mounted at `/`.
     #[arg(long, value_name = "PATH")]
     pub cgi: Option<PathBuf>,
+
+    /// Make PATH the authentication endpoint of a front proxy (nginx auth_request,
+    /// Caddy forward_auth, Traefik forwardAuth): 200 with the identity headers, or 401
+    /// with the challenges, for the request named in X-Original-Method/X-Original-URI
+    /// or X-Forwarded-Method/X-Forwarded-Uri. See docs/forward-auth.md. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub forward_auth: Vec<String>,
+
+    /// A front proxy's address or network (e.g. 127.0.0.1, 10.0.0.0/8) allowed to
+    /// ask the forward-auth endpoint; others get 403. Default loopback. Repeatable.
+    #[arg(long, value_name = "ADDR[/BITS]")]
+    pub forward_auth_trusted: Vec<String>,
+
+    /// The front proxy's TLS certificate (PEM): channel bindings in tokens that come
+    /// through forward-auth are checked against it (without it, they are not checked).
+    #[arg(long, value_name = "FILE")]
+    pub forward_auth_cert: Option<PathBuf>,
 
     /// Header that carries the client principal (e.g. alice@EXAMPLE.TEST) upstream.
     /// Any copy sent by a client is removed first, in any spelling (case, and `_` for
@@ -314,6 +337,8 @@ struct MountFile {
     working_dir: Option<PathBuf>,
     upstream_timeout: Option<u64>,
     max_body: Option<SizeFile>,
+    #[serde(default)]
+    forward_auth: bool,
 }
 
 /// The configuration file.
@@ -355,6 +380,8 @@ struct GateFile {
     digest_nonce_lifetime: Option<u64>,
     basic_users: Option<PathBuf>,
     log_format: Option<String>,
+    forward_auth_trusted: Option<Vec<String>>,
+    forward_auth_cert: Option<PathBuf>,
     #[serde(default)]
     mount: Vec<MountFile>,
     #[serde(default)]
@@ -379,6 +406,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         Some(path) => load_file(path)?,
         None => GateFile::default(),
     };
+    let user_map_set = args.user_map.is_some() || file.user_map.is_some();
     let user_map: UserMap = match args.user_map.or(file.user_map) {
         Some(m) => m.parse().map_err(|e| format!("user map: {e}"))?,
         None => UserMap::Full,
@@ -386,8 +414,9 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     let mut mounts = Vec::new();
     for m in file.mount {
         let target = match (m.upstream, m.cgi) {
-            (Some(up), None) => MountTarget::Proxy(parse_upstream(&up)?),
-            (None, Some(program)) => {
+            (None, None) if m.forward_auth => MountTarget::ForwardAuth,
+            (Some(up), None) if !m.forward_auth => MountTarget::Proxy(parse_upstream(&up)?),
+            (None, Some(program)) if !m.forward_auth => {
                 let mut cgi = CgiConfig::new(program, m.path.trim_end_matches('/'));
                 cgi.env = m.env.into_iter().collect();
                 cgi.user_map = user_map.clone();
@@ -402,7 +431,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
             }
             _ => {
                 return Err(format!(
-                    "mount {}: give exactly one of upstream and cgi",
+                    "mount {}: give exactly one of upstream, cgi and forward-auth = true",
                     m.path
                 ))
             }
@@ -429,6 +458,9 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
             mounts.push(Mount::new("/", MountTarget::Cgi(cgi)));
         }
         (None, None) => {}
+    }
+    for path in args.forward_auth {
+        mounts.push(Mount::new(path, MountTarget::ForwardAuth));
     }
     if mounts.is_empty() {
         return Err(
@@ -518,6 +550,25 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.access = access;
     config.channel_binding = channel_binding;
     config.metrics = args.metrics.or(file.metrics);
+    let trusted = if args.forward_auth_trusted.is_empty() {
+        file.forward_auth_trusted
+    } else {
+        Some(args.forward_auth_trusted)
+    };
+    if let Some(trusted) = trusted {
+        config.forward_auth.trusted = trusted
+            .iter()
+            .map(|t| kerbside_server::forward_auth::parse_trusted(t))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(cert) = args.forward_auth_cert.or(file.forward_auth_cert) {
+        config.forward_auth.front_binding = Some(std::sync::Arc::new(
+            kerbside_server::forward_auth::load_front_binding(&cert)?,
+        ));
+    }
+    if user_map_set {
+        config.forward_auth.user_map = Some(user_map.clone());
+    }
     let basic_realm = args
         .basic_realm
         .or(file.basic_realm)
@@ -708,6 +759,7 @@ pub async fn run(args: GateArgs) -> ExitCode {
         .map(|m| match &m.target {
             MountTarget::Proxy(u) => format!("{} -> {u}", m.prefix),
             MountTarget::Cgi(c) => format!("{} -> CGI {}", m.prefix, c.program.display()),
+            MountTarget::ForwardAuth => format!("{} -> forward-auth", m.prefix),
         })
         .collect();
     // Tests and scripts read this line to learn the port.
