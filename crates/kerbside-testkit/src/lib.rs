@@ -39,9 +39,11 @@ mod apache;
 mod apache_schemes;
 mod apache_server;
 mod ca;
+mod caddy;
 mod clients;
 mod daemon;
 mod lighttpd;
+mod nginx;
 mod passwords;
 mod process;
 mod pyntlm;
@@ -51,8 +53,10 @@ mod squid;
 pub use apache::{AccessLogEntry, Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
 pub use apache_schemes::{ApacheScheme, SchemeApache, SchemeApacheOptions};
 pub use ca::{TestCa, TestCert};
+pub use caddy::{Caddy, CaddyOptions, CADDY_FORWARD_AUTH_PATH};
 pub use clients::{run_curl, run_curl_env, run_password_client, ClientFacts, CurlRun};
 pub use lighttpd::{Lighttpd, LighttpdOptions, BENCH_BODY};
+pub use nginx::{Nginx, NginxOptions, FORWARD_AUTH_PATH};
 pub use passwords::{
     htdigest_file, htdigest_line, ntlm_user_file, DigestAlgorithm, PasswordUser, ALICE, BOB,
     DIGEST_REALM, NTLM_DOMAIN, PASSWORD_USERS,

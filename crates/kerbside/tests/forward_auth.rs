@@ -1,0 +1,413 @@
+//! `kerbside gate --forward-auth PATH`: the gate as the authentication service of
+//! Debian's nginx (`auth_request`) and Debian's Caddy 2.6 (`forward_auth`), each in
+//! front of an upstream that echoes the request head it received. Configured as
+//! docs/forward-auth.md says (kerbside-testkit's `Nginx` and `Caddy`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{curl, kerbside, metric, text, GateProcess, HeadEchoUpstream};
+use kerbside_testkit::{
+    Caddy, CaddyOptions, Nginx, NginxOptions, TestCa, TestCert, TestRealm, FORWARD_AUTH_PATH,
+};
+
+/// Access rules: `/admin` for alice only, the rest for anyone authenticated.
+const RULES: &str = r#"
+[[access]]
+path = "/admin"
+users = ["alice@EXAMPLE.TEST"]
+[[access]]
+path = "/"
+authenticated = true
+"#;
+
+/// A gate whose only mount is the forward-auth endpoint, with [`RULES`] and `extra`
+/// settings in its configuration file; `args` added to its command line.
+fn gate(realm: &TestRealm, config: &str, args: &[&str]) -> GateProcess {
+    let file = realm.dir().join(format!(
+        "gate-{}.toml",
+        kerbside_testkit::free_port().unwrap()
+    ));
+    std::fs::write(&file, format!("{config}\n{RULES}")).unwrap();
+    let mut cmd = kerbside(realm);
+    cmd.args([
+        "gate",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+    .arg("--keytab")
+    .arg(realm.keytab())
+    .args(["--forward-auth", FORWARD_AUTH_PATH])
+    .arg("--config")
+    .arg(&file)
+    .args(args);
+    GateProcess::from_command(cmd)
+}
+
+/// The gate's address for a front proxy's configuration.
+fn gate_addr(gate: &GateProcess) -> String {
+    gate.url.replace("localhost", "127.0.0.1")
+}
+
+/// Bob's ticket cache (alice has one from the realm).
+fn bob_ccache(realm: &TestRealm) -> String {
+    let path = realm.dir().join("bob.ccache");
+    if !path.exists() {
+        realm.kinit("bob", "bob-password", &path).unwrap();
+    }
+    format!("FILE:{}", path.display())
+}
+
+/// `curl -i` with the response head and body on stdout.
+fn curl_i(realm: &TestRealm, ca: &Path) -> Command {
+    let mut cmd = curl(realm, ca);
+    cmd.arg("-i");
+    cmd
+}
+
+fn status_of(out: &Output) -> u16 {
+    let (stdout, _) = text(out);
+    // The last status line (curl --negotiate shows the 401 first).
+    stdout
+        .lines()
+        .rfind(|l| l.starts_with("HTTP/"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the upstream received, lower-cased header lines, from its echo.
+fn upstream_headers(out: &Output) -> Vec<String> {
+    let (stdout, _) = text(out);
+    let body = stdout.rsplit("\r\n\r\n").next().unwrap_or("");
+    body.lines().map(|l| l.to_ascii_lowercase()).collect()
+}
+
+fn header_values<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// The checks every front must pass: curl --negotiate logs in and the upstream sees
+/// alice (and the original request), spoofed identity headers in both spellings never
+/// reach it, a bad token and no token get 401 with the Negotiate challenge, bob is
+/// refused `/admin` (the rules see the original URI) but not `/app`.
+fn front_proxy_checks(
+    realm: &TestRealm,
+    ca: &Path,
+    url: &dyn Fn(&str) -> String,
+    logs: &dyn Fn() -> String,
+) {
+    let out = curl_i(realm, ca)
+        .args(["--negotiate", "-u", ":"])
+        .args(["-H", "X-Remote-User: mallory@EXAMPLE.TEST"])
+        .args(["-H", "X_Remote_User: mallory@EXAMPLE.TEST"])
+        .args(["-H", "X-Kerbside-User: mallory"])
+        .args(["-H", "X-Kerbside-Groups: admins"])
+        .arg(url("/app/page?x=1"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), logs());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let seen = upstream_headers(&out);
+    assert!(
+        seen.first()
+            .is_some_and(|l| l.starts_with("get /app/page?x=1 ")),
+        "{report}"
+    );
+    assert_eq!(
+        header_values(&seen, "x-remote-user"),
+        ["alice@example.test"],
+        "{report}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("mallory") || l.contains("admins")),
+        "a spoofed identity reached the upstream: {report}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.starts_with("authorization")),
+        "{report}"
+    );
+
+    for bad in [
+        None,
+        Some("Negotiate YIIBmAYGKwYBBQUCoIIBjDCCAYigGDAWBgkqhkiC9xIBAgIGCSqGSIb3EgECAg=="),
+    ] {
+        let mut cmd = curl_i(realm, ca);
+        if let Some(bad) = bad {
+            cmd.args(["-H", &format!("Authorization: {bad}")]);
+        }
+        let out = cmd.arg(url("/app/page")).output().unwrap();
+        let report = format!("{bad:?}: {:?}\n{}", text(&out), logs());
+        assert_eq!(status_of(&out), 401, "{report}");
+        let (stdout, _) = text(&out);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.to_ascii_lowercase().trim() == "www-authenticate: negotiate"),
+            "{report}"
+        );
+    }
+
+    let bob = bob_ccache(realm);
+    let out = curl_i(realm, ca)
+        .env("KRB5CCNAME", &bob)
+        .args(["--negotiate", "-u", ":"])
+        .arg(url("/admin/users"))
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 403, "{:?}\n{}", text(&out), logs());
+    let out = curl_i(realm, ca)
+        .env("KRB5CCNAME", &bob)
+        .args(["--negotiate", "-u", ":"])
+        .arg(url("/app/"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), logs());
+    assert_eq!(status_of(&out), 200, "{report}");
+    assert_eq!(
+        header_values(&upstream_headers(&out), "x-remote-user"),
+        ["bob@example.test"],
+        "{report}"
+    );
+    let out = curl_i(realm, ca)
+        .args(["--negotiate", "-u", ":"])
+        .arg(url("/admin/users"))
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), logs());
+}
+
+#[test]
+fn nginx_auth_request_logs_curl_in_and_keeps_spoofed_identities_out() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let gate = gate(&realm, "", &[]);
+    let nginx = Nginx::start(NginxOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    front_proxy_checks(&realm, ca.ca_pem_path(), &|p| nginx.url(p), &|| {
+        format!("gate:\n{}\nnginx:\n{}", gate.log(), nginx.error_log())
+    });
+    assert!(
+        gate.log().contains("access denied"),
+        "bob's refusal is logged: {}",
+        gate.log()
+    );
+}
+
+#[test]
+fn caddy_forward_auth_logs_curl_in_and_keeps_spoofed_identities_out() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let gate = gate(&realm, "", &[]);
+    let caddy = Caddy::start(CaddyOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    front_proxy_checks(&realm, ca.ca_pem_path(), &|p| caddy.url(p), &|| {
+        format!("gate:\n{}\ncaddy:\n{}", gate.log(), caddy.log())
+    });
+}
+
+/// Asks the gate's endpoint directly, from `source`, about `GET /app`.
+fn ask_directly(realm: &TestRealm, ca: &Path, gate: &GateProcess, source: &str) -> Output {
+    curl_i(realm, ca)
+        .args(["--interface", source])
+        .args(["-H", "X-Original-URI: /app", "-H", "X-Original-Method: GET"])
+        .arg(
+            gate.url(FORWARD_AUTH_PATH)
+                .replace("localhost", "127.0.0.1"),
+        )
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn only_trusted_front_proxies_may_ask() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let gate = gate(&realm, "", &["--forward-auth-trusted", "127.0.0.1/32"]);
+    let out = ask_directly(&realm, ca.ca_pem_path(), &gate, "127.0.0.2");
+    assert_eq!(status_of(&out), 403, "{:?}\n{}", text(&out), gate.log());
+    assert!(
+        gate.wait_for_log(|l| l.contains("127.0.0.2 is not a trusted front proxy")),
+        "{}",
+        gate.log()
+    );
+    let out = ask_directly(&realm, ca.ca_pem_path(), &gate, "127.0.0.1");
+    assert_eq!(status_of(&out), 401, "{:?}\n{}", text(&out), gate.log());
+    // A subrequest that does not name the original request is refused in words.
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .arg(gate.url(FORWARD_AUTH_PATH))
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 403, "{:?}", text(&out));
+    assert!(
+        gate.wait_for_log(|l| l.contains("did not say which request")),
+        "{}",
+        gate.log()
+    );
+}
+
+#[test]
+fn connection_bound_modes_are_refused_at_start() {
+    let realm = TestRealm::start().unwrap();
+    let out = kerbside(&realm)
+        .args(["gate", "--listen", "127.0.0.1:0", "--auth", "connection"])
+        .arg("--keytab")
+        .arg(realm.keytab())
+        .args(["--forward-auth", FORWARD_AUTH_PATH])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("forward-auth cannot work with --auth connection"),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_a_session_cookie_the_second_request_needs_no_token() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let key = realm.dir().join("session.key");
+    let gate = gate(
+        &realm,
+        "",
+        &["--auth", "cookie", "--session-key", key.to_str().unwrap()],
+    );
+    let nginx = Nginx::start(NginxOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    let jar = realm.dir().join("cookies");
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--negotiate", "-u", ":", "-c"])
+        .arg(&jar)
+        .arg(nginx.url("/app/1"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    assert!(
+        text(&out).0.to_ascii_lowercase().contains("set-cookie: "),
+        "{report}"
+    );
+    // No --negotiate: only the cookie can log in.
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .arg("-b")
+        .arg(&jar)
+        .arg(nginx.url("/app/2"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let seen = upstream_headers(&out);
+    assert_eq!(
+        header_values(&seen, "x-remote-user"),
+        ["alice@example.test"],
+        "{report}"
+    );
+    assert!(
+        !header_values(&seen, "cookie")
+            .iter()
+            .any(|c| c.contains("kerbside")),
+        "{report}"
+    );
+    let metrics = gate.metrics();
+    assert_eq!(
+        metric(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "kerbside_gate_session_hits_total"),
+        1.0,
+        "{metrics}"
+    );
+}
+
+/// kerbside fetch sends channel bindings (of nginx's certificate) by default.
+fn fetch_through_nginx(realm: &TestRealm, ca: &TestCa, nginx: &Nginx) -> Output {
+    kerbside(realm)
+        .args(["fetch", "--negotiate", "--cacert"])
+        .arg(ca.ca_pem_path())
+        .arg(nginx.url("/app/fetched"))
+        .output()
+        .unwrap()
+}
+
+fn nginx_tls(gate: &GateProcess, upstream: &HeadEchoUpstream, cert: &TestCert) -> Nginx {
+    Nginx::start(NginxOptions {
+        gate: &gate_addr(gate),
+        upstream: &upstream.url(),
+        cert: Some(cert),
+    })
+    .unwrap()
+}
+
+#[test]
+fn kerbside_fetch_with_channel_bindings_logs_in_through_nginx_with_tls() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let front = ca.issue(&["localhost", "127.0.0.1"]);
+    let other = ca.issue(&["localhost"]);
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+
+    // Without forward-auth-cert the bindings are not checked.
+    let gate_plain = gate(&realm, "", &[]);
+    let nginx = nginx_tls(&gate_plain, &upstream, &front);
+    let out = fetch_through_nginx(&realm, &ca, &nginx);
+    let report = format!("{:?}\n{}", text(&out), gate_plain.log());
+    assert!(out.status.success(), "{report}");
+    assert!(
+        text(&out).0.contains("X-Remote-User: alice@EXAMPLE.TEST"),
+        "{report}"
+    );
+    drop(nginx);
+
+    // With the front's certificate they are checked, and match.
+    let cert_path = front.cert_pem_path().to_str().unwrap().to_owned();
+    let gate_bound = gate(&realm, "", &["--forward-auth-cert", &cert_path]);
+    let nginx = nginx_tls(&gate_bound, &upstream, &front);
+    let out = fetch_through_nginx(&realm, &ca, &nginx);
+    let report = format!("{:?}\n{}", text(&out), gate_bound.log());
+    assert!(out.status.success(), "{report}");
+    assert!(
+        text(&out).0.contains("X-Remote-User: alice@EXAMPLE.TEST"),
+        "{report}"
+    );
+    drop(nginx);
+
+    // Checked against another certificate, they do not match: refused.
+    let other_path = other.cert_pem_path().to_str().unwrap().to_owned();
+    let gate_other = gate(&realm, "", &["--forward-auth-cert", &other_path]);
+    let nginx = nginx_tls(&gate_other, &upstream, &front);
+    let out = fetch_through_nginx(&realm, &ca, &nginx);
+    let report = format!("{:?}\n{}", text(&out), gate_other.log());
+    assert!(!out.status.success(), "{report}");
+    assert!(!text(&out).0.contains("alice"), "{report}");
+}
