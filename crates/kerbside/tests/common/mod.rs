@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use kerbside_testkit::{TestCert, TestRealm};
 
+pub mod firefox;
+
 /// The built `kerbside` binary with the realm's environment and none of the
 /// machine's CA overrides.
 pub fn kerbside(realm: &TestRealm) -> Command {
