@@ -411,3 +411,106 @@ fn kerbside_fetch_with_channel_bindings_logs_in_through_nginx_with_tls() {
     assert!(!out.status.success(), "{report}");
     assert!(!text(&out).0.contains("alice"), "{report}");
 }
+
+/// Has headless Firefox (profile trusting `ca`, Negotiate with localhost) load `url`
+/// and take a screenshot; returns a report for failure messages. Fails if Firefox
+/// does not finish within 90 seconds.
+fn firefox_visit(realm: &TestRealm, ca: &TestCa, url: &str, tag: &str) -> String {
+    let home = realm.dir().join(format!("firefox-home-{tag}"));
+    let profile = realm.dir().join(format!("firefox-profile-{tag}"));
+    std::fs::create_dir_all(&home).unwrap();
+    common::firefox::make_profile(&profile, ca, true);
+    let screenshot = realm.dir().join(format!("page-{tag}.png"));
+    let mut cmd = Command::new("firefox-esr");
+    common::clean_env(&mut cmd);
+    cmd.envs(realm.env())
+        .env("HOME", &home)
+        .env("MOZ_HEADLESS", "1")
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile)
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("firefox-esr: {e}: run scripts/install-deps.sh"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let report = format!("firefox {status:?}: {:?}", text(&out));
+    assert!(status.is_some(), "firefox timed out: {report}");
+    let png = std::fs::read(&screenshot).unwrap_or_default();
+    assert!(png.starts_with(b"\x89PNG"), "no screenshot: {report}");
+    report
+}
+
+/// The page and its stylesheet reached the upstream from Firefox as alice, and
+/// nothing reached it as anyone else.
+fn assert_firefox_was_alice(seen: &[common::RecordedRequest], report: &str) {
+    for path in ["/intranet/page.html", "/intranet/style.css"] {
+        let request = seen
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("{path} never reached the upstream: {seen:#?}\n{report}"));
+        assert!(request.user_agent.contains("Firefox/"), "{report}");
+    }
+    assert!(
+        seen.iter().all(|r| r.users == ["alice@EXAMPLE.TEST"]),
+        "{seen:#?}\n{report}"
+    );
+}
+
+#[test]
+fn firefox_logs_in_through_nginx() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let upstream = common::RecordingUpstream::start();
+    let gate = gate(&realm, "", &[]);
+    let nginx = Nginx::start(NginxOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: Some(&cert),
+    })
+    .unwrap();
+    let report = firefox_visit(&realm, &ca, &nginx.url("/intranet/page.html"), "nginx");
+    let report = format!(
+        "{report}\ngate:\n{}\nnginx:\n{}",
+        gate.log(),
+        nginx.error_log()
+    );
+    assert_firefox_was_alice(&upstream.requests(), &report);
+}
+
+#[test]
+fn firefox_logs_in_through_caddy() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let upstream = common::RecordingUpstream::start();
+    let gate = gate(&realm, "", &[]);
+    let caddy = Caddy::start(CaddyOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: Some(&cert),
+    })
+    .unwrap();
+    let report = firefox_visit(&realm, &ca, &caddy.url("/intranet/page.html"), "caddy");
+    let report = format!("{report}\ngate:\n{}\ncaddy:\n{}", gate.log(), caddy.log());
+    assert_firefox_was_alice(&upstream.requests(), &report);
+}
