@@ -219,7 +219,9 @@ http {{
             proxy_set_header X-Kerbside-Groups $kerbside_groups;
             proxy_set_header Authorization \"\";
             proxy_set_header Cookie $kerbside_other_cookies;
-            add_header WWW-Authenticate $kerbside_www_authenticate always;
+            # On a 401 nginx copies the challenge itself; on a 2xx this adds the
+            # final (mutual) token.
+            add_header WWW-Authenticate $kerbside_www_authenticate;
             add_header Set-Cookie $kerbside_set_cookie always;
             proxy_pass {upstream};
         }}
