@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kerbside builds and tests with, if any is missing.
 # Also makes target/peers-venv, the Python SPNEGO clients of tests/python_peers.rs.
-# Daemons the packages would start (krb5-kdc, apache2, ...) are kept from starting by
+# Daemons the packages would start (krb5-kdc, apache2, nginx, caddy, ...) are kept from starting by
 # a temporary policy-rc.d: tests run their own private instances.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
 # NTLM and Digest peers: gss-ntlmssp (NTLMSSP for GSSAPI: Apache's NTLM, curl's SPNEGO/NTLM),
 # lighttpd (Digest SHA-256 with an htdigest file), apache2-utils (htdigest, htpasswd)
 names+=(gss-ntlmssp lighttpd lighttpd-mod-openssl apache2-utils)
+# forward-auth peers: nginx (auth_request) and Caddy (forward_auth) in front of an upstream
+names+=(nginx caddy)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock
