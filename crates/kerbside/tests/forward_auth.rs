@@ -172,7 +172,18 @@ fn front_proxy_checks(
         assert_eq!(challenges, ["www-authenticate: negotiate"], "{report}");
     }
 
+    // Dot segments, encoded or not, cannot take bob past the rule on /admin.
     let bob = bob_ccache(realm);
+    let out = curl_i(realm, ca)
+        .env("KRB5CCNAME", &bob)
+        .args(["--negotiate", "-u", ":", "--path-as-is"])
+        .arg(url("/app/%2e%2e/admin/users"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), logs());
+    assert_eq!(status_of(&out), 403, "{report}");
+    assert!(!text(&out).0.contains("X-Remote-User"), "{report}");
+
     let out = curl_i(realm, ca)
         .env("KRB5CCNAME", &bob)
         .args(["--negotiate", "-u", ":"])
