@@ -537,3 +537,111 @@ fn firefox_logs_in_through_caddy() {
     let report = format!("{report}\ngate:\n{}\ncaddy:\n{}", gate.log(), caddy.log());
     assert_firefox_was_alice(&upstream.requests(), &report);
 }
+
+#[test]
+fn nginx_passes_the_mapped_user_and_groups() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let groups = realm.dir().join("groups");
+    std::fs::write(
+        &groups,
+        "admins: alice@EXAMPLE.TEST\nops: alice@EXAMPLE.TEST, bob@EXAMPLE.TEST\nnobody:\n",
+    )
+    .unwrap();
+    let config = format!(
+        "user-map = \"strip-realm\"\ngroups = \"{}\"",
+        groups.display()
+    );
+    let gate = gate(&realm, &config, &[]);
+    let nginx = Nginx::start(NginxOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--negotiate", "-u", ":"])
+        .args(["-H", "X-Kerbside-Groups: nobody"])
+        .arg(nginx.url("/app/"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let seen = upstream_headers(&out);
+    assert_eq!(
+        header_values(&seen, "x-remote-user"),
+        ["alice@example.test"],
+        "{report}"
+    );
+    assert_eq!(
+        header_values(&seen, "x-kerbside-user"),
+        ["alice"],
+        "{report}"
+    );
+    assert_eq!(
+        header_values(&seen, "x-kerbside-groups"),
+        ["admins,ops"],
+        "{report}"
+    );
+}
+
+#[test]
+fn digest_users_log_in_through_caddy_for_the_original_uri() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let users = realm.dir().join("digest-users");
+    common::with_password_on_stdin(
+        &realm,
+        &[
+            "digest-passwd".as_ref(),
+            users.as_os_str(),
+            "alice".as_ref(),
+            "intranet".as_ref(),
+        ],
+        "alice-password",
+    );
+    let gate = gate(
+        &realm,
+        "",
+        &[
+            "--digest-users",
+            users.to_str().unwrap(),
+            "--digest-realm",
+            "intranet",
+        ],
+    );
+    let caddy = Caddy::start(CaddyOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    // Caddy passes every challenge of the 401 (Negotiate, Digest) to the client; the
+    // Digest response covers GET /app/d?x=1, which the gate checks from
+    // X-Forwarded-Method and X-Forwarded-Uri.
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--digest", "-u", "alice:alice-password"])
+        .arg(caddy.url("/app/d?x=1"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}\n{}", text(&out), gate.log(), caddy.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    assert!(
+        text(&out)
+            .0
+            .to_ascii_lowercase()
+            .contains("www-authenticate: digest "),
+        "{report}"
+    );
+    let seen = upstream_headers(&out);
+    assert!(seen[0].starts_with("get /app/d?x=1 "), "{report}");
+    assert_eq!(header_values(&seen, "x-remote-user"), ["alice"], "{report}");
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--digest", "-u", "alice:wrong"])
+        .arg(caddy.url("/app/d"))
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 401, "{:?}", text(&out));
+}
