@@ -200,7 +200,8 @@ pub fn is_trusted(trusted: &[ipnet::IpNet], peer: IpAddr) -> bool {
 }
 
 /// The inner service of a forward-auth path: `200` with the identity headers of the
-/// [`Authenticated`] extension (none for a request the rules let in anonymously).
+/// [`Authenticated`] extension (for a request the rules let in anonymously, the
+/// identity header empty).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     identity_header: HeaderName,
@@ -224,6 +225,9 @@ impl Endpoint {
         let mut response = Response::new(GateBody::default());
         let headers = response.headers_mut();
         let Some(who) = who else {
+            // Empty, not absent: Caddy 2.6 would copy an absent header as the text
+            // of its placeholder. nginx sends an empty header on as none.
+            headers.insert(self.identity_header.clone(), HeaderValue::from_static(""));
             return response;
         };
         let principal = who.principal.as_str();

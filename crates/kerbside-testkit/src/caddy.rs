@@ -36,8 +36,9 @@ pub struct CaddyOptions<'a> {
 
 /// A private Caddy (`caddy run` with a Caddyfile) in a temporary directory (its
 /// `HOME` and `XDG_*` too) on a free loopback port, admin endpoint off. Every request
-/// is first sent to the gate's [`CADDY_FORWARD_AUTH_PATH`] with `forward_auth`
-/// (`X-Forwarded-Method`, `X-Forwarded-Uri`); anything but a 2xx goes back to the
+/// is first sent to the gate's [`CADDY_FORWARD_AUTH_PATH`] as `forward_auth` would
+/// (`X-Forwarded-Method`, `X-Forwarded-Uri`; spelled out, so that the gate's final
+/// token and `Set-Cookie` reach the client); anything but a 2xx goes back to the
 /// client as the gate gave it; a 2xx sends the request on to the upstream with
 /// `X-Remote-User` from the gate's answer (the client's own copies of it and of
 /// `X-Kerbside-User`/`X-Kerbside-Groups`, in any spelling, removed first), without
@@ -158,9 +159,6 @@ fn render(root: &Path, port: u16, opts: CaddyOptions<'_>) -> String {
         ),
         None => (format!("http://localhost:{port}"), String::new()),
     };
-    // Caddy 2.6 sets a header the gate did not answer to the placeholder's text: copy
-    // only what the gate always sends.
-    let copy = "X-Remote-User";
     format!(
         "# Written by kerbside-testkit; a private server, not the system Caddy.
 {{
@@ -179,9 +177,45 @@ fn render(root: &Path, port: u16, opts: CaddyOptions<'_>) -> String {
 \t\trequest_header -X_Kerbside_User
 \t\trequest_header -X-Kerbside-Groups
 \t\trequest_header -X_Kerbside_Groups
-\t\tforward_auth {gate} {{
-\t\t\turi {CADDY_FORWARD_AUTH_PATH}
-\t\t\tcopy_headers {copy}
+\t\t# forward_auth, spelled out: Caddy 2.6's forward_auth copies nothing of a 2xx
+\t\t# answer to the client, and sets a header the gate did not send to the
+\t\t# placeholder's text; these blocks copy what is there. A non-2xx answer goes
+\t\t# to the client as it is.
+\t\treverse_proxy {gate} {{
+\t\t\tmethod GET
+\t\t\trewrite {CADDY_FORWARD_AUTH_PATH}
+\t\t\theader_up X-Forwarded-Method {{method}}
+\t\t\theader_up X-Forwarded-Uri {{uri}}
+\t\t\t@cookie_and_token {{
+\t\t\t\tstatus 2xx
+\t\t\t\theader Set-Cookie *
+\t\t\t\theader WWW-Authenticate *
+\t\t\t}}
+\t\t\thandle_response @cookie_and_token {{
+\t\t\t\trequest_header X-Remote-User {{rp.header.X-Remote-User}}
+\t\t\t\theader Set-Cookie {{rp.header.Set-Cookie}}
+\t\t\t\theader WWW-Authenticate {{rp.header.Www-Authenticate}}
+\t\t\t}}
+\t\t\t@cookie {{
+\t\t\t\tstatus 2xx
+\t\t\t\theader Set-Cookie *
+\t\t\t}}
+\t\t\thandle_response @cookie {{
+\t\t\t\trequest_header X-Remote-User {{rp.header.X-Remote-User}}
+\t\t\t\theader Set-Cookie {{rp.header.Set-Cookie}}
+\t\t\t}}
+\t\t\t@token {{
+\t\t\t\tstatus 2xx
+\t\t\t\theader WWW-Authenticate *
+\t\t\t}}
+\t\t\thandle_response @token {{
+\t\t\t\trequest_header X-Remote-User {{rp.header.X-Remote-User}}
+\t\t\t\theader WWW-Authenticate {{rp.header.Www-Authenticate}}
+\t\t\t}}
+\t\t\t@ok status 2xx
+\t\t\thandle_response @ok {{
+\t\t\t\trequest_header X-Remote-User {{rp.header.X-Remote-User}}
+\t\t\t}}
 \t\t}}
 \t\treverse_proxy {upstream} {{
 \t\t\theader_up -Authorization

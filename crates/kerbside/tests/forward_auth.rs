@@ -14,8 +14,12 @@ use kerbside_testkit::{
     Caddy, CaddyOptions, Nginx, NginxOptions, TestCa, TestCert, TestRealm, FORWARD_AUTH_PATH,
 };
 
-/// Access rules: `/admin` for alice only, the rest for anyone authenticated.
+/// Access rules: `/admin` for alice only, `/public` for anyone, the rest for anyone
+/// authenticated.
 const RULES: &str = r#"
+[[access]]
+path = "/public"
+anonymous = true
 [[access]]
 path = "/admin"
 users = ["alice@EXAMPLE.TEST"]
@@ -104,7 +108,6 @@ fn header_values<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
 fn front_proxy_checks(
     realm: &TestRealm,
     ca: &Path,
-    final_token: bool,
     url: &dyn Fn(&str) -> String,
     logs: &dyn Fn() -> String,
 ) {
@@ -140,17 +143,33 @@ fn front_proxy_checks(
         !seen.iter().any(|l| l.starts_with("authorization")),
         "{report}"
     );
-    // The gate's final (mutual) token reaches the client through nginx; Caddy 2.6's
-    // forward_auth copies nothing from a 2xx answer to the client.
+    // The gate's final (mutual) token reaches the client.
     let (stdout, _) = text(&out);
     let head = stdout.split("\r\n\r\n").next().unwrap_or("");
-    assert_eq!(
+    assert!(
         head.lines().any(|l| l
             .to_ascii_lowercase()
             .starts_with("www-authenticate: negotiate ")),
-        final_token,
         "{report}"
     );
+
+    // Anonymous where the rules allow it: no identity reaches the upstream, not even
+    // the client's.
+    let out = curl_i(realm, ca)
+        .args(["-H", "X-Remote-User: mallory@EXAMPLE.TEST"])
+        .arg(url("/public/page"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), logs());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let seen = upstream_headers(&out);
+    assert!(
+        header_values(&seen, "x-remote-user")
+            .iter()
+            .all(|v| v.is_empty()),
+        "{report}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("mallory")), "{report}");
 
     for bad in [
         None,
@@ -224,7 +243,7 @@ fn nginx_auth_request_logs_curl_in_and_keeps_spoofed_identities_out() {
         cert: None,
     })
     .unwrap();
-    front_proxy_checks(&realm, ca.ca_pem_path(), true, &|p| nginx.url(p), &|| {
+    front_proxy_checks(&realm, ca.ca_pem_path(), &|p| nginx.url(p), &|| {
         format!("gate:\n{}\nnginx:\n{}", gate.log(), nginx.error_log())
     });
     assert!(
@@ -246,7 +265,7 @@ fn caddy_forward_auth_logs_curl_in_and_keeps_spoofed_identities_out() {
         cert: None,
     })
     .unwrap();
-    front_proxy_checks(&realm, ca.ca_pem_path(), false, &|p| caddy.url(p), &|| {
+    front_proxy_checks(&realm, ca.ca_pem_path(), &|p| caddy.url(p), &|| {
         format!("gate:\n{}\ncaddy:\n{}", gate.log(), caddy.log())
     });
 }
@@ -309,41 +328,33 @@ fn connection_bound_modes_are_refused_at_start() {
     );
 }
 
-#[test]
-fn with_a_session_cookie_the_second_request_needs_no_token() {
-    let realm = TestRealm::start().unwrap();
-    let ca = TestCa::new();
-    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
-    let key = realm.dir().join("session.key");
-    let gate = gate(
-        &realm,
-        "",
-        &["--auth", "cookie", "--session-key", key.to_str().unwrap()],
-    );
-    let nginx = Nginx::start(NginxOptions {
-        gate: &gate_addr(&gate),
-        upstream: &upstream.url(),
-        cert: None,
-    })
-    .unwrap();
-    let jar = realm.dir().join("cookies");
-    let out = curl_i(&realm, ca.ca_pem_path())
+/// Cookie mode through a front: the first request logs in with a token and gets the
+/// cookie, the second carries only the cookie, which the upstream never sees.
+fn cookie_checks(realm: &TestRealm, ca: &Path, gate: &GateProcess, url: &dyn Fn(&str) -> String) {
+    let jar = realm.dir().join(format!(
+        "cookies-{}",
+        kerbside_testkit::free_port().unwrap()
+    ));
+    let out = curl_i(realm, ca)
         .args(["--negotiate", "-u", ":", "-c"])
         .arg(&jar)
-        .arg(nginx.url("/app/1"))
+        .arg(url("/app/1"))
         .output()
         .unwrap();
     let report = format!("{:?}\n{}", text(&out), gate.log());
     assert_eq!(status_of(&out), 200, "{report}");
     assert!(
-        text(&out).0.to_ascii_lowercase().contains("set-cookie: "),
+        text(&out)
+            .0
+            .to_ascii_lowercase()
+            .contains("set-cookie: kerbside_session="),
         "{report}"
     );
     // No --negotiate: only the cookie can log in.
-    let out = curl_i(&realm, ca.ca_pem_path())
+    let out = curl_i(realm, ca)
         .arg("-b")
         .arg(&jar)
-        .arg(nginx.url("/app/2"))
+        .arg(url("/app/2"))
         .output()
         .unwrap();
     let report = format!("{:?}\n{}", text(&out), gate.log());
@@ -371,6 +382,45 @@ fn with_a_session_cookie_the_second_request_needs_no_token() {
         1.0,
         "{metrics}"
     );
+}
+
+fn cookie_gate(realm: &TestRealm) -> GateProcess {
+    let key = realm.dir().join("session.key");
+    gate(
+        realm,
+        "",
+        &["--auth", "cookie", "--session-key", key.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn with_a_session_cookie_the_second_request_needs_no_token_through_nginx() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let gate = cookie_gate(&realm);
+    let nginx = Nginx::start(NginxOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    cookie_checks(&realm, ca.ca_pem_path(), &gate, &|p| nginx.url(p));
+}
+
+#[test]
+fn with_a_session_cookie_the_second_request_needs_no_token_through_caddy() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let gate = cookie_gate(&realm);
+    let caddy = Caddy::start(CaddyOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+    })
+    .unwrap();
+    cookie_checks(&realm, ca.ca_pem_path(), &gate, &|p| caddy.url(p));
 }
 
 /// kerbside fetch sends channel bindings (of nginx's certificate) by default.
