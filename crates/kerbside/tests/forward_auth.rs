@@ -14,12 +14,19 @@ use kerbside_testkit::{
     Caddy, CaddyOptions, Nginx, NginxOptions, TestCa, TestCert, TestRealm, FORWARD_AUTH_PATH,
 };
 
-/// Access rules: `/admin` for alice only, `/public` for anyone, the rest for anyone
-/// authenticated.
+/// Access rules: `/admin` for alice only, `/public` for anyone, `/reports` read-only
+/// (GET), the rest for anyone authenticated.
 const RULES: &str = r#"
 [[access]]
 path = "/public"
 anonymous = true
+[[access]]
+path = "/reports"
+methods = ["GET"]
+authenticated = true
+[[access]]
+path = "/reports"
+deny = true
 [[access]]
 path = "/admin"
 users = ["alice@EXAMPLE.TEST"]
@@ -152,6 +159,31 @@ fn front_proxy_checks(
             .starts_with("www-authenticate: negotiate ")),
         "{report}"
     );
+
+    // The method the rules see is the client's: POST to the read-only /reports is
+    // refused, GET is not.
+    for (method, status) in [("POST", 403), ("GET", 200)] {
+        let out = curl_i(realm, ca)
+            .args(["--negotiate", "-u", ":", "-X", method, "-d", "x=1"])
+            .arg(url("/reports/q"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            status_of(&out),
+            status,
+            "{method}: {:?}\n{}",
+            text(&out),
+            logs()
+        );
+    }
+
+    // A malformed Authorization header gets 403 (nginx would turn a 400 into 500).
+    let out = curl_i(realm, ca)
+        .args(["-H", "Authorization: Negotiate !!!not-base64"])
+        .arg(url("/app/page"))
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 403, "{:?}\n{}", text(&out), logs());
 
     // Anonymous where the rules allow it: no identity reaches the upstream, not even
     // the client's.
