@@ -32,6 +32,9 @@ pub struct CaddyOptions<'a> {
     pub upstream: &'a str,
     /// Serve HTTPS with this certificate; plain HTTP without.
     pub cert: Option<&'a TestCert>,
+    /// With a gate at `https://127.0.0.1:PORT`: the CA (PEM) its certificate is
+    /// checked against (the name checked is `localhost`).
+    pub gate_ca: Option<&'a Path>,
 }
 
 /// A private Caddy (`caddy run` with a Caddyfile) in a temporary directory (its
@@ -148,6 +151,13 @@ fn render(root: &Path, port: u16, opts: CaddyOptions<'_>) -> String {
         .gate
         .trim_end_matches('/')
         .trim_start_matches("http://");
+    let gate_tls = match opts.gate_ca {
+        Some(ca) => format!(
+            "\t\t\ttransport http {{\n\t\t\t\ttls_trusted_ca_certs {}\n\t\t\t\ttls_server_name localhost\n\t\t\t}}\n",
+            ca.display()
+        ),
+        None => String::new(),
+    };
     let upstream = opts
         .upstream
         .trim_end_matches('/')
@@ -182,7 +192,7 @@ fn render(root: &Path, port: u16, opts: CaddyOptions<'_>) -> String {
 \t\t# placeholder's text; these blocks copy what is there. A non-2xx answer goes
 \t\t# to the client as it is.
 \t\treverse_proxy {gate} {{
-\t\t\tmethod GET
+{gate_tls}\t\t\tmethod GET
 \t\t\trewrite {CADDY_FORWARD_AUTH_PATH}
 \t\t\theader_up X-Forwarded-Method {{method}}
 \t\t\theader_up X-Forwarded-Uri {{uri}}

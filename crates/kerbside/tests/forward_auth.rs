@@ -295,6 +295,7 @@ fn caddy_forward_auth_logs_curl_in_and_keeps_spoofed_identities_out() {
         gate: &gate_addr(&gate),
         upstream: &upstream.url(),
         cert: None,
+        gate_ca: None,
     })
     .unwrap();
     front_proxy_checks(&realm, ca.ca_pem_path(), &|p| caddy.url(p), &|| {
@@ -450,6 +451,7 @@ fn with_a_session_cookie_the_second_request_needs_no_token_through_caddy() {
         gate: &gate_addr(&gate),
         upstream: &upstream.url(),
         cert: None,
+        gate_ca: None,
     })
     .unwrap();
     cookie_checks(&realm, ca.ca_pem_path(), &gate, &|p| caddy.url(p));
@@ -613,6 +615,7 @@ fn firefox_logs_in_through_caddy() {
         gate: &gate_addr(&gate),
         upstream: &upstream.url(),
         cert: Some(&cert),
+        gate_ca: None,
     })
     .unwrap();
     let report = firefox_visit(&realm, &ca, &caddy.url("/intranet/page.html"), "caddy");
@@ -698,6 +701,7 @@ fn digest_users_log_in_through_caddy_for_the_original_uri() {
         gate: &gate_addr(&gate),
         upstream: &upstream.url(),
         cert: None,
+        gate_ca: None,
     })
     .unwrap();
     // Caddy passes every challenge of the 401 (Negotiate, Digest) to the client; the
@@ -726,4 +730,73 @@ fn digest_users_log_in_through_caddy_for_the_original_uri() {
         .output()
         .unwrap();
     assert_eq!(status_of(&out), 401, "{:?}", text(&out));
+}
+
+#[test]
+fn basic_users_log_in_through_caddy_to_a_gate_with_tls() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let gate_cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let upstream = HeadEchoUpstream::start(std::time::Duration::ZERO);
+    let htpasswd = realm.dir().join("htpasswd");
+    let status = Command::new("htpasswd")
+        .args(["-c", "-b", "-B"])
+        .arg(&htpasswd)
+        .args(["alice", "alice-password"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("htpasswd (apache2-utils): {e}"));
+    assert!(status.success());
+    std::fs::set_permissions(
+        &htpasswd,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // Basic carries a password: the gate takes it over TLS only, also from the front.
+    let gate = gate(
+        &realm,
+        "",
+        &[
+            "--basic-users",
+            htpasswd.to_str().unwrap(),
+            "--tls-cert",
+            gate_cert.cert_pem_path().to_str().unwrap(),
+            "--tls-key",
+            gate_cert.key_pem_path().to_str().unwrap(),
+        ],
+    );
+    let caddy = Caddy::start(CaddyOptions {
+        gate: &gate_addr(&gate),
+        upstream: &upstream.url(),
+        cert: None,
+        gate_ca: Some(ca.ca_pem_path()),
+    })
+    .unwrap();
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--basic", "-u", "alice:alice-password"])
+        .arg(caddy.url("/app/b"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}\n{}", text(&out), gate.log(), caddy.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let seen = upstream_headers(&out);
+    assert_eq!(header_values(&seen, "x-remote-user"), ["alice"], "{report}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("authorization")),
+        "{report}"
+    );
+    let out = curl_i(&realm, ca.ca_pem_path())
+        .args(["--basic", "-u", "alice:wrong"])
+        .arg(caddy.url("/app/b"))
+        .output()
+        .unwrap();
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 401, "{report}");
+    assert!(
+        text(&out)
+            .0
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic realm="),
+        "{report}"
+    );
 }
