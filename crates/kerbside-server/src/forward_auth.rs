@@ -282,6 +282,7 @@ struct Shared<E> {
     paths: Vec<String>,
     settings: ForwardAuthSettings,
     endpoint: E,
+    metrics: Option<crate::metrics::GateMetrics>,
 }
 
 impl<E> std::fmt::Debug for ForwardAuthLayer<E> {
@@ -301,6 +302,25 @@ impl<E> ForwardAuthLayer<E> {
                 paths,
                 settings,
                 endpoint,
+                metrics: None,
+            }),
+        }
+    }
+
+    /// Counts the refusals made here (`forward_auth_untrusted`,
+    /// `forward_auth_no_original`) and their `403`s in `metrics`.
+    pub fn with_metrics(
+        paths: Vec<String>,
+        settings: ForwardAuthSettings,
+        endpoint: E,
+        metrics: crate::metrics::GateMetrics,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                paths,
+                settings,
+                endpoint,
+                metrics: Some(metrics),
             }),
         }
     }
@@ -390,6 +410,13 @@ where
             Ok(original) => original,
             Err(e) => {
                 tracing::warn!(peer = ?peer, path = %subrequest, "forward-auth request refused: {e}");
+                if let Some(m) = &self.layer.shared.metrics {
+                    m.failure(match e {
+                        ForwardAuthRefusal::Untrusted(_) => "forward_auth_untrusted",
+                        _ => "forward_auth_no_original",
+                    });
+                    m.response(StatusCode::FORBIDDEN);
+                }
                 return Box::pin(std::future::ready(Ok(refusal(StatusCode::FORBIDDEN))));
             }
         };

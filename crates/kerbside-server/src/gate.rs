@@ -460,7 +460,7 @@ impl Gate {
         let identity =
             IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone());
         let router = Router::new(config, identity, signer.as_ref(), &metrics)?;
-        let forward_auth = ForwardAuthLayer::new(
+        let forward_auth = ForwardAuthLayer::with_metrics(
             forward_auth_paths,
             config.forward_auth.clone(),
             tower_layer::Layer::layer(
@@ -471,6 +471,7 @@ impl Gate {
                     config.access.groups().clone(),
                 ),
             ),
+            metrics.clone(),
         );
         let listener = TcpListener::bind(config.listen)
             .await

@@ -328,6 +328,15 @@ fn only_trusted_front_proxies_may_ask() {
         "{}",
         gate.log()
     );
+    let metrics = gate.metrics();
+    assert_eq!(
+        metric(
+            &metrics,
+            "kerbside_gate_handshake_failures_total{reason=\"forward_auth_untrusted\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
     let out = ask_directly(&realm, ca.ca_pem_path(), &gate, "127.0.0.1");
     assert_eq!(status_of(&out), 401, "{:?}\n{}", text(&out), gate.log());
     // A subrequest that does not name the original request is refused in words.
