@@ -11,8 +11,10 @@
 //!
 //! 1. refuses (`403`, in words, logged) a peer that is not one of the trusted front
 //!    proxies ([`ForwardAuthSettings::trusted`]), since only they may name the request;
-//! 2. rewrites the subrequest's method and URI into the original's, so the
-//!    authentication layer and the access rules see what the client asked for;
+//! 2. rewrites the subrequest's method and URI into the original's, its path made
+//!    canonical as at the gate's edge ([`crate::canonical_path`]; a path with no
+//!    canonical form gets `403`), so the authentication layer and the access rules
+//!    see what the client asked for;
 //! 3. replaces the connection's channel bindings with the front's certificate
 //!    ([`ForwardAuthSettings::front_binding`]) or none: the client's TLS channel ends
 //!    at the front, not at the gate;
@@ -205,20 +207,30 @@ pub fn is_trusted(trusted: &[ipnet::IpNet], peer: IpAddr) -> bool {
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     identity_header: HeaderName,
+    scheme_header: Option<HeaderName>,
     user_map: Option<UserMap>,
     groups: Arc<Groups>,
 }
 
 impl Endpoint {
     /// An endpoint answering the principal in `identity_header`, the mapped user in
-    /// [`USER_HEADER`] (with a user map) and the principal's groups in
-    /// [`GROUPS_HEADER`] (if `groups` has any).
+    /// [`USER_HEADER`] (with a user map), the principal's groups in [`GROUPS_HEADER`]
+    /// (if `groups` has any); call [`with_scheme_header`](Self::with_scheme_header)
+    /// for the scheme.
     pub fn new(identity_header: HeaderName, user_map: Option<UserMap>, groups: Groups) -> Self {
         Self {
             identity_header,
+            scheme_header: None,
             user_map,
             groups: Arc::new(groups),
         }
+    }
+
+    /// Also answer the scheme the client used (`Negotiate`, `Digest`, `Basic`) in
+    /// `header` (the gate's `--scheme-header`).
+    pub fn with_scheme_header(mut self, header: Option<HeaderName>) -> Self {
+        self.scheme_header = header;
+        self
     }
 
     fn answer(&self, who: Option<&Authenticated>) -> Response<GateBody> {
@@ -234,11 +246,17 @@ impl Endpoint {
         if let Ok(value) = HeaderValue::from_str(principal) {
             headers.insert(self.identity_header.clone(), value);
         }
+        if let Some(name) = &self.scheme_header {
+            headers.insert(name.clone(), HeaderValue::from_static(who.scheme.name()));
+        }
         if let Some(map) = &self.user_map {
-            if let Some(value) = map
-                .map(principal)
-                .and_then(|user| HeaderValue::from_str(&user).ok())
-            {
+            // A name from the gate's users files is a user name already.
+            let user = if who.kerberos {
+                map.map(principal)
+            } else {
+                Some(principal.to_owned())
+            };
+            if let Some(value) = user.and_then(|user| HeaderValue::from_str(&user).ok()) {
                 headers.insert(HeaderName::from_static(USER_HEADER), value);
             }
         }
@@ -423,6 +441,17 @@ where
         tracing::debug!(peer = ?peer, method = %original.method, target = %original.target, "forward-auth request");
         *request.method_mut() = original.method;
         *request.uri_mut() = Uri::from(original.target);
+        // The client's path, made canonical as the gate's own requests are at its edge
+        // (the rules, Digest and the logs read it); one with no canonical form is
+        // refused with 403, which every front passes on (nginx turns 400 into 500).
+        if let Err(problem) = crate::canonical_path::canonicalise(&mut request) {
+            tracing::warn!(peer = ?peer, path = %request.uri().path().escape_debug(), "forward-auth request refused: the original request path {problem}");
+            if let Some(m) = &self.layer.shared.metrics {
+                m.failure("forward_auth_bad_path");
+                m.response(StatusCode::FORBIDDEN);
+            }
+            return Box::pin(std::future::ready(Ok(refusal(StatusCode::FORBIDDEN))));
+        }
         request.extensions_mut().insert(TlsChannel {
             binding: settings.front_binding.clone(),
         });

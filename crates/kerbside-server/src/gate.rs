@@ -469,7 +469,8 @@ impl Gate {
                     config.identity_header.clone(),
                     config.forward_auth.user_map.clone(),
                     config.access.groups().clone(),
-                ),
+                )
+                .with_scheme_header(config.scheme_header.clone()),
             ),
             metrics.clone(),
         );

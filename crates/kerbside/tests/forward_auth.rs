@@ -809,3 +809,37 @@ fn basic_users_log_in_through_caddy_to_a_gate_with_tls() {
         "{report}"
     );
 }
+
+#[test]
+fn the_endpoint_answers_identity_scheme_and_final_token_and_refuses_paths_with_no_canonical_form() {
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let gate = gate(&realm, "", &["--scheme-header", "X-Remote-Scheme"]);
+    let ask = |target: &str| {
+        curl_i(&realm, ca.ca_pem_path())
+            .args(["--negotiate", "-u", ":"])
+            .args(["-H", &format!("X-Original-URI: {target}")])
+            .args(["-H", "X-Original-Method: GET"])
+            .arg(gate.url(FORWARD_AUTH_PATH))
+            .output()
+            .unwrap()
+    };
+    let out = ask("/app/x?y=1");
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 200, "{report}");
+    let head = text(&out).0.to_ascii_lowercase();
+    assert!(
+        head.contains("x-remote-user: alice@example.test\r\n"),
+        "{report}"
+    );
+    assert!(head.contains("x-remote-scheme: negotiate\r\n"), "{report}");
+    assert!(head.contains("www-authenticate: negotiate "), "{report}");
+    let out = ask("/app;jsessionid=1/x");
+    let report = format!("{:?}\n{}", text(&out), gate.log());
+    assert_eq!(status_of(&out), 403, "{report}");
+    assert!(
+        gate.wait_for_log(|l| l.contains("forward-auth request refused: the original request path")),
+        "{}",
+        gate.log()
+    );
+}
