@@ -1,26 +1,15 @@
 //! Interop with Apache's own tools (apache2-utils): the `htpasswd` lines they write must
 //! verify, and the `htdigest` lines we write must be the ones `htdigest` writes.
 //!
-//! The tools are installed in development and in CI; a test whose tool is missing says so
-//! and passes, so the crate still tests on a bare machine.
+//! The tools are installed in development and in CI (`scripts/install-deps.sh`); a test whose
+//! tool is missing fails, naming the package.
 
 use std::process::{Command, Stdio};
 
 use kerbside_proto::scheme::basic::htpasswd::{Htpasswd, Verdict};
 use kerbside_proto::scheme::digest::htdigest::{format_line, Htdigest};
 use kerbside_proto::scheme::digest::HashFunction;
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("skipped: `{tool}` is not installed (apt-get install apache2-utils)");
-    }
-    found
-}
+use kerbside_testkit::require_tool;
 
 const LOGINS: [(&str, &str); 4] = [
     ("alice", "correct horse battery staple"),
@@ -44,9 +33,7 @@ fn htpasswd(args: &[&str]) -> Vec<u8> {
 
 #[test]
 fn htpasswd_bcrypt_lines_verify() {
-    if !have("htpasswd") {
-        return;
-    }
+    require_tool("htpasswd", "apache2-utils");
     let mut file = Vec::new();
     for (user, password) in LOGINS {
         file.extend(htpasswd(&["-bnB", "-C", "4", user, password]));
@@ -72,9 +59,7 @@ fn htpasswd_bcrypt_lines_verify() {
 
 #[test]
 fn htdigest_md5_lines_match_md5sum() {
-    if !have("md5sum") {
-        return;
-    }
+    require_tool("md5sum", "coreutils");
     let realm = "Private Area";
     for (user, password) in LOGINS {
         let out = Command::new("sh")
@@ -99,9 +84,8 @@ fn htdigest_md5_lines_match_md5sum() {
 /// password typed (twice) after a pause.
 #[test]
 fn htdigest_tool_writes_our_lines() {
-    if !have("htdigest") || !have("script") {
-        return;
-    }
+    require_tool("htdigest", "apache2-utils");
+    require_tool("script", "bsdutils");
     let dir = std::env::temp_dir().join(format!("kerbside-htdigest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("digest");

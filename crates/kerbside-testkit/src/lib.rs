@@ -61,7 +61,7 @@ pub use passwords::{
     htdigest_file, htdigest_line, ntlm_user_file, DigestAlgorithm, PasswordUser, ALICE, BOB,
     DIGEST_REALM, NTLM_DOMAIN, PASSWORD_USERS,
 };
-pub use pyntlm::{peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
+pub use pyntlm::{peers_python, require_peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
 pub use squid::{
     ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,
@@ -127,6 +127,26 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Where `tool` is (on `PATH` or in the usual system directories); panics, naming the tool and
+/// the Debian `package` that provides it, when it is not installed.
+///
+/// For tests that run a third-party tool themselves: a test whose tool is missing fails, in CI
+/// and out of it, rather than passing without checking anything. `scripts/install-deps.sh`
+/// installs every tool the tests need.
+///
+/// ```no_run
+/// let htpasswd = kerbside_testkit::require_tool("htpasswd", "apache2-utils");
+/// std::process::Command::new(htpasswd).arg("-bnB").status().unwrap();
+/// ```
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    find_tool(tool).unwrap_or_else(|| {
+        panic!(
+            "this test needs `{tool}`, which is not installed: install the Debian package \
+             {package} (scripts/install-deps.sh installs every tool the tests need)"
+        )
+    })
+}
+
 /// Checks that the tools the fixtures run are installed.
 ///
 /// Returns an error naming every missing tool and the Debian package that provides it. The
@@ -165,6 +185,20 @@ mod tests {
         assert_ne!(port, 0);
         let _tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let _udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "needs `no-such-tool-here`, which is not installed: install the Debian package \
+                    no-such-package"
+    )]
+    fn require_tool_fails_naming_the_tool_and_the_package() {
+        require_tool("no-such-tool-here", "no-such-package");
+    }
+
+    #[test]
+    fn require_tool_finds_an_installed_tool() {
+        assert!(require_tool("sh", "dash").is_absolute());
     }
 
     #[test]

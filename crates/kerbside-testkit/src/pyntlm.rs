@@ -36,6 +36,18 @@ pub fn peers_python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// The Python of the peers venv (see [`peers_python`]); panics with what to run when the venv
+/// was not made, so a test that needs a Python peer fails rather than passing unchecked.
+pub fn require_peers_python() -> PathBuf {
+    peers_python().unwrap_or_else(|| {
+        panic!(
+            "this test needs the Python peers venv (target/peers-venv, or $KERBSIDE_PEERS_VENV), \
+             which is not there: run scripts/install-deps.sh (Debian package python3-venv, then \
+             pip installs the peers into the venv)"
+        )
+    })
+}
+
 /// How to configure a [`PyNtlmServer`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PyNtlmOptions<'a> {

@@ -4,21 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use kerbside_testkit::{
-    peers_python, run_curl, run_password_client, ApacheScheme, Lighttpd, LighttpdOptions,
+    require_peers_python, run_curl, run_password_client, ApacheScheme, Lighttpd, LighttpdOptions,
     SchemeApache, SchemeApacheOptions, TestCa, ALICE, BENCH_BODY, PRIVATE_BODY, PUBLIC_BODY,
 };
-
-/// Whether the Python peers venv is there; without it a test says so and passes, except
-/// under `CI`, where a missing venv is a failure.
-fn have_peers_venv() -> bool {
-    if peers_python().is_some() {
-        return true;
-    }
-    let why = "no Python peers venv (target/peers-venv): run scripts/install-deps.sh";
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("SKIPPED: {why}");
-    false
-}
 
 /// `alice:password` for curl's `-u`.
 fn curl_user(password: &str) -> String {
@@ -155,9 +143,7 @@ fn lighttpd_digest_sha256_lets_curl_and_httpx_in_and_refuses_a_wrong_password() 
     assert!(log.contains("\" 200 user=alice"), "{log}");
 
     // httpx's DigestAuth: SHA-256, a GET then a POST.
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let ca_path = ca.ca_pem_path().to_str().unwrap();
     let httpx = |url: &str, password: &str, extra: &[&str]| {
         let mut args = vec![

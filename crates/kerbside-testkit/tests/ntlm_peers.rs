@@ -4,22 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use kerbside_testkit::{
-    peers_python, run_curl, run_curl_env, run_password_client, ApacheScheme, ClientFacts, CurlRun,
-    PyNtlmOptions, PyNtlmServer, SchemeApache, SchemeApacheOptions, TestCa, ALICE, NTLM_DOMAIN,
-    PRIVATE_BODY, PUBLIC_BODY,
+    require_peers_python, run_curl, run_curl_env, run_password_client, ApacheScheme, ClientFacts,
+    CurlRun, PyNtlmOptions, PyNtlmServer, SchemeApache, SchemeApacheOptions, TestCa, ALICE,
+    NTLM_DOMAIN, PRIVATE_BODY, PUBLIC_BODY,
 };
-
-/// Whether the Python peers venv is there; without it a test says so and passes, except
-/// under `CI`, where a missing venv is a failure.
-fn have_peers_venv() -> bool {
-    if peers_python().is_some() {
-        return true;
-    }
-    let why = "no Python peers venv (target/peers-venv): run scripts/install-deps.sh";
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("SKIPPED: {why}");
-    false
-}
 
 /// requests-ntlm as `EXAMPLE\alice` with `password`, trusting `ca`, plus `extra` arguments.
 fn requests_ntlm(url: &str, password: &str, ca: &TestCa, extra: &[&str]) -> ClientFacts {
@@ -46,9 +34,7 @@ fn curl_user(password: &str) -> String {
 
 #[test]
 fn apache_ntlm_lets_requests_ntlm_in_and_refuses_a_wrong_password() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let ca = TestCa::new();
     let apache =
         SchemeApache::start(&ca.issue(&[]), SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
@@ -122,9 +108,7 @@ fn apache_ntlm_lets_requests_ntlm_in_and_refuses_a_wrong_password() {
 
 #[test]
 fn apache_ntlm_over_plain_http_lets_requests_ntlm_in() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let ca = TestCa::new();
     let apache = SchemeApache::start(
         &ca.issue(&[]),
@@ -181,9 +165,7 @@ fn apache_ntlm_refuses_curls_negotiate_message() {
 
 #[test]
 fn pyntlm_lets_curl_ntlm_in_on_one_connection_and_refuses_a_wrong_password() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let server = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
     let url = server.url("/private/");
     // Two URLs in one curl: the second rides on the connection the first authenticated.
@@ -229,9 +211,7 @@ fn pyntlm_lets_curl_ntlm_in_on_one_connection_and_refuses_a_wrong_password() {
 
 #[test]
 fn pyntlm_over_https_checks_requests_ntlms_channel_bindings() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let ca = TestCa::new();
     let cert = ca.issue(&[]);
     let server = PyNtlmServer::start(PyNtlmOptions {
@@ -294,9 +274,7 @@ fn pyntlm_over_https_checks_requests_ntlms_channel_bindings() {
 
 #[test]
 fn pyntlm_closing_after_the_challenge_defeats_curl() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let server = PyNtlmServer::start(PyNtlmOptions {
         close_after_challenge: true,
         ..PyNtlmOptions::default()
@@ -341,9 +319,7 @@ fn pyntlm_closing_after_the_challenge_defeats_curl() {
 /// initiator (no Kerberos ticket, so SPNEGO picks NTLM), pyspnego's SPNEGO as the acceptor.
 #[test]
 fn pyntlm_accepts_ntlm_inside_negotiate_from_gss_ntlmssp() {
-    if !have_peers_venv() {
-        return;
-    }
+    require_peers_python();
     let server = PyNtlmServer::start(PyNtlmOptions {
         negotiate: true,
         ..PyNtlmOptions::default()

@@ -6,8 +6,7 @@
 //! `KRB5_CONFIG` and alice's ticket through `KRB5CCNAME`. The proof is on the upstream's
 //! side: it received the page and its stylesheet from a Firefox User-Agent as
 //! alice@EXAMPLE.TEST; the gate's metrics count the handshakes of each authentication
-//! mode. Without `firefox-esr` and `certutil` the tests say so and pass, except under `CI`
-//! (and the tunnel test, which fails).
+//! mode. Without `firefox-esr` and `certutil` the tests fail, naming the packages to install.
 //!
 //! The other way round, `kerbside tunnel` must serve the user's tools and not the pages
 //! in the user's browser: pages on another site (127.0.0.2) and on another port of the
@@ -23,25 +22,15 @@ use std::time::{Duration, Instant};
 
 use common::firefox::make_profile;
 use common::{clean_env, metric, text, GateProcess, RecordedRequest, RecordingUpstream};
-use kerbside_testkit::{TestCa, TestRealm};
+use kerbside_testkit::{require_tool, TestCa, TestRealm};
 
 /// How long Firefox may take to start, load the page and write the screenshot.
 const FIREFOX_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Whether `program` runs; says why not (and fails under `CI`) when it does not.
-fn have(program: &str, arg: &str) -> bool {
-    let found = Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        let why = format!("{program} is not installed: run scripts/install-deps.sh");
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("SKIPPED: {why}");
-    }
-    found
+/// Fails the test, naming what to install, when Firefox or `certutil` is missing.
+fn require_firefox() {
+    require_tool("firefox-esr", "firefox-esr");
+    require_tool("certutil", "libnss3-tools");
 }
 
 /// A gate in front of a recording upstream, and what one headless Firefox run saw.
@@ -177,9 +166,7 @@ fn assert_firefox_was_alice(visit: &Visit) {
 
 #[test]
 fn firefox_loads_a_page_as_alice_with_a_token_on_every_request() {
-    if !have("firefox-esr", "--version") || !have("certutil", "-H") {
-        return;
-    }
+    require_firefox();
     let visit = visit(&[], true);
     assert_firefox_was_alice(&visit);
     // Per-request mode: every request the upstream saw cost one handshake.
@@ -193,9 +180,7 @@ fn firefox_loads_a_page_as_alice_with_a_token_on_every_request() {
 
 #[test]
 fn firefox_loads_a_page_as_alice_on_one_authenticated_connection() {
-    if !have("firefox-esr", "--version") || !have("certutil", "-H") {
-        return;
-    }
+    require_firefox();
     // Firefox picks HTTP/2 by ALPN; the gate resets its stream with HTTP_1_1_REQUIRED
     // (Firefox's nsHttp log shows "RST_STREAM Reason Code 13") and Firefox retries over
     // HTTP/1.1, where the connection can carry the authentication.
@@ -212,9 +197,7 @@ fn firefox_loads_a_page_as_alice_on_one_authenticated_connection() {
 
 #[test]
 fn firefox_loads_a_page_as_alice_with_a_session_cookie() {
-    if !have("firefox-esr", "--version") || !have("certutil", "-H") {
-        return;
-    }
+    require_firefox();
     let key = tempfile::tempdir().unwrap();
     let key = key.path().join("session.key");
     let visit = visit(
@@ -233,9 +216,7 @@ fn firefox_loads_a_page_as_alice_with_a_session_cookie() {
 
 #[test]
 fn firefox_without_negotiate_trust_gets_nothing_through() {
-    if !have("firefox-esr", "--version") || !have("certutil", "-H") {
-        return;
-    }
+    require_firefox();
     // The same run without network.negotiate-auth.trusted-uris: Firefox does not send
     // its ticket, so the gate answers 401 and forwards nothing. This is what makes the
     // runs above proof that Firefox's Negotiate did the work.
@@ -337,10 +318,7 @@ impl PageServer {
 
 #[test]
 fn web_pages_in_firefox_cannot_use_the_tunnel() {
-    assert!(
-        have("firefox-esr", "--version") && have("certutil", "-H"),
-        "this test needs firefox-esr and certutil: run scripts/install-deps.sh"
-    );
+    require_firefox();
     let realm = TestRealm::start().unwrap();
     let ca = TestCa::new();
     let cert = ca.issue(&[]);

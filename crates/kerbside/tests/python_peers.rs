@@ -5,37 +5,17 @@
 //!
 //! The clients live in `target/peers-venv`, made by `scripts/install-deps.sh`
 //! (`KERBSIDE_PEERS_VENV` points elsewhere); `tests/peers/spnego_peers.py` drives them and
-//! prints `key=value` facts. Without the venv the tests say so and pass, except under
-//! `CI`, where a missing venv is a failure.
+//! prints `key=value` facts. Without the venv the tests fail, saying what to run.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{clean_env, metric, EchoUpstream, GateProcess};
-use kerbside_testkit::{TestCa, TestCert, TestRealm};
-
-/// The venv's python, or `None` (after saying why) when the venv was not made.
-fn peers_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("KERBSIDE_PEERS_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers-venv"),
-        PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    let why = format!(
-        "no Python peers venv at {}: run scripts/install-deps.sh",
-        venv.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("SKIPPED: {why}");
-    None
-}
+use kerbside_testkit::{require_peers_python, TestCa, TestCert, TestRealm};
 
 /// What one run of `spnego_peers.py` printed.
 struct Facts {
@@ -154,7 +134,7 @@ fn assert_served_as_alice(facts: &Facts, n: usize) {
 
 #[test]
 fn requests_gssapi_per_request_mode_handshakes_every_request_with_mutual_auth() {
-    let Some(python) = peers_python() else { return };
+    let python = require_peers_python();
     let setup = Setup::start(|_| vec!["--auth".into(), "per-request".into()]);
     for mutual in ["required", "optional"] {
         let before = setup.counters();
@@ -192,7 +172,7 @@ fn requests_gssapi_per_request_mode_handshakes_every_request_with_mutual_auth() 
 
 #[test]
 fn requests_gssapi_connection_mode_handshakes_once_per_connection() {
-    let Some(python) = peers_python() else { return };
+    let python = require_peers_python();
     let setup = Setup::start(|_| vec!["--auth".into(), "connection".into()]);
 
     let before = setup.counters();
@@ -269,7 +249,7 @@ fn requests_gssapi_connection_mode_handshakes_once_per_connection() {
 
 #[test]
 fn requests_gssapi_cookie_mode_handshakes_once_per_session() {
-    let Some(python) = peers_python() else { return };
+    let python = require_peers_python();
     let setup = Setup::start(|dir| {
         vec![
             "--auth".into(),
@@ -349,7 +329,7 @@ fn requests_gssapi_cookie_mode_handshakes_once_per_session() {
 
 #[test]
 fn pyspnego_verifies_the_gates_final_token() {
-    let Some(python) = peers_python() else { return };
+    let python = require_peers_python();
     let setup = Setup::start(|_| Vec::new());
     let url = setup.gate.url("/page");
 
@@ -374,7 +354,7 @@ fn pyspnego_verifies_the_gates_final_token() {
 
 #[test]
 fn channel_bindings_from_python_clients() {
-    let Some(python) = peers_python() else { return };
+    let python = require_peers_python();
     let setup = Setup::start(|_| vec!["--channel-binding".into(), "required".into()]);
     let url = setup.gate.url("/page");
 

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{clean_env, kerbside, text, EchoUpstream, GateProcess};
-use kerbside_testkit::{free_port, TestCa, TestCert, TestRealm};
+use kerbside_testkit::{free_port, require_tool, TestCa, TestCert, TestRealm};
 
 /// `kerbside fetch --negotiate -v --cacert CA <args…>`.
 fn fetch(realm: &TestRealm, ca: &TestCa, args: &[&str]) -> Output {
@@ -218,13 +218,13 @@ fn spn_canonicalize_follows_the_canonical_name() {
     let realm = TestRealm::start().unwrap();
     let hosts = realm.dir().join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost myalias\n").unwrap();
-    if !private_hosts_work(&hosts) {
-        eprintln!(
-            "skipped: this test needs `unshare -m` and `mount --bind` (root or CAP_SYS_ADMIN) \
-             to give kerbside a private /etc/hosts"
-        );
-        return;
-    }
+    require_tool("unshare", "util-linux");
+    require_tool("mount", "mount");
+    assert!(
+        private_hosts_work(&hosts),
+        "this test needs `unshare -m` and `mount --bind` to work (root or CAP_SYS_ADMIN, as in \
+         the CI container) to give kerbside a private /etc/hosts"
+    );
     let ca = TestCa::new();
     let cert = ca.issue(&["localhost", "myalias", "127.0.0.1"]);
     let upstream = EchoUpstream::start();
