@@ -21,12 +21,15 @@
 
 use std::fmt;
 
+use crate::der::{self, DerError, Reader};
+use crate::spnego::Oid;
+
 /// SPNEGO, 1.3.6.1.5.5.2.
-const OID_SPNEGO: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+const OID_SPNEGO: &[u8] = Oid::SPNEGO;
 /// Kerberos 5, 1.2.840.113554.1.2.2 (RFC 1964).
-pub(crate) const OID_KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+pub(crate) const OID_KRB5: &[u8] = Oid::KRB5;
 /// Kerberos 5 as Windows 2000 misspelled it, 1.2.840.48018.1.2.2.
-pub(crate) const OID_KRB5_MS: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+pub(crate) const OID_KRB5_MS: &[u8] = Oid::MS_KRB5;
 /// RFC 1964 §1.1.1: the TOK_ID of an AP-REQ.
 const TOK_ID_AP_REQ: [u8; 2] = [0x01, 0x00];
 
@@ -150,102 +153,34 @@ pub fn spnego_mech_token(token: &[u8]) -> Result<&[u8], Krb5TokenError> {
     }
 }
 
-/// A cursor over DER values.
-struct Der<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Der<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.rest.first().copied()
-    }
-
-    /// The next value's tag and contents.
-    fn any(&mut self) -> Result<(u8, &'a [u8]), Krb5TokenError> {
-        let (&tag, after) = self.rest.split_first().ok_or(Krb5TokenError::Truncated)?;
-        // Multi-byte tags (low bits all set) appear nowhere in this grammar.
-        if tag & 0x1f == 0x1f {
-            return Err(Krb5TokenError::BadLength);
-        }
-        let (&first, mut after) = after.split_first().ok_or(Krb5TokenError::Truncated)?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            // 0x80 is BER's indefinite length; more than 4 bytes is no token of ours.
-            if count == 0 || count > 4 {
-                return Err(Krb5TokenError::BadLength);
-            }
-            if after.len() < count {
-                return Err(Krb5TokenError::Truncated);
-            }
-            let (bytes, rest) = after.split_at(count);
-            after = rest;
-            if bytes[0] == 0 {
-                return Err(Krb5TokenError::BadLength);
-            }
-            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
-            if len < 0x80 {
-                return Err(Krb5TokenError::BadLength);
-            }
-            len
-        };
-        if after.len() < len {
-            return Err(Krb5TokenError::Truncated);
-        }
-        let (contents, rest) = after.split_at(len);
-        self.rest = rest;
-        Ok((tag, contents))
-    }
-
-    /// The next value, which must have `tag`.
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], Krb5TokenError> {
-        match self.peek() {
-            Some(found) if found != tag => Err(Krb5TokenError::UnexpectedTag {
-                expected: tag,
-                found,
-            }),
-            _ => self.any().map(|(_, contents)| contents),
-        }
-    }
-
-    /// The next value if it has `tag`.
-    fn optional(&mut self, tag: u8) -> Result<Option<&'a [u8]>, Krb5TokenError> {
-        if self.peek() == Some(tag) {
-            self.expect(tag).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    fn end(&self) -> Result<(), Krb5TokenError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(Krb5TokenError::TrailingBytes)
+/// The shared reader's errors, in this walker's words: every malformed length or tag is
+/// a [`Krb5TokenError::BadLength`].
+impl From<DerError> for Krb5TokenError {
+    fn from(e: DerError) -> Self {
+        match e {
+            DerError::Truncated => Self::Truncated,
+            DerError::MultiByteTag
+            | DerError::IndefiniteLength
+            | DerError::LengthTooLarge
+            | DerError::NonMinimalLength => Self::BadLength,
+            DerError::UnexpectedTag { expected, found } => Self::UnexpectedTag { expected, found },
+            DerError::TrailingBytes => Self::TrailingBytes,
         }
     }
 }
 
 /// The contents of the single value `bytes` holds, which must have `tag`.
 fn whole(bytes: &[u8], tag: u8) -> Result<&[u8], Krb5TokenError> {
-    let mut der = Der::new(bytes);
-    let contents = der.expect(tag)?;
-    der.end()?;
-    Ok(contents)
+    Ok(der::whole(bytes, tag)?)
 }
 
 /// RFC 2743 §3.1 framing: `[APPLICATION 0] { thisMech OID, innerToken }`; the
 /// inner token is the rest of the contents, not a DER value of its own.
 fn gss_framing(token: &[u8]) -> Result<(&[u8], &[u8]), Krb5TokenError> {
     let framed = whole(token, 0x60)?;
-    let mut der = Der::new(framed);
+    let mut der = Reader::new(framed);
     let oid = der.expect(0x06)?;
-    Ok((oid, der.rest))
+    Ok((oid, der.rest()))
 }
 
 /// A Kerberos GSS token with an AP-REQ: `0x60`, the krb5 OID, `01 00`, AP-REQ.
@@ -267,7 +202,7 @@ fn krb5_after_oid<'a>(oid: &[u8], inner: &'a [u8]) -> Result<(i64, &'a [u8]), Kr
 
 /// RFC 4178 §4.2.1 `NegTokenInit` (the contents of `[0]`) → `mechToken`.
 fn neg_token_init(init: &[u8]) -> Result<&[u8], Krb5TokenError> {
-    let mut der = Der::new(whole(init, 0x30)?);
+    let mut der = Reader::new(whole(init, 0x30)?);
     der.expect(0xa0)?; // mechTypes
     der.optional(0xa1)?; // reqFlags
     let mech_token = der.optional(0xa2)?;
@@ -278,7 +213,7 @@ fn neg_token_init(init: &[u8]) -> Result<&[u8], Krb5TokenError> {
 
 /// RFC 4178 §4.2.2 `NegTokenResp` (the contents of `[1]`) → `responseToken`.
 fn neg_token_resp(resp: &[u8]) -> Result<&[u8], Krb5TokenError> {
-    let mut der = Der::new(whole(resp, 0x30)?);
+    let mut der = Reader::new(whole(resp, 0x30)?);
     der.optional(0xa0)?; // negState
     der.optional(0xa1)?; // supportedMech
     let response = der.optional(0xa2)?;
@@ -291,7 +226,7 @@ fn neg_token_resp(resp: &[u8]) -> Result<&[u8], Krb5TokenError> {
 /// ap-options [2], ticket [3], authenticator [4] EncryptedData }` → the
 /// authenticator's etype and cipher.
 fn ap_req_authenticator(ap_req: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
-    let mut der = Der::new(whole(whole(ap_req, 0x6e)?, 0x30)?);
+    let mut der = Reader::new(whole(whole(ap_req, 0x6e)?, 0x30)?);
     let pvno = integer(whole(der.expect(0xa0)?, 0x02)?)?;
     let msg_type = integer(whole(der.expect(0xa1)?, 0x02)?)?;
     if pvno != 5 || msg_type != 14 {
@@ -307,7 +242,7 @@ fn ap_req_authenticator(ap_req: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
 /// `EncryptedData ::= SEQUENCE { etype [0] Int32, kvno [1] UInt32 OPTIONAL,
 /// cipher [2] OCTET STRING }`.
 fn encrypted_data(bytes: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
-    let mut der = Der::new(whole(bytes, 0x30)?);
+    let mut der = Reader::new(whole(bytes, 0x30)?);
     let etype = integer(whole(der.expect(0xa0)?, 0x02)?)?;
     if let Some(kvno) = der.optional(0xa1)? {
         integer(whole(kvno, 0x02)?)?;
@@ -338,22 +273,7 @@ fn integer(bytes: &[u8]) -> Result<i64, Krb5TokenError> {
 pub(crate) mod encode {
     /// `tag`, a minimal DER length, `contents`.
     pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = contents.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len
-                .to_be_bytes()
-                .iter()
-                .copied()
-                .skip_while(|b| *b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(contents);
-        out
+        crate::der::encode(tag, contents)
     }
 
     /// A small DER INTEGER.

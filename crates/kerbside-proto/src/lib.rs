@@ -12,6 +12,7 @@
 
 pub mod channel_binding;
 pub mod cookie;
+mod der;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+use crate::der::{self, DerError, Reader};
 use crate::mechanism::{Mechanism, Step};
 use crate::scheme::ntlm::client::{self, ClientInputs, ExpectChallenge, NtlmCredentials};
 use crate::scheme::ntlm::crypto::SessionSecurity;
@@ -609,76 +610,41 @@ const fn ctx(n: u8) -> u8 {
     0xa0 | n
 }
 
+/// The shared reader's errors, in SPNEGO's words; a wrong tag is named by the caller.
+fn malformed(e: DerError, what: &'static str) -> SpnegoError {
+    SpnegoError::Malformed(match e {
+        DerError::Truncated => "a DER value is truncated",
+        DerError::MultiByteTag => "multi-byte DER tags are not used by SPNEGO",
+        DerError::IndefiniteLength => "indefinite DER lengths are not allowed",
+        DerError::LengthTooLarge => "a DER length is too large",
+        DerError::NonMinimalLength => "a DER length is not minimal",
+        DerError::UnexpectedTag { .. } => what,
+        DerError::TrailingBytes => "trailing bytes after a DER value",
+    })
+}
+
 /// Reads one TLV with tag `tag` at the start of `b`; returns its contents and what follows.
+/// The value is read before its tag is checked, so a malformed value is reported as such.
 fn tlv<'a>(b: &'a [u8], tag: u8, what: &'static str) -> Result<(&'a [u8], &'a [u8]), SpnegoError> {
-    let (found, contents, rest) = any_tlv(b)?;
+    let mut der = Reader::new(b);
+    let (found, contents) = der.any().map_err(|e| malformed(e, what))?;
     if found != tag {
         return Err(SpnegoError::Malformed(what));
     }
-    Ok((contents, rest))
+    Ok((contents, der.rest()))
 }
 
 /// Reads one TLV with tag `tag` that must fill `b` exactly.
 fn only<'a>(b: &'a [u8], tag: u8, what: &'static str) -> Result<&'a [u8], SpnegoError> {
     match tlv(b, tag, what)? {
         (contents, []) => Ok(contents),
-        _ => Err(SpnegoError::Malformed("trailing bytes after a DER value")),
+        _ => Err(malformed(DerError::TrailingBytes, what)),
     }
-}
-
-/// Reads one TLV: single-byte tag, definite minimal length of at most four bytes.
-fn any_tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), SpnegoError> {
-    let truncated = SpnegoError::Malformed("a DER value is truncated");
-    let (&tag, rest) = b.split_first().ok_or(truncated.clone())?;
-    if tag & 0x1f == 0x1f {
-        return Err(SpnegoError::Malformed(
-            "multi-byte DER tags are not used by SPNEGO",
-        ));
-    }
-    let (&first, mut rest) = rest.split_first().ok_or(truncated.clone())?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 {
-            return Err(SpnegoError::Malformed(
-                "indefinite DER lengths are not allowed",
-            ));
-        }
-        if n > 4 {
-            return Err(SpnegoError::Malformed("a DER length is too large"));
-        }
-        let bytes = rest.get(..n).ok_or(truncated.clone())?;
-        rest = &rest[n..];
-        if bytes[0] == 0 {
-            return Err(SpnegoError::Malformed("a DER length is not minimal"));
-        }
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        if len < 0x80 {
-            return Err(SpnegoError::Malformed("a DER length is not minimal"));
-        }
-        len
-    };
-    let contents = rest.get(..len).ok_or(truncated)?;
-    Ok((tag, contents, &rest[len..]))
 }
 
 /// Encodes one TLV.
 fn encode_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let len = contents.len();
-    let mut out = vec![tag];
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(contents);
-    out
+    der::encode(tag, contents)
 }
 
 fn push_octets(seq: &mut Vec<u8>, n: u8, value: Option<&[u8]>) {
