@@ -49,10 +49,12 @@ struct Costs {
     tokens: usize,
 }
 
-fn costs(apache: &Apache) -> Costs {
-    // Apache writes the log line after the response: give it a moment.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let entries = apache.access_entries();
+/// What Apache's access log says the requests cost, once it holds the lines of the
+/// `successes` final `200`s the client received.
+fn costs(apache: &Apache, successes: usize) -> Costs {
+    let entries = apache.wait_access_entries(|entries| {
+        entries.iter().filter(|e| e.status == 200).count() >= successes
+    });
     Costs {
         connections: entries.iter().filter(|e| e.new_connection()).count(),
         challenges: entries.iter().filter(|e| e.status == 401).count(),
@@ -73,7 +75,7 @@ async fn three_requests(opts: ApacheOptions) -> (Vec<Outcome>, Costs) {
     for _ in 0..3 {
         outcomes.push(get(&client, &apache.url("/private/")).await);
     }
-    (outcomes, costs(&apache))
+    (outcomes, costs(&apache, 3))
 }
 
 #[tokio::test]
@@ -166,7 +168,7 @@ async fn a_large_post_reaches_apache_once_and_intact() {
     assert_eq!(response.status(), 200, "{}", apache.error_log());
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(String::from_utf8_lossy(&body), format!("{digest} {size}\n"));
-    let costs = costs(&apache);
+    let costs = costs(&apache, 1);
     assert_eq!(costs.challenges, 1);
     let received: u64 = apache.access_entries().iter().map(|e| e.bytes_in).sum();
     assert!(

@@ -65,6 +65,8 @@ struct ServerState {
     connections: Mutex<Vec<&'static str>>,
     /// HTTP/2 streams reset with `HTTP_1_1_REQUIRED`.
     resets: Mutex<u32>,
+    /// HTTP/1.1 connections the server has finished with (closed).
+    h1_closed: Mutex<u32>,
     requests: Mutex<Vec<Seen>>,
     /// What the acceptor said about each token.
     accepted: Mutex<Vec<Result<String, GssError>>>,
@@ -83,6 +85,7 @@ impl ServerState {
             close_after_auth: false,
             connections: Mutex::default(),
             resets: Mutex::default(),
+            h1_closed: Mutex::default(),
             requests: Mutex::default(),
             accepted: Mutex::default(),
         }
@@ -214,7 +217,9 @@ async fn serve(cert: &TestCert, alpn: &[&[u8]], state: Arc<ServerState>) -> u16 
                         .serve_connection(io, service)
                         .await
                 } else {
-                    http1::Builder::new().serve_connection(io, service).await
+                    let served = http1::Builder::new().serve_connection(io, service).await;
+                    *state.h1_closed.lock().unwrap() += 1;
+                    served
                 };
             });
         }
@@ -410,8 +415,16 @@ async fn http_1_1_required_falls_back_once_and_is_remembered() {
     assert_eq!(*state.resets.lock().unwrap(), 1);
 
     // The origin was remembered: the next request, on a new connection (the
-    // server closed the last one), offers only HTTP/1.1 and is not reset.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // server closed the last one), offers only HTTP/1.1 and is not reset. Wait for
+    // that close, so the request does not meet the old connection on its way out.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while *state.h1_closed.lock().unwrap() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never closed the HTTP/1.1 connection"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (status, outcome, _) = get(&client, port, &events).await.unwrap();
     let second = events.take();
     assert_eq!(status, 200, "{second:#?}");

@@ -272,6 +272,23 @@ impl Apache {
             .filter_map(AccessLogEntry::parse)
             .collect()
     }
+
+    /// The [`access_entries`](Self::access_entries) once `done` holds for them (polled up
+    /// to 5 s; returned either way): Apache writes a line after it has sent the response,
+    /// so a client that has its answer may read the log a moment too early.
+    pub fn wait_access_entries(
+        &self,
+        done: impl Fn(&[AccessLogEntry]) -> bool,
+    ) -> Vec<AccessLogEntry> {
+        let log = daemon::poll_log(
+            || self.access_log(),
+            |log| {
+                let entries: Vec<_> = log.lines().filter_map(AccessLogEntry::parse).collect();
+                done(&entries)
+            },
+        );
+        log.lines().filter_map(AccessLogEntry::parse).collect()
+    }
 }
 
 /// One request in the [`Apache`] access log; see [`Apache::access_log`] for the format.
