@@ -259,6 +259,27 @@ pub fn set_cookie(name: &str, value: &str, attrs: &SetCookieAttrs) -> Result<Str
     Ok(header)
 }
 
+/// The cookie a `Set-Cookie` response header value sets, as the `(name, value)` a client
+/// sends back (RFC 6265 §5.2 steps 1–6): the text before the first `;`, split at its first
+/// `=`, blanks around each trimmed. `None` when that text has no `=` or an empty name, which
+/// a client ignores. The attributes after the `;` are not read.
+///
+/// ```
+/// use kerbside_proto::cookie::set_cookie_pair;
+///
+/// assert_eq!(set_cookie_pair("sid = b2theQ; Path=/; HttpOnly"), Some(("sid", "b2theQ")));
+/// assert_eq!(set_cookie_pair("no-equals; Path=/"), None);
+/// ```
+pub fn set_cookie_pair(set_cookie: &str) -> Option<(&str, &str)> {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    let (name, value) = pair.split_once('=')?;
+    let (name, value) = (
+        name.trim_matches([' ', '\t']),
+        value.trim_matches([' ', '\t']),
+    );
+    (!name.is_empty()).then_some((name, value))
+}
+
 /// Formats unix seconds as an IMF-fixdate (RFC 9110 §5.6.7), such as
 /// `Sun, 06 Nov 1994 08:49:37 GMT`. Dates after the year 9999 are formatted as its last
 /// second.
@@ -342,6 +363,9 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 /// [`set_cookie`] formats and [`find_cookie`] finds again.
 #[doc(hidden)]
 pub fn fuzz_check(data: &[u8]) {
+    if let Some((name, value)) = std::str::from_utf8(data).ok().and_then(set_cookie_pair) {
+        assert!(!name.is_empty() && !name.contains(';') && !value.contains(';'));
+    }
     let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     let first_name = data
         .split(|&b| b == b'=')
@@ -384,6 +408,23 @@ mod tests {
 
     fn find<'a>(lines: &[&'a str], name: &str) -> Result<Vec<&'a str>, CookieError> {
         find_cookie(lines.iter().map(|l| l.as_bytes()), name)
+    }
+
+    #[test]
+    fn set_cookie_values_give_the_pair_a_client_sends_back() {
+        assert_eq!(set_cookie_pair("sid=abc"), Some(("sid", "abc")));
+        assert_eq!(
+            set_cookie_pair(" sid\t= a=b ; Path=/; Secure"),
+            Some(("sid", "a=b"))
+        );
+        assert_eq!(set_cookie_pair("sid=; Max-Age=0"), Some(("sid", "")));
+        assert_eq!(set_cookie_pair("=abc"), None);
+        assert_eq!(set_cookie_pair("sid; Path=/"), None);
+        assert_eq!(set_cookie_pair("Path=/x"), Some(("Path", "/x")));
+        assert_eq!(set_cookie_pair(""), None);
+        // What set_cookie writes, set_cookie_pair reads back.
+        let header = set_cookie("sid", "b2theQ", &SetCookieAttrs::default()).unwrap();
+        assert_eq!(set_cookie_pair(&header), Some(("sid", "b2theQ")));
     }
 
     #[test]

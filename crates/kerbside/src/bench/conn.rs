@@ -14,6 +14,7 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use kerbside_proto::cookie::set_cookie_pair;
 use kerbside_proto::{parse_challenges, Challenge};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -240,7 +241,7 @@ where
 pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) challenges: Result<Vec<Challenge>, String>,
-    pub(super) set_cookies: Vec<String>,
+    pub(super) set_cookies: Vec<(String, String)>,
     pub(super) persistent_auth: bool,
     /// The server will close the connection after this response.
     pub(super) closing: bool,
@@ -294,9 +295,8 @@ impl Connection {
             .get_all(SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .map(|pair| pair.trim().to_owned())
-            .filter(|pair| pair.contains('='))
+            .filter_map(set_cookie_pair)
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
         let header_is = |name, value: &str| {
             head.headers

@@ -219,10 +219,8 @@ pub(super) struct Session {
 impl Session {
     pub(super) fn keep(&mut self, answer: &Answer) {
         self.bound |= answer.persistent_auth;
-        for pair in &answer.set_cookies {
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
+        for (name, value) in &answer.set_cookies {
+            self.cookies.insert(name.clone(), value.clone());
         }
     }
 
