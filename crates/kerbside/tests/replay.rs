@@ -19,6 +19,7 @@ use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_gssapi::{InitiatorConfig, NegotiateInitiator};
 use kerbside_proto::krb5;
 use kerbside_proto::scheme::negotiate::server::challenge;
+use kerbside_proto::spnego::{NegTokenInit, Oid};
 use kerbside_proto::{Mechanism, Step};
 use kerbside_testkit::TestRealm;
 
@@ -52,32 +53,16 @@ fn status(gate: &GateProcess, token: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-/// DER `tag`, minimal length, `contents`.
-fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend([0x81, len as u8]);
-    } else {
-        out.extend([0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(contents);
-    out
-}
-
-/// SPNEGO listing the Microsoft krb5 OID before the real one, around `mech_token`.
+/// SPNEGO listing the Microsoft krb5 OID before the real one, around `mech_token`
+/// (encoded by proto's `NegTokenInit`).
 fn rewrap(mech_token: &[u8]) -> Vec<u8> {
-    let ms = [0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
-    let krb5 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
-    let spnego = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
-    let mechs = tlv(0x30, &[tlv(0x06, &ms), tlv(0x06, &krb5)].concat());
-    let init = tlv(
-        0x30,
-        &[tlv(0xa0, &mechs), tlv(0xa2, &tlv(0x04, mech_token))].concat(),
-    );
-    tlv(0x60, &[tlv(0x06, &spnego), tlv(0xa0, &init)].concat())
+    NegTokenInit {
+        mech_types: vec![Oid::known(Oid::MS_KRB5), Oid::known(Oid::KRB5)],
+        req_flags: None,
+        mech_token: Some(mech_token.to_vec()),
+        mech_list_mic: None,
+    }
+    .encode()
 }
 
 #[test]
