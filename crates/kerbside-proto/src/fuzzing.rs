@@ -145,7 +145,6 @@ mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
     #[test]
     fn seed_corpora_pass() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
         let mut seen = 0;
         for (target, check) in [
             ("auth_header", super::auth_header as fn(&[u8])),
@@ -163,9 +162,8 @@ mod tests {
             ("replay_file", super::replay_file),
             ("local_guard", super::local_guard),
         ] {
-            for entry in std::fs::read_dir(root.join(target)).unwrap() {
-                let path = entry.unwrap().path();
-                check(&std::fs::read(&path).unwrap());
+            for (_, data) in kerbside_testkit::fuzz_seeds(target) {
+                check(&data);
                 seen += 1;
             }
         }

@@ -226,10 +226,13 @@ mod tests {
 
     #[test]
     fn the_seed_files_are_as_described() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-        let torn = std::fs::read(root.join("replay_file/seed-torn-tail")).unwrap();
-        assert_eq!(parse(&torn).unwrap().torn_tail, 13);
-        assert_eq!(parse(&torn).unwrap().entries.len(), 2);
+        let seeds = kerbside_testkit::fuzz_seeds("replay_file");
+        let (_, torn) = seeds
+            .iter()
+            .find(|(path, _)| path.ends_with("seed-torn-tail"))
+            .expect("the seed-torn-tail seed");
+        assert_eq!(parse(torn).unwrap().torn_tail, 13);
+        assert_eq!(parse(torn).unwrap().entries.len(), 2);
     }
 
     proptest! {

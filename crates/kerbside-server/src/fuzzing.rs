@@ -106,7 +106,6 @@ mod tests {
     /// Replays the checked-in seed corpora of the server's fuzz targets.
     #[test]
     fn seed_corpora_pass() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
         let mut seen = 0;
         for (target, check) in [
             ("groups", super::groups as fn(&[u8])),
@@ -114,8 +113,8 @@ mod tests {
             ("request_path", super::request_path),
             ("forward_auth", super::forward_auth),
         ] {
-            for entry in std::fs::read_dir(root.join(target)).unwrap() {
-                check(&std::fs::read(entry.unwrap().path()).unwrap());
+            for (_, data) in kerbside_testkit::fuzz_seeds(target) {
+                check(&data);
                 seen += 1;
             }
         }

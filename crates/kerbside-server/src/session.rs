@@ -1137,23 +1137,13 @@ mod tests {
     /// must open.
     #[test]
     fn seed_corpus_passes_the_fuzz_check() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/session");
         let codec = SessionCodec::new(SessionKeys::from_bytes(FUZZ_KEY));
         let (mut seen, mut opened) = (0, 0);
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("seed-")
-            {
-                let data = std::fs::read(&path).unwrap();
-                fuzz_check(&data);
-                let text = String::from_utf8_lossy(&data);
-                opened += usize::from(codec.open(&text, at(FUZZ_NOW)).is_ok());
-                seen += 1;
-            }
+        for (_, data) in kerbside_testkit::fuzz_seeds("session") {
+            fuzz_check(&data);
+            let text = String::from_utf8_lossy(&data);
+            opened += usize::from(codec.open(&text, at(FUZZ_NOW)).is_ok());
+            seen += 1;
         }
         assert!(seen >= 5, "the seed corpus went missing ({seen} files)");
         assert!(opened >= 1, "no seed opens with FUZZ_KEY at FUZZ_NOW");

@@ -9,7 +9,6 @@ use std::io;
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 
-use crate::peers_python;
 use crate::process;
 
 /// What one `curl` run did.
@@ -145,18 +144,12 @@ impl ClientFacts {
     }
 }
 
-/// Runs `password_clients.py ARGS` with the peers venv's Python (see [`peers_python`]),
+/// Runs `password_clients.py ARGS` with the peers venv's Python (see [`peers_python`](crate::peers_python)),
 /// e.g. `["requests-ntlm", url, "--user", "EXAMPLE\\alice", "--password", "…", "--ca", ca]`.
 ///
 /// Fails if the venv is missing; a client that failed still returns its facts (`error=…`).
 pub fn run_password_client(args: &[&str]) -> io::Result<ClientFacts> {
-    let python = peers_python().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            "no Python peers venv (target/peers-venv or $KERBSIDE_PEERS_VENV): run \
-             scripts/install-deps.sh",
-        )
-    })?;
+    let python = crate::pyntlm::peers_python_or_error()?;
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../kerbside/tests/peers/password_clients.py");
     let mut cmd = Command::new(python);

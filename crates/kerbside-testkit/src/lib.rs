@@ -147,6 +147,39 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     })
 }
 
+/// The checked-in seed corpus of the fuzz target `target`: every `fuzz/corpus/<target>/seed-*`
+/// file, path and contents, in name order. Inputs a local fuzzing run added (not named
+/// `seed-*`, ignored by git) are left out, so every machine replays the same seeds.
+///
+/// Panics when the directory cannot be read or holds no seed: a replay test must not pass
+/// because its corpus went missing.
+pub fn fuzz_seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the seed corpus {}: {e}", dir.display()));
+    let mut seeds: Vec<(PathBuf, Vec<u8>)> = entries
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("seed-"))
+        })
+        .map(|path| {
+            let data = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            (path, data)
+        })
+        .collect();
+    assert!(!seeds.is_empty(), "no seed-* files in {}", dir.display());
+    seeds.sort();
+    seeds
+}
+
 /// Checks that the tools the fixtures run are installed.
 ///
 /// Returns an error naming every missing tool and the Debian package that provides it. The
@@ -194,6 +227,22 @@ mod tests {
     )]
     fn require_tool_fails_naming_the_tool_and_the_package() {
         require_tool("no-such-tool-here", "no-such-package");
+    }
+
+    #[test]
+    fn fuzz_seeds_are_the_seed_files_only() {
+        let seeds = fuzz_seeds("cookie");
+        assert!(seeds.iter().all(|(path, _)| path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")));
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot read the seed corpus")]
+    fn a_missing_corpus_fails() {
+        fuzz_seeds("no-such-target");
     }
 
     #[test]

@@ -36,16 +36,21 @@ pub fn peers_python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// [`peers_python`], or an error that says what to run.
+pub(crate) fn peers_python_or_error() -> io::Result<PathBuf> {
+    peers_python().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "no Python peers venv (target/peers-venv or $KERBSIDE_PEERS_VENV): run \
+             scripts/install-deps.sh (it makes the venv with python3-venv and pip)",
+        )
+    })
+}
+
 /// The Python of the peers venv (see [`peers_python`]); panics with what to run when the venv
 /// was not made, so a test that needs a Python peer fails rather than passing unchecked.
 pub fn require_peers_python() -> PathBuf {
-    peers_python().unwrap_or_else(|| {
-        panic!(
-            "this test needs the Python peers venv (target/peers-venv, or $KERBSIDE_PEERS_VENV), \
-             which is not there: run scripts/install-deps.sh (Debian package python3-venv, then \
-             pip installs the peers into the venv)"
-        )
-    })
+    peers_python_or_error().unwrap_or_else(|e| panic!("this test needs the Python peers: {e}"))
 }
 
 /// How to configure a [`PyNtlmServer`].
@@ -108,13 +113,7 @@ impl PyNtlmServer {
     /// Fails when the peers venv is missing (run `scripts/install-deps.sh`), or with the
     /// script's stderr when it does not come up.
     pub fn start(opts: PyNtlmOptions<'_>) -> io::Result<PyNtlmServer> {
-        let python = peers_python().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "no Python peers venv (target/peers-venv or $KERBSIDE_PEERS_VENV): run \
-                 scripts/install-deps.sh",
-            )
-        })?;
+        let python = peers_python_or_error()?;
         let dir = tempfile::Builder::new()
             .prefix("kerbside-pyntlm-")
             .tempdir()?;
