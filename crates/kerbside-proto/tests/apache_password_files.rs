@@ -80,43 +80,63 @@ fn htdigest_md5_lines_match_md5sum() {
     }
 }
 
-/// `htdigest` reads the password from the terminal, so it runs under `script` with the
-/// password typed (twice) after a pause.
+/// `htdigest` reads the password from the terminal, so it runs on a pseudo-terminal
+/// (Python's `pty`) that types the password each time htdigest prompts for it.
+const TYPE_AT_PROMPTS: &str = r#"
+import os, pty, select, sys, time
+env = os.environb
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("htdigest", ["htdigest", "-c", env[b"FILE"], env[b"REALM"], env[b"USER"]])
+deadline = time.monotonic() + 30
+for prompt in (b"New password:", b"Re-type new password:"):
+    seen = b""
+    while prompt not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            sys.exit("htdigest did not prompt %r; it wrote %r" % (prompt, seen))
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                sys.exit("htdigest ended before prompting %r; it wrote %r" % (prompt, seen))
+            seen += chunk
+    os.write(fd, env[b"PW"] + b"\n")
+while True:
+    try:
+        if not os.read(fd, 1024):
+            break
+    except OSError:
+        break
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"#;
+
 #[test]
 fn htdigest_tool_writes_our_lines() {
     require_tool("htdigest", "apache2-utils");
-    require_tool("script", "bsdutils");
+    let python = require_tool("python3", "python3");
     let dir = std::env::temp_dir().join(format!("kerbside-htdigest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("digest");
     let (user, realm, password) = ("alice", "my realm", "s3cret w\u{f6}rd");
-    let mut written = None;
-    for attempt in 1..=3 {
-        let _ = std::fs::remove_file(&path);
-        let pause = 0.5 * f64::from(attempt);
-        let script = format!(
-            "(sleep {pause}; printf '%s\\n' \"$PW\"; sleep {pause}; printf '%s\\n' \"$PW\"; \
-             sleep {pause}) | script -qec \"htdigest -c '$FILE' '$REALM' '$USER'\" /dev/null"
-        );
-        let status = Command::new("sh")
-            .args(["-c", &script])
-            .env("PW", password)
-            .env("FILE", &path)
-            .env("REALM", realm)
-            .env("USER", user)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run script");
-        match std::fs::read_to_string(&path) {
-            Ok(text) if status.success() && text.ends_with('\n') => {
-                written = Some(text);
-                break;
-            }
-            _ => eprintln!("htdigest attempt {attempt} did not write the file; retrying"),
-        }
-    }
+    let out = Command::new(python)
+        .args(["-c", TYPE_AT_PROMPTS])
+        .env("PW", password)
+        .env("FILE", &path)
+        .env("REALM", realm)
+        .env("USER", user)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "htdigest on a pty: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&path).expect("htdigest wrote the file");
     let _ = std::fs::remove_dir_all(&dir);
-    let written = written.expect("htdigest wrote no file in 3 attempts");
     let ours = format_line(user, realm, password, HashFunction::Md5).expect("a line");
     assert_eq!(written.trim_end(), ours);
     let file = Htdigest::parse(written.as_bytes()).expect("parses");
