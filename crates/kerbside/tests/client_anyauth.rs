@@ -63,7 +63,16 @@ fn anyauth_goes_on_to_ntlm_for_a_user_the_kdc_does_not_know() {
     assert!(err.contains("Answering the server with NTLM"), "{err}");
 
     // A wrong password for a user the KDC knows stops at Kerberos: the same wrong
-    // password is not tried on the server (account lockout).
+    // password is not tried on the server (account lockout). Count the NTLM lines once
+    // the gate has logged fetch's login (bound to the TLS channel, unlike curl's): the
+    // log arrives from the gate's stderr a little after the response.
+    assert!(
+        gate.wait_for_log(
+            |l| l.contains("authenticated with NTLM principal=carol channel_bound=true")
+        ),
+        "{}",
+        gate.log()
+    );
     let before = gate.log().matches("NTLM").count();
     let out = run_fetch(
         &realm,
