@@ -688,8 +688,7 @@ fn oversized_headers_get_431_over_http11_and_over_http2_when_curl_sends_them() {
 
     // A client that does send 100 KB of headers over HTTP/2 (httpx with h2) gets the
     // 431, as curl --http1.1 does.
-    let python = kerbside_testkit::peers_python()
-        .expect("no Python peers venv (target/peers-venv): run scripts/install-deps.sh");
+    let python = kerbside_testkit::require_peers_python();
     let script = "import httpx, sys\n\
         c = httpx.Client(http2=True, verify=sys.argv[2])\n\
         r = c.get(sys.argv[1], headers={'x-big': 'a' * 100 * 1024})\n\

@@ -96,8 +96,7 @@ fn the_gate_refuses_replays_however_they_are_wrapped() {
 /// A fresh SPNEGO token for `HTTP@localhost` from python-gssapi (MIT's initiator
 /// driven by a third party), base64, with alice's ticket from the realm.
 fn python_token(realm: &TestRealm) -> String {
-    let python = kerbside_testkit::peers_python()
-        .expect("no Python peers venv (target/peers-venv): run scripts/install-deps.sh");
+    let python = kerbside_testkit::require_peers_python();
     let out = Command::new(python)
         .envs(realm.env())
         .args([
