@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,17 +26,10 @@ struct AuthRecorder {
 
 impl AuthRecorder {
     fn start(challenge: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, challenge, &sink);
-                });
-            }
+        let port = common::serve_each_connection(move |stream| {
+            let _ = serve(stream, challenge, &sink);
         });
         Self { port, seen }
     }

@@ -14,7 +14,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -33,14 +33,8 @@ struct RawHeadersUpstream {
 
 impl RawHeadersUpstream {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || {
-                    let _ = echo_headers(stream);
-                });
-            }
+        let port = common::serve_each_connection(|stream| {
+            let _ = echo_headers(stream);
         });
         Self { port }
     }

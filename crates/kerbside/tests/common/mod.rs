@@ -61,16 +61,25 @@ pub struct EchoUpstream {
     pub port: u16,
 }
 
+/// A server on a free loopback port that hands each connection to `handle` on a thread of
+/// its own; returns the port. The fixtures below are this with a handler each.
+pub fn serve_each_connection(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = Arc::new(handle);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+    port
+}
+
 impl EchoUpstream {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || {
-                    let _ = echo(stream);
-                });
-            }
+        let port = serve_each_connection(|stream| {
+            let _ = echo(stream);
         });
         Self { port }
     }
@@ -476,17 +485,10 @@ pub struct HeadEchoUpstream {
 
 impl HeadEchoUpstream {
     pub fn start(delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = received.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let counter = counter.clone();
-                std::thread::spawn(move || {
-                    let _ = echo_head(stream, delay, &counter);
-                });
-            }
+        let port = serve_each_connection(move |stream| {
+            let _ = echo_head(stream, delay, &counter);
         });
         Self { port, received }
     }
@@ -560,17 +562,10 @@ pub struct RecordingUpstream {
 
 impl RecordingUpstream {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let _ = record(stream, &sink);
-                });
-            }
+        let port = serve_each_connection(move |stream| {
+            let _ = record(stream, &sink);
         });
         Self { port, seen }
     }
