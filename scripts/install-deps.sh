@@ -22,6 +22,9 @@ names+=(mercurial)
 names+=(faketime)
 # interop peers: headless Firefox ESR, certutil to trust the test CA in its profile
 names+=(firefox-esr libnss3-tools fonts-dejavu-core)
+# Active Directory: a Samba AD domain controller as a throwaway fixture (TestDomain); the last
+# three are only Recommends of samba, and provisioning fails without them
+names+=(samba winbind smbclient samba-ad-provision samba-dsdb-modules samba-vfs-modules)
 # interop peers: Python SPNEGO clients in a venv (gssapi builds against libkrb5-dev)
 names+=(python3 python3-venv python3-dev)
 
@@ -71,5 +74,17 @@ trap cleanup EXIT
 $sudo apt-get update -q
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 peers_venv
+
+# Debian's samba and winbind packages enable their services: the test domain runs its own
+# Samba and needs the LDAP ports and /run/samba/winbindd, so stop any that started anyway.
+for service in samba-ad-dc smbd nmbd winbind; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    echo "install-deps: stopping and disabling $service (tests run their own Samba)"
+    $sudo systemctl disable --now "$service" || true
+  fi
+done
+if pgrep -x samba >/dev/null || pgrep -x winbindd >/dev/null || pgrep -x smbd >/dev/null; then
+  echo "install-deps: a Samba daemon is running outside the tests; stop it before running them" >&2
+fi
 
 command -v cargo >/dev/null || echo "install-deps: cargo is not on PATH: install Rust (rustup) to build kerbside" >&2

@@ -9,6 +9,9 @@
 //!   for interop tests against a real Negotiate server.
 //! * [`Squid`] — a private Squid forward proxy that requires Negotiate (`407` /
 //!   `Proxy-Authenticate`), checked by Debian's `negotiate_kerberos_auth` helper.
+//! * [`TestDomain`] — a throwaway Samba Active Directory domain controller
+//!   (`AD.EXAMPLE.TEST`, `ADEXAMPLE`) on loopback: users, nested groups, service accounts with
+//!   SPNs and AES or RC4 keys, keytab export; one per machine at a time (fixed LDAP ports).
 //! * Password-scheme peers, no realm needed, accounts [`PASSWORD_USERS`] (`alice` /
 //!   `alice-password`, NTLM domain `EXAMPLE`): [`SchemeApache`] (NTLM through mod_auth_gssapi
 //!   and gss-ntlmssp, or Digest MD5 through mod_auth_digest), [`Lighttpd`] (Digest SHA-256,
@@ -42,6 +45,7 @@ mod ca;
 mod caddy;
 mod clients;
 mod daemon;
+mod domain;
 mod lighttpd;
 mod nginx;
 mod passwords;
@@ -55,6 +59,10 @@ pub use apache_schemes::{ApacheScheme, SchemeApache, SchemeApacheOptions};
 pub use ca::{TestCa, TestCert};
 pub use caddy::{Caddy, CaddyOptions, CADDY_FORWARD_AUTH_PATH};
 pub use clients::{run_curl, run_curl_env, run_password_client, ClientFacts, CurlRun};
+pub use domain::{
+    ServiceKeys, TestDomain, AD_ADMIN_PASSWORD, AD_DNS_DOMAIN, AD_NETBIOS_DOMAIN, AD_REALM,
+    AD_USERS, FIXED_PORTS, LOCK_PATH, WINBINDD_SOCKET,
+};
 pub use lighttpd::{Lighttpd, LighttpdOptions, BENCH_BODY};
 pub use nginx::{Nginx, NginxOptions, FORWARD_AUTH_PATH};
 pub use passwords::{
