@@ -143,18 +143,7 @@ impl TestDomain {
         crate::check_tools(REQUIRED_TOOLS)?;
         check_files()?;
         let lock = take_lock()?;
-        wait_for_fixed_ports()?;
-        if UnixStream::connect(WINBINDD_SOCKET).is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "another winbindd answers on {WINBINDD_SOCKET} (the system's winbind \
-                     service?): stop it (`systemctl stop winbind`), the test domain's winbindd \
-                     must listen there for ntlm_auth"
-                ),
-            ));
-        }
-
+        wait_for_previous_domain()?;
         let dir = tempfile::Builder::new()
             .prefix("kerbside-domain-")
             .tempdir()?;
@@ -558,20 +547,32 @@ fn take_lock() -> io::Result<File> {
     }
 }
 
-/// Waits until Samba's fixed ports are free on loopback (a previous domain's Samba may still be
-/// exiting), then fails naming the ones that stay taken.
-fn wait_for_fixed_ports() -> io::Result<()> {
+/// Waits until Samba's fixed ports are free on loopback and no winbindd answers on
+/// [`WINBINDD_SOCKET`] (a previous domain's Samba may still be exiting), then fails naming
+/// what stays taken.
+fn wait_for_previous_domain() -> io::Result<()> {
     let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(5);
     loop {
+        let winbindd = UnixStream::connect(WINBINDD_SOCKET).is_ok();
+        if winbindd && Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "another winbindd answers on {WINBINDD_SOCKET} (the system's winbind \
+                     service?): stop it (`systemctl stop winbind`); the test domain's winbindd \
+                     must listen there for ntlm_auth"
+                ),
+            ));
+        }
         let taken: Vec<u16> = FIXED_PORTS
             .iter()
             .copied()
             .filter(|port| TcpListener::bind(("127.0.0.1", *port)).is_err())
             .collect();
-        if taken.is_empty() {
+        if taken.is_empty() && !winbindd {
             return Ok(());
         }
-        if Instant::now() > deadline {
+        if Instant::now() > deadline && !taken.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!(
