@@ -140,6 +140,12 @@ pub fn local_guard(data: &[u8]) {
     crate::local_guard::fuzz_check(data);
 }
 
+/// Reads `data` as an Active Directory PAC ([`pac`](crate::pac)) and the buffers that name
+/// the account, and panics if a buffer found lies outside the input.
+pub fn pac(data: &[u8]) {
+    crate::pac::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -161,6 +167,7 @@ mod tests {
             ("krb5_token", super::krb5_token),
             ("replay_file", super::replay_file),
             ("local_guard", super::local_guard),
+            ("pac", super::pac),
         ] {
             for (_, data) in kerbside_testkit::fuzz_seeds(target) {
                 check(&data);

@@ -21,6 +21,7 @@ pub mod krb5;
 pub mod local_guard;
 pub mod mechanism;
 pub mod netrc;
+pub mod pac;
 pub mod policy;
 pub mod replay_file;
 pub mod request_path;
