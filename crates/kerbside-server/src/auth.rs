@@ -19,11 +19,16 @@ use tower_service::Service;
 
 use crate::access::{AccessRules, Decision};
 use crate::metrics::{reason_label, GateMetrics};
+use crate::per_connection::PerConnection;
 use crate::proxy::BoxError;
 use crate::session::SessionCodec;
 
-/// The authenticated client, inserted into the request's extensions.
+/// The authenticated client, inserted into the request's extensions. With the `axum`
+/// feature it is an extractor: a handler taking `Authenticated` answers `401` when no
+/// one logged in (the layer let the request through anonymously, or did not run);
+/// `Option<Authenticated>` takes both.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Authenticated {
     /// The client's name: a Kerberos principal as the KDC names it (`alice@EXAMPLE.TEST`,
     /// also for Basic checked against the KDC), or a user as the gate's users file spells
@@ -39,6 +44,49 @@ pub struct Authenticated {
     /// from the gate's own users files (NTLM, also inside Negotiate; Digest; Basic with an
     /// htpasswd file), which is already a user name and is passed as it is.
     pub kerberos: bool,
+    /// The realm of a Kerberos principal (the part after the last unescaped `@`),
+    /// `None` for a name from the gate's users files.
+    pub realm: Option<String>,
+    /// The groups of the access rules' groups file that hold `principal`, sorted.
+    pub groups: Vec<String>,
+    /// Whether the login was bound to this TLS channel (RFC 5929
+    /// `tls-server-end-point`): the token carried bindings matching the server's
+    /// certificate, so it cannot have been relayed through another TLS endpoint.
+    pub channel_bound: bool,
+}
+
+impl Authenticated {
+    /// An identity with no groups and no channel binding; `realm` is read from a
+    /// Kerberos principal.
+    pub fn new(principal: impl Into<String>, scheme: SchemeKind, kerberos: bool) -> Self {
+        let principal = principal.into();
+        let realm = kerberos.then(|| realm_of(&principal)).flatten();
+        Self {
+            principal,
+            scheme,
+            kerberos,
+            realm,
+            groups: Vec::new(),
+            channel_bound: false,
+        }
+    }
+}
+
+/// The realm of a principal: what follows its last `@` that is not escaped.
+fn realm_of(principal: &str) -> Option<String> {
+    let bytes = principal.as_bytes();
+    let mut at = None;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (escaped, b) {
+            (true, _) => escaped = false,
+            (false, b'\\') => escaped = true,
+            (false, b'@') => at = Some(i),
+            _ => {}
+        }
+    }
+    at.map(|i| principal[i + 1..].to_owned())
+        .filter(|r| !r.is_empty())
 }
 
 /// How clients stay authenticated.
@@ -107,8 +155,9 @@ pub struct ConnectionAuth {
 
 #[derive(Debug, Default)]
 struct ConnState {
-    /// Who authenticated this connection, and with which scheme.
-    principal: Option<(String, SchemeKind, bool)>,
+    /// Who authenticated this connection: the name, the scheme, whether it is a
+    /// Kerberos principal, whether the login was channel-bound.
+    principal: Option<(String, SchemeKind, bool, bool)>,
     /// A multi-leg exchange waiting for its next token.
     pending: Option<AcceptContext>,
     /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
@@ -127,6 +176,7 @@ impl ConnectionAuth {
 
 /// TLS facts of the connection a request came on, for channel bindings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TlsChannel {
     /// The `tls-server-end-point` binding of the server's certificate.
     pub binding: Option<Arc<Vec<u8>>>,
@@ -134,6 +184,7 @@ pub struct TlsChannel {
 
 /// What the layer is configured with.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NegotiateConfig {
     /// How clients stay authenticated.
     pub mode: AuthMode,
@@ -173,6 +224,7 @@ pub struct NegotiateConfig {
 /// and password get a ticket from the KDC **and** that ticket is checked against the
 /// gate's own keytab, so a fake KDC cannot vouch for a user.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BasicFallback {
     /// The `realm` shown in `WWW-Authenticate: Basic realm="..."`.
     pub realm: String,
@@ -226,6 +278,9 @@ struct Shared {
     /// file) instead of MIT's file replay cache (see
     /// `NegotiateAcceptor::with_replay_file`); `None` falls back to `config.acceptor`.
     memory_acceptor: Option<NegotiateAcceptor>,
+    /// Whether requests must come with a [`PerConnection`] (connection mode, NTLM,
+    /// channel bindings required).
+    needs_connection: bool,
 }
 
 impl NegotiateLayer {
@@ -249,6 +304,9 @@ impl NegotiateLayer {
                     })
                     .ok()
                 }),
+                needs_connection: config.mode == AuthMode::Connection
+                    || config.ntlm.is_some()
+                    || config.channel_binding == ChannelBindingPolicy::Required,
                 config,
                 handshakes: Semaphore::new(permits),
             }),
@@ -357,9 +415,34 @@ impl Shared {
     }
 }
 
-/// The error that makes hyper reset an HTTP/2 stream with `HTTP_1_1_REQUIRED`.
-fn http11_required() -> BoxError {
-    Box::new(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED))
+/// Marks the layer's answer to an HTTP/2 request that connection-bound
+/// authentication cannot serve: the response is `421 Misdirected Request` (the client
+/// should retry on an HTTP/1.1 connection) with this in its extensions. A server that
+/// can reset HTTP/2 streams turns it into `HTTP_1_1_REQUIRED` (RFC 9113 §8.7) with
+/// [`http11_required_as_error`], which is what browsers act on; the gate does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http11Required;
+
+/// For `tower::ServiceBuilder::map_result` in front of [`NegotiateLayer`] on a
+/// hyper server: a response marked [`Http11Required`] becomes the error that makes
+/// hyper reset the HTTP/2 stream with `HTTP_1_1_REQUIRED`; everything else passes.
+pub fn http11_required_as_error<B, E: Into<BoxError>>(
+    result: Result<Response<B>, E>,
+) -> Result<Response<B>, BoxError> {
+    match result {
+        Ok(response) if response.extensions().get::<Http11Required>().is_some() => {
+            Err(Box::new(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED)))
+        }
+        Ok(response) => Ok(response),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn http11_required<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
+    response.extensions_mut().insert(Http11Required);
+    response
 }
 
 /// How a request is authenticated, once decided.
@@ -374,6 +457,8 @@ enum Identity {
         set_cookie: Option<String>,
         /// Digest's `Authentication-Info` (rspauth).
         info: Option<String>,
+        /// See [`Authenticated::channel_bound`].
+        channel_bound: bool,
     },
 }
 
@@ -454,16 +539,18 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for NegotiateService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
+    S::Error: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
-    type Error = BoxError;
-    type Future = BoxFuture<Result<Self::Response, BoxError>>;
+    /// The inner service's: every answer of the layer is a response (axum's
+    /// `Router::layer` needs `Infallible` here, and gets it from its routes).
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
@@ -481,11 +568,23 @@ where
             let path = head.uri.path().to_owned();
             let query = head.uri.query().map(str::to_owned);
             let h2 = head.version == Version::HTTP_2;
-            let conn = head.extensions.get::<Arc<ConnectionAuth>>().cloned();
-            let binding = head
-                .extensions
-                .get::<TlsChannel>()
-                .and_then(|t| t.binding.clone());
+            let connection = PerConnection::from_extensions(&head.extensions);
+            if connection.is_none() && shared.needs_connection {
+                tracing::error!(
+                    "this layer keeps state per connection (connection mode, NTLM, or channel \
+                     bindings required), but the request carries no PerConnection: serve the \
+                     app with into_make_service_with_connect_info::<PerConnection>() (axum) or \
+                     wrap each connection's service in PerConnection::new(peer) (hyper)"
+                );
+                return Ok(shared.refuse(StatusCode::SERVICE_UNAVAILABLE, h2));
+            }
+            let conn = connection.map(|c| c.auth().clone());
+            // A TlsChannel of the request (forward-auth: the front proxy's certificate)
+            // takes the place of the connection's own.
+            let binding = match head.extensions.get::<TlsChannel>() {
+                Some(channel) => channel.binding.clone(),
+                None => connection.and_then(|c| c.binding().cloned()),
+            };
             let presented = read_authorization(
                 head.headers
                     .get_all(AUTHORIZATION)
@@ -519,7 +618,7 @@ where
                         clear_cookie(&mut response, stale_cookie.as_deref());
                         return Ok(response);
                     }
-                    Err(Outcome::Http11Required) => return Err(http11_required()),
+                    Err(Outcome::Http11Required) => return Ok(http11_required()),
                 };
             let principal = match &identity {
                 Identity::Known { principal, .. } => Some(principal.as_str()),
@@ -532,7 +631,7 @@ where
                 Decision::Allow => {}
                 Decision::Authenticate => {
                     if h2 && config.mode == AuthMode::Connection {
-                        return Err(http11_required());
+                        return Ok(http11_required());
                     }
                     let mut response = shared.refuse(StatusCode::UNAUTHORIZED, h2);
                     clear_cookie(&mut response, stale_cookie.as_deref());
@@ -555,18 +654,23 @@ where
                     final_token,
                     set_cookie,
                     info,
+                    channel_bound,
                 } => {
-                    head.extensions.insert(Authenticated {
-                        principal: principal.clone(),
-                        scheme,
-                        kerberos,
-                    });
+                    let mut who = Authenticated::new(principal.clone(), scheme, kerberos);
+                    let groups = config.access.groups();
+                    who.groups = groups
+                        .names()
+                        .filter(|g| groups.contains(g, &principal))
+                        .map(str::to_owned)
+                        .collect();
+                    who.channel_bound = channel_bound;
+                    head.extensions.insert(who);
                     (Some(principal), final_token, set_cookie, info)
                 }
                 Identity::Anonymous => (None, None, None, None),
             };
             let request = Request::from_parts(head, body);
-            let mut response = inner.call(request).await.map_err(Into::into)?;
+            let mut response = inner.call(request).await?;
             if principal.is_some() && response.status() == StatusCode::UNAUTHORIZED {
                 // The backend refused a user we authenticated (hgweb does for a user
                 // missing from allow-push). Relaying its 401 with our challenge would
@@ -657,7 +761,7 @@ async fn identify(
     }
     if token.is_none() {
         if connection_mode {
-            if let Some((principal, scheme, kerberos)) =
+            if let Some((principal, scheme, kerberos, channel_bound)) =
                 conn.as_ref().and_then(|c| c.lock().principal.clone())
             {
                 if let Some(m) = shared.metrics() {
@@ -670,6 +774,7 @@ async fn identify(
                     final_token: None,
                     set_cookie: None,
                     info: None,
+                    channel_bound,
                 });
             }
         }
@@ -687,6 +792,7 @@ async fn identify(
                         final_token: None,
                         set_cookie: None,
                         info: None,
+                        channel_bound: false,
                     });
                 }
                 Ok(None) => {}
@@ -742,7 +848,12 @@ async fn identify(
             tracing::info!(%principal, path = %request.uri.path(), "authenticated");
             if connection_mode {
                 if let Some(conn) = &conn {
-                    conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate, true));
+                    conn.lock().principal = Some((
+                        principal.clone(),
+                        SchemeKind::Negotiate,
+                        true,
+                        channel_bound,
+                    ));
                 }
             }
             let set_cookie = match (&config.sessions, config.mode) {
@@ -771,6 +882,7 @@ async fn identify(
                 final_token: token,
                 set_cookie,
                 info: None,
+                channel_bound,
             })
         }
         Ok(AcceptStep::Continue(next)) => {
@@ -852,6 +964,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
             final_token: None,
             set_cookie: None,
             info: None,
+            channel_bound: false,
         });
     }
     let (Some(fallback), Some(acceptor)) = (&config.basic_fallback, config.acceptor.clone()) else {
@@ -917,6 +1030,7 @@ async fn basic(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<I
                 final_token: None,
                 set_cookie: None,
                 info: None,
+                channel_bound: false,
             })
         }
         Ok(Ok(AcceptStep::Continue(_))) => Err(refused()),
@@ -1003,7 +1117,8 @@ fn ntlm(
             match result {
                 Ok((principal, channel_bound)) => {
                     tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
-                    conn.lock().principal = Some((principal.clone(), SchemeKind::Ntlm, false));
+                    conn.lock().principal =
+                        Some((principal.clone(), SchemeKind::Ntlm, false, channel_bound));
                     Ok(Identity::Known {
                         principal,
                         scheme: SchemeKind::Ntlm,
@@ -1011,6 +1126,7 @@ fn ntlm(
                         final_token: None,
                         set_cookie: None,
                         info: None,
+                        channel_bound,
                     })
                 }
                 Err(e) => {
@@ -1069,7 +1185,12 @@ fn spnego_ntlm(
         Ok((reply, principal, channel_bound)) => {
             tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
             // The HTTP scheme was Negotiate, whatever mechanism SPNEGO chose.
-            conn.lock().principal = Some((principal.clone(), SchemeKind::Negotiate, false));
+            conn.lock().principal = Some((
+                principal.clone(),
+                SchemeKind::Negotiate,
+                false,
+                channel_bound,
+            ));
             Ok(Identity::Known {
                 principal,
                 scheme: SchemeKind::Negotiate,
@@ -1077,6 +1198,7 @@ fn spnego_ntlm(
                 final_token: Some(reply),
                 set_cookie: None,
                 info: None,
+                channel_bound,
             })
         }
         Err(e) => {
@@ -1146,6 +1268,7 @@ fn digest(shared: &Arc<Shared>, request: &http::request::Parts) -> Result<Identi
                 final_token: None,
                 set_cookie: None,
                 info: Some(verified.authentication_info),
+                channel_bound: false,
             })
         }
         Err(refusal) => {

@@ -119,6 +119,7 @@ const READ_CHUNK: usize = 32 * 1024;
 
 /// How a [`CgiService`] runs its program.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CgiConfig {
     /// The program (it must be executable).
     pub program: PathBuf,
@@ -304,6 +305,7 @@ impl Shared {
                 principal,
                 scheme,
                 kerberos,
+                ..
             }) => {
                 // The user map is for Kerberos principals; a name from the gate's users
                 // files is already a user name.

@@ -42,7 +42,7 @@ use tower_service::Service;
 use crate::access::Groups;
 use crate::auth::{Authenticated, TlsChannel};
 use crate::gate::ConnectionInfo;
-use crate::proxy::{BoxError, GateBody};
+use crate::proxy::GateBody;
 use crate::usermap::UserMap;
 
 /// The header carrying the local user name (the gate's `user-map` applied to the
@@ -388,9 +388,10 @@ fn refusal(status: StatusCode) -> Response<GateBody> {
 
 impl<S, E, B> Service<Request<B>> for ForwardAuthService<S, E>
 where
-    S: Service<Request<B>, Response = Response<GateBody>, Error = BoxError>,
+    S: Service<Request<B>, Response = Response<GateBody>>,
     S::Future: Send + 'static,
-    E: Service<Request<B>, Response = Response<GateBody>, Error = BoxError>
+    S::Error: Send + 'static,
+    E: Service<Request<B>, Response = Response<GateBody>, Error = S::Error>
         + Clone
         + Send
         + Sync
@@ -399,10 +400,10 @@ where
     B: Send + 'static,
 {
     type Response = Response<GateBody>;
-    type Error = BoxError;
-    type Future = BoxFuture<Result<Response<GateBody>, BoxError>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<GateBody>, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 

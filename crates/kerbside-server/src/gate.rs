@@ -28,8 +28,8 @@ use tower_service::Service;
 
 use crate::access::AccessRules;
 use crate::auth::{
-    AuthMode, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig, NegotiateLayer,
-    NegotiateService, TlsChannel,
+    http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig,
+    NegotiateLayer, NegotiateService,
 };
 use crate::canonical_path::CanonicalPathLayer;
 use crate::cgi::{CgiConfig, CgiService};
@@ -37,7 +37,8 @@ use crate::forward_auth::{Endpoint, ForwardAuthLayer, ForwardAuthSettings};
 use crate::identity_headers::IdentityHeaders;
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
-use crate::proxy::{GateBody, IdentitySigner, ProxyLimits, ReverseProxy};
+use crate::per_connection::PerConnection;
+use crate::proxy::{BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy};
 use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
@@ -73,6 +74,7 @@ pub enum MountTarget {
 
 /// One mount: a path prefix and its target.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Mount {
     /// The path prefix (`/` for everything).
     pub prefix: String,
@@ -98,6 +100,7 @@ impl Mount {
 
 /// Everything the gate is configured with.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GateConfig {
     /// Where to listen.
     pub listen: SocketAddr,
@@ -549,17 +552,17 @@ impl Gate {
                 remote,
                 tls: self.tls.is_some(),
             };
-            let conn_auth = Arc::new(ConnectionAuth::default());
-            let channel = TlsChannel {
-                binding: self.binding.clone(),
-            };
+            let mut connection = PerConnection::new(remote);
+            if let Some(binding) = &self.binding {
+                connection = connection.with_tls_binding(binding.clone());
+            }
             let service = ServiceBuilder::new()
+                .map_result(reset_for_http11)
                 .map_request(move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(info);
-                    req.extensions_mut().insert(conn_auth.clone());
-                    req.extensions_mut().insert(channel.clone());
                     req
                 })
+                .layer(connection)
                 .map_response(explain_refusal)
                 .layer(CanonicalPathLayer::new(Some(self.metrics.clone())))
                 .layer(self.forward_auth.clone())
@@ -615,6 +618,14 @@ impl Gate {
             tracing::warn!("requests still in flight after 30 s; closing them");
         }
     }
+}
+
+/// HTTP/2 requests that connection mode cannot serve reset their stream with
+/// `HTTP_1_1_REQUIRED`, which browsers and curl act on.
+fn reset_for_http11(
+    result: Result<Response<GateBody>, Infallible>,
+) -> Result<Response<GateBody>, BoxError> {
+    http11_required_as_error(result)
 }
 
 /// Gives the gate's own empty 401 and 403 answers a short page, as Apache does, so a

@@ -34,9 +34,12 @@
 
 pub mod access;
 mod auth;
+mod builder;
 pub mod canonical_path;
 pub mod cgi;
 pub mod check;
+#[cfg(feature = "axum")]
+pub mod extract;
 pub mod forward_auth;
 mod forward_body;
 #[doc(hidden)]
@@ -46,6 +49,7 @@ pub mod identity_headers;
 pub mod listener;
 pub mod metrics;
 pub mod passwords;
+pub mod per_connection;
 mod proxy;
 pub mod session;
 mod spool;
@@ -53,9 +57,11 @@ mod tls;
 pub mod usermap;
 
 pub use auth::{
-    AuthMode, Authenticated, BasicFallback, ChannelBindingPolicy, ConnectionAuth, NegotiateConfig,
-    NegotiateLayer, NegotiateService, TlsChannel,
+    http11_required_as_error, AuthMode, Authenticated, BasicFallback, ChannelBindingPolicy,
+    ConnectionAuth, Http11Required, NegotiateConfig, NegotiateLayer, NegotiateService, TlsChannel,
 };
+pub use builder::{ConfigError, NegotiateLayerBuilder};
+pub use per_connection::PerConnection;
 pub use proxy::{
     strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy,
     DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY, DEFAULT_UPSTREAM_TIMEOUT,

@@ -55,6 +55,7 @@ pub const DEFAULT_MAX_BODY: u64 = 1 << 30;
 
 /// What a [`ReverseProxy`] waits for and takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProxyLimits {
     /// How long the upstream may take to accept the connection, and then to make
     /// progress: to read the next part of the request body, or, once the body is sent,

@@ -124,11 +124,11 @@ pub async fn serve(config: CgiConfig, principal: Option<&str>, tls: bool) -> Ser
             let service = ServiceBuilder::new()
                 .map_request(move |mut req: Request<Incoming>| {
                     if let Some(principal) = &principal {
-                        req.extensions_mut().insert(Authenticated {
-                            principal: principal.clone(),
-                            scheme: kerbside_proto::SchemeKind::Negotiate,
-                            kerberos: true,
-                        });
+                        req.extensions_mut().insert(Authenticated::new(
+                            principal.clone(),
+                            kerbside_proto::SchemeKind::Negotiate,
+                            true,
+                        ));
                     }
                     req.extensions_mut().insert(ConnectionInfo { remote, tls });
                     req
