@@ -406,3 +406,65 @@ fn web_pages_in_firefox_cannot_use_the_tunnel() {
         assert!(reports[0].contains("cors-post%3Aerror"), "{report}");
     }
 }
+
+/// kerbside-server as a library: headless Firefox opens the protected page of
+/// `examples/axum.rs` (served over TLS by its own accept loop with `PerConnection`) as
+/// alice, with no prompt; the app's handler saw Firefox's User-Agent and alice.
+#[test]
+fn firefox_logs_in_to_the_axum_example() {
+    require_firefox();
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let app = common::example_app::start(&realm, Some(&cert));
+    let home = realm.dir().join("firefox-home");
+    let profile = realm.dir().join("firefox-profile");
+    std::fs::create_dir_all(&home).unwrap();
+    make_profile(&profile, &ca, true);
+    let screenshot = realm.dir().join("private.png");
+    let mut cmd = Command::new("firefox-esr");
+    clean_env(&mut cmd);
+    cmd.envs(realm.env())
+        .env("HOME", &home)
+        .env("MOZ_HEADLESS", "1")
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile)
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .arg(app.url("/private"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > FIREFOX_TIMEOUT {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    let report = format!(
+        "firefox {status:?}\nstdout: {stdout}\nstderr: {stderr}\napp log:\n{}",
+        app.log()
+    );
+    assert!(status.is_some(), "firefox timed out: {report}");
+    let png = std::fs::read(&screenshot)
+        .unwrap_or_else(|e| panic!("no screenshot {}: {e}: {report}", screenshot.display()));
+    assert!(png.starts_with(b"\x89PNG"), "{report}");
+    // The handler ran for Firefox as alice (it logs each page it serves).
+    assert!(
+        app.wait_for_log(|log| log.lines().any(|l| l.contains("private page served")
+            && l.contains("alice@EXAMPLE.TEST")
+            && l.contains("Firefox/"))),
+        "{report}"
+    );
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kerbside_testkit::{TestCert, TestRealm};
 
+pub mod example_app;
 pub mod firefox;
 
 /// The built `kerbside` binary with the realm's environment and none of the
