@@ -106,15 +106,17 @@ pub enum AuthMode {
 }
 
 impl std::str::FromStr for AuthMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ParseSettingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" => Ok(Self::None),
             "per-request" => Ok(Self::PerRequest),
             "connection" => Ok(Self::Connection),
             "cookie" => Ok(Self::Cookie),
-            other => Err(format!(
-                "unknown auth mode {other:?}: use none, per-request, connection or cookie"
+            other => Err(crate::ParseSettingError::new(
+                "auth mode",
+                other,
+                "none, per-request, connection or cookie",
             )),
         }
     }
@@ -133,14 +135,16 @@ pub enum ChannelBindingPolicy {
 }
 
 impl std::str::FromStr for ChannelBindingPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ParseSettingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "off" => Ok(Self::Off),
             "optional" => Ok(Self::Optional),
             "required" => Ok(Self::Required),
-            other => Err(format!(
-                "unknown channel-binding policy {other:?}: use off, optional or required"
+            other => Err(crate::ParseSettingError::new(
+                "channel-binding policy",
+                other,
+                "off, optional or required",
             )),
         }
     }

@@ -19,7 +19,7 @@
 //! config.env.push(("GIT_PROJECT_ROOT".into(), "/srv/git".into()));
 //! config.env.push(("GIT_HTTP_EXPORT_ALL".into(), "1".into()));
 //! let service = CgiService::new(config)?;
-//! # let _ = service; Ok::<(), String>(())
+//! # let _ = service; Ok::<(), kerbside_server::SetupError>(())
 //! ```
 //!
 //! What the program gets:
@@ -200,29 +200,31 @@ impl fmt::Debug for CgiService {
 impl CgiService {
     /// Checks the configuration (the program exists and is executable, the mount is
     /// a path) and makes the service. Errors are sentences for the operator.
-    pub fn new(mut config: CgiConfig) -> Result<Self, String> {
+    pub fn new(mut config: CgiConfig) -> Result<Self, crate::SetupError> {
         let program = &config.program;
         let metadata = std::fs::metadata(program)
             .map_err(|e| format!("CGI program {}: {e}", program.display()))?;
         if !metadata.is_file() {
-            return Err(format!("CGI program {} is not a file", program.display()));
+            return Err(format!("CGI program {} is not a file", program.display()).into());
         }
         if metadata.permissions().mode() & 0o111 == 0 {
             return Err(format!(
                 "CGI program {} is not executable (chmod +x it)",
                 program.display()
-            ));
+            )
+            .into());
         }
         let mount = config.mount.trim_end_matches('/').to_owned();
         if !mount.is_empty() && !mount.starts_with('/') {
             return Err(format!(
                 "CGI mount {:?} must start with `/` (or be empty for the whole site)",
                 config.mount
-            ));
+            )
+            .into());
         }
         config.mount = mount;
         if config.max_concurrent == 0 {
-            return Err("CGI max_concurrent must be at least 1".to_owned());
+            return Err("CGI max_concurrent must be at least 1".into());
         }
         let working_dir = match &config.working_dir {
             Some(dir) => dir.clone(),
@@ -235,11 +237,12 @@ impl CgiService {
             return Err(format!(
                 "CGI working directory {} is not a directory",
                 working_dir.display()
-            ));
+            )
+            .into());
         }
         for (name, value) in &config.env {
             if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
-                return Err(format!("CGI environment variable {name:?} is not valid"));
+                return Err(format!("CGI environment variable {name:?} is not valid").into());
             }
         }
         let name: Arc<str> = program

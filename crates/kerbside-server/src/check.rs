@@ -106,7 +106,7 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
                 cert.display(),
                 key.display()
             )),
-            Err(e) => report.problem(e),
+            Err(e) => report.problem(e.to_string()),
         },
         None => report.problem(
             "no TLS: tokens, cookies and identities would travel unprotected (give --tls-cert and --tls-key)",
@@ -127,7 +127,7 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
     if let Some(path) = &config.identity_key {
         match IdentitySigner::load(path) {
             Ok(_) => report.ok(format!("identity key {} is usable", path.display())),
-            Err(e) => report.problem(e),
+            Err(e) => report.problem(e.to_string()),
         }
     }
     for mount in &config.mounts {
@@ -185,7 +185,9 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
 /// start. A configuration with password users files (NTLM, Digest, Basic) and no
 /// keytab named (`--keytab`) starts without Kerberos, with a warning; a keytab
 /// that was named must work.
-pub fn startup_acceptor(config: &GateConfig) -> Result<Option<NegotiateAcceptor>, String> {
+pub fn startup_acceptor(
+    config: &GateConfig,
+) -> Result<Option<NegotiateAcceptor>, crate::SetupError> {
     match usable_acceptor(config) {
         Ok(acceptor) => Ok(Some(acceptor)),
         Err(e) => {
@@ -199,7 +201,7 @@ pub fn startup_acceptor(config: &GateConfig) -> Result<Option<NegotiateAcceptor>
                 );
                 Ok(None)
             } else {
-                Err(keytab_problem(config, &e))
+                Err(keytab_problem(config, &e).into())
             }
         }
     }

@@ -253,7 +253,7 @@ impl Router {
         identity: IdentityHeaders,
         signer: Option<&IdentitySigner>,
         metrics: &GateMetrics,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::SetupError> {
         let mut routes = Vec::new();
         let spool = crate::cgi::SpoolBudget::new(config.spool_budget);
         for mount in &config.mounts {
@@ -352,7 +352,7 @@ impl std::fmt::Debug for Gate {
 impl Gate {
     /// Loads the keytab, session keys and TLS material and binds the listeners.
     /// Every error is a sentence for the operator.
-    pub async fn bind(config: &GateConfig) -> Result<Self, String> {
+    pub async fn bind(config: &GateConfig) -> Result<Self, crate::SetupError> {
         let acceptor = if config.mode == AuthMode::None {
             None
         } else {
@@ -366,7 +366,9 @@ impl Gate {
                 Some(Arc::new(SessionCodec::new(keys)))
             }
             (None, AuthMode::Cookie) => {
-                return Err("cookie mode needs a session key: pass --session-key FILE".to_owned())
+                return Err("cookie mode needs a session key: pass --session-key FILE"
+                    .to_owned()
+                    .into())
             }
             (None, _) => None,
         };
@@ -385,12 +387,16 @@ impl Gate {
         };
         if config.basic_users.is_some() && tls.is_none() {
             return Err(
-                "Basic sends passwords: --basic-users needs TLS (--tls-cert/--tls-key)".to_owned(),
+                "Basic sends passwords: --basic-users needs TLS (--tls-cert/--tls-key)"
+                    .to_owned()
+                    .into(),
             );
         }
         if config.ntlm_users.is_some() && config.mode != AuthMode::Connection {
             return Err(
-                "NTLM authenticates connections: --ntlm-users needs --auth connection".to_owned(),
+                "NTLM authenticates connections: --ntlm-users needs --auth connection"
+                    .to_owned()
+                    .into(),
             );
         }
         let ntlm = match &config.ntlm_users {
@@ -415,11 +421,15 @@ impl Gate {
         };
         if config.basic_fallback.is_some() && tls.is_none() {
             return Err(
-                "Basic fallback sends passwords: it needs TLS (--tls-cert/--tls-key)".to_owned(),
+                "Basic fallback sends passwords: it needs TLS (--tls-cert/--tls-key)"
+                    .to_owned()
+                    .into(),
             );
         }
         if config.channel_binding == ChannelBindingPolicy::Required && tls.is_none() {
-            return Err("channel-binding required needs TLS (--tls-cert/--tls-key)".to_owned());
+            return Err("channel-binding required needs TLS (--tls-cert/--tls-key)"
+                .to_owned()
+                .into());
         }
         let forward_auth_paths: Vec<String> = config
             .mounts

@@ -38,6 +38,7 @@ mod builder;
 pub mod canonical_path;
 pub mod cgi;
 pub mod check;
+mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod forward_auth;
@@ -61,6 +62,7 @@ pub use auth::{
     ConnectionAuth, Http11Required, NegotiateConfig, NegotiateLayer, NegotiateService, TlsChannel,
 };
 pub use builder::{ConfigError, NegotiateLayerBuilder};
+pub use error::{ParseSettingError, SetupError};
 pub use per_connection::PerConnection;
 pub use proxy::{
     strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy,

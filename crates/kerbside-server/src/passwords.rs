@@ -29,7 +29,7 @@ const MAX_FILE: u64 = 16 * 1024 * 1024;
 const NTLM_MAX_SKEW_SECS: u64 = 300;
 
 /// Reads a file that must be private to its owner (no access for group or others).
-pub fn read_private(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+pub fn read_private(path: &Path, what: &str) -> Result<Vec<u8>, crate::SetupError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
     let mode = meta.permissions().mode();
@@ -39,15 +39,18 @@ pub fn read_private(path: &Path, what: &str) -> Result<Vec<u8>, String> {
              equivalents; run chmod 600 on it",
             path.display(),
             mode & 0o777
-        ));
+        )
+        .into());
     }
     if meta.len() > MAX_FILE {
         return Err(format!(
             "the {what} {} is larger than {MAX_FILE} bytes",
             path.display()
-        ));
+        )
+        .into());
     }
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    std::fs::read(path)
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()).into())
 }
 
 /// Unix seconds now.
@@ -82,7 +85,7 @@ pub struct NtlmSettings {
 
 impl NtlmSettings {
     /// Loads the users file (`USER:NTHASH` lines, see `kerbside ntlm-passwd`).
-    pub fn load(path: &Path, in_negotiate: bool) -> Result<Self, String> {
+    pub fn load(path: &Path, in_negotiate: bool) -> Result<Self, crate::SetupError> {
         let bytes = read_private(path, "NTLM users file")?;
         let text = String::from_utf8(bytes)
             .map_err(|_| format!("the NTLM users file {} is not UTF-8", path.display()))?;
@@ -117,7 +120,10 @@ impl NtlmSettings {
 
     /// Answers a NEGOTIATE message: the CHALLENGE and the state to keep with the
     /// connection.
-    pub fn challenge(&self, negotiate: &[u8]) -> Result<(Vec<u8>, ExpectAuthenticate), String> {
+    pub(crate) fn challenge(
+        &self,
+        negotiate: &[u8],
+    ) -> Result<(Vec<u8>, ExpectAuthenticate), String> {
         ExpectNegotiate::new(self.inputs()?)
             .handle_negotiate(negotiate)
             .map_err(|e| e.to_string())
@@ -125,7 +131,7 @@ impl NtlmSettings {
 
     /// Answers a SPNEGO NegTokenInit carrying an NTLM NEGOTIATE: the NegTokenResp with
     /// the CHALLENGE, and the state to keep with the connection.
-    pub fn spnego_challenge(
+    pub(crate) fn spnego_challenge(
         &self,
         token: &[u8],
     ) -> Result<(Vec<u8>, SpnegoExpectAuthenticate), String> {
@@ -221,7 +227,7 @@ impl DigestSettings {
         realm: &str,
         allow_md5: bool,
         nonce_lifetime: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::SetupError> {
         let bytes = read_private(path, "Digest users file")?;
         let users = Htdigest::parse(&bytes)
             .map_err(|e| format!("the Digest users file {}: {e}", path.display()))?;
@@ -282,7 +288,7 @@ pub struct BasicUsers {
 
 impl BasicUsers {
     /// Loads the htpasswd file (`htpasswd -B` lines).
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, crate::SetupError> {
         let bytes = read_private(path, "Basic users file")?;
         let users = Htpasswd::parse(&bytes)
             .map_err(|e| format!("the Basic users file {}: {e}", path.display()))?;
@@ -322,7 +328,7 @@ mod tests {
         std::fs::write(&path, "alice:00112233445566778899AABBCCDDEEFF\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = NtlmSettings::load(&path, false).unwrap_err();
-        assert!(err.contains("chmod 600"), "{err}");
+        assert!(err.message().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(NtlmSettings::load(&path, false).is_ok());
     }

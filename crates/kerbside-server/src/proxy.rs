@@ -127,12 +127,12 @@ impl std::fmt::Debug for IdentitySigner {
 
 impl IdentitySigner {
     /// A signer with this key (at least 32 bytes).
-    pub fn new(key: Vec<u8>) -> Result<Self, String> {
+    pub fn new(key: Vec<u8>) -> Result<Self, crate::SetupError> {
         if key.len() < 32 {
             return Err(format!(
                 "the identity key has {} bytes; it needs at least 32 (e.g. head -c 32 /dev/urandom)",
                 key.len()
-            ));
+            ).into());
         }
         Ok(Self {
             key: std::sync::Arc::new(zeroize::Zeroizing::new(key)),
@@ -140,7 +140,7 @@ impl IdentitySigner {
     }
 
     /// Reads a key file, refusing one that others can read.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+    pub fn load(path: &std::path::Path) -> Result<Self, crate::SetupError> {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path)
             .map_err(|e| format!("cannot read the identity key {}: {e}", path.display()))?;
@@ -148,7 +148,8 @@ impl IdentitySigner {
             return Err(format!(
                 "the identity key {} can be read by others: chmod 600 it",
                 path.display()
-            ));
+            )
+            .into());
         }
         let key = std::fs::read(path)
             .map_err(|e| format!("cannot read the identity key {}: {e}", path.display()))?;
@@ -174,12 +175,13 @@ impl IdentitySigner {
 
 impl ReverseProxy {
     /// A proxy to `upstream`, setting the identity in `identity_header`.
-    pub fn new(upstream: &Uri, identity_header: HeaderName) -> Result<Self, String> {
+    pub fn new(upstream: &Uri, identity_header: HeaderName) -> Result<Self, crate::SetupError> {
         let scheme = upstream.scheme().cloned().unwrap_or(Scheme::HTTP);
         if scheme != Scheme::HTTP {
             return Err(format!(
                 "upstream {upstream}: only http:// upstreams are supported so far"
-            ));
+            )
+            .into());
         }
         let authority = upstream
             .authority()

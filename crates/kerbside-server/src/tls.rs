@@ -9,8 +9,10 @@ use rustls_pki_types::pem::PemObject;
 
 /// Loads a certificate chain and key (PEM) into a rustls server configuration that
 /// offers HTTP/2 and HTTP/1.1 by ALPN.
-pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    load_server_config_with_leaf(cert, key).map(|(config, _)| config)
+pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, crate::SetupError> {
+    load_server_config_with_leaf(cert, key)
+        .map(|(config, _)| config)
+        .map_err(Into::into)
 }
 
 /// Like [`load_server_config`], also returning the leaf certificate (DER), for

@@ -500,11 +500,11 @@ async fn failing_and_garbled_programs_get_502() {
     );
     let err = kerbside_server::cgi::CgiService::new(CgiConfig::new(dir.path().join("none"), ""))
         .unwrap_err();
-    assert!(err.contains("none"), "{err}");
+    assert!(err.message().contains("none"), "{err}");
     std::fs::write(dir.path().join("plain"), "").unwrap();
     let err = kerbside_server::cgi::CgiService::new(CgiConfig::new(dir.path().join("plain"), ""))
         .unwrap_err();
-    assert!(err.contains("not executable"), "{err}");
+    assert!(err.message().contains("not executable"), "{err}");
 }
 
 const SLOW: &str = "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\n\\n'\ndate +%s.%N\n";

@@ -502,12 +502,16 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     };
     let mode = match (args.auth, file.auth) {
         (Some(m), _) => m,
-        (None, Some(m)) => m.parse()?,
+        (None, Some(m)) => m
+            .parse()
+            .map_err(|e: kerbside_server::ParseSettingError| e.to_string())?,
         (None, None) => AuthMode::PerRequest,
     };
     let channel_binding = match (args.channel_binding, file.channel_binding) {
         (Some(c), _) => c,
-        (None, Some(c)) => c.parse()?,
+        (None, Some(c)) => c
+            .parse()
+            .map_err(|e: kerbside_server::ParseSettingError| e.to_string())?,
         (None, None) => ChannelBindingPolicy::Optional,
     };
     let groups = match &file.groups {
