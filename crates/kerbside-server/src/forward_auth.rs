@@ -88,7 +88,7 @@ pub fn default_trusted() -> Vec<ipnet::IpNet> {
 
 /// Reads one trusted address: a network (`10.0.0.0/8`, `fd00::/8`) or one address
 /// (`192.0.2.7`, `::1`).
-pub fn parse_trusted(text: &str) -> Result<ipnet::IpNet, String> {
+pub fn parse_trusted(text: &str) -> Result<ipnet::IpNet, crate::SetupError> {
     let text = text.trim();
     if let Ok(net) = text.parse::<ipnet::IpNet>() {
         return Ok(net.trunc());
@@ -97,12 +97,13 @@ pub fn parse_trusted(text: &str) -> Result<ipnet::IpNet, String> {
         format!(
             "forward-auth-trusted {text:?} is not an address or network: give e.g. 127.0.0.1, ::1 or 10.0.0.0/8"
         )
+        .into()
     })
 }
 
 /// The `tls-server-end-point` binding of the first certificate in a PEM file (the
 /// front proxy's certificate).
-pub fn load_front_binding(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub fn load_front_binding(path: &std::path::Path) -> Result<Vec<u8>, crate::SetupError> {
     use rustls::pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let leaf = CertificateDer::pem_file_iter(path)
@@ -115,25 +116,26 @@ pub fn load_front_binding(path: &std::path::Path) -> Result<Vec<u8>, String> {
             "forward-auth-cert: no channel binding for {}: {e}",
             path.display()
         )
+        .into()
     })
 }
 
 /// Refuses, in words, what cannot work through a front proxy's auth subrequest:
 /// connection-bound authentication (`auth = connection`, NTLM). Each subrequest may
 /// come on another connection from the front, shared by many clients.
-pub fn check_mode(config: &crate::gate::GateConfig) -> Result<(), String> {
+pub fn check_mode(config: &crate::gate::GateConfig) -> Result<(), crate::SetupError> {
     if config.mode == crate::auth::AuthMode::Connection {
         return Err(
             "forward-auth cannot work with --auth connection: the front proxy's \
                     subrequests do not keep the client's connection (use per-request or cookie)"
-                .to_owned(),
+                .into(),
         );
     }
     if config.ntlm_users.is_some() {
         return Err(
             "forward-auth cannot take NTLM: NTLM authenticates a connection, and the \
                     front proxy's subrequests do not keep the client's (drop --ntlm-users)"
-                .to_owned(),
+                .into(),
         );
     }
     Ok(())
@@ -551,6 +553,7 @@ mod tests {
         assert!(!is_trusted(&trusted, "::2".parse().unwrap()));
         assert!(parse_trusted("localhost")
             .unwrap_err()
+            .message()
             .contains("127.0.0.1"));
         assert!(parse_trusted("10.0.0.0/33").is_err());
         let loopback = default_trusted();
@@ -583,7 +586,7 @@ mod tests {
         #[test]
         fn any_text_parses_as_trusted_or_is_refused_in_words(text in ".{0,40}") {
             if let Err(e) = parse_trusted(&text) {
-                prop_assert!(e.contains("forward-auth-trusted"));
+                prop_assert!(e.message().contains("forward-auth-trusted"));
             }
         }
     }

@@ -96,7 +96,7 @@ pub fn forward_auth(data: &[u8]) {
     }
     for line in String::from_utf8_lossy(data).lines() {
         if let Err(e) = parse_trusted(line) {
-            assert!(e.contains("forward-auth-trusted"));
+            assert!(e.message().contains("forward-auth-trusted"));
         }
     }
 }

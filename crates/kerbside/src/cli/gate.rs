@@ -563,11 +563,12 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         config.forward_auth.trusted = trusted
             .iter()
             .map(|t| kerbside_server::forward_auth::parse_trusted(t))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(|e: kerbside_server::SetupError| e.to_string())?;
     }
     if let Some(cert) = args.forward_auth_cert.or(file.forward_auth_cert) {
         config.forward_auth.front_binding = Some(std::sync::Arc::new(
-            kerbside_server::forward_auth::load_front_binding(&cert)?,
+            kerbside_server::forward_auth::load_front_binding(&cert).map_err(|e| e.to_string())?,
         ));
     }
     if user_map_set {
