@@ -4,13 +4,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
-use kerbside_gssapi::{AcceptContext, AcceptStep, GssError, NegotiateAcceptor};
+use kerbside_gssapi::{AcceptStep, GssError, NegotiateAcceptor};
 use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
 use kerbside_proto::SchemeKind;
 use tokio::sync::Semaphore;
@@ -18,76 +18,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::access::{AccessRules, Decision};
+use crate::body::BoxError;
+use crate::identity::Authenticated;
 use crate::metrics::{reason_label, GateMetrics};
-use crate::per_connection::PerConnection;
-use crate::proxy::BoxError;
+use crate::per_connection::{ConnectionAuth, PerConnection, TlsChannel};
 use crate::session::SessionCodec;
-
-/// The authenticated client, inserted into the request's extensions. With the `axum`
-/// feature it is an extractor: a handler taking `Authenticated` answers `401` when no
-/// one logged in (the layer let the request through anonymously, or did not run);
-/// `Option<Authenticated>` takes both.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Authenticated {
-    /// The client's name: a Kerberos principal as the KDC names it (`alice@EXAMPLE.TEST`,
-    /// also for Basic checked against the KDC), or a user as the gate's users file spells
-    /// it (NTLM, Digest, Basic with an htpasswd file), whatever case or domain the client
-    /// typed.
-    pub principal: String,
-    /// The HTTP authentication scheme the client used: `Negotiate` (Kerberos, or NTLM
-    /// inside SPNEGO), `NTLM`, `Digest` or `Basic`; `SchemeKind::name` gives the name CGI's
-    /// `AUTH_TYPE` and the scheme header carry.
-    pub scheme: SchemeKind,
-    /// Whether `principal` is a Kerberos principal (Negotiate with Kerberos, Basic checked
-    /// against the KDC), which a CGI user map turns into a user name; `false` for a name
-    /// from the gate's own users files (NTLM, also inside Negotiate; Digest; Basic with an
-    /// htpasswd file), which is already a user name and is passed as it is.
-    pub kerberos: bool,
-    /// The realm of a Kerberos principal (the part after the last unescaped `@`),
-    /// `None` for a name from the gate's users files.
-    pub realm: Option<String>,
-    /// The groups of the access rules' groups file that hold `principal`, sorted.
-    pub groups: Vec<String>,
-    /// Whether the login was bound to this TLS channel (RFC 5929
-    /// `tls-server-end-point`): the token carried bindings matching the server's
-    /// certificate, so it cannot have been relayed through another TLS endpoint.
-    pub channel_bound: bool,
-}
-
-impl Authenticated {
-    /// An identity with no groups and no channel binding; `realm` is read from a
-    /// Kerberos principal.
-    pub fn new(principal: impl Into<String>, scheme: SchemeKind, kerberos: bool) -> Self {
-        let principal = principal.into();
-        let realm = kerberos.then(|| realm_of(&principal)).flatten();
-        Self {
-            principal,
-            scheme,
-            kerberos,
-            realm,
-            groups: Vec::new(),
-            channel_bound: false,
-        }
-    }
-}
-
-/// The realm of a principal: what follows its last `@` that is not escaped.
-fn realm_of(principal: &str) -> Option<String> {
-    let bytes = principal.as_bytes();
-    let mut at = None;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        match (escaped, b) {
-            (true, _) => escaped = false,
-            (false, b'\\') => escaped = true,
-            (false, b'@') => at = Some(i),
-            _ => {}
-        }
-    }
-    at.map(|i| principal[i + 1..].to_owned())
-        .filter(|r| !r.is_empty())
-}
 
 /// How clients stay authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,42 +83,6 @@ impl std::str::FromStr for ChannelBindingPolicy {
             )),
         }
     }
-}
-
-/// Authentication state of one client connection, for [`AuthMode::Connection`]. The
-/// server inserts one (in an `Arc`) into every request of a connection.
-#[derive(Debug, Default)]
-pub struct ConnectionAuth {
-    state: Mutex<ConnState>,
-}
-
-#[derive(Debug, Default)]
-struct ConnState {
-    /// Who authenticated this connection: the name, the scheme, whether it is a
-    /// Kerberos principal, whether the login was channel-bound.
-    principal: Option<(String, SchemeKind, bool, bool)>,
-    /// A multi-leg exchange waiting for its next token.
-    pending: Option<AcceptContext>,
-    /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
-    ntlm: Option<kerbside_proto::scheme::ntlm::server::ExpectAuthenticate>,
-    /// The same, inside SPNEGO (under `Negotiate`).
-    spnego_ntlm: Option<kerbside_proto::spnego::SpnegoExpectAuthenticate>,
-}
-
-impl ConnectionAuth {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// TLS facts of the connection a request came on, for channel bindings.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TlsChannel {
-    /// The `tls-server-end-point` binding of the server's certificate.
-    pub binding: Option<Arc<Vec<u8>>>,
 }
 
 /// What the layer is configured with.

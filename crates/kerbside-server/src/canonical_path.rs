@@ -19,9 +19,9 @@ use kerbside_proto::request_path::{CanonicalPath, PathError};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::gate::ConnectionInfo;
+use crate::body::GateBody;
 use crate::metrics::GateMetrics;
-use crate::proxy::GateBody;
+use crate::per_connection::ConnectionInfo;
 
 /// The request target (path and query) exactly as the client sent it, before the path was
 /// made canonical. Only for what must see the client's own spelling: Digest's `uri`
@@ -142,6 +142,17 @@ where
             }
         }
     }
+}
+
+/// Whether `path` is under the mount `prefix`: the prefix itself or below it, on a
+/// segment boundary (`/app` covers `/app` and `/app/x`, not `/apple`).
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

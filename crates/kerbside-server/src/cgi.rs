@@ -90,10 +90,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::auth::Authenticated;
-use crate::gate::ConnectionInfo;
+use crate::body::{BoxError, GateBody};
+use crate::identity::Authenticated;
 use crate::metrics::GateMetrics;
-use crate::proxy::{BoxError, GateBody};
+use crate::per_connection::ConnectionInfo;
 use crate::spool::{next_data, spool, SpoolLimits, SpoolShare, Spooled};
 pub use crate::spool::{SpoolBudget, DEFAULT_SPOOL_BUDGET};
 use crate::usermap::UserMap;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use kerbside_gssapi::{
-    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, GssError, InitiatorConfig,
-    NegotiateAcceptor, NegotiateInitiator, ReplayCheck,
+    AcceptStep, ClientCredentials, Delegation, InitiatorConfig, NegotiateAcceptor,
+    NegotiateInitiator,
 };
 use kerbside_proto::{Mechanism, MutualAuth, Step};
 
@@ -82,7 +82,10 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "KRB5_KTNAME or the system keytab".to_owned());
-    let acceptor = match usable_acceptor(config) {
+    let acceptor = match crate::keytab::usable_acceptor(
+        config.keytab.as_deref(),
+        config.acceptor.as_deref(),
+    ) {
         Ok(a) => {
             report.ok(format!(
                 "keytab {keytab_name} holds usable keys{}",
@@ -95,7 +98,11 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
             Some(a)
         }
         Err(e) => {
-            report.problem(keytab_problem(config, &e));
+            report.problem(crate::keytab::keytab_problem(
+                config.keytab.as_deref(),
+                config.acceptor.as_deref(),
+                &e,
+            ));
             None
         }
     };
@@ -159,13 +166,15 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
                 )),
                 Err(e) => report.problem(format!("{} -> {e}", mount.prefix)),
             },
-            MountTarget::ForwardAuth => match crate::forward_auth::check_mode(config) {
-                Ok(()) => report.ok(format!(
-                    "{} -> forward-auth endpoint for front proxies at {:?}",
-                    mount.prefix, config.forward_auth.trusted
-                )),
-                Err(e) => report.problem(format!("{} -> {e}", mount.prefix)),
-            },
+            MountTarget::ForwardAuth => {
+                match crate::forward_auth::check_mode(config.mode, config.ntlm_users.is_some()) {
+                    Ok(()) => report.ok(format!(
+                        "{} -> forward-auth endpoint for front proxies at {:?}",
+                        mount.prefix, config.forward_auth.trusted
+                    )),
+                    Err(e) => report.problem(format!("{} -> {e}", mount.prefix)),
+                }
+            }
         }
     }
     match (probe, &acceptor) {
@@ -178,100 +187,6 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
         ),
     }
     report
-}
-
-/// The acceptor the gate serves with, or why it cannot serve: a gate whose keytab
-/// holds no key for its service would answer every client `401`, so it does not
-/// start. A configuration with password users files (NTLM, Digest, Basic) and no
-/// keytab named (`--keytab`) starts without Kerberos, with a warning; a keytab
-/// that was named must work.
-pub fn startup_acceptor(
-    config: &GateConfig,
-) -> Result<Option<NegotiateAcceptor>, crate::SetupError> {
-    match usable_acceptor(config) {
-        Ok(acceptor) => Ok(Some(acceptor)),
-        Err(e) => {
-            let passwords = config.ntlm_users.is_some()
-                || config.digest_users.is_some()
-                || config.basic_users.is_some();
-            if passwords && config.keytab.is_none() && config.basic_fallback.is_none() {
-                tracing::warn!(
-                    "Kerberos (Negotiate) is off: {}; only the password schemes are offered",
-                    keytab_problem(config, &e)
-                );
-                Ok(None)
-            } else {
-                Err(keytab_problem(config, &e).into())
-            }
-        }
-    }
-}
-
-/// Acceptor credentials that surely come from the keytab: first acquired the strict
-/// way (Kerberos only, no fallback to other mechanisms, which need no keytab and
-/// would hide a missing one), then as the gate uses them.
-fn usable_acceptor(config: &GateConfig) -> Result<NegotiateAcceptor, GssError> {
-    let acceptor_config = AcceptorConfig {
-        keytab: config.keytab.clone(),
-        acceptor_name: config.acceptor.clone(),
-    };
-    NegotiateAcceptor::with_replay_check(&acceptor_config, ReplayCheck::Off)?;
-    NegotiateAcceptor::new(&acceptor_config)
-}
-
-/// The keytab the gate reads: `--keytab`, else `KRB5_KTNAME`, else MIT's default.
-fn keytab_path(config: &GateConfig) -> String {
-    match &config.keytab {
-        Some(path) => path.display().to_string(),
-        None => match std::env::var("KRB5_KTNAME") {
-            Ok(name) => name
-                .strip_prefix("FILE:")
-                .or_else(|| name.strip_prefix("WRFILE:"))
-                .unwrap_or(&name)
-                .to_owned(),
-            Err(_) => "/etc/krb5.keytab".to_owned(),
-        },
-    }
-}
-
-/// The service principal the gate needs a key for, as kadmin writes it
-/// (`HTTP@host` becomes `HTTP/host`).
-fn wanted_principal(config: &GateConfig) -> String {
-    match &config.acceptor {
-        Some(name) if !name.contains('/') => match name.split_once('@') {
-            Some((service, host)) => format!("{service}/{host}"),
-            None => name.clone(),
-        },
-        Some(name) => name.clone(),
-        None => {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "<host>".to_owned());
-            format!("HTTP/{host}")
-        }
-    }
-}
-
-/// Why the keytab cannot serve, in words that name it, the principal it lacks, and
-/// what to do.
-fn keytab_problem(config: &GateConfig, error: &GssError) -> String {
-    let path = keytab_path(config);
-    let principal = wanted_principal(config);
-    let what = match std::fs::metadata(&path) {
-        Err(_) => format!("the keytab {path} does not exist (or cannot be read)"),
-        // A keytab file starts with a 2-byte version; entries follow.
-        Ok(meta) if meta.len() <= 2 => format!("the keytab {path} holds no keys"),
-        Ok(_) => match &config.acceptor {
-            Some(_) => format!("the keytab {path} holds no key for {principal}"),
-            None => format!("the keytab {path} holds no usable key"),
-        },
-    };
-    format!(
-        "cannot authenticate anyone: {what}. Export the service key into it \
-         (kadmin: ktadd -k {path} {principal}), give the right file with --keytab, \
-         or name the principal it holds with --acceptor; --auth none serves without \
-         authentication. [{error}]"
-    )
 }
 
 fn round_trip(report: &mut CheckReport, probe: &Probe, acceptor: &NegotiateAcceptor) {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::auth::Authenticated;
+use crate::identity::Authenticated;
 
 /// Why a handler that needs an [`Authenticated`] client did not get one: the request
 /// was let through anonymously, or `NegotiateLayer` is not in front of the route.

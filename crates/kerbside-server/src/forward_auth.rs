@@ -40,9 +40,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::access::Groups;
-use crate::auth::{Authenticated, TlsChannel};
-use crate::gate::ConnectionInfo;
-use crate::proxy::GateBody;
+use crate::body::GateBody;
+use crate::identity::Authenticated;
+use crate::per_connection::ConnectionInfo;
+use crate::per_connection::TlsChannel;
 use crate::usermap::UserMap;
 
 /// The header carrying the local user name (the gate's `user-map` applied to the
@@ -123,15 +124,15 @@ pub fn load_front_binding(path: &std::path::Path) -> Result<Vec<u8>, crate::Setu
 /// Refuses, in words, what cannot work through a front proxy's auth subrequest:
 /// connection-bound authentication (`auth = connection`, NTLM). Each subrequest may
 /// come on another connection from the front, shared by many clients.
-pub fn check_mode(config: &crate::gate::GateConfig) -> Result<(), crate::SetupError> {
-    if config.mode == crate::auth::AuthMode::Connection {
+pub fn check_mode(mode: crate::auth::AuthMode, ntlm: bool) -> Result<(), crate::SetupError> {
+    if mode == crate::auth::AuthMode::Connection {
         return Err(
             "forward-auth cannot work with --auth connection: the front proxy's \
                     subrequests do not keep the client's connection (use per-request or cookie)"
                 .into(),
         );
     }
-    if config.ntlm_users.is_some() {
+    if ntlm {
         return Err(
             "forward-auth cannot take NTLM: NTLM authenticates a connection, and the \
                     front proxy's subrequests do not keep the client's (drop --ntlm-users)"
@@ -349,7 +350,7 @@ impl<E> ForwardAuthLayer<E> {
         self.shared
             .paths
             .iter()
-            .any(|p| crate::gate::prefix_matches(p, path))
+            .any(|p| crate::canonical_path::prefix_matches(p, path))
     }
 }
 

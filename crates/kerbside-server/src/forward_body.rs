@@ -15,8 +15,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::body::BoxError;
 use crate::metrics::GateMetrics;
-use crate::proxy::BoxError;
 
 /// What a [`ForwardBody`] tells the proxy while the request is on its way.
 #[derive(Debug)]

@@ -31,14 +31,16 @@ use crate::auth::{
     http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig,
     NegotiateLayer, NegotiateService,
 };
-use crate::canonical_path::CanonicalPathLayer;
+use crate::body::{BoxError, GateBody};
+use crate::canonical_path::{prefix_matches, CanonicalPathLayer};
 use crate::cgi::{CgiConfig, CgiService};
 use crate::forward_auth::{Endpoint, ForwardAuthLayer, ForwardAuthSettings};
 use crate::identity_headers::IdentityHeaders;
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
+pub use crate::per_connection::ConnectionInfo;
 use crate::per_connection::PerConnection;
-use crate::proxy::{BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy};
+use crate::proxy::{IdentitySigner, ProxyLimits, ReverseProxy};
 use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
@@ -50,15 +52,6 @@ const METRICS_CONNECTIONS: usize = 64;
 
 /// Time a scraper has to send its request to the metrics listener.
 const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Facts about the connection a request came on, in the request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionInfo {
-    /// The client's address.
-    pub remote: SocketAddr,
-    /// Whether the client came over TLS.
-    pub tls: bool,
-}
 
 /// Where requests under a path prefix go.
 #[derive(Debug, Clone)]
@@ -222,15 +215,6 @@ pub struct Router {
     identity: Arc<IdentityHeaders>,
 }
 
-pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty()
-        || path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// Refuses a mount prefix that no canonical request path could start with.
 fn check_mount_prefix(prefix: &str) -> Result<(), String> {
     let trimmed = prefix.trim_end_matches('/');
@@ -356,7 +340,7 @@ impl Gate {
         let acceptor = if config.mode == AuthMode::None {
             None
         } else {
-            crate::check::startup_acceptor(config)?
+            startup_acceptor(config)?
         };
         let sessions = match (&config.session_key, config.mode) {
             (Some(path), _) => {
@@ -438,7 +422,7 @@ impl Gate {
             .map(|m| m.prefix.clone())
             .collect();
         if !forward_auth_paths.is_empty() {
-            crate::forward_auth::check_mode(config)?;
+            crate::forward_auth::check_mode(config.mode, config.ntlm_users.is_some())?;
         }
         let metrics = GateMetrics::new();
         let layer = NegotiateLayer::with_config(NegotiateConfig {
@@ -626,6 +610,42 @@ impl Gate {
             .is_err()
         {
             tracing::warn!("requests still in flight after 30 s; closing them");
+        }
+    }
+}
+
+/// The acceptor the gate serves with, or why it cannot serve: a gate whose keytab
+/// holds no key for its service would answer every client `401`, so it does not
+/// start. A configuration with password users files (NTLM, Digest, Basic) and no
+/// keytab named (`--keytab`) starts without Kerberos, with a warning; a keytab
+/// that was named must work.
+pub fn startup_acceptor(
+    config: &GateConfig,
+) -> Result<Option<kerbside_gssapi::NegotiateAcceptor>, crate::SetupError> {
+    match crate::keytab::usable_acceptor(config.keytab.as_deref(), config.acceptor.as_deref()) {
+        Ok(acceptor) => Ok(Some(acceptor)),
+        Err(e) => {
+            let passwords = config.ntlm_users.is_some()
+                || config.digest_users.is_some()
+                || config.basic_users.is_some();
+            if passwords && config.keytab.is_none() && config.basic_fallback.is_none() {
+                tracing::warn!(
+                    "Kerberos (Negotiate) is off: {}; only the password schemes are offered",
+                    crate::keytab::keytab_problem(
+                        config.keytab.as_deref(),
+                        config.acceptor.as_deref(),
+                        &e
+                    )
+                );
+                Ok(None)
+            } else {
+                Err(crate::keytab::keytab_problem(
+                    config.keytab.as_deref(),
+                    config.acceptor.as_deref(),
+                    &e,
+                )
+                .into())
+            }
         }
     }
 }

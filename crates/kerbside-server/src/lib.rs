@@ -34,6 +34,7 @@
 
 pub mod access;
 mod auth;
+mod body;
 mod builder;
 pub mod canonical_path;
 pub mod cgi;
@@ -46,7 +47,9 @@ mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+mod identity;
 pub mod identity_headers;
+mod keytab;
 pub mod listener;
 pub mod metrics;
 pub mod passwords;
@@ -58,14 +61,16 @@ mod tls;
 pub mod usermap;
 
 pub use auth::{
-    http11_required_as_error, AuthMode, Authenticated, BasicFallback, ChannelBindingPolicy,
-    ConnectionAuth, Http11Required, NegotiateConfig, NegotiateLayer, NegotiateService, TlsChannel,
+    http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, Http11Required,
+    NegotiateConfig, NegotiateLayer, NegotiateService,
 };
+pub use body::{BoxError, GateBody};
 pub use builder::{ConfigError, NegotiateLayerBuilder};
 pub use error::{ParseSettingError, SetupError};
-pub use per_connection::PerConnection;
+pub use identity::Authenticated;
+pub use per_connection::{ConnectionAuth, PerConnection, TlsChannel};
 pub use proxy::{
-    strip_hop_by_hop, BoxError, GateBody, IdentitySigner, ProxyLimits, ReverseProxy,
-    DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY, DEFAULT_UPSTREAM_TIMEOUT,
+    strip_hop_by_hop, IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER,
+    DEFAULT_MAX_BODY, DEFAULT_UPSTREAM_TIMEOUT,
 };
 pub use tls::load_server_config;

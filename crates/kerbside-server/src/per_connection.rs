@@ -27,14 +27,60 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::auth::{ConnectionAuth, TlsChannel};
+use kerbside_gssapi::AcceptContext;
+use kerbside_proto::SchemeKind;
+
+/// Facts about the connection a request came on, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// Whether the client came over TLS.
+    pub tls: bool,
+}
+
+/// Authentication state of one client connection, for [`AuthMode::Connection`]. Kept by
+/// [`PerConnection`]: one per connection.
+#[derive(Debug, Default)]
+pub struct ConnectionAuth {
+    state: Mutex<ConnState>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    /// Who authenticated this connection: the name, the scheme, whether it is a
+    /// Kerberos principal, whether the login was channel-bound.
+    pub(crate) principal: Option<(String, SchemeKind, bool, bool)>,
+    /// A multi-leg exchange waiting for its next token.
+    pub(crate) pending: Option<AcceptContext>,
+    /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.
+    pub(crate) ntlm: Option<kerbside_proto::scheme::ntlm::server::ExpectAuthenticate>,
+    /// The same, inside SPNEGO (under `Negotiate`).
+    pub(crate) spnego_ntlm: Option<kerbside_proto::spnego::SpnegoExpectAuthenticate>,
+}
+
+impl ConnectionAuth {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// TLS facts of the connection a request came on, for channel bindings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsChannel {
+    /// The `tls-server-end-point` binding of the server's certificate.
+    pub binding: Option<Arc<Vec<u8>>>,
+}
 
 /// The facts of one accepted connection: the peer's address, the TLS channel binding
 /// of the server's certificate (if the connection is TLS), and the authentication

@@ -7,11 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,20 +17,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
-use crate::auth::Authenticated;
+use crate::body::GateBody;
 use crate::forward_body::{ForwardBody, IdleTimeout, Progress};
-use crate::gate::ConnectionInfo;
+use crate::identity::Authenticated;
 use crate::identity_headers::IdentityHeaders;
 use crate::metrics::GateMetrics;
+use crate::per_connection::ConnectionInfo;
 
 /// The header that carries the authenticated principal to the upstream by default.
 pub const DEFAULT_IDENTITY_HEADER: &str = "x-remote-user";
-
-/// Errors of bodies streamed through the gate.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Response bodies of the gate (proxied, from CGI, or made by the gate).
-pub type GateBody = BoxBody<Bytes, BoxError>;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: &[&str] = &[

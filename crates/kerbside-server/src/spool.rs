@@ -13,8 +13,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use crate::body::BoxError;
 use crate::metrics::GateMetrics;
-use crate::proxy::BoxError;
 
 /// The default total of request bodies spooled at once (4 GiB).
 pub const DEFAULT_SPOOL_BUDGET: u64 = 4 << 30;
