@@ -46,7 +46,7 @@ pub struct ConnectionInfo {
     pub tls: bool,
 }
 
-/// Authentication state of one client connection, for [`AuthMode::Connection`]. Kept by
+/// Authentication state of one client connection, for [`AuthMode::Connection`](crate::AuthMode::Connection). Kept by
 /// [`PerConnection`]: one per connection.
 #[derive(Debug, Default)]
 pub struct ConnectionAuth {

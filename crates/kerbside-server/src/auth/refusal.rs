@@ -1,0 +1,144 @@
+//! The layer's own answers: `401` with the challenges the configuration offers
+//! (strongest first, one per header line), the other refusals, and the HTTP/2
+//! `HTTP_1_1_REQUIRED` marker.
+
+use super::*;
+
+pub(super) fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = status;
+    if status == StatusCode::UNAUTHORIZED {
+        if let Ok(value) = HeaderValue::from_str(&challenge(token)) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+impl Shared {
+    /// A refusal with no token: a 401 offers every scheme the gate takes.
+    pub(super) fn refuse<B: Default>(&self, status: StatusCode, h2: bool) -> Response<B> {
+        self.refuse_with(&Refusal::new(status, None), h2)
+    }
+
+    /// A refusal. A 401 carrying a continuation token says only that; otherwise it
+    /// offers every scheme the gate takes, strongest first, each challenge on its own
+    /// header line (some clients, such as Python's httpx, find Digest only that way):
+    /// Negotiate; NTLM in connection mode over HTTP/1.1 only (it authenticates the
+    /// connection); Digest; Basic.
+    pub(super) fn refuse_with<B: Default>(&self, refusal: &Refusal, h2: bool) -> Response<B> {
+        let status = refusal.status;
+        let mut response = Response::new(B::default());
+        *response.status_mut() = status;
+        if let Some(m) = self.metrics() {
+            m.response(status);
+        }
+        if status != StatusCode::UNAUTHORIZED {
+            return response;
+        }
+        let config = &self.config;
+        let mut lines: Vec<String> = Vec::new();
+        match (&refusal.token, refusal.ntlm) {
+            (Some(token), true) => lines.push(
+                kerbside_proto::Challenge::new(
+                    kerbside_proto::Scheme::NTLM,
+                    kerbside_proto::AuthData::base64(Some(token)),
+                )
+                .to_header_value(),
+            ),
+            (Some(token), false) => lines.push(challenge(Some(token))),
+            (None, _) => {
+                if config.acceptor.is_some() || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate)
+                {
+                    lines.push(challenge(None));
+                }
+                if config.ntlm.is_some() && config.mode == AuthMode::Connection && !h2 {
+                    lines.push("NTLM".to_owned());
+                }
+                if let Some(digest) = &config.digest {
+                    for c in digest.challenges(refusal.stale) {
+                        lines.push(crate::passwords::DigestSettings::header_value(&c));
+                    }
+                }
+                let basic_realm =
+                    config
+                        .basic_fallback
+                        .as_ref()
+                        .map(|b| b.realm.as_str())
+                        .or(config
+                            .basic_users
+                            .as_ref()
+                            .map(|_| config.basic_realm.as_str()));
+                if let Some(realm) = basic_realm {
+                    if let Ok(value) = kerbside_proto::scheme::basic::challenge_header_value(realm)
+                    {
+                        lines.push(value);
+                    }
+                }
+            }
+        }
+        for line in lines {
+            if let Ok(value) = HeaderValue::from_str(&line) {
+                response.headers_mut().append(WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}
+
+/// Marks the layer's answer to an HTTP/2 request that connection-bound
+/// authentication cannot serve: the response is `421 Misdirected Request` (the client
+/// should retry on an HTTP/1.1 connection) with this in its extensions. A server that
+/// can reset HTTP/2 streams turns it into `HTTP_1_1_REQUIRED` (RFC 9113 §8.7) with
+/// [`http11_required_as_error`], which is what browsers act on; the gate does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http11Required;
+
+/// For `tower::ServiceBuilder::map_result` in front of [`NegotiateLayer`] on a
+/// hyper server: a response marked [`Http11Required`] becomes the error that makes
+/// hyper reset the HTTP/2 stream with `HTTP_1_1_REQUIRED`; everything else passes.
+pub fn http11_required_as_error<B, E: Into<BoxError>>(
+    result: Result<Response<B>, E>,
+) -> Result<Response<B>, BoxError> {
+    match result {
+        Ok(response) if response.extensions().get::<Http11Required>().is_some() => {
+            Err(Box::new(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED)))
+        }
+        Ok(response) => Ok(response),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn http11_required<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
+    response.extensions_mut().insert(Http11Required);
+    response
+}
+
+/// Why a token was refused, for the log and the metrics.
+pub(super) struct Refusal {
+    pub(super) status: StatusCode,
+    /// A continuation token: with one, the 401 carries only it.
+    pub(super) token: Option<Vec<u8>>,
+    /// The token is an NTLM CHALLENGE (`WWW-Authenticate: NTLM`), not Negotiate.
+    pub(super) ntlm: bool,
+    /// Digest challenges say `stale=true`.
+    pub(super) stale: bool,
+}
+
+impl Refusal {
+    pub(super) fn new(status: StatusCode, token: Option<Vec<u8>>) -> Self {
+        Self {
+            status,
+            token,
+            ntlm: false,
+            stale: false,
+        }
+    }
+}
+
+pub(super) enum Outcome {
+    Refuse(Refusal),
+    Http11Required,
+}
