@@ -26,6 +26,7 @@ pub mod policy;
 pub mod replay_file;
 pub mod request_path;
 pub mod scheme;
+pub mod server_decision;
 pub mod spnego;
 pub mod target;
 

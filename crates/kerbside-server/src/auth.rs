@@ -12,6 +12,9 @@ use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTIC
 use http::{Request, Response, StatusCode, Version};
 use kerbside_gssapi::{AcceptStep, GssError, NegotiateAcceptor};
 use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
+use kerbside_proto::server_decision::{
+    after_rules, client_status, persistent_auth, AfterRules, RuleVerdict,
+};
 use kerbside_proto::SchemeKind;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
@@ -270,23 +273,26 @@ where
                 Identity::Known { principal, .. } => Some(principal.as_str()),
                 Identity::Anonymous => None,
             };
-            match config
+            let verdict = match config
                 .access
                 .decide(&method, &path, query.as_deref(), principal)
             {
-                Decision::Allow => {}
-                Decision::Authenticate => {
-                    if h2 && config.mode == AuthMode::Connection {
-                        return Ok(http11_required());
-                    }
+                Decision::Allow => RuleVerdict::Allow,
+                Decision::Authenticate => RuleVerdict::Authenticate,
+                Decision::Deny { reason } => {
+                    tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
+                    RuleVerdict::Deny
+                }
+            };
+            match after_rules(verdict, config.mode.into(), h2) {
+                AfterRules::Pass => {}
+                AfterRules::Http11Required => return Ok(http11_required()),
+                AfterRules::Challenge => {
                     let mut response = shared.refuse(StatusCode::UNAUTHORIZED, h2);
                     clear_cookie(&mut response, stale_cookie.as_deref());
                     return Ok(response);
                 }
-                Decision::Deny { reason } => {
-                    tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
-                    return Ok(shared.refuse(StatusCode::FORBIDDEN, h2));
-                }
+                AfterRules::Forbidden => return Ok(shared.refuse(StatusCode::FORBIDDEN, h2)),
             }
             head.headers.remove(AUTHORIZATION);
             if let Some(codec) = &config.sessions {
@@ -317,7 +323,8 @@ where
             };
             let request = Request::from_parts(head, body);
             let mut response = inner.call(request).await?;
-            if principal.is_some() && response.status() == StatusCode::UNAUTHORIZED {
+            let status = client_status(principal.is_some(), response.status().as_u16());
+            if status != response.status().as_u16() {
                 // The backend refused a user we authenticated (hgweb does for a user
                 // missing from allow-push). Relaying its 401 with our challenge would
                 // make clients retry forever: it is a 403.
@@ -335,7 +342,7 @@ where
                     headers.append(WWW_AUTHENTICATE, value);
                 }
             }
-            if config.mode == AuthMode::Connection && principal.is_some() && !h2 {
+            if persistent_auth(config.mode.into(), principal.is_some(), h2) {
                 headers.insert("persistent-auth", HeaderValue::from_static("true"));
             }
             if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {

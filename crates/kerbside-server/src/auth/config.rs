@@ -36,6 +36,17 @@ impl std::str::FromStr for AuthMode {
     }
 }
 
+impl From<AuthMode> for kerbside_proto::server_decision::ServerMode {
+    fn from(mode: AuthMode) -> Self {
+        match mode {
+            AuthMode::None => Self::None,
+            AuthMode::PerRequest => Self::PerRequest,
+            AuthMode::Connection => Self::Connection,
+            AuthMode::Cookie => Self::Cookie,
+        }
+    }
+}
+
 /// Whether tokens must be bound to the TLS channel (RFC 5929 `tls-server-end-point`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChannelBindingPolicy {

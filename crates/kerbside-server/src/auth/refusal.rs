@@ -2,6 +2,8 @@
 //! (strongest first, one per header line), the other refusals, and the HTTP/2
 //! `HTTP_1_1_REQUIRED` marker.
 
+use kerbside_proto::server_decision::{challenges, Offer, Offers};
+
 use super::*;
 
 pub(super) fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Response<B> {
@@ -48,18 +50,6 @@ impl Shared {
             ),
             (Some(token), false) => lines.push(challenge(Some(token))),
             (None, _) => {
-                if config.acceptor.is_some() || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate)
-                {
-                    lines.push(challenge(None));
-                }
-                if config.ntlm.is_some() && config.mode == AuthMode::Connection && !h2 {
-                    lines.push("NTLM".to_owned());
-                }
-                if let Some(digest) = &config.digest {
-                    for c in digest.challenges(refusal.stale) {
-                        lines.push(crate::passwords::DigestSettings::header_value(&c));
-                    }
-                }
                 let basic_realm =
                     config
                         .basic_fallback
@@ -69,10 +59,33 @@ impl Shared {
                             .basic_users
                             .as_ref()
                             .map(|_| config.basic_realm.as_str()));
-                if let Some(realm) = basic_realm {
-                    if let Ok(value) = kerbside_proto::scheme::basic::challenge_header_value(realm)
-                    {
-                        lines.push(value);
+                let offers = Offers {
+                    negotiate: config.acceptor.is_some()
+                        || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate),
+                    ntlm: config.ntlm.is_some(),
+                    digest: config.digest.is_some(),
+                    basic: basic_realm.is_some(),
+                };
+                for offer in challenges(offers, config.mode.into(), h2) {
+                    match offer {
+                        Offer::Negotiate => lines.push(challenge(None)),
+                        Offer::Ntlm => lines.push("NTLM".to_owned()),
+                        Offer::Digest => {
+                            for c in config
+                                .digest
+                                .iter()
+                                .flat_map(|d| d.challenges(refusal.stale))
+                            {
+                                lines.push(crate::passwords::DigestSettings::header_value(&c));
+                            }
+                        }
+                        Offer::Basic => {
+                            if let Some(value) = basic_realm.and_then(|realm| {
+                                kerbside_proto::scheme::basic::challenge_header_value(realm).ok()
+                            }) {
+                                lines.push(value);
+                            }
+                        }
                     }
                 }
             }
