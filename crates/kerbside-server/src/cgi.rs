@@ -91,6 +91,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::{BoxError, GateBody};
+use crate::hop_by_hop::is_hop_by_hop;
 use crate::identity::Authenticated;
 use crate::metrics::GateMetrics;
 use crate::per_connection::ConnectionInfo;
@@ -602,10 +603,10 @@ fn protocol(version: Version) -> &'static str {
     }
 }
 
-/// Request headers never given to the program as `HTTP_*`.
+/// Request headers never given to the program as `HTTP_*`, besides the hop-by-hop ones
+/// ([`is_hop_by_hop`]).
 const HIDDEN_HEADERS: &[&str] = &[
     "authorization",
-    "proxy-authorization",
     // httpoxy: HTTP_PROXY is read as a proxy setting by many libraries.
     "proxy",
     "content-type",
@@ -613,19 +614,13 @@ const HIDDEN_HEADERS: &[&str] = &[
     // The gate's server answers `Expect: 100-continue` itself; a program that
     // answered too (hgweb does) would write `HTTP/1.1 100 Continue` into its headers.
     "expect",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
 ];
 
 /// `HTTP_X_FOO` for `x-foo`, or `None` for headers the program must not see.
 fn header_variable(name: &HeaderName) -> Option<String> {
     let name = name.as_str();
     if HIDDEN_HEADERS.contains(&name)
+        || is_hop_by_hop(name)
         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return None;
@@ -906,7 +901,8 @@ fn parse_head(block: &[u8]) -> Result<(StatusCode, HeaderMap), String> {
         if name == CONTENT_TYPE || name == LOCATION {
             cgi_field = true;
         }
-        if HIDDEN_RESPONSE_HEADERS.contains(&name.as_str()) {
+        // Hop-by-hop: the gate's connection to the client is its own.
+        if is_hop_by_hop(name.as_str()) {
             continue;
         }
         headers.append(name, value);
@@ -921,17 +917,6 @@ fn parse_head(block: &[u8]) -> Result<(StatusCode, HeaderMap), String> {
     };
     Ok((status, headers))
 }
-
-/// Hop-by-hop response headers: the gate's connection to the client is its own.
-const HIDDEN_RESPONSE_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// `Status: 404 Not Found` → 404. Informational (1xx) codes are refused.
 fn parse_status(value: &[u8]) -> Option<StatusCode> {
@@ -1074,6 +1059,15 @@ mod tests {
         assert_eq!(var("authorization"), None);
         assert_eq!(var("proxy"), None);
         assert_eq!(var("content-length"), None);
+        for hop in [
+            "connection",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+            "keep-alive",
+        ] {
+            assert_eq!(var(hop), None, "{hop}");
+        }
     }
 
     #[test]
@@ -1119,6 +1113,12 @@ mod tests {
             parse_head(b"content-type: text/html\nConnection: close\nTransfer-Encoding: chunked\n")
                 .unwrap();
         assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers.len(), 1);
+        // Proxy authentication is between the client and a proxy, not the program's.
+        let (_, headers) = parse_head(
+            b"Content-Type: a/b\nProxy-Authenticate: Basic\nProxy-Authorization: x\nKeep-Alive: 5\n",
+        )
+        .unwrap();
         assert_eq!(headers.len(), 1);
         assert!(parse_head(b"").is_err());
         assert!(parse_head(b"X-Only: 1\n").is_err());

@@ -47,6 +47,7 @@ mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+mod hop_by_hop;
 mod identity;
 pub mod identity_headers;
 mod keytab;
@@ -67,10 +68,11 @@ pub use auth::{
 pub use body::{BoxError, GateBody};
 pub use builder::{ConfigError, NegotiateLayerBuilder};
 pub use error::{ParseSettingError, SetupError};
+pub use hop_by_hop::strip_hop_by_hop;
 pub use identity::Authenticated;
 pub use per_connection::{ConnectionAuth, PerConnection, TlsChannel};
 pub use proxy::{
-    strip_hop_by_hop, IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER,
-    DEFAULT_MAX_BODY, DEFAULT_UPSTREAM_TIMEOUT,
+    IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY,
+    DEFAULT_UPSTREAM_TIMEOUT,
 };
 pub use tls::load_server_config;

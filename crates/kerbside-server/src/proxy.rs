@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use crate::body::GateBody;
 use crate::forward_body::{ForwardBody, IdleTimeout, Progress};
+use crate::hop_by_hop::{strip_hop_by_hop, HOP_BY_HOP};
 use crate::identity::Authenticated;
 use crate::identity_headers::IdentityHeaders;
 use crate::metrics::GateMetrics;
@@ -26,19 +27,6 @@ use crate::per_connection::ConnectionInfo;
 
 /// The header that carries the authenticated principal to the upstream by default.
 pub const DEFAULT_IDENTITY_HEADER: &str = "x-remote-user";
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The default [`ProxyLimits::upstream_timeout`].
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -512,24 +500,6 @@ fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
         source = e.source();
     }
     false
-}
-
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and those named in
-/// `Connection`. A proxy must not forward them.
-pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade:`).
