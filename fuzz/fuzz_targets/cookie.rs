@@ -1,4 +1,5 @@
-//! `Cookie` header parsing and `Set-Cookie` formatting: no panics, round trips.
+//! `Cookie` header parsing (finding and removing a cookie) and `Set-Cookie` formatting: no
+//! panics, round trips.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! HTTP cookies (RFC 6265), sans-IO: find a cookie's values in the `Cookie` request header
-//! lines, and format a `Set-Cookie` response header value.
+//! lines (or take it out of them), and format a `Set-Cookie` response header value.
 //!
 //! Only what a server needs to keep a session of its own: no cookie jar, no `Domain`
 //! matching, no clock. Times are unix seconds the caller passes in.
@@ -175,14 +175,13 @@ pub fn find_cookie<'a>(
         if line.len() > MAX_COOKIE_LINE_LEN {
             return Err(CookieError::LineTooLong { len: line.len() });
         }
-        for pair in line.split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+        for pair in pairs(line) {
+            let Some((pair_name, mut value)) = pair.name_value else {
                 continue;
             };
-            if trim_ows(&pair[..eq]) != name.as_bytes() {
+            if pair_name != name.as_bytes() {
                 continue;
             }
-            let mut value = trim_ows(&pair[eq + 1..]);
             if let [b'"', inner @ .., b'"'] = value {
                 value = inner;
             }
@@ -195,6 +194,55 @@ pub fn find_cookie<'a>(
         }
     }
     Ok(found)
+}
+
+/// One `Cookie` header line without the pairs named `name`: what a server passes on after
+/// taking its own cookie out of a request. Every pair of that name goes, whatever its
+/// value; the others are kept byte for byte (without the spaces and tabs around them),
+/// joined by `"; "`, and empty pairs are dropped. `None` when no pair is left.
+///
+/// Pairs are split as [`find_cookie`] splits them, so a pair it would find is removed.
+///
+/// # Errors
+///
+/// As [`find_cookie`]: [`CookieError::LineTooLong`] if `line` is longer than
+/// [`MAX_COOKIE_LINE_LEN`], and [`CookieError::InvalidName`] if `name` is not a cookie
+/// name.
+pub fn remove_cookie(line: &[u8], name: &str) -> Result<Option<Vec<u8>>, CookieError> {
+    check_name(name)?;
+    if line.len() > MAX_COOKIE_LINE_LEN {
+        return Err(CookieError::LineTooLong { len: line.len() });
+    }
+    let mut kept = Vec::with_capacity(line.len());
+    for pair in pairs(line) {
+        if pair.whole.is_empty() || pair.name_value.is_some_and(|(n, _)| n == name.as_bytes()) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair.whole);
+    }
+    Ok((!kept.is_empty()).then_some(kept))
+}
+
+/// One `;`-separated piece of a `Cookie` line.
+struct Pair<'a> {
+    /// The piece without spaces and tabs at either end.
+    whole: &'a [u8],
+    /// Its name and value, each trimmed, split at the first `=`; `None` without `=`.
+    name_value: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// The pairs of one `Cookie` header line, in order: the one parser of request cookies.
+fn pairs(line: &[u8]) -> impl Iterator<Item = Pair<'_>> {
+    line.split(|&b| b == b';').map(|piece| Pair {
+        whole: trim_ows(piece),
+        name_value: piece
+            .iter()
+            .position(|&b| b == b'=')
+            .map(|eq| (trim_ows(&piece[..eq]), trim_ows(&piece[eq + 1..]))),
+    })
 }
 
 /// Formats a `Set-Cookie` header value: `name=value` and then the attributes of `attrs`,
@@ -360,7 +408,8 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 
 /// Feeds `data` to [`find_cookie`], as one header line and split on LF into several, for a
 /// few names, and panics if a value found is not a `cookie-octet` string that
-/// [`set_cookie`] formats and [`find_cookie`] finds again.
+/// [`set_cookie`] formats and [`find_cookie`] finds again, or if [`remove_cookie`] leaves
+/// a pair [`find_cookie`] finds.
 #[doc(hidden)]
 pub fn fuzz_check(data: &[u8]) {
     if let Some((name, value)) = std::str::from_utf8(data).ok().and_then(set_cookie_pair) {
@@ -396,6 +445,19 @@ pub fn fuzz_check(data: &[u8]) {
                 Err(CookieError::InvalidName { .. }) => assert!(check_name(name).is_err()),
                 Err(CookieError::LineTooLong { len }) => assert!(len > MAX_COOKIE_LINE_LEN),
                 Err(other) => panic!("find_cookie cannot fail with {other:?}"),
+            }
+        }
+        for line in &lines {
+            match remove_cookie(line, name) {
+                Ok(Some(kept)) => {
+                    assert!(!kept.is_empty() && kept.len() <= 2 * line.len());
+                    assert_eq!(find_cookie([&kept[..]], name).as_deref(), Ok(&[][..]));
+                    assert_eq!(remove_cookie(&kept, name).as_ref(), Ok(&Some(kept.clone())));
+                }
+                Ok(None) => {}
+                Err(CookieError::InvalidName { .. }) => assert!(check_name(name).is_err()),
+                Err(CookieError::LineTooLong { len }) => assert!(len > MAX_COOKIE_LINE_LEN),
+                Err(other) => panic!("remove_cookie cannot fail with {other:?}"),
             }
         }
     }
@@ -577,6 +639,44 @@ mod tests {
             "Fri, 31 Dec 9999 23:59:59 GMT"
         );
         assert_eq!(imf_fixdate(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn remove_cookie_takes_out_every_pair_of_the_name_and_keeps_the_rest() {
+        let removed = |line: &str, name: &str| {
+            remove_cookie(line.as_bytes(), name)
+                .map(|kept| kept.map(|k| String::from_utf8(k).unwrap()))
+        };
+        assert_eq!(
+            removed("a=1; sid=x; b=2", "sid").unwrap().as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(removed(" sid = x ;\tsid=\"y\"", "sid").unwrap(), None);
+        assert_eq!(
+            removed("sid=bad value; c", "sid").unwrap().as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            removed("a=1;; ;SID=2; sidx=3", "sid").unwrap().as_deref(),
+            Some("a=1; SID=2; sidx=3")
+        );
+        assert_eq!(removed("", "sid").unwrap(), None);
+        // Bytes that are not text are kept as they are.
+        assert_eq!(
+            remove_cookie(b"sid=1; l=\xe9t\xe9", "sid")
+                .unwrap()
+                .as_deref(),
+            Some(&b"l=\xe9t\xe9"[..])
+        );
+        assert!(matches!(
+            removed("a=1", "bad name"),
+            Err(CookieError::InvalidName { .. })
+        ));
+        let long = "a".repeat(MAX_COOKIE_LINE_LEN + 1);
+        assert!(matches!(
+            removed(&long, "sid"),
+            Err(CookieError::LineTooLong { .. })
+        ));
     }
 
     #[test]
