@@ -51,7 +51,8 @@
 //! Its standard output must start with a header block (`Status:`, `Location:`,
 //! `Content-Type:` and any other headers; lines end with LF or CRLF; a blank line
 //! ends the block). A `Location` without `Status` answers `302`; local redirects are
-//! not followed. A block that is malformed, larger than [`MAX_CGI_HEAD`], or missing
+//! not followed. Hop-by-hop headers in the block (`Connection`, `Transfer-Encoding`,
+//! `Proxy-Authenticate`...) are dropped: the gate's connection to the client is its own. A block that is malformed, larger than [`MAX_CGI_HEAD`], or missing
 //! answers `502`, as does a program that exits without one. What follows the block
 //! is streamed to the client. Lines the program writes to standard error are logged
 //! with `tracing::warn!`, with its name.
