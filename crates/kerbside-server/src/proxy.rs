@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::body::GateBody;
 use crate::forward_body::{ForwardBody, IdleTimeout, Progress};
-use crate::hop_by_hop::{strip_hop_by_hop, HOP_BY_HOP};
+use crate::hop_by_hop::strip_hop_by_hop;
 use crate::identity::Authenticated;
 use crate::identity_headers::IdentityHeaders;
 use crate::metrics::GateMetrics;
@@ -435,9 +435,9 @@ impl Service<Request<Incoming>> for ReverseProxy {
                             parts.headers.get(http::header::UPGRADE).cloned(),
                         )
                     });
-                    for name in HOP_BY_HOP {
-                        parts.headers.remove(*name);
-                    }
+                    // The fixed list and whatever the upstream's `Connection` names
+                    // (RFC 9110 §7.6.1): those were meant for this hop only.
+                    strip_hop_by_hop(&mut parts.headers);
                     if let Some((connection, protocol)) = upgrade_headers {
                         if let Some(c) = connection {
                             parts.headers.insert(CONNECTION, c);

@@ -815,3 +815,32 @@ fn a_client_that_stops_sending_its_body_gets_408_not_a_hang() {
         0.0
     );
 }
+
+#[test]
+fn headers_an_upstream_names_in_connection_stay_on_its_hop() {
+    // An upstream whose answer names two of its headers as hop-by-hop.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nConnection: x-hop-one, X-Hop-Two\r\nX-Hop-One: 1\r\n\
+                  X-Hop-Two: 2\r\nX-End-To-End: 3\r\nContent-Length: 2\r\n\r\nok",
+            );
+        }
+    });
+    let gate = open_gate(&upstream, &[]);
+    let out = plain_curl()
+        .args(["-m", "30", "-D", "-", "-o", "/dev/null"])
+        .arg(gate.url("/"))
+        .output()
+        .unwrap();
+    let (head, err) = text(&out);
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}{err}");
+    assert!(head.contains("x-end-to-end: 3"), "{head}");
+    assert!(!head.contains("x-hop-one"), "{head}");
+    assert!(!head.contains("x-hop-two"), "{head}");
+}
