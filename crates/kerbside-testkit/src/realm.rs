@@ -7,7 +7,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -83,6 +83,10 @@ static ENV_LOCK: Mutex<()> = Mutex::new(());
 pub struct TestRealm {
     /// Stopped in `Drop` before `dir` is removed (fields drop after `drop` runs).
     kdc: Child,
+    /// A shell that stops the KDC and removes `dir` once its stdin closes: when this
+    /// process exits, also if the realm is a static that is never dropped. `Drop` kills
+    /// it first, so it never signals a pid that was reused.
+    watchdog: Option<(Child, ChildStdin)>,
     port: u16,
     krb5_conf: PathBuf,
     kdc_conf: PathBuf,
@@ -138,8 +142,10 @@ impl TestRealm {
             }
         };
 
+        let watchdog = watch(&kdc, &path);
         let realm = TestRealm {
             kdc,
+            watchdog,
             port,
             krb5_conf,
             kdc_conf,
@@ -374,8 +380,32 @@ impl TestRealm {
 
 impl Drop for TestRealm {
     fn drop(&mut self) {
+        if let Some((mut watchdog, _stdin)) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         process::terminate(&mut self.kdc, Duration::from_secs(5));
     }
+}
+
+/// Starts the watchdog of [`TestRealm::watchdog`]; `None` (the realm still works, and is
+/// stopped by `Drop`) if `sh` cannot be started.
+fn watch(kdc: &Child, dir: &Path) -> Option<(Child, ChildStdin)> {
+    let mut watchdog = Command::new("sh")
+        .args([
+            "-c",
+            "read _; kill -TERM \"$1\" 2>/dev/null; sleep 1; rm -rf -- \"$2\"",
+        ])
+        .arg("kerbside-realm-watchdog")
+        .arg(kdc.id().to_string())
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let stdin = watchdog.stdin.take()?;
+    Some((watchdog, stdin))
 }
 
 /// Holds the process environment pointed at a [`TestRealm`]; see [`TestRealm::enter`].
