@@ -6,10 +6,12 @@
 //!   keytab and passes the user on in a header.
 //! * `kerbside tunnel`: a local plain-HTTP port that forwards to a kerberized server
 //!   with the user's ticket, for tools that cannot speak Negotiate.
+//! * `kerbside man`, `kerbside completions`: manual pages and shell completions,
+//!   generated from these definitions.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -41,10 +43,21 @@ enum Command {
     /// Add or change a user of the gate's Digest users file (`--digest-users`,
     /// htdigest lines); the password is read from standard input without echo.
     DigestPasswd(cli::passwd::DigestPasswdArgs),
+    /// Write the manual pages (kerbside.1 and one per subcommand) into a directory.
+    Man(cli::docs::ManArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell, e.g.
+    /// `kerbside completions bash > /etc/bash_completion.d/kerbside`.
+    Completions(cli::docs::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The generators need no runtime.
+    match &cli.command {
+        Command::Man(args) => return cli::docs::run_man(&Cli::command(), args),
+        Command::Completions(args) => return cli::docs::run_completions(&Cli::command(), args),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,5 +75,106 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
         Command::NtlmPasswd(args) => cli::passwd::run_ntlm(args),
         Command::DigestPasswd(args) => cli::passwd::run_digest(args),
+        Command::Man(_) | Command::Completions(_) => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::CommandFactory;
+
+    use super::{cli, Cli};
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_and_subcommand_has_help_text() {
+        let missing = cli::docs::undocumented(&Cli::command());
+        assert!(
+            missing.is_empty(),
+            "these have no help text (a `///` comment on the field or variant): {missing:#?}"
+        );
+    }
+
+    /// `docs/man/` holds the pages the Debian package ships; they must be what the
+    /// current flags generate.
+    #[test]
+    fn the_committed_manual_pages_are_current() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/man");
+        let pages = cli::docs::pages(&Cli::command()).expect("render the pages");
+        let mut stale = Vec::new();
+        for page in &pages {
+            match std::fs::read(dir.join(&page.file_name)) {
+                Ok(text) if text == page.text => {}
+                Ok(_) => stale.push(format!("{} differs", page.file_name)),
+                Err(e) => stale.push(format!("{}: {e}", page.file_name)),
+            }
+        }
+        let names: Vec<&str> = pages.iter().map(|p| p.file_name.as_str()).collect();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !names.contains(&name.as_str()) {
+                    stale.push(format!("{name} is no longer generated"));
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "docs/man is stale ({stale:?}): run `cargo run -p kerbside -- man --out docs/man` \
+             (and delete pages of removed subcommands)"
+        );
+    }
+
+    #[test]
+    fn completions_name_every_subcommand_in_every_shell() {
+        use clap_complete::Shell;
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
+            let mut cmd = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kerbside", &mut out);
+            let text = String::from_utf8_lossy(&out);
+            for sub in ["fetch", "gate", "tunnel", "bench", "completions"] {
+                assert!(text.contains(sub), "{shell}: no {sub} in the completions");
+            }
+            assert!(
+                text.contains("negotiate"),
+                "{shell}: fetch's --negotiate missing"
+            );
+        }
+    }
+
+    #[test]
+    fn there_is_a_page_per_subcommand() {
+        let pages = cli::docs::pages(&Cli::command()).expect("render the pages");
+        let names: Vec<&str> = pages.iter().map(|p| p.file_name.as_str()).collect();
+        for want in [
+            "kerbside.1",
+            "kerbside-fetch.1",
+            "kerbside-gate.1",
+            "kerbside-tunnel.1",
+        ] {
+            assert!(names.contains(&want), "no {want} in {names:?}");
+        }
+        let gate = pages
+            .iter()
+            .find(|p| p.file_name == "kerbside-gate.1")
+            .map(|p| String::from_utf8_lossy(&p.text).into_owned())
+            .unwrap_or_default();
+        assert!(
+            gate.contains("keytab"),
+            "the gate's page documents --keytab"
+        );
     }
 }

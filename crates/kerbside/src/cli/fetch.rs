@@ -18,10 +18,11 @@ use super::client_args::{ClientArgs, REPLAY_LIMIT};
 #[command(after_help = "\
 Authentication: with --negotiate the client answers `401 Negotiate` with a Kerberos token \
 from your ticket cache (KRB5CCNAME), a client keytab (--keytab) or a password (-u), on the \
-same connection as the 401. Negotiate, like every scheme that sends credentials, is refused \
-over plain http:// unless --allow-http-auth names the host. NTLM, Digest and Basic are \
-recognised but not implemented yet: a server that offers only those is refused with a \
-message, never answered in clear.
+same connection as the 401. --ntlm (NTLMv2), --digest and --basic answer with the user and \
+password of -u, --netrc or the keyring; --anyauth picks the strongest scheme the server \
+offers that you hold credentials for, and never falls back to a weaker one after a refusal \
+unless --allow-downgrade. Every scheme that sends credentials is refused over plain http:// \
+unless --allow-http-auth names the host.
 
 Exit status: 0 success, 1 other error, 7 cannot connect, 22 HTTP status >= 400 with --fail, \
 28 timed out (--connect-timeout, -m), 35 TLS failure, 67 authentication failed or refused by \

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod client_args;
+pub mod docs;
 pub mod fetch;
 pub mod gate;
 pub mod passwd;
