@@ -326,7 +326,7 @@ impl SizeFile {
 /// A `[[mount]]` of the configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct MountFile {
+pub(super) struct MountFile {
     path: String,
     upstream: Option<String>,
     cgi: Option<PathBuf>,
@@ -344,7 +344,7 @@ struct MountFile {
 /// The configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct GateFile {
+pub(super) struct GateFile {
     listen: Option<SocketAddr>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,

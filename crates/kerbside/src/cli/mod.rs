@@ -3,6 +3,8 @@
 
 pub mod bench;
 pub mod client_args;
+#[cfg(test)]
+mod config_reference;
 pub mod docs;
 pub mod fetch;
 pub mod gate;
