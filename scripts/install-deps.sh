@@ -27,6 +27,8 @@ names+=(firefox-esr libnss3-tools fonts-dejavu-core)
 names+=(samba winbind smbclient samba-ad-provision samba-dsdb-modules samba-vfs-modules)
 # interop peers: Python SPNEGO clients in a venv (gssapi builds against libkrb5-dev)
 names+=(python3 python3-venv python3-dev)
+# the Debian package's test: build (cargo-deb), check (lintian), install into a fresh root
+names+=(debootstrap lintian)
 
 # The Python peers' venv (tests/python_peers.rs): made with the first python3 on PATH,
 # remade when crates/kerbside/tests/peers/requirements.txt or that python changes.
@@ -47,6 +49,18 @@ peers_venv() {
   printf '%s' "$stamp" >"$venv/.installed"
 }
 
+# cargo-deb builds the Debian package (scripts/package.sh); pinned, as its options change.
+CARGO_DEB_VERSION=3.8.0
+cargo_tools() {
+  if command -v cargo-deb >/dev/null && [ "$(cargo-deb --version 2>/dev/null)" = "cargo-deb $CARGO_DEB_VERSION" ]; then
+    echo "install-deps: cargo-deb $CARGO_DEB_VERSION present"
+    return
+  fi
+  command -v cargo >/dev/null || { echo "install-deps: cargo is not on PATH: install Rust (rustup)" >&2; return 1; }
+  echo "install-deps: installing cargo-deb $CARGO_DEB_VERSION (a few minutes)"
+  cargo install --quiet --locked cargo-deb --version "$CARGO_DEB_VERSION"
+}
+
 missing=()
 for p in "${names[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,6 +68,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian packages present"
   peers_venv
+  cargo_tools
   exit 0
 fi
 
@@ -74,6 +89,7 @@ trap cleanup EXIT
 $sudo apt-get update -q
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 peers_venv
+cargo_tools
 
 # Debian's samba and winbind packages enable their services: the test domain runs its own
 # Samba and needs the LDAP ports and /run/samba/winbindd, so stop any that started anyway.

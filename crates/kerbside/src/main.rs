@@ -126,9 +126,29 @@ mod tests {
         }
         assert!(
             stale.is_empty(),
-            "docs/man is stale ({stale:?}): run `cargo run -p kerbside -- man --out docs/man` \
-             (and delete pages of removed subcommands)"
+            "docs/man is stale ({stale:?}): run scripts/generate-docs.sh"
         );
+    }
+
+    /// `packaging/completions/` holds the scripts the Debian package ships.
+    #[test]
+    fn the_committed_completions_are_current() {
+        use clap_complete::Shell;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../packaging/completions");
+        for (shell, file) in [
+            (Shell::Bash, "kerbside.bash"),
+            (Shell::Zsh, "_kerbside"),
+            (Shell::Fish, "kerbside.fish"),
+        ] {
+            let mut cmd = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kerbside", &mut out);
+            let committed = std::fs::read(dir.join(file)).unwrap_or_default();
+            assert!(
+                committed == out,
+                "packaging/completions/{file} ({shell}) is stale: run scripts/generate-docs.sh"
+            );
+        }
     }
 
     #[test]
