@@ -319,7 +319,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__gate)
-            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --upstream-timeout --max-connections --max-body --log-format --help"
+            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --proxy-protocol --health-path --shutdown-delay --proxy-protocol-trusted --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --upstream-timeout --max-connections --max-body --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +370,18 @@ _kerbside() {
                     return 0
                     ;;
                 --forward-auth-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --health-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-protocol-trusted)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

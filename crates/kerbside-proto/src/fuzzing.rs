@@ -133,6 +133,14 @@ pub fn replay_file(data: &[u8]) {
     crate::replay_file::fuzz_check(data);
 }
 
+/// Reads `data` as the start of a connection with a PROXY protocol header
+/// ([`proxy_protocol`](crate::proxy_protocol)), and panics if a complete header is longer
+/// than its input or the limits, if a prefix of it reads as anything but incomplete, or if
+/// its addresses do not encode back to themselves.
+pub fn proxy_protocol(data: &[u8]) {
+    crate::proxy_protocol::fuzz_check(data);
+}
+
 /// Feeds `data` to the tunnel's browser guard ([`local_guard`](crate::local_guard)) as
 /// Host, Origin, Sec-Fetch-Site and target lines, and panics if it lets through a request
 /// that does not name the listener.
@@ -166,6 +174,7 @@ mod tests {
             ("basic", super::basic),
             ("krb5_token", super::krb5_token),
             ("replay_file", super::replay_file),
+            ("proxy_protocol", super::proxy_protocol),
             ("local_guard", super::local_guard),
             ("pac", super::pac),
         ] {

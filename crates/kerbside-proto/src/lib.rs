@@ -23,6 +23,7 @@ pub mod mechanism;
 pub mod netrc;
 pub mod pac;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod replay_file;
 pub mod request_path;
 pub mod scheme;

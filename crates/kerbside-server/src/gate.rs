@@ -19,9 +19,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
 use tower_service::Service;
@@ -35,12 +35,14 @@ use crate::body::{BoxError, GateBody};
 use crate::canonical_path::{prefix_matches, CanonicalPathLayer};
 use crate::cgi::{CgiConfig, CgiService};
 use crate::forward_auth::{Endpoint, ForwardAuthLayer, ForwardAuthSettings};
+use crate::health::{Draining, HealthLayer};
 use crate::identity_headers::IdentityHeaders;
 use crate::listener::Listener;
 use crate::metrics::GateMetrics;
 pub use crate::per_connection::ConnectionInfo;
 use crate::per_connection::PerConnection;
 use crate::proxy::{IdentitySigner, ProxyLimits, ReverseProxy};
+use crate::proxy_protocol::{Prefixed, ProxyProtocol};
 use crate::session::{SessionCodec, SessionKeys};
 
 /// The largest request head accepted (Kerberos tokens with big PACs need room);
@@ -162,6 +164,15 @@ pub struct GateConfig {
     pub max_connections: usize,
     /// How [`MountTarget::ForwardAuth`] mounts trust and answer the front proxy.
     pub forward_auth: ForwardAuthSettings,
+    /// The path of the health endpoint for load balancers (`200 ready`, `503 draining`
+    /// once shutdown began), answered before authentication; `None`: no endpoint.
+    pub health_path: Option<String>,
+    /// How long the gate keeps serving after it was told to stop, with the health
+    /// endpoint answering `503`, so balancers take it out before it stops accepting.
+    pub shutdown_delay: Duration,
+    /// Take the client's address from a PROXY protocol header (v1 or v2) that the
+    /// trusted balancers send first on each connection; `None` (the default): off.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl GateConfig {
@@ -197,6 +208,9 @@ impl GateConfig {
             spool_budget: crate::cgi::DEFAULT_SPOOL_BUDGET,
             max_connections: crate::listener::DEFAULT_MAX_CONNECTIONS,
             forward_auth: ForwardAuthSettings::default(),
+            proxy_protocol: None,
+            health_path: Some(crate::health::DEFAULT_HEALTH_PATH.to_owned()),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }
@@ -321,6 +335,10 @@ pub struct Gate {
     router: Router,
     metrics: GateMetrics,
     header_timeout: Duration,
+    proxy_protocol: Option<Arc<ProxyProtocol>>,
+    health: HealthLayer,
+    draining: Draining,
+    shutdown_delay: Duration,
 }
 
 impl std::fmt::Debug for Gate {
@@ -425,6 +443,7 @@ impl Gate {
             crate::forward_auth::check_mode(config.mode, config.ntlm_users.is_some())?;
         }
         let metrics = GateMetrics::new();
+        let draining = Draining::default();
         let layer = NegotiateLayer::with_config(NegotiateConfig {
             mode: config.mode,
             acceptor,
@@ -496,6 +515,10 @@ impl Gate {
             router,
             metrics,
             header_timeout: config.header_timeout,
+            proxy_protocol: config.proxy_protocol.clone().map(Arc::new),
+            health: HealthLayer::new(config.health_path.as_deref(), draining.clone()),
+            draining,
+            shutdown_delay: config.shutdown_delay,
         })
     }
 
@@ -536,69 +559,46 @@ impl Gate {
             tokio::spawn(serve_metrics(listener, self.metrics.clone()));
         }
         tokio::pin!(shutdown);
+        // Once told to stop: the health endpoint says so at once, and the gate keeps
+        // taking connections for shutdown_delay, so balancers stop sending it clients
+        // before it stops accepting.
+        let mut stop_at: Option<tokio::time::Instant> = None;
         loop {
             let (tcp, remote, slot) = tokio::select! {
                 a = self.listener.accept() => (a.stream, a.remote, a.slot),
-                () = &mut shutdown => break,
+                () = &mut shutdown, if stop_at.is_none() => {
+                    self.draining.start();
+                    if self.shutdown_delay.is_zero() {
+                        break;
+                    }
+                    tracing::info!(
+                        "draining: the health endpoint answers 503; serving for {:?} more",
+                        self.shutdown_delay
+                    );
+                    stop_at = Some(tokio::time::Instant::now() + self.shutdown_delay);
+                    continue;
+                }
+                () = sleep_until_or_forever(stop_at) => break,
             };
             let _ = tcp.set_nodelay(true);
-            let info = ConnectionInfo {
-                remote,
-                tls: self.tls.is_some(),
+            let connection = Connection {
+                builder: builder.clone(),
+                tls: self.tls.clone(),
+                binding: self.binding.clone(),
+                layer: self.layer.clone(),
+                forward_auth: self.forward_auth.clone(),
+                router: self.router.clone(),
+                metrics: self.metrics.clone(),
+                header_timeout: self.header_timeout,
+                proxy_protocol: self.proxy_protocol.clone(),
+                health: self.health.clone(),
             };
-            let mut connection = PerConnection::new(remote);
-            if let Some(binding) = &self.binding {
-                connection = connection.with_tls_binding(binding.clone());
-            }
-            let service = ServiceBuilder::new()
-                .map_result(reset_for_http11)
-                .map_request(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(info);
-                    req
-                })
-                .layer(connection)
-                .map_response(explain_refusal)
-                .layer(CanonicalPathLayer::new(Some(self.metrics.clone())))
-                .layer(self.forward_auth.clone())
-                .layer(self.layer.clone())
-                .service(self.router.clone());
-            let service = TowerToHyperService::new(service);
-            let builder = builder.clone();
-            let tls = self.tls.clone();
             let watcher = graceful.watcher();
             let guard = self.metrics.connection();
-            let handshake_timeout = self.header_timeout;
             tokio::spawn(async move {
                 let _guard = guard;
                 let _slot = slot;
-                match tls {
-                    Some(tls) => {
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%remote, "TLS handshake failed: {e}");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%remote, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            tracing::debug!(%remote, "connection ended: {e}");
-                        }
-                    }
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                        if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            tracing::debug!(%remote, "connection ended: {e}");
-                        }
-                    }
-                }
+                connection.serve(tcp, remote, watcher).await;
             });
         }
         // Stop taking connections at once, so clients go elsewhere instead of waiting
@@ -610,6 +610,100 @@ impl Gate {
             .is_err()
         {
             tracing::warn!("requests still in flight after 30 s; closing them");
+        }
+    }
+}
+
+/// Waits until `at`, or forever when there is no `at`.
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What one accepted connection needs from the gate, moved into its task.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    binding: Option<Arc<Vec<u8>>>,
+    layer: NegotiateLayer,
+    forward_auth: ForwardAuthLayer<NegotiateService<Endpoint>>,
+    router: Router,
+    metrics: GateMetrics,
+    header_timeout: Duration,
+    proxy_protocol: Option<Arc<ProxyProtocol>>,
+    health: HealthLayer,
+}
+
+impl Connection {
+    /// Takes the client's address (from the PROXY protocol header when it is on), then
+    /// TLS, then serves HTTP until the connection ends or the gate drains it.
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let (stream, remote) = match &self.proxy_protocol {
+            None => (Prefixed::new(tcp), peer),
+            Some(settings) => {
+                match crate::proxy_protocol::admit(settings, tcp, peer, self.header_timeout).await {
+                    Ok(admitted) => (admitted.stream, admitted.remote),
+                    Err(refusal) => {
+                        tracing::warn!(%peer, "{refusal}");
+                        self.metrics.proxy_protocol_refused();
+                        return;
+                    }
+                }
+            }
+        };
+        let info = ConnectionInfo {
+            remote,
+            tls: self.tls.is_some(),
+        };
+        let mut connection = PerConnection::new(remote);
+        if let Some(binding) = &self.binding {
+            connection = connection.with_tls_binding(binding.clone());
+        }
+        let service = ServiceBuilder::new()
+            .map_result(reset_for_http11)
+            .map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(info);
+                req
+            })
+            .layer(connection)
+            .map_response(explain_refusal)
+            .layer(CanonicalPathLayer::new(Some(self.metrics.clone())))
+            .layer(self.health)
+            .layer(self.forward_auth)
+            .layer(self.layer)
+            .service(self.router);
+        let service = TowerToHyperService::new(service);
+        match self.tls {
+            Some(tls) => {
+                let stream =
+                    match tokio::time::timeout(self.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%remote, "connection ended: {e}");
+                }
+            }
+            None => {
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%remote, "connection ended: {e}");
+                }
+            }
         }
     }
 }

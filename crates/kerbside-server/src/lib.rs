@@ -47,6 +47,7 @@ mod forward_body;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+pub mod health;
 mod hop_by_hop;
 mod identity;
 pub mod identity_headers;
@@ -56,6 +57,7 @@ pub mod metrics;
 pub mod passwords;
 pub mod per_connection;
 mod proxy;
+pub mod proxy_protocol;
 pub mod session;
 mod spool;
 mod tls;

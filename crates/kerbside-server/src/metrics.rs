@@ -46,6 +46,7 @@ struct Inner {
     bodies_too_large: Counter,
     accept_failures: Counter,
     connection_cap_waits: Counter,
+    proxy_protocol_refusals: Counter,
 }
 
 impl std::fmt::Debug for GateMetrics {
@@ -107,6 +108,12 @@ impl GateMetrics {
         let bodies_too_large = Counter::default();
         let accept_failures = Counter::default();
         let connection_cap_waits = Counter::default();
+        let proxy_protocol_refusals = Counter::default();
+        registry.register(
+            "proxy_protocol_refusals",
+            "Connections closed before serving: no valid PROXY protocol header in time, or not from a trusted balancer",
+            proxy_protocol_refusals.clone(),
+        );
         registry.register(
             "upstream_timeouts",
             "Requests answered 504 because the upstream stalled (upstream-timeout)",
@@ -146,6 +153,7 @@ impl GateMetrics {
             bodies_too_large,
             accept_failures,
             connection_cap_waits,
+            proxy_protocol_refusals,
         }))
     }
 
@@ -215,6 +223,11 @@ impl GateMetrics {
     /// Counts a time the connection cap was reached.
     pub fn connection_cap_wait(&self) {
         self.0.connection_cap_waits.inc();
+    }
+
+    /// Counts a connection closed for its PROXY protocol header (or its absence).
+    pub fn proxy_protocol_refused(&self) {
+        self.0.proxy_protocol_refusals.inc();
     }
 
     /// A connection opened; the returned guard counts it closed when dropped.

@@ -46,6 +46,7 @@ mod caddy;
 mod clients;
 mod daemon;
 mod domain;
+mod haproxy;
 mod lighttpd;
 mod nginx;
 mod passwords;
@@ -63,6 +64,7 @@ pub use domain::{
     ServiceKeys, TestDomain, AD_ADMIN_PASSWORD, AD_DNS_DOMAIN, AD_NETBIOS_DOMAIN, AD_REALM,
     AD_USERS, FIXED_PORTS, LOCK_PATH, WINBINDD_SOCKET,
 };
+pub use haproxy::{Backend, Haproxy, HaproxyOptions, SendProxy};
 pub use lighttpd::{Lighttpd, LighttpdOptions, BENCH_BODY};
 pub use nginx::{Nginx, NginxOptions, FORWARD_AUTH_PATH};
 pub use passwords::{

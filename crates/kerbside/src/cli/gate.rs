@@ -43,6 +43,10 @@ rules:
   spool-budget = \"4G\"              # disk for CGI bodies sent without a length; beyond it 507
   forward-auth-trusted = [\"127.0.0.1\", \"::1\"]  # front proxies that may ask (default loopback)
   forward-auth-cert = \"/etc/nginx/cert.pem\"      # the front's certificate (channel bindings)
+  health-path = \"/.kerbside/health\"  # 200 ready / 503 draining, for balancers (\"\" = off)
+  shutdown-delay = 5               # seconds of serving with health 503 after SIGTERM
+  proxy-protocol = true            # behind HAProxy send-proxy(-v2): the client's address from it
+  proxy-protocol-trusted = [\"10.0.0.5\"]  # the balancers that may send it (default loopback)
 
   [[mount]]                        # a CGI program under a path
   path = \"/hg\"
@@ -129,6 +133,28 @@ pub struct GateArgs {
     /// through forward-auth are checked against it (without it, they are not checked).
     #[arg(long, value_name = "FILE")]
     pub forward_auth_cert: Option<PathBuf>,
+
+    /// Behind HAProxy or another balancer that sends the PROXY protocol (v1 or v2):
+    /// take the client's address from the header each connection starts with. Every
+    /// connection must then come from --proxy-protocol-trusted and start with a header.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// The path of the health endpoint for load balancers: `200 ready`, or `503
+    /// draining` once the gate was told to stop; answered before authentication.
+    /// Default /.kerbside/health; an empty PATH turns it off.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// Seconds the gate keeps serving after SIGTERM with the health endpoint answering
+    /// 503, so balancers take it out before it stops accepting (default 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_delay: Option<u64>,
+
+    /// A balancer's address or network allowed to send PROXY protocol headers (the
+    /// others are closed). Default loopback. Repeatable.
+    #[arg(long, value_name = "ADDR[/BITS]")]
+    pub proxy_protocol_trusted: Vec<String>,
 
     /// Header that carries the client principal (e.g. alice@EXAMPLE.TEST) upstream.
     /// Any copy sent by a client is removed first, in any spelling (case, and `_` for
@@ -382,6 +408,10 @@ pub(super) struct GateFile {
     log_format: Option<String>,
     forward_auth_trusted: Option<Vec<String>>,
     forward_auth_cert: Option<PathBuf>,
+    proxy_protocol: Option<bool>,
+    proxy_protocol_trusted: Option<Vec<String>>,
+    health_path: Option<String>,
+    shutdown_delay: Option<u64>,
     #[serde(default)]
     mount: Vec<MountFile>,
     #[serde(default)]
@@ -570,6 +600,51 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         config.forward_auth.front_binding = Some(std::sync::Arc::new(
             kerbside_server::forward_auth::load_front_binding(&cert).map_err(|e| e.to_string())?,
         ));
+    }
+    match args.health_path.or(file.health_path).as_deref() {
+        None => {}
+        Some("") => config.health_path = None,
+        Some(path) => match kerbside_proto::request_path::CanonicalPath::parse(path) {
+            Ok(canonical) if canonical.as_str() == path => {
+                config.health_path = Some(path.to_owned())
+            }
+            _ => {
+                return Err(format!(
+                    "health-path {path:?} is not a canonical path: give one like /.kerbside/health"
+                ))
+            }
+        },
+    }
+    if let Some(secs) = args.shutdown_delay.or(file.shutdown_delay) {
+        config.shutdown_delay = Duration::from_secs(secs);
+    }
+    if args.proxy_protocol || file.proxy_protocol == Some(true) {
+        let mut settings = kerbside_server::proxy_protocol::ProxyProtocol::default();
+        let trusted = if args.proxy_protocol_trusted.is_empty() {
+            file.proxy_protocol_trusted
+        } else {
+            Some(args.proxy_protocol_trusted)
+        };
+        if let Some(trusted) = trusted {
+            settings.trusted = trusted
+                .iter()
+                .map(|t| {
+                    kerbside_server::forward_auth::parse_trusted(t).map_err(|_| {
+                        format!(
+                            "proxy-protocol-trusted {t:?} is not an address or network: \
+                             give e.g. 127.0.0.1, ::1 or 10.0.0.0/8"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        config.proxy_protocol = Some(settings);
+    } else if !args.proxy_protocol_trusted.is_empty() || file.proxy_protocol_trusted.is_some() {
+        return Err(
+            "proxy-protocol-trusted is set but proxy-protocol is not: add --proxy-protocol \
+             (proxy-protocol = true)"
+                .to_owned(),
+        );
     }
     if user_map_set {
         config.forward_auth.user_map = Some(user_map.clone());

@@ -1,0 +1,224 @@
+//! [`Haproxy`]: a private HAProxy (`haproxy -db`) on a free loopback port in TCP mode in
+//! front of some gates, as docs/scale-out.md configures it: each connection to one gate
+//! (the client's TLS and its NTLM or connection-bound handshake stay on it), the client's
+//! address passed on with the PROXY protocol, and the gates' health endpoints checked.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::daemon;
+use crate::process::{self, log_tails};
+use crate::sbin;
+
+/// How long HAProxy may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long HAProxy gets to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How a backend hears of the client: not at all, or with the PROXY protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendProxy {
+    /// No header: the gate sees HAProxy's address.
+    Off,
+    /// `send-proxy` (the text line of version 1).
+    V1,
+    /// `send-proxy-v2` (binary).
+    V2,
+}
+
+/// One gate behind HAProxy.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Whether and how HAProxy sends the PROXY protocol to it.
+    pub send_proxy: SendProxy,
+}
+
+/// How to configure a [`Haproxy`].
+#[derive(Debug, Clone)]
+pub struct HaproxyOptions {
+    /// The gates, tried round-robin.
+    pub backends: Vec<Backend>,
+    /// Check each gate with `GET` of this path (over TLS when `tls_checks`), every
+    /// 200 ms; a gate that answers anything but 200 once is taken out.
+    pub health_path: Option<String>,
+    /// The gates speak TLS (HAProxy passes TLS through; only its checks open TLS).
+    pub tls_checks: bool,
+}
+
+/// A private HAProxy. Dropping it stops HAProxy and deletes its directory.
+#[derive(Debug)]
+pub struct Haproxy {
+    child: Child,
+    port: u16,
+    stats: PathBuf,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl Haproxy {
+    /// Writes the configuration (checked with `haproxy -c`), starts HAProxy and waits
+    /// until it accepts connections.
+    pub fn start(opts: &HaproxyOptions) -> io::Result<Haproxy> {
+        crate::check_tools(&[("haproxy", "haproxy")])?;
+        let dir = tempfile::Builder::new()
+            .prefix("kerbside-haproxy-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        let conf = root.join("haproxy.cfg");
+        let log = root.join("haproxy.log");
+        let stats = root.join("stats.sock");
+        let logs = || log_tails(&[("haproxy output", &log, 6000)]);
+        let (child, ports) = daemon::start_with_retries(
+            1,
+            |ports| {
+                fs::write(&conf, render(&root, ports[0], opts))?;
+                process::run(
+                    Command::new(sbin("haproxy")).arg("-c").arg("-f").arg(&conf),
+                    None,
+                    &|| process::log_tail("haproxy.cfg", &conf, 6000),
+                )?;
+                let out = fs::File::create(&log)?;
+                let mut cmd = Command::new(sbin("haproxy"));
+                cmd.arg("-db")
+                    .arg("-f")
+                    .arg(&conf)
+                    .stdin(Stdio::null())
+                    .stdout(out.try_clone()?)
+                    .stderr(out);
+                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
+            },
+            |child, ports| daemon::wait_listening(child, "haproxy", ports, START_TIMEOUT, &logs),
+            |child| process::terminate(child, STOP_GRACE),
+        )?;
+        Ok(Haproxy {
+            child,
+            port: ports[0],
+            stats,
+            log,
+            dir,
+        })
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's temporary directory, deleted on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// HAProxy's output (its log goes to stderr), for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Each backend's status as HAProxy's checks see it (`UP`, `DOWN`, `no check`...),
+    /// by backend index, read from the stats socket.
+    pub fn statuses(&self) -> io::Result<Vec<String>> {
+        let mut socket = UnixStream::connect(&self.stats)?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        socket.write_all(b"show stat\n")?;
+        let mut csv = String::new();
+        socket.read_to_string(&mut csv)?;
+        let mut lines = csv.lines();
+        let header = lines
+            .next()
+            .and_then(|h| h.strip_prefix("# "))
+            .ok_or_else(|| io::Error::other(format!("no stats header in {csv:?}")))?;
+        let column = |name: &str| header.split(',').position(|c| c == name);
+        let (sv, status) = column("svname")
+            .zip(column("status"))
+            .ok_or_else(|| io::Error::other(format!("no svname/status in {header:?}")))?;
+        let mut out = Vec::new();
+        for line in lines {
+            let fields: Vec<&str> = line.split(',').collect();
+            if let (Some(name), Some(state)) = (fields.get(sv), fields.get(status)) {
+                if let Some(i) = name
+                    .strip_prefix("gate")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    if out.len() <= i {
+                        out.resize(i + 1, String::new());
+                    }
+                    out[i] = (*state).to_owned();
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        process::terminate(&mut self.child, STOP_GRACE);
+    }
+}
+
+/// `haproxy.cfg`: TCP mode, round-robin over the gates, PROXY protocol and health checks
+/// as asked.
+fn render(root: &Path, port: u16, opts: &HaproxyOptions) -> String {
+    let root = root.display();
+    let check = match &opts.health_path {
+        Some(path) => format!(
+            "    option httpchk\n    http-check send meth GET uri {path} ver HTTP/1.1 hdr Host localhost\n    http-check expect status 200\n"
+        ),
+        None => String::new(),
+    };
+    let mut servers = String::new();
+    for (i, backend) in opts.backends.iter().enumerate() {
+        let proxy = match backend.send_proxy {
+            SendProxy::Off => "",
+            SendProxy::V1 => " send-proxy",
+            SendProxy::V2 => " send-proxy-v2",
+        };
+        let checks = match (&opts.health_path, backend.send_proxy, opts.tls_checks) {
+            (None, _, _) => String::new(),
+            (Some(_), send, tls) => format!(
+                " check inter 200ms fall 1 rise 1{}{}",
+                if send == SendProxy::Off {
+                    ""
+                } else {
+                    " check-send-proxy"
+                },
+                if tls { " check-ssl verify none" } else { "" }
+            ),
+        };
+        servers.push_str(&format!(
+            "    server gate{i} 127.0.0.1:{}{proxy}{checks}\n",
+            backend.port
+        ));
+    }
+    format!(
+        "# Written by kerbside-testkit; a private server, not the system HAProxy.
+global
+    stats socket {root}/stats.sock mode 600 level admin
+    maxconn 512
+    log stderr format short local0 info
+
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 2
+    option redispatch
+
+listen gates
+    bind 127.0.0.1:{port}
+    balance roundrobin
+{check}{servers}"
+    )
+}
