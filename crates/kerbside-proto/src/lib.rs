@@ -17,6 +17,7 @@ pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
+pub mod hop_by_hop;
 pub mod krb5;
 pub mod local_guard;
 pub mod mechanism;

@@ -1,41 +1,21 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1): fields about one connection, which a proxy or a
-//! gateway must not pass on. The one list the gate's proxy, its CGI gateway and the
-//! tunnel use.
+//! gateway must not pass on; the list is `kerbside_proto::hop_by_hop`'s, shared with
+//! the forward proxy.
 
 use http::header::{HeaderName, CONNECTION};
 use http::HeaderMap;
 
-/// The hop-by-hop field names (lower case): the connection options RFC 9110 §7.6.1
-/// names, the obsolete `Keep-Alive` and `Proxy-Connection`, and the proxy
-/// authentication fields (RFC 9110 §11.7), which are for the proxy, not the origin.
-pub(crate) const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Whether `name` is in the fixed hop-by-hop list. Header names in an [`HeaderMap`] are
-/// lower case; `name` is compared without regard to case.
-pub(crate) fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
+pub(crate) use kerbside_proto::hop_by_hop::{is_hop_by_hop, HOP_BY_HOP};
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and those named in
 /// `Connection`. A proxy must not forward them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
+    let named: Vec<HeaderName> = kerbside_proto::hop_by_hop::connection_options(
+        headers.get_all(CONNECTION).iter().map(|v| v.as_bytes()),
+    )
+    .into_iter()
+    .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+    .collect();
     for name in named {
         headers.remove(name);
     }
