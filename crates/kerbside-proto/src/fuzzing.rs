@@ -154,6 +154,13 @@ pub fn pac(data: &[u8]) {
     crate::pac::fuzz_check(data);
 }
 
+/// Feeds `data` to the forward proxy's parsers ([`forward_proxy`](crate::forward_proxy)):
+/// host lists, address ranges, proxy lists, PAC results and `/proc/net/tcp` lines, and
+/// panics if what parses does not format back into the same value.
+pub fn forward_proxy(data: &[u8]) {
+    crate::forward_proxy::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -177,6 +184,7 @@ mod tests {
             ("proxy_protocol", super::proxy_protocol),
             ("local_guard", super::local_guard),
             ("pac", super::pac),
+            ("forward_proxy", super::forward_proxy),
         ] {
             for (_, data) in kerbside_testkit::fuzz_seeds(target) {
                 check(&data);

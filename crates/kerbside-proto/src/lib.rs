@@ -7,6 +7,7 @@
 //!   and their proxy counterparts (RFC 9110 §11, RFC 7615).
 //! - [`driver`]: the client's per-request decisions (restart, preemptive credentials,
 //!   no downgrade, stale Digest nonces, 401 loops) as a typed state machine.
+//! - [`forward_proxy`]: the local forward proxy's routes, failover, allow lists.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod channel_binding;
 pub mod cookie;
 mod der;
 pub mod driver;
+pub mod forward_proxy;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
