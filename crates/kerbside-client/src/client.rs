@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use kerbside_proto::driver::{
     AttemptEnd, DriverSettings, GiveUp, OriginFacts, OriginMode, RequestDriver, Retry,
 };
-use kerbside_proto::{SchemeKind, Transport};
+use kerbside_proto::{SchemeKind, SchemePolicy, Transport};
 
 use crate::body::{Replayable, RequestBody};
 use crate::conn::{Conn, Origin};
@@ -147,7 +147,16 @@ impl Client {
         } else {
             &[b"http/1.1"]
         };
-        let driver = DriverSettings::new(config.auth.schemes.clone(), config.auth.max_auth_rounds)
+        let origin_schemes = if config.origin_auth {
+            config.auth.schemes.clone()
+        } else {
+            // The driver answers no 401; the proxy's 407 reads `config.auth` itself.
+            SchemePolicy {
+                enabled: Vec::new(),
+                ..config.auth.schemes.clone()
+            }
+        };
+        let driver = DriverSettings::new(origin_schemes, config.auth.max_auth_rounds)
             .with_preemptive(config.auth.preemptive);
         Ok(Self {
             tls_any: client_config(&config.tls, any)?,

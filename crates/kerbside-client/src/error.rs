@@ -38,6 +38,8 @@ pub struct Error {
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     /// The GSSAPI problem behind this error, when Kerberos failed.
     kerberos: Option<Problem>,
+    /// The status a proxy refused a `CONNECT` with.
+    proxy_status: Option<u16>,
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             message: message.into(),
             source: None,
             kerberos: None,
+            proxy_status: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl Error {
             message: message.into(),
             source: Some(Box::new(source)),
             kerberos: None,
+            proxy_status: None,
         }
     }
 
@@ -67,6 +71,18 @@ impl Error {
     pub(crate) fn with_kerberos_problem(mut self, problem: Option<Problem>) -> Self {
         self.kerberos = problem;
         self
+    }
+
+    /// Records the status a proxy refused a `CONNECT` with (where the error is made).
+    pub(crate) fn with_proxy_status(mut self, status: u16) -> Self {
+        self.proxy_status = Some(status);
+        self
+    }
+
+    /// The status a proxy answered `CONNECT` with when it refused to open the
+    /// tunnel (a `5xx` means the proxy, not the user, failed: try another).
+    pub fn proxy_status(&self) -> Option<u16> {
+        self.proxy_status
     }
 
     /// The kind of failure.

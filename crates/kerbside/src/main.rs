@@ -34,6 +34,9 @@ enum Command {
     /// Forward a local plain-HTTP port to a kerberized server, authenticating with your
     /// ticket (for hg, pip, git... that cannot speak Negotiate).
     Tunnel(cli::tunnel::TunnelArgs),
+    /// Run a local forward proxy that authenticates to the corporate proxy with your
+    /// credentials (Negotiate, NTLM, Basic), for pip, git, npm, curl... (like cntlm, px).
+    Proxy(cli::proxy::ProxyArgs),
     /// Load a server with requests that speak Negotiate, and report throughput,
     /// latency, errors and the server's CPU per request.
     Bench(cli::bench::BenchArgs),
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => runtime.block_on(cli::fetch::run(args)),
         Command::Gate(args) => runtime.block_on(cli::gate::run(args)),
         Command::Tunnel(args) => runtime.block_on(cli::tunnel::run(args)),
+        Command::Proxy(args) => runtime.block_on(cli::proxy::run(args)),
         Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
         Command::NtlmPasswd(args) => cli::passwd::run_ntlm(args),
         Command::DigestPasswd(args) => cli::passwd::run_digest(args),

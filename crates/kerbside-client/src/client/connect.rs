@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::header::{HeaderValue, HOST, PROXY_AUTHORIZATION};
 use http::Request;
+use hyper_util::rt::TokioIo;
 
 use super::attempt::{drain, Failure};
 use super::event::{redacted, Event, Observer};
@@ -108,6 +109,76 @@ impl Client {
         Ok(conn)
     }
 
+    /// Opens a `CONNECT` tunnel to `host:port` through the proxy the settings name
+    /// for `https://host:port`, authenticating to the proxy (`407`) on the same
+    /// connection, within the connect timeout; nothing is spoken inside it (no TLS).
+    /// For a forward proxy that passes the tunnel on to its own client.
+    ///
+    /// Fails with [`ErrorKind::InvalidUrl`] when the settings send `host` directly
+    /// (open a TCP connection instead), with [`Error::proxy_status`] set when the
+    /// proxy refused the tunnel.
+    pub async fn open_tunnel(
+        &self,
+        host: &str,
+        port: u16,
+        observer: &dyn Observer,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, Error> {
+        let origin = Origin {
+            tls: true,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            port,
+        };
+        let Some(proxy) = self.config.proxy.route(&origin) else {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("no proxy is set for {host}:{port}"),
+            ));
+        };
+        observer.event(&Event::Connecting {
+            host: proxy.host.clone(),
+            port: proxy.port,
+            tls: false,
+        });
+        let open = async {
+            let (stream, _) = tcp(&proxy.host, proxy.port).await?;
+            observer.event(&Event::Proxy {
+                host: proxy.host.clone(),
+                port: proxy.port,
+                tunnel: true,
+            });
+            self.tunnel(stream, &proxy, &origin, observer).await
+        };
+        let result = match self.config.connect_timeout {
+            None => open.await,
+            Some(limit) => match tokio::time::timeout(limit, open).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "opening a tunnel to {host}:{port} through the proxy {}:{} timed \
+                             out after {}",
+                            proxy.host,
+                            proxy.port,
+                            seconds(limit)
+                        ),
+                    ))
+                }
+            },
+        };
+        match result {
+            Ok(upgraded) => Ok(TokioIo::new(upgraded)),
+            Err(Failure::Fatal(e) | Failure::Restart(_, e)) => Err(e),
+            Err(Failure::Http11Required) => Err(Error::new(
+                ErrorKind::Http,
+                "the proxy answered CONNECT with HTTP_1_1_REQUIRED",
+            )),
+        }
+    }
+
     /// Opens a `CONNECT` tunnel to `origin` through `proxy`, authenticating to the
     /// proxy (407) on the same connection.
     pub(super) async fn tunnel(
@@ -193,13 +264,17 @@ impl Client {
                     });
                 }
                 ProxyStep::Done => {
-                    return Err(Failure::Fatal(Error::new(
-                        ErrorKind::Http,
-                        format!(
-                            "the proxy {}:{} refused to open a tunnel to {authority}: {status}",
-                            proxy.host, proxy.port
-                        ),
-                    )));
+                    return Err(Failure::Fatal(
+                        Error::new(
+                            ErrorKind::Http,
+                            format!(
+                                "the proxy {}:{} refused to open a tunnel to {authority}: \
+                                 {status}",
+                                proxy.host, proxy.port
+                            ),
+                        )
+                        .with_proxy_status(status.as_u16()),
+                    ));
                 }
             }
         }

@@ -95,6 +95,10 @@ pub struct ClientConfig {
     /// who bounds that (as `kerbside fetch -m` does). `None` (the default) sets no
     /// deadline beyond the connect timeout (curl's `--max-time`).
     pub timeout: Option<Duration>,
+    /// Answer an origin's `401` (on by default). Off, a `401` is returned as it
+    /// came, while a proxy's `407` is still answered: for a forward proxy that
+    /// authenticates to its upstream only.
+    pub origin_auth: bool,
 }
 
 /// The connect timeout of [`ClientConfig::default`]: 30 seconds (curl's is 300).
@@ -113,6 +117,7 @@ impl Default for ClientConfig {
             cookies: true,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             timeout: None,
+            origin_auth: true,
         }
     }
 }

@@ -202,7 +202,7 @@ pub struct ClientArgs {
     /// curl reads them (upper-case `HTTP_PROXY` is never read: under CGI it is the
     /// client's `Proxy:` header).
     #[arg(short = 'x', long, value_name = "URL", help_heading = "Proxy")]
-    pub proxy: Option<String>,
+    pub proxy: Vec<String>,
 
     /// Hosts to reach without the proxy, comma-separated: names (with their
     /// subdomains), IP addresses, CIDR ranges, `*` for all; default `no_proxy` or
@@ -268,7 +268,8 @@ impl ClientArgs {
                 };
             }
         }
-        let mut proxy = match &self.proxy {
+        // Given more than once, the last one counts (as curl).
+        let mut proxy = match self.proxy.last() {
             Some(p) => {
                 ProxySettings::all(kerbside_client::parse_proxy(p).map_err(|e| e.to_string())?)
             }

@@ -9,4 +9,5 @@ pub mod docs;
 pub mod fetch;
 pub mod gate;
 pub mod passwd;
+pub mod proxy;
 pub mod tunnel;

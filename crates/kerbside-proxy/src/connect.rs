@@ -1,0 +1,181 @@
+//! `CONNECT host:port` tunnels: the route is chosen, a tunnel opened through the
+//! first upstream that takes it (authenticating to it on that connection) or a
+//! TCP connection made directly, then `200` to the client and the bytes spliced.
+//! Nothing inside a tunnel is read or changed (no interception).
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use kerbside_proto::forward_proxy::route::{RouteChoice, UpstreamKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::observe::RequestObserver;
+use crate::response::{status_for, text, ProxyBody};
+use crate::route_source::RouteQuery;
+use crate::server::Shared;
+use crate::splice::splice;
+
+/// Either end of a tunnel.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Answers one `CONNECT`.
+pub(crate) async fn connect(
+    shared: Arc<Shared>,
+    mut request: Request<Incoming>,
+    id: u64,
+) -> Response<ProxyBody> {
+    let authority = request.uri().authority().cloned();
+    let Some((host, port)) = authority
+        .as_ref()
+        .and_then(|a| a.port_u16().map(|p| (a.host(), p)))
+        .filter(|(h, _)| !h.is_empty())
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "kerbside proxy: CONNECT needs host:port, not {:?}",
+                request.uri().to_string()
+            ),
+        );
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let query = RouteQuery {
+        url: format!("https://{}/", authority.as_ref().map_or("", |a| a.as_str())),
+        host: host.clone(),
+        port,
+        tunnel: true,
+    };
+    let route = shared.routes.route(&query).await;
+    let choices = shared.upstreams.order(&route.choices);
+    tracing::debug!(
+        request = id,
+        target = %format!("{host}:{port}"),
+        route = %choices.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        reason = %route.reason,
+        "route (CONNECT)"
+    );
+    let observer = RequestObserver::new(id, shared.metrics.clone());
+    let mut last_error = String::new();
+    for choice in &choices {
+        let opened: Result<Box<dyn Io>, (String, StatusCode)> = match choice {
+            RouteChoice::Direct => {
+                let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+                match tokio::time::timeout(shared.connect_timeout, connect).await {
+                    Ok(Ok(tcp)) => {
+                        let _ = tcp.set_nodelay(true);
+                        Ok(Box::new(tcp))
+                    }
+                    Ok(Err(e)) => Err((
+                        format!("cannot connect to {host}:{port}: {e}"),
+                        StatusCode::BAD_GATEWAY,
+                    )),
+                    Err(_) => Err((
+                        format!(
+                            "connecting to {host}:{port} timed out after {} s",
+                            shared.connect_timeout.as_secs_f32()
+                        ),
+                        StatusCode::GATEWAY_TIMEOUT,
+                    )),
+                }
+            }
+            RouteChoice::Proxy(u) if u.kind == UpstreamKind::Https => {
+                last_error = format!("{u}: HTTPS upstream proxies are not supported yet");
+                tracing::warn!(request = id, upstream = %u, "skipped: HTTPS upstream proxies are not supported yet");
+                continue;
+            }
+            RouteChoice::Proxy(u) => {
+                let client = match shared.upstreams.client(u) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last_error = e.to_string();
+                        continue;
+                    }
+                };
+                match client.open_tunnel(&host, port, &observer).await {
+                    Ok(io) => {
+                        shared.upstreams.succeeded(u);
+                        Ok(Box::new(io))
+                    }
+                    Err(e) => {
+                        if e.is_auth() || e.is_policy() {
+                            shared.metrics.inc(
+                                "kerbside_proxy_auth_failures_total",
+                                &[("scheme", &observer.scheme())],
+                            );
+                        }
+                        let upstream_failed = e.is_connect()
+                            || e.is_timeout()
+                            || e.proxy_status().is_some_and(|s| s >= 500);
+                        if upstream_failed {
+                            shared.upstreams.failed(u, &e.to_string());
+                            tracing::info!(request = id, via = %choice, "trying the next route: {e}");
+                            last_error = e.to_string();
+                            continue;
+                        }
+                        Err((e.to_string(), status_for(&e)))
+                    }
+                }
+            }
+        };
+        let upstream = match opened {
+            Ok(io) => io,
+            Err((message, status)) => {
+                shared.metrics.inc(
+                    "kerbside_proxy_errors_total",
+                    &[("status", status.as_str())],
+                );
+                tracing::warn!(request = id, target = %format!("{host}:{port}"), via = %choice, status = status.as_u16(), "CONNECT failed: {message}");
+                return text(
+                    status,
+                    format!("kerbside proxy: CONNECT {host}:{port} via {choice}: {message}"),
+                );
+            }
+        };
+        let (route_label, upstream_label) = match choice {
+            RouteChoice::Direct => ("direct", String::new()),
+            RouteChoice::Proxy(u) => ("proxy", u.to_string()),
+        };
+        shared.metrics.inc(
+            "kerbside_proxy_tunnels_total",
+            &[("route", route_label), ("upstream", &upstream_label)],
+        );
+        tracing::info!(request = id, target = %format!("{host}:{port}"), via = %choice, "tunnel open");
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        let idle = shared.tunnel_idle_timeout;
+        let guard = shared.active.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let client = match on_upgrade.await {
+                Ok(u) => TokioIo::new(u),
+                Err(e) => {
+                    tracing::debug!(request = id, "the client left before the tunnel: {e}");
+                    return;
+                }
+            };
+            match splice(client, upstream, idle).await {
+                Ok(s) => tracing::debug!(request = id, up = s.up, down = s.down, "tunnel closed"),
+                Err(e) => tracing::debug!(request = id, "tunnel ended: {e}"),
+            }
+        });
+        return Response::new(crate::response::empty());
+    }
+    let message = if last_error.is_empty() {
+        format!("no usable route ({})", route.reason)
+    } else {
+        format!("no route worked; the last: {last_error}")
+    };
+    shared
+        .metrics
+        .inc("kerbside_proxy_errors_total", &[("status", "502")]);
+    tracing::warn!(request = id, target = %format!("{host}:{port}"), "CONNECT failed: {message}");
+    text(
+        StatusCode::BAD_GATEWAY,
+        format!("kerbside proxy: CONNECT {host}:{port}: {message}"),
+    )
+}
