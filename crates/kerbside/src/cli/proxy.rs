@@ -188,7 +188,12 @@ fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String> {
     let uri: http::Uri = format!("http://{keyring_host}/")
         .parse()
         .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"));
-    let mut client = args.client.config(&uri)?;
+    // The routes are resolved above; the client's own proxy settings are set per
+    // upstream (a --proxy list is not one proxy URL).
+    let proxies = std::mem::take(&mut args.client.proxy);
+    let client = args.client.config(&uri);
+    args.client.proxy = proxies;
+    let mut client = client?;
     // Upstream connections stay HTTP/1.1 (a proxy's handshake binds to one).
     client.http2 = false;
     let config = ProxyConfig {

@@ -1,0 +1,493 @@
+//! `kerbside proxy`, the local forward proxy, with real peers: curl (plain HTTP,
+//! and HTTPS through CONNECT to `kerbside gate` with curl's own Negotiate inside
+//! the tunnel) with only the proxy configured, Squid requiring Negotiate
+//! (negotiate_kerberos_auth against the test realm; its access log must name
+//! alice for every request and tunnel) or Basic; failover with a dead first
+//! upstream and the retry timer; --noproxy; who may use it (addresses, another
+//! uid, origin-form requests); a ticket obtained after start; 200 tunnels at once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestCa, TestRealm};
+
+fn realm() -> &'static TestRealm {
+    static REALM: OnceLock<TestRealm> = OnceLock::new();
+    REALM.get_or_init(|| TestRealm::start().unwrap())
+}
+
+/// `kerbside proxy` on a free loopback port with `args`.
+fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, u16) {
+    let mut cmd = kerbside(realm);
+    cmd.env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
+        .args(args);
+    let p = GateProcess::from_command(cmd);
+    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    (p, port)
+}
+
+fn proxy_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// curl through the proxy only (no credentials of its own for the proxy).
+fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
+    let ca = std::env::temp_dir();
+    let mut cmd = curl(realm(), &ca);
+    // curl() says --noproxy '*'; an empty list lets --proxy apply.
+    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
+        .arg(proxy_url(port))
+        .args(extra)
+        .arg(url);
+    cmd.output().unwrap()
+}
+
+fn status_of(out: &std::process::Output) -> u16 {
+    // The last status line: a CONNECT's `200 Connection established` comes first.
+    let body = String::from_utf8_lossy(&out.stdout);
+    body.lines()
+        .filter(|l| l.starts_with("HTTP/"))
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether Squid's access log has a `200` line containing `what` (Squid writes a
+/// tunnel's line when it closes).
+fn served_line(log: &str, what: &str) -> bool {
+    log.lines().any(|l| l.contains(what) && l.contains(" 200 "))
+}
+
+fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if pred() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn curl_plain_http_and_tunnels_through_squid_with_negotiate_and_one_auth_per_connection() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let origin = EchoUpstream::start();
+    let (p, port) = proxy(realm, &["--proxy", &squid.url()]);
+
+    // Three plain-HTTP GETs on one curl connection (keep-alive to the proxy), and a
+    // tunnel (-p: CONNECT even for http://).
+    let a = format!("{}/one", origin.url());
+    let b = format!("{}/two", origin.url());
+    let c = format!("{}/three", origin.url());
+    let mut cmd = curl(realm, &std::env::temp_dir());
+    cmd.args(["--noproxy", "", "--max-time", "20", "-v", "--proxy"])
+        .arg(proxy_url(port))
+        .args([&a, &b, &c]);
+    let out = cmd.output().unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success(),
+        "{err}\n--- proxy:\n{}\n--- squid:\n{}",
+        p.log(),
+        squid.cache_log()
+    );
+    for path in ["/one", "/two", "/three"] {
+        assert!(body.contains(&format!("path={path}")), "{body}");
+    }
+    assert_eq!(
+        err.matches("Re-using existing connection").count()
+            + err.matches("Reusing existing").count(),
+        2,
+        "curl's connection to the proxy stays open: {err}"
+    );
+    assert!(!err.contains("Proxy-Authorization"), "{err}");
+
+    let tunnelled = curl_via(port, &["-p"], &format!("{}/tunnel", origin.url()));
+    let (body, err) = text(&tunnelled);
+    assert!(tunnelled.status.success(), "{err}\n{}", p.log());
+    assert!(body.contains("path=/tunnel"), "{body}");
+
+    let log = squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
+    let served: Vec<&str> = log.lines().filter(|l| !l.contains(" 407 ")).collect();
+    assert_eq!(served.len(), 4, "{log}");
+    for line in &served {
+        assert!(line.contains("user=alice@EXAMPLE.TEST"), "{log}");
+    }
+    // Keep-alive upstream: the three GETs went on one authenticated connection to
+    // Squid, so one 407 (one handshake) for them, and one for the tunnel.
+    assert_eq!(log.matches(" 407 ").count(), 2, "{log}");
+    let ports: std::collections::HashSet<&str> = served[..3]
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ports.len(), 1, "one upstream connection: {log}");
+    assert!(!p.log().contains("YII"), "tokens redacted: {}", p.log());
+}
+
+#[test]
+fn curl_https_through_the_tunnel_reaches_a_kerberized_gate_untouched() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let origin = EchoUpstream::start();
+    let gate = GateProcess::start(realm, Some(&cert), &origin.url(), &[]);
+    let (p, port) = proxy(realm, &["--proxy", &squid.url()]);
+    let mut cmd = curl(realm, ca.ca_pem_path());
+    cmd.args([
+        "--noproxy",
+        "",
+        "--max-time",
+        "20",
+        "--negotiate",
+        "-u",
+        ":",
+    ])
+    .args(["--proxy", &proxy_url(port)])
+    .arg(gate.url("/secret"));
+    let out = cmd.output().unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success(),
+        "{err}\n--- proxy:\n{}\n--- squid:\n{}",
+        p.log(),
+        squid.cache_log()
+    );
+    // The gate authenticated curl itself (inside TLS, through the tunnel).
+    assert!(
+        body.contains("x-remote-user=alice@EXAMPLE.TEST") || body.contains("alice@EXAMPLE.TEST"),
+        "{body}"
+    );
+    let log = squid.wait_access_log(|l| served_line(l, "CONNECT localhost"));
+    let connect = log
+        .lines()
+        .find(|l| l.contains("CONNECT localhost") && l.contains(" 200 "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(connect.contains("user=alice@EXAMPLE.TEST"), "{log}");
+}
+
+#[test]
+fn a_dead_first_upstream_is_skipped_then_retried_after_the_timer() {
+    let realm = realm();
+    let squid = Squid::start(
+        realm,
+        SquidOptions {
+            require_auth: false,
+            ..SquidOptions::default()
+        },
+    )
+    .unwrap();
+    let origin = EchoUpstream::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let list = format!("127.0.0.1:{dead_port},{}", squid.url());
+    let (p, port) = proxy(realm, &["--proxy", &list, "--proxy-retry-after", "2"]);
+    let out = curl_via(port, &[], &format!("{}/first", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    assert!(
+        p.wait_for_log(|l| l.contains("upstream proxy failed")),
+        "{}",
+        p.log()
+    );
+    // Tried last now: the next request goes to Squid first.
+    let before = p.log().matches("cannot connect to 127.0.0.1").count();
+    let out = curl_via(port, &["-p"], &format!("{}/second", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    assert_eq!(
+        p.log().matches("cannot connect to 127.0.0.1").count(),
+        before,
+        "the dead upstream was not tried again: {}",
+        p.log()
+    );
+    // After the timer it is first again (and fails again).
+    wait_for("the dead upstream tried again", || {
+        let out = curl_via(port, &[], &format!("{}/again", origin.url()));
+        assert_eq!(status_of(&out), 200, "{:?}", text(&out));
+        p.log().matches("cannot connect to 127.0.0.1").count() > before
+    });
+    let log = squid.wait_access_log(|l| served_line(l, "/again"));
+    assert!(
+        log.contains("/first") && log.contains("CONNECT 127.0.0.1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn noproxy_hosts_go_direct_and_nothing_else_does() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let origin = EchoUpstream::start();
+    let (p, port) = proxy(
+        realm,
+        &["--proxy", &squid.url(), "--noproxy", "127.0.0.0/8"],
+    );
+    let out = curl_via(port, &[], &format!("{}/direct", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let out = curl_via(port, &["-p"], &format!("{}/direct-tunnel", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    assert!(
+        p.log().contains("matches the no-proxy entry 127.0.0.0/8"),
+        "{}",
+        p.log()
+    );
+    // Through Squid: a name not on the list.
+    let out = curl_via(
+        port,
+        &[],
+        &format!("http://localhost:{}/via-squid", origin.port),
+    );
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let log = squid.wait_access_log(|l| served_line(l, "/via-squid"));
+    assert!(!log.contains("/direct"), "{log}");
+
+    // --check says the same without a request.
+    let out = kerbside(realm)
+        .args(["proxy", "--proxy", &squid.url(), "--noproxy", "127.0.0.0/8"])
+        .args(["--check", "https://pypi.example/simple/"])
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("CONNECT tunnel"), "{stdout}");
+    assert!(stdout.contains("1. http://localhost:"), "{stdout}");
+    assert!(stdout.contains("a 407 is answered"), "{stdout}");
+}
+
+#[test]
+fn clients_outside_the_allow_list_other_users_and_web_pages_are_refused() {
+    let realm = realm();
+    let origin = EchoUpstream::start();
+    let url = format!("{}/x", origin.url());
+    // Default: all of loopback, same user.
+    let (p, port) = proxy(realm, &[]);
+    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+
+    // Another uid (nobody) on the same machine gets 403, nothing forwarded.
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "curl",
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+        ])
+        .args([
+            "--noproxy",
+            "",
+            "--proxy",
+            &proxy_url(port),
+            &format!("{}/other-user", origin.url()),
+        ])
+        .output()
+        .expect("runuser (util-linux) is needed for this test");
+    let (body, err) = text(&out);
+    assert_eq!(status_of(&out), 403, "{body}{err}\n{}", p.log());
+    assert!(body.contains("only the proxy's own user"), "{body}");
+    assert!(
+        p.log().contains("refused, nothing forwarded"),
+        "{}",
+        p.log()
+    );
+    drop(p);
+
+    // With --allow-other-users it is served.
+    let (p, port) = proxy(realm, &["--allow-other-users"]);
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "curl",
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+        ])
+        .args(["--noproxy", "", "--proxy", &proxy_url(port), &url])
+        .output()
+        .unwrap();
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    drop(p);
+
+    // Only 127.0.0.1: a client from 127.0.0.2 gets 403; --allow lets it in.
+    let (p, port) = proxy(realm, &["--allow", "127.0.0.1/32"]);
+    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    let (body, _) = text(&out);
+    assert_eq!(status_of(&out), 403, "{body}\n{}", p.log());
+    assert!(
+        body.contains("clients from 127.0.0.2 may not use this proxy"),
+        "{body}"
+    );
+    let out = curl_via(port, &["--interface", "127.0.0.1"], &url);
+    assert_eq!(status_of(&out), 200, "{:?}", text(&out));
+    drop(p);
+    let (p, port) = proxy(realm, &["--allow", "127.0.0.1/32", "--allow", "127.0.0.2"]);
+    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+
+    // What a web page can make a browser send to 127.0.0.1:3128: an origin-form
+    // request with a Host. Refused, not forwarded.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /x HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        origin.port
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!answer.contains("path=/x"), "{answer}");
+}
+
+#[test]
+fn an_upstream_refusing_the_password_gives_502_with_the_reason() {
+    let realm = realm();
+    let squid = Squid::start(
+        realm,
+        SquidOptions {
+            require_auth: true,
+            scheme: ProxyScheme::Basic,
+        },
+    )
+    .unwrap();
+    let origin = EchoUpstream::start();
+    let (p, port) = proxy(
+        realm,
+        &["--proxy", &squid.url(), "-u", "alice:wrong-password"],
+    );
+    let out = curl_via(port, &[], &format!("{}/x", origin.url()));
+    let (body, _) = text(&out);
+    assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
+    assert!(body.contains("refused the Basic credentials"), "{body}");
+    assert!(!body.contains("407") || body.contains("502"), "{body}");
+    let out = curl_via(port, &["-p"], &format!("{}/t", origin.url()));
+    let (body, err) = text(&out);
+    assert!(
+        body.contains("502") || err.contains("502"),
+        "{body}{err}\n{}",
+        p.log()
+    );
+    drop(p);
+    // The right password works, and Squid logs the user.
+    let (p, port) = proxy(
+        realm,
+        &["--proxy", &squid.url(), "-u", "alice:alice-password"],
+    );
+    let out = curl_via(port, &[], &format!("{}/ok", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let log = squid.wait_access_log(|l| served_line(l, "/ok"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/ok") && l.contains("user=alice")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_ticket_obtained_after_start_is_used_without_restart() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let origin = EchoUpstream::start();
+    let cache = realm.dir().join("later-ticket");
+    let _ = std::fs::remove_file(&cache);
+    let mut cmd = kerbside(realm);
+    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "-v",
+            "--proxy",
+            &squid.url(),
+        ]);
+    let p = GateProcess::from_command(cmd);
+    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    let out = curl_via(port, &[], &format!("{}/before", origin.url()));
+    let (body, _) = text(&out);
+    assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
+    assert!(
+        body.to_lowercase().contains("ticket") || body.contains("credentials"),
+        "{body}"
+    );
+    realm.kinit("alice", "alice-password", &cache).unwrap();
+    let out = curl_via(port, &[], &format!("{}/after", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let log = squid.wait_access_log(|l| served_line(l, "/after"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/after") && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
+}
+
+#[test]
+fn two_hundred_tunnels_at_once() {
+    let realm = realm();
+    let origin = EchoUpstream::start();
+    let (p, port) = proxy(realm, &[]);
+    let threads: Vec<_> = (0..200)
+        .map(|i| {
+            let origin_port = origin.port;
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                write!(
+                    s,
+                    "CONNECT 127.0.0.1:{origin_port} HTTP/1.1\r\nHost: 127.0.0.1:{origin_port}\r\n\r\n"
+                )
+                .map_err(|e| e.to_string())?;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    s.read_exact(&mut byte).map_err(|e| format!("head: {e}"))?;
+                    head.push(byte[0]);
+                }
+                if !head.starts_with(b"HTTP/1.1 200") {
+                    return Err(String::from_utf8_lossy(&head).into_owned());
+                }
+                write!(
+                    s,
+                    "GET /t{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                .map_err(|e| e.to_string())?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+                if answer.contains(&format!("path=/t{i}")) {
+                    Ok(())
+                } else {
+                    Err(answer)
+                }
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .filter_map(|t| t.join().unwrap().err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(3)],
+        p.log()
+    );
+}
