@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::{curl, hg, kerbside, run_ok, text, EchoUpstream, GateProcess, HgServe};
 use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestCa, TestRealm};
 
 fn realm() -> &'static TestRealm {
@@ -55,8 +55,7 @@ fn status_of(out: &std::process::Output) -> u16 {
     // The last status line: a CONNECT's `200 Connection established` comes first.
     let body = String::from_utf8_lossy(&out.stdout);
     body.lines()
-        .filter(|l| l.starts_with("HTTP/"))
-        .last()
+        .rfind(|l| l.starts_with("HTTP/"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
@@ -490,4 +489,206 @@ fn two_hundred_tunnels_at_once() {
         &failures[..failures.len().min(3)],
         p.log()
     );
+}
+
+/// `hg clone` of a plain-HTTP repository, with only the proxy configured
+/// (`http_proxy.always`: Mercurial would otherwise go to localhost directly).
+#[test]
+fn hg_clones_through_the_proxy_and_squid() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let served = HgServe::start(dir.path());
+    let (p, port) = proxy(realm, &["--proxy", &squid.url()]);
+    let out = hg(dir.path())
+        .args(["--config", &format!("http_proxy.host=127.0.0.1:{port}")])
+        .args([
+            "--config",
+            "http_proxy.always=True",
+            "clone",
+            &served.url(),
+            "clone",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}\n{}", text(&out), p.log());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("clone/README")).unwrap(),
+        "hello from the server\n"
+    );
+    let log = squid.wait_access_log(|l| served_line(l, "cmd=getbundle"));
+    assert!(
+        log.lines()
+            .filter(|l| l.contains(" 200 "))
+            .all(|l| l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
+}
+
+/// A wheel with one module, built by hand (a zip with its metadata).
+fn write_wheel(dir: &std::path::Path) {
+    let script = format!(
+        "import zipfile\n\
+         z = zipfile.ZipFile({:?}, 'w')\n\
+         z.writestr('kerbside_probe/__init__.py', 'VALUE = 42\\n')\n\
+         z.writestr('kerbside_probe-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: kerbside-probe\\nVersion: 1.0\\n')\n\
+         z.writestr('kerbside_probe-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+         z.writestr('kerbside_probe-1.0.dist-info/RECORD', 'kerbside_probe/__init__.py,,\\nkerbside_probe-1.0.dist-info/METADATA,,\\nkerbside_probe-1.0.dist-info/WHEEL,,\\nkerbside_probe-1.0.dist-info/RECORD,,\\n')\n\
+         z.close()\n",
+        dir.join("kerbside_probe-1.0-py3-none-any.whl")
+    );
+    run_ok(Command::new("/usr/bin/python3").args(["-c", &script]));
+}
+
+/// `pip install` from a local index (Python's http.server) with `pip --proxy`.
+#[test]
+fn pip_installs_from_a_local_index_through_the_proxy() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let pip =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers-venv/bin/pip");
+    assert!(
+        pip.exists(),
+        "{} is missing: run scripts/install-deps.sh",
+        pip.display()
+    );
+    let index = tempfile::tempdir().unwrap();
+    write_wheel(index.path());
+    let server_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &server_port.to_string(),
+        ])
+        .current_dir(index.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the index server", || {
+        TcpStream::connect(("127.0.0.1", server_port)).is_ok()
+    });
+    let (p, port) = proxy(realm, &["--proxy", &squid.url()]);
+    let target = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(&pip);
+    common::clean_env(&mut cmd);
+    let out = cmd
+        .args([
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-index",
+        ])
+        .args([
+            "--proxy",
+            &proxy_url(port),
+            "--find-links",
+            &format!("http://127.0.0.1:{server_port}/"),
+        ])
+        .arg("--target")
+        .arg(target.path())
+        .arg("kerbside-probe")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{:?}\n{}", text(&out), p.log());
+    assert!(target.path().join("kerbside_probe/__init__.py").exists());
+    let log = squid.wait_access_log(|l| served_line(l, ".whl"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains(".whl") && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
+}
+
+/// `git clone` over HTTPS (CONNECT through the proxy and Squid) from `git
+/// http-backend` behind a kerberized gate, git's own Negotiate inside TLS.
+#[test]
+fn git_clones_over_https_through_the_proxy() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let git = |dir: &std::path::Path| {
+        let mut cmd = Command::new("/usr/bin/git");
+        common::clean_env(&mut cmd);
+        cmd.envs(realm.env())
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_SSL_CAINFO", ca.ca_pem_path())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .args([
+                "-c",
+                "http.emptyAuth=true",
+                "-c",
+                "user.name=A",
+                "-c",
+                "user.email=a@example.test",
+            ])
+            .args(["-c", "init.defaultBranch=main"]);
+        cmd
+    };
+    run_ok(git(root.path()).args(["init", "-q", "--bare", "project.git"]));
+    let seed = root.path().join("seed");
+    std::fs::create_dir(&seed).unwrap();
+    run_ok(git(&seed).args(["init", "-q"]));
+    std::fs::write(seed.join("README"), "through the proxy\n").unwrap();
+    run_ok(git(&seed).args(["add", "README"]));
+    run_ok(git(&seed).args(["commit", "-q", "-m", "first"]));
+    run_ok(
+        git(&seed)
+            .args(["push", "-q"])
+            .arg(root.path().join("project.git"))
+            .arg("main"),
+    );
+    let config = root.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls-cert = {:?}\ntls-key = {:?}\n\n[[mount]]\npath = \"/git\"\ncgi = \"/usr/lib/git-core/git-http-backend\"\nenv = {{ GIT_PROJECT_ROOT = {:?}, GIT_HTTP_EXPORT_ALL = \"1\" }}\n",
+            cert.cert_pem_path(),
+            cert.key_pem_path(),
+            root.path()
+        ),
+    )
+    .unwrap();
+    let gate = {
+        let mut cmd = kerbside(realm);
+        cmd.args(["gate", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--keytab")
+            .arg(realm.keytab());
+        GateProcess::from_command(cmd)
+    };
+    let (p, port) = proxy(realm, &["--proxy", &squid.url()]);
+    let out = git(root.path())
+        .args(["-c", &format!("http.proxy={}", proxy_url(port))])
+        .args(["clone", "-q", &gate.url("/git/project.git"), "clone"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}\n--- proxy:\n{}\n--- gate:\n{}",
+        text(&out),
+        p.log(),
+        gate.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("clone/README")).unwrap(),
+        "through the proxy\n"
+    );
+    let log = squid.wait_access_log(|l| served_line(l, "CONNECT localhost"));
+    for line in log.lines().filter(|l| l.contains(" 200 ")) {
+        assert!(line.contains("user=alice@EXAMPLE.TEST"), "{log}");
+    }
 }
