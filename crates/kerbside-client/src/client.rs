@@ -87,6 +87,8 @@ struct Shared {
 #[derive(Default)]
 struct Common {
     origins: Mutex<HashMap<Origin, OriginState>>,
+    /// Proxies that took Negotiate: a tunnel through them gets a token at once.
+    negotiate_proxies: Mutex<std::collections::HashSet<ProxyAddr>>,
     cookies: Mutex<cookie_store::CookieStore>,
 }
 
@@ -203,6 +205,24 @@ impl Client {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(origins.entry(origin.clone()).or_default());
+    }
+
+    fn proxy_wants_negotiate(&self, proxy: &ProxyAddr) -> bool {
+        self.shared
+            .common
+            .negotiate_proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(proxy)
+    }
+
+    fn learn_proxy_negotiate(&self, proxy: &ProxyAddr) {
+        self.shared
+            .common
+            .negotiate_proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(proxy.clone());
     }
 
     fn key(&self, origin: &Origin) -> PoolKey {

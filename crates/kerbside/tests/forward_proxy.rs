@@ -118,14 +118,29 @@ fn curl_plain_http_and_tunnels_through_squid_with_negotiate_and_one_auth_per_con
     assert!(tunnelled.status.success(), "{err}\n{}", p.log());
     assert!(body.contains("path=/tunnel"), "{body}");
 
-    let log = squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
+    squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
+    // A second tunnel: the upstream is known to want Negotiate, so the CONNECT
+    // carries a fresh token at once (no 407 round trip).
+    let again = curl_via(port, &["-p"], &format!("{}/tunnel2", origin.url()));
+    assert!(again.status.success(), "{:?}\n{}", text(&again), p.log());
+    assert!(
+        p.log().contains("sent without waiting for a 407"),
+        "{}",
+        p.log()
+    );
+    let log = squid.wait_access_log(|l| {
+        l.lines()
+            .filter(|l| l.contains("CONNECT 127.0.0.1") && l.contains(" 200 "))
+            .count()
+            == 2
+    });
     let served: Vec<&str> = log.lines().filter(|l| !l.contains(" 407 ")).collect();
-    assert_eq!(served.len(), 4, "{log}");
+    assert_eq!(served.len(), 5, "{log}");
     for line in &served {
         assert!(line.contains("user=alice@EXAMPLE.TEST"), "{log}");
     }
     // Keep-alive upstream: the three GETs went on one authenticated connection to
-    // Squid, so one 407 (one handshake) for them, and one for the tunnel.
+    // Squid, so one 407 (one handshake) for them, and one for the first tunnel.
     assert_eq!(log.matches(" 407 ").count(), 2, "{log}");
     let ports: std::collections::HashSet<&str> = served[..3]
         .iter()

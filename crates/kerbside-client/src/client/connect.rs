@@ -190,6 +190,9 @@ impl Client {
     ) -> Result<hyper::upgrade::Upgraded, Failure> {
         let mut sender = proxy_h1(stream).await?;
         let mut auth = ProxyAuth::new(proxy.clone(), self.config.auth.max_auth_rounds);
+        if self.proxy_wants_negotiate(proxy) {
+            auth.preempt_negotiate(self, observer).await;
+        }
         let authority = format!("{}:{}", origin.authority_host(), origin.port);
         loop {
             let mut request = Request::builder()
@@ -255,6 +258,9 @@ impl Client {
                     }
                 }
                 ProxyStep::Done if status.is_success() => {
+                    if auth.negotiated() {
+                        self.learn_proxy_negotiate(proxy);
+                    }
                     return hyper::upgrade::on(response).await.map_err(|e| {
                         Failure::Fatal(Error::with_source(
                             ErrorKind::Http,

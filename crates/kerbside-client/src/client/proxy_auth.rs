@@ -32,19 +32,88 @@ pub(super) enum ProxyStep {
 /// [`ProxyAuthDriver`] decides, this carries it out.
 pub(super) struct ProxyAuth {
     proxy: ProxyAddr,
+    max_auth_rounds: u32,
     driver: ProxyAuthDriver,
     exchange: Option<ExpectFinalToken<Initiator>>,
     header: Option<String>,
+    /// The token out was sent before any `407`: a `407` to it starts over with
+    /// the proxy's challenge instead of counting as a refusal.
+    preemptive: bool,
+    /// The scheme of the exchange that completed on this connection.
+    established: Option<SchemeKind>,
 }
 
 impl ProxyAuth {
     pub(super) fn new(proxy: ProxyAddr, max_auth_rounds: u32) -> Self {
         Self {
             proxy,
+            max_auth_rounds,
             driver: ProxyAuthDriver::new(max_auth_rounds),
             exchange: None,
             header: None,
+            preemptive: false,
+            established: None,
         }
+    }
+
+    /// A fresh Negotiate token before any `407`, for a proxy known to want one
+    /// (it authenticated with Negotiate before): no extra round trip per tunnel.
+    /// Without a ticket nothing is sent and the `407` decides.
+    pub(super) async fn preempt_negotiate(&mut self, client: &Client, observer: &dyn Observer) {
+        let settings = &client.config.auth;
+        if !settings.schemes.allows(SchemeKind::Negotiate)
+            || settings
+                .schemes
+                .plain_http
+                .check("Negotiate", &self.proxy.host, Transport::Plain)
+                .is_err()
+        {
+            return;
+        }
+        let target = settings.target.resolve(&self.proxy.host, None, None);
+        observer.event(&Event::Scheme {
+            proxy: true,
+            scheme: "Negotiate".to_owned(),
+            scheme_reason: "sent without waiting for a 407: the proxy took Negotiate before"
+                .to_owned(),
+            target: target.name.clone(),
+            target_reason: format!("{} (of the proxy)", target.reason),
+            channel_binding: false,
+        });
+        let config = InitiatorConfig {
+            target: target.name,
+            mutual: settings.mutual,
+            delegation: Delegation::None,
+            credentials: settings.credentials.clone(),
+            channel_bindings: None,
+        };
+        let (mutual, max_legs) = (settings.mutual, settings.max_legs);
+        let started = blocking(move || {
+            let mech = Initiator::Gss(NegotiateInitiator::new(&config).map_err(gss_error)?);
+            ExpectChallenge::new(mech, mutual)
+                .with_max_legs(max_legs)
+                .for_proxy()
+                .start()
+                .map_err(exchange_error)
+        })
+        .await;
+        match started {
+            Ok(Ok((credentials, next))) => {
+                self.header = Some(credentials.to_header_value());
+                self.exchange = Some(next);
+                self.driver.started(SchemeKind::Negotiate);
+                self.preemptive = true;
+            }
+            Ok(Err(e)) | Err(Failure::Fatal(e)) => observer.event(&Event::Notice {
+                message: format!("no Negotiate token before the proxy's 407: {e}"),
+            }),
+            Err(_) => {}
+        }
+    }
+
+    /// Whether the proxy's Negotiate exchange completed on this connection.
+    pub(super) fn negotiated(&self) -> bool {
+        self.established == Some(SchemeKind::Negotiate)
     }
 
     /// The proxy closed the connection before the next leg: connect again once.
@@ -90,6 +159,19 @@ impl ProxyAuth {
                 .with_kerberos_problem(problem),
             )
         };
+        if self.preemptive && status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            // The token sent before any 407 was not taken (a stale ticket, a proxy
+            // that changed): start over with this 407, as for a first request.
+            observer.event(&Event::Notice {
+                message: "the proxy answered 407 to the Negotiate token sent before its \
+                          challenge: starting over"
+                    .to_owned(),
+            });
+            self.driver = ProxyAuthDriver::new(self.max_auth_rounds);
+            self.exchange = None;
+            self.header = None;
+        }
+        self.preemptive = false;
         let mut step = self.driver.handle_response(status.as_u16());
         if let Decision::Exchange(kind) = step {
             let Some(state) = self.exchange.take() else {
@@ -122,6 +204,7 @@ impl ProxyAuth {
                     });
                     // The proxy keeps the authentication with the connection.
                     self.header = None;
+                    self.established = Some(kind);
                     step
                 }
                 Err(NegotiateError::Rejected) => {
