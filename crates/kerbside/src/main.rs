@@ -6,6 +6,8 @@
 //!   keytab and passes the user on in a header.
 //! * `kerbside tunnel`: a local plain-HTTP port that forwards to a kerberized server
 //!   with the user's ticket, for tools that cannot speak Negotiate.
+//! * `kerbside proxy`: a local forward proxy that answers the corporate proxy's `407`
+//!   with the user's credentials, for pip, git, npm, curl... (like cntlm, px).
 //! * `kerbside man`, `kerbside completions`: manual pages and shell completions,
 //!   generated from these definitions.
 
