@@ -244,9 +244,22 @@ fn noproxy_hosts_go_direct_and_nothing_else_does() {
     let realm = realm();
     let squid = Squid::start(realm, SquidOptions::default()).unwrap();
     let origin = EchoUpstream::start();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let (p, port) = proxy(
         realm,
-        &["--proxy", &squid.url(), "--noproxy", "127.0.0.0/8"],
+        &[
+            "--proxy",
+            &squid.url(),
+            "--noproxy",
+            "127.0.0.0/8",
+            "--metrics",
+            &metrics_addr,
+        ],
     );
     let out = curl_via(port, &[], &format!("{}/direct", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
@@ -266,6 +279,34 @@ fn noproxy_hosts_go_direct_and_nothing_else_does() {
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/via-squid"));
     assert!(!log.contains("/direct"), "{log}");
+
+    // Prometheus counters by route and upstream, handshakes by scheme.
+    let mut m = curl(realm, &std::env::temp_dir());
+    let out = m
+        .arg(format!("http://{metrics_addr}/metrics"))
+        .output()
+        .unwrap();
+    let (metrics, _) = text(&out);
+    assert!(
+        metrics.contains(
+            "kerbside_proxy_requests_total{route=\"direct\",upstream=\"\",status=\"2xx\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kerbside_proxy_tunnels_total{route=\"direct\",upstream=\"\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"proxy\",upstream=\"http://localhost:"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "kerbside_proxy_auth_handshakes_total{scheme=\"Negotiate\",peer=\"proxy\"} 1"
+        ),
+        "{metrics}"
+    );
 
     // --check says the same without a request.
     let out = kerbside(realm)
@@ -706,4 +747,94 @@ fn git_clones_over_https_through_the_proxy() {
     for line in log.lines().filter(|l| l.contains(" 200 ")) {
         assert!(line.contains("user=alice@EXAMPLE.TEST"), "{log}");
     }
+}
+
+/// NTLM to Squid (its fake helper runs the real connection-bound exchange and logs
+/// the user name the client sent), with the password from -u.
+#[test]
+fn ntlm_to_squid_with_the_password_from_the_command_line() {
+    let realm = realm();
+    let squid = Squid::start(
+        realm,
+        SquidOptions {
+            require_auth: true,
+            scheme: ProxyScheme::NtlmFake,
+        },
+    )
+    .unwrap();
+    let origin = EchoUpstream::start();
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--proxy",
+            &squid.url(),
+            "-u",
+            "EXAMPLE\\alice:alice-password",
+        ],
+    );
+    let out = curl_via(port, &[], &format!("{}/ntlm", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let out = curl_via(port, &["-p"], &format!("{}/ntlm-tunnel", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let log = squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
+    for line in log.lines().filter(|l| l.contains(" 200 ")) {
+        assert!(line.to_lowercase().contains("alice"), "{log}");
+    }
+    assert!(p.log().contains("NTLM"), "{}", p.log());
+}
+
+/// An upstream that answers 407 to everything, whatever it gets: the client gets a
+/// 502 with the reason after a bounded number of tries, never the 407.
+#[test]
+fn an_upstream_answering_407_forever_is_bounded() {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let realm = realm();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let upstream = common::serve_each_connection(move |stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = writer.write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\
+                  Proxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--proxy",
+            &format!("127.0.0.1:{upstream}"),
+            "--connect-timeout",
+            "10",
+        ],
+    );
+    let out = curl_via(port, &[], "http://origin.example/x");
+    let (body, _) = text(&out);
+    assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
+    assert!(body.contains("127.0.0.1"), "{body}");
+    let out = curl_via(port, &["-p"], "http://origin.example/t");
+    let (body, err) = text(&out);
+    assert!(body.contains("502") || err.contains("502"), "{body}{err}");
+    let tries = seen.load(Ordering::SeqCst);
+    assert!(
+        (2..=10).contains(&tries),
+        "{tries} requests to the upstream\n{}",
+        p.log()
+    );
 }
