@@ -158,6 +158,7 @@ fn the_debian_package_passes_lintian_and_installs_into_a_fresh_debian_12() {
         "./etc/kerbside/gate.toml",
         "./usr/lib/systemd/system/kerbside-gate.service",
         "./usr/lib/systemd/user/kerbside-tunnel@.service",
+        "./usr/lib/systemd/user/kerbside-proxy.service",
         "./usr/share/doc/kerbside/configuration.md",
     ] {
         assert!(
@@ -199,7 +200,8 @@ fn the_debian_package_passes_lintian_and_installs_into_a_fresh_debian_12() {
         &root,
         "systemd-analyze verify (user)",
         "mkdir -m 700 -p /tmp/xdg && XDG_RUNTIME_DIR=/tmp/xdg \
-         systemd-analyze --user verify kerbside-tunnel@hg.service",
+         systemd-analyze --user verify kerbside-tunnel@hg.service \
+         /usr/lib/systemd/user/kerbside-proxy.service",
     );
     let security = text(&in_root(
         &root,
