@@ -15,7 +15,7 @@ names+=(apache2 libapache2-mod-auth-gssapi squid curl openssl ca-certificates)
 # lighttpd (Digest SHA-256 with an htdigest file), apache2-utils (htdigest, htpasswd)
 names+=(gss-ntlmssp lighttpd lighttpd-mod-openssl apache2-utils)
 # forward-auth peers: nginx (auth_request) and Caddy (forward_auth) in front of an upstream
-names+=(nginx caddy haproxy)
+names+=(nginx caddy haproxy redis-server)
 # the demo publishes a Mercurial repository
 names+=(mercurial)
 # clock-skew tests run a server with a shifted clock

@@ -13,6 +13,7 @@ use crate::ffi;
 use crate::initiator::status_error;
 use crate::replay::{Insert, ReplayCache};
 use crate::replay_journal::{ReplayFileError, ReplayJournal};
+use crate::shared_replay::{Shared, SharedCheck, SharedReplay, WhenUnavailable};
 
 /// `GSS_C_CHANNEL_BOUND_FLAG` from MIT's `gssapi_ext.h`.
 const GSS_C_CHANNEL_BOUND_FLAG: u32 = 2048;
@@ -34,6 +35,9 @@ pub struct NegotiateAcceptor {
     cred: Cred,
     config: AcceptorConfig,
     memory: Option<Arc<MemoryReplay>>,
+    /// A replay cache shared with other gates, asked after the memory cache
+    /// ([`NegotiateAcceptor::with_shared_replay`]).
+    shared: Option<Arc<SharedCheck>>,
 }
 
 /// The fast path of [`NegotiateAcceptor::with_memory_replay_cache`]: credentials
@@ -162,6 +166,7 @@ impl NegotiateAcceptor {
             cred: acquire(config, rcache_off)?,
             config: config.clone(),
             memory: None,
+            shared: None,
         })
     }
 
@@ -182,6 +187,7 @@ impl NegotiateAcceptor {
                 cache: ReplayCache::new(clock_skew, ReplayCache::DEFAULT_CAPACITY),
                 journal: None,
             })),
+            shared: self.shared.clone(),
         })
     }
 
@@ -232,7 +238,33 @@ impl NegotiateAcceptor {
                 cache,
                 journal: Some(journal),
             })),
+            shared: self.shared.clone(),
         })
+    }
+
+    /// The same acceptor with a replay cache shared with other gates behind it: an
+    /// authenticator the memory cache has not seen is claimed in `store` (for twice
+    /// `clock_skew`) before the accept is reported, so a token accepted by one gate is
+    /// refused by every other. When the store cannot answer, `when_unavailable` decides.
+    /// Only acceptors with a memory replay cache
+    /// ([`with_memory_replay_cache`](Self::with_memory_replay_cache),
+    /// [`with_replay_file`](Self::with_replay_file)) ask it; set those up first.
+    pub fn with_shared_replay(
+        &self,
+        store: Arc<dyn SharedReplay>,
+        when_unavailable: WhenUnavailable,
+        clock_skew: Duration,
+    ) -> Self {
+        Self {
+            cred: self.cred.clone(),
+            config: self.config.clone(),
+            memory: self.memory.clone(),
+            shared: Some(Arc::new(SharedCheck {
+                store,
+                when_unavailable,
+                ttl: clock_skew.saturating_mul(2),
+            })),
+        }
     }
 
     /// Whether replays are checked in memory ([`with_memory_replay_cache`](Self::with_memory_replay_cache)).
@@ -314,7 +346,25 @@ impl AcceptContext {
                         .step(token, channel_bindings)
                         .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
                     if ctx.is_complete() {
-                        match memory.record(key) {
+                        let recorded = memory.record(key);
+                        if matches!(recorded, Recorded::Fresh | Recorded::Unrecorded) {
+                            if let Some(shared) = &self.acceptor.shared {
+                                match shared.check(&key) {
+                                    Shared::Fresh => {}
+                                    Shared::Replay => {
+                                        tracing::warn!(
+                                            wrapping = ?found.wrapping,
+                                            "Negotiate token refused: its Kerberos \
+                                             authenticator was seen before (shared replay \
+                                             cache: another gate accepted it)"
+                                        );
+                                        return Err(replayed());
+                                    }
+                                    Shared::Unavailable => return Err(unsaved()),
+                                }
+                            }
+                        }
+                        match recorded {
                             Recorded::Fresh => return finish(&ctx, out),
                             Recorded::Replay => {
                                 tracing::warn!(

@@ -20,6 +20,7 @@ mod ffi;
 mod initiator;
 mod replay;
 mod replay_journal;
+mod shared_replay;
 
 pub use acceptor::{
     AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCacheError, ReplayCheck,
@@ -28,3 +29,4 @@ pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 pub use replay::{Insert, ReplayCache};
 pub use replay_journal::{Reloaded, ReplayFileError, ReplayJournal};
+pub use shared_replay::{SharedReplay, SharedReplayError, WhenUnavailable};

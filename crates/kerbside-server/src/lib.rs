@@ -58,6 +58,7 @@ pub mod passwords;
 pub mod per_connection;
 mod proxy;
 pub mod proxy_protocol;
+pub mod redis_replay;
 pub mod session;
 mod spool;
 mod tls;

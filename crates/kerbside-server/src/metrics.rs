@@ -47,6 +47,7 @@ struct Inner {
     accept_failures: Counter,
     connection_cap_waits: Counter,
     proxy_protocol_refusals: Counter,
+    replay_cache_unavailable: Counter,
 }
 
 impl std::fmt::Debug for GateMetrics {
@@ -109,6 +110,12 @@ impl GateMetrics {
         let accept_failures = Counter::default();
         let connection_cap_waits = Counter::default();
         let proxy_protocol_refusals = Counter::default();
+        let replay_cache_unavailable = Counter::default();
+        registry.register(
+            "replay_cache_unavailable",
+            "Kerberos logins for which the shared replay cache (Redis) did not answer",
+            replay_cache_unavailable.clone(),
+        );
         registry.register(
             "proxy_protocol_refusals",
             "Connections closed before serving: no valid PROXY protocol header in time, or not from a trusted balancer",
@@ -154,6 +161,7 @@ impl GateMetrics {
             accept_failures,
             connection_cap_waits,
             proxy_protocol_refusals,
+            replay_cache_unavailable,
         }))
     }
 
@@ -228,6 +236,11 @@ impl GateMetrics {
     /// Counts a connection closed for its PROXY protocol header (or its absence).
     pub fn proxy_protocol_refused(&self) {
         self.0.proxy_protocol_refusals.inc();
+    }
+
+    /// Counts a login for which the shared replay cache did not answer.
+    pub fn replay_cache_unavailable(&self) {
+        self.0.replay_cache_unavailable.inc();
     }
 
     /// A connection opened; the returned guard counts it closed when dropped.
