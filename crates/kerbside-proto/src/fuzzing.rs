@@ -126,6 +126,12 @@ pub fn krb5_token(data: &[u8]) {
     crate::krb5::fuzz_check(data);
 }
 
+/// Reads `data` as a KDC's answer to `kerbside doctor`'s probe
+/// ([`kdc_probe`](crate::kdc_probe)): never panics, and what parses is in range.
+pub fn kdc_reply(data: &[u8]) {
+    crate::kdc_probe::fuzz_check(data);
+}
+
 /// Reads `data` as the gate's replay cache file ([`replay_file`](crate::replay_file)), and
 /// panics if what parses does not encode back up to its torn tail, or if its live entries
 /// are expired, repeated or beyond the window.
@@ -180,6 +186,7 @@ mod tests {
             ("htpasswd", super::htpasswd),
             ("basic", super::basic),
             ("krb5_token", super::krb5_token),
+            ("kdc_reply", super::kdc_reply),
             ("replay_file", super::replay_file),
             ("proxy_protocol", super::proxy_protocol),
             ("local_guard", super::local_guard),

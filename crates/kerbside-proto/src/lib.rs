@@ -20,6 +20,7 @@ pub mod forward_proxy;
 pub mod fuzzing;
 pub mod header;
 pub mod hop_by_hop;
+pub mod kdc_probe;
 pub mod krb5;
 pub mod local_guard;
 pub mod mechanism;
