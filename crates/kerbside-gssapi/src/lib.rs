@@ -8,6 +8,8 @@
 //!   [`ReplayCache`] in memory instead of MIT's file cache;
 //!   [`NegotiateAcceptor::with_replay_file`] keeps that cache in a [`ReplayJournal`]
 //!   file as well, so a restart does not forget it.
+//! * [`krb5`]: MIT krb5 itself (configuration, ticket caches, service tickets), for
+//!   diagnosis.
 //! * [`GssError`]: every GSSAPI failure, with a [`Problem`] in words a person can act on.
 //!
 //! All calls here block (they may read files or talk to a KDC): async callers run
@@ -18,6 +20,7 @@ mod acceptor;
 mod error;
 mod ffi;
 mod initiator;
+pub mod krb5;
 mod replay;
 mod replay_journal;
 mod shared_replay;
