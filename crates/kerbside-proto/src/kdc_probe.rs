@@ -80,6 +80,18 @@ fn kerberos_time(unix: i64) -> Vec<u8> {
     encode(0x18, text.as_bytes())
 }
 
+/// A time for people: `2026-12-07 15:04:05 UTC` for seconds since the epoch.
+pub fn utc_text(unix: i64) -> String {
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Howard Hinnant's `civil_from_days`: a day count since 1970-01-01 to a date.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -317,6 +329,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(reply.server_time, 1_796_655_845);
+        assert_eq!(utc_text(reply.server_time), "2026-12-07 15:04:05 UTC");
         assert_eq!(reply.server_usec, 123_456);
         assert_eq!(reply.error_code, ERR_C_PRINCIPAL_UNKNOWN);
         assert_eq!(reply.text.as_deref(), Some("CLIENT_NOT_FOUND"));

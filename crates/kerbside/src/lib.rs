@@ -2,6 +2,9 @@
 //! other programs may drive themselves.
 //!
 //! * [`bench`](mod@bench) — the load generator behind `kerbside bench`, which speaks Negotiate.
+//! * [`doctor`](mod@doctor) — the checks behind `kerbside doctor`: what is wrong with
+//!   Kerberos here, in words, and what to do.
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod doctor;

@@ -48,6 +48,9 @@ enum Command {
     /// Add or change a user of the gate's Digest users file (`--digest-users`,
     /// htdigest lines); the password is read from standard input without echo.
     DigestPasswd(cli::passwd::DigestPasswdArgs),
+    /// Check this machine's Kerberos setup and, for a URL, everything between you and
+    /// the server; one line per check with what to do.
+    Doctor(cli::doctor::DoctorArgs),
     /// Write the manual pages (kerbside.1 and one per subcommand) into a directory.
     Man(cli::docs::ManArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell, e.g.
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Tunnel(args) => runtime.block_on(cli::tunnel::run(args)),
         Command::Proxy(args) => runtime.block_on(cli::proxy::run(args)),
         Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
+        Command::Doctor(args) => runtime.block_on(cli::doctor::run(args)),
         Command::NtlmPasswd(args) => cli::passwd::run_ntlm(args),
         Command::DigestPasswd(args) => cli::passwd::run_digest(args),
         Command::Man(_) | Command::Completions(_) => ExitCode::SUCCESS,

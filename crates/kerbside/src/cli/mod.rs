@@ -6,6 +6,7 @@ pub mod client_args;
 #[cfg(test)]
 mod config_reference;
 pub mod docs;
+pub mod doctor;
 pub mod fetch;
 pub mod gate;
 pub mod passwd;
