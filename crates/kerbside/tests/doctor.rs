@@ -459,3 +459,99 @@ fn apache_with_mod_auth_gssapi_gets_a_clean_bill() {
     assert!(out.contains("answered 200 OK after Negotiate"), "{out}");
     assert_eq!(of_check(&findings, "mutual")[0]["level"], "ok", "{out}");
 }
+
+/// `kerbside doctor` with no ticket cache at all.
+fn doctor_without_ticket(name: &str, args: &[&str]) -> (i32, String, Vec<Value>) {
+    let none = format!("FILE:{}/{name}", realm().dir().display());
+    doctor_in(
+        || {
+            let mut c = kerbside(realm());
+            c.env("KRB5CCNAME", &none);
+            c
+        },
+        args,
+    )
+}
+
+#[test]
+fn credentials_from_a_keytab_or_a_password_are_checked_as_fetch_uses_them() {
+    let (gate, _upstream) = gate(&[]);
+    // A client keytab for bob (-norandkey: his password stays).
+    let keytab = realm().dir().join("doctor-bob.keytab");
+    realm().export_keytab(&["bob"], &keytab).unwrap();
+    let (code, out, findings) = doctor_without_ticket(
+        "doctor-none-1",
+        &["--keytab", keytab.to_str().unwrap(), &gate.url("/")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let creds = of_check(&findings, "credentials");
+    assert!(
+        creds[0]["found"]
+            .as_str()
+            .unwrap()
+            .contains("the KDC issued a ticket for bob@EXAMPLE.TEST"),
+        "{out}"
+    );
+    assert!(out.contains("answered 200 OK after Negotiate"), "{out}");
+
+    // A password with -u, with no ticket: the KDC is asked.
+    let (code, out, _) =
+        doctor_without_ticket("doctor-none-2", &["-u", "bob:bob-password", &gate.url("/")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("the KDC took the password of bob and issued a ticket"),
+        "{out}"
+    );
+    // A wrong one is named, and nothing is sent with it.
+    let (code, out, findings) =
+        doctor_without_ticket("doctor-none-3", &["-u", "bob:wrong", &gate.url("/")]);
+    assert_eq!(code, 1, "{out}");
+    let f = with_cause(&findings, "wrong_password");
+    assert_eq!(f.len(), 1, "{out}");
+    assert!(!out.contains("wrong\n") && !out.contains(":wrong"), "{out}");
+    // A keytab without the principal asked for.
+    let (code, out, findings) = doctor_without_ticket(
+        "doctor-none-4",
+        &[
+            "--keytab",
+            keytab.to_str().unwrap(),
+            "-u",
+            "alice",
+            &gate.url("/"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let f = with_cause(&findings, "keytab_unusable");
+    assert_eq!(f.len(), 1, "{out}");
+    assert!(
+        f[0]["what_to_do"].as_str().unwrap().contains("klist -kt"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_names_reverse_dns_gives_are_asked_for_too() {
+    // https://127.0.0.1/: kerbside asks for HTTP@127.0.0.1; reverse DNS says localhost,
+    // whose HTTP/localhost the KDC also knows.
+    let (gate, _upstream) = gate(&[]);
+    let port = gate
+        .url("/")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let url = format!("https://127.0.0.1:{port}/");
+    let (_, out, findings) = doctor(&[&url]);
+    assert!(
+        out.contains("kerbside asks for HTTP@127.0.0.1 (the host of the URL)"),
+        "{out}"
+    );
+    let tickets = of_check(&findings, "service-ticket");
+    assert_eq!(tickets.len(), 2, "{out}");
+    let rdns = tickets[1]["found"].as_str().unwrap();
+    assert!(
+        rdns.contains("HTTP@localhost") && rdns.contains("reverse DNS"),
+        "{out}"
+    );
+}
