@@ -499,7 +499,7 @@ fn credentials_from_a_keytab_or_a_password_are_checked_as_fetch_uses_them() {
         doctor_without_ticket("doctor-none-2", &["-u", "bob:bob-password", &gate.url("/")]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("the KDC took the password of bob and issued a ticket"),
+        out.contains("the KDC took the password of bob (-u) and issued a ticket"),
         "{out}"
     );
     // A wrong one is named, and nothing is sent with it.
@@ -554,4 +554,68 @@ fn the_names_reverse_dns_gives_are_asked_for_too() {
         rdns.contains("HTTP@localhost") && rdns.contains("reverse DNS"),
         "{out}"
     );
+}
+
+#[test]
+fn a_password_from_the_keyring_is_used_as_fetch_uses_it() {
+    let (gate, _upstream) = gate(&[]);
+    let keyring = realm().dir().join("doctor-keyring.toml");
+    std::fs::write(
+        &keyring,
+        "[[credential]]\nhost = \"localhost\"\nuser = \"bob\"\npassword = \"bob-password\"\nschemes = [\"negotiate\"]\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &keyring,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let none = format!("FILE:{}/doctor-none-keyring", realm().dir().display());
+    let (code, out, _) = doctor_in(
+        || {
+            let mut c = kerbside(realm());
+            c.env("KRB5CCNAME", &none).env("KERBSIDE_KEYRING", &keyring);
+            c
+        },
+        &[&gate.url("/")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the KDC took the password of bob (the keyring file {})",
+            keyring.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("bob-password"), "{out}");
+    assert!(out.contains("answered 200 OK after Negotiate"), "{out}");
+}
+
+#[test]
+fn with_every_kdc_down_no_service_ticket_is_waited_for() {
+    let port = dead_port();
+    let conf = realm().dir().join("doctor-dead-kdc-url.conf");
+    let text = std::fs::read_to_string(realm().krb5_conf())
+        .unwrap()
+        .replace(
+            &format!("127.0.0.1:{}", realm().kdc_port()),
+            &format!("127.0.0.1:{port}"),
+        );
+    std::fs::write(&conf, text).unwrap();
+    let (code, out, findings) = doctor_in(
+        || {
+            let mut c = kerbside(realm());
+            c.env("KRB5_CONFIG", &conf);
+            c
+        },
+        &["https://localhost:9/"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !with_cause(&findings, "kdc_unreachable").is_empty(),
+        "{out}"
+    );
+    let tickets = of_check(&findings, "service-ticket");
+    assert_eq!(tickets.len(), 1, "{out}");
+    assert_eq!(tickets[0]["level"], "warn", "{out}");
 }

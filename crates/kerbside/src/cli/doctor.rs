@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use http::Uri;
 use kerbside::doctor::{self, DoctorSettings, Finding, Level};
+use kerbside_client::{ClientCredentials, Keyring};
 
 use super::client_args::ClientArgs;
 
@@ -83,8 +84,17 @@ pub async fn run(mut args: DoctorArgs) -> ExitCode {
     if config.timeout.is_none() {
         config.timeout = Some(Duration::from_secs(30));
     }
+    let credentials_source = match &config.auth.credentials {
+        ClientCredentials::Password { .. } if args.client.user.is_some() => Some("-u".to_owned()),
+        ClientCredentials::Password { .. } => Some(match Keyring::default_path() {
+            Some(path) => format!("the keyring file {}", path.display()),
+            None => "the keyring file".to_owned(),
+        }),
+        _ => None,
+    };
     let settings = DoctorSettings {
         credentials: config.auth.credentials.clone(),
+        credentials_source,
         target: config.auth.target.clone(),
         client: url.as_ref().map(|_| config),
         url,

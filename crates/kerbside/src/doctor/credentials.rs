@@ -15,6 +15,7 @@ const SOON: i64 = 15 * 60;
 pub(super) fn check<'c>(
     context: &'c Context,
     credentials: &ClientCredentials,
+    source: Option<&str>,
     findings: &mut Vec<Finding>,
 ) -> Option<Ccache<'c>> {
     match credentials {
@@ -56,7 +57,7 @@ pub(super) fn check<'c>(
         ClientCredentials::FreshPassword {
             principal,
             password,
-        } => password_cache(context, principal, password, findings),
+        } => password_cache(context, principal, password, source, findings),
         ClientCredentials::Password {
             principal,
             password,
@@ -68,7 +69,7 @@ pub(super) fn check<'c>(
                     findings.extend(quiet);
                     Some(cache)
                 }
-                _ => password_cache(context, principal, password, findings),
+                _ => password_cache(context, principal, password, source, findings),
             }
         }
         ClientCredentials::Ccache(name) => cache_check(context, Some(name), findings),
@@ -80,13 +81,18 @@ fn password_cache<'c>(
     context: &'c Context,
     principal: &str,
     password: &str,
+    source: Option<&str>,
     findings: &mut Vec<Finding>,
 ) -> Option<Ccache<'c>> {
+    let from = source.map_or_else(String::new, |s| format!(" ({s})"));
     match context.password_ccache(principal, password) {
         Ok(cache) => {
             findings.push(Finding::ok(
                 "credentials",
-                format!("the KDC took the password of {principal} and issued a ticket"),
+                format!(
+                    "no ticket in the cache; the KDC took the password of {principal}{from} \
+                     and issued a ticket"
+                ),
             ));
             Some(cache)
         }
@@ -105,7 +111,10 @@ fn password_cache<'c>(
             findings.push(Finding::fail(
                 "credentials",
                 cause,
-                format!("the password of {principal} got no ticket: {}", e.message()),
+                format!(
+                    "the password of {principal}{from} got no ticket: {}",
+                    e.message()
+                ),
                 what_to_do,
             ));
             None

@@ -133,13 +133,14 @@ fn probe_tcp(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<Answ
     }
 }
 
-/// Probes every KDC of `realm` and judges the clock from the first answer.
+/// Probes every KDC of `realm` and judges the clock from the first answer; false
+/// when KDCs are configured and none answered.
 pub(super) fn check(
     context: &Context,
     realm: &str,
     timeout: Duration,
     findings: &mut Vec<Finding>,
-) {
+) -> bool {
     let kdcs = context.profile_values(&["realms", realm, "kdc"]);
     if kdcs.is_empty() {
         let (dns, _) = super::config::libdefault(context, "dns_lookup_kdc", "true");
@@ -152,7 +153,7 @@ pub(super) fn check(
             ),
             format!("add `kdc = HOST` for {realm} under [realms], or check the _kerberos._udp SRV records"),
         ));
-        return;
+        return true;
     }
     let nonce = u32::try_from(super::now() & 0x7fff_ffff).unwrap_or(1);
     let request = kdc_probe::as_req(realm, nonce, super::now() + 86_400);
@@ -221,6 +222,7 @@ pub(super) fn check(
     if let Some((kdc, answer)) = first {
         clock(context, &kdc, &answer, findings);
     }
+    any_answer
 }
 
 /// Judges the skew between this machine's clock and a KDC's.

@@ -123,6 +123,9 @@ pub struct DoctorSettings {
     pub url: Option<Uri>,
     /// The Kerberos credentials, as `kerbside fetch` would use them.
     pub credentials: ClientCredentials,
+    /// Where a password in `credentials` came from (`-u`, the keyring file), for
+    /// the findings.
+    pub credentials_source: Option<String>,
     /// How the service name is chosen (`--spn`, `--spn-canonicalize`, `--spn-port`).
     pub target: TargetNameSettings,
     /// The client for the request to the URL (`None`: no request is made).
@@ -139,6 +142,7 @@ impl Default for DoctorSettings {
         Self {
             url: None,
             credentials: ClientCredentials::Default,
+            credentials_source: None,
             target: TargetNameSettings::default(),
             client: None,
             kdc_timeout: Duration::from_secs(3),
@@ -210,10 +214,18 @@ fn kerberos_checks(settings: &DoctorSettings) -> (Vec<Finding>, Option<service::
         }
     };
     let realm = config::check(&context, &mut findings);
-    if let Some(realm) = &realm {
-        kdc::check(&context, realm, settings.kdc_timeout, &mut findings);
-    }
-    let cache = credentials::check(&context, &settings.credentials, &mut findings);
+    let kdc_down = match &realm {
+        Some(realm) => !kdc::check(&context, realm, settings.kdc_timeout, &mut findings),
+        None => false,
+    };
+    let cache = credentials::check(
+        &context,
+        &settings.credentials,
+        settings.credentials_source.as_deref(),
+        &mut findings,
+    );
+    // With every KDC of the realm down, MIT would wait out its own timeouts per KDC.
+    let cache = cache.filter(|_| !kdc_down);
     let names = settings.url.as_ref().map(|url| {
         service::check(
             &context,

@@ -160,8 +160,11 @@ pub(super) fn check(
         findings.push(Finding::warn(
             "service-ticket",
             "no_ticket",
-            format!("not asking the KDC for {}: no credentials", chosen.name),
-            "fix the credentials first (above)",
+            format!(
+                "not asking the KDC for {}: no credentials, or no KDC answers",
+                chosen.name
+            ),
+            "fix the credentials or the KDC first (above)",
         ));
         return Names {
             kerbside: chosen.name,
