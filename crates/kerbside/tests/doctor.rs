@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{clean_env, kerbside, text, with_password_on_stdin, EchoUpstream, GateProcess};
-use kerbside_testkit::{Apache, ApacheOptions, TestCa, TestCert, TestRealm, ALICE};
+use kerbside_testkit::{
+    Apache, ApacheOptions, ApacheScheme, SchemeApache, SchemeApacheOptions, TestCa, TestCert,
+    TestRealm, ALICE,
+};
 use serde_json::Value;
 
 /// One realm for the whole binary.
@@ -448,6 +451,24 @@ fn ntlm_inside_spnego_is_the_sign_of_a_missing_ticket() {
         "{out}"
     );
     assert!(out.contains("offers Negotiate, NTLM\n"), "{out}");
+
+    // The same against Apache, whose Negotiate is gss-ntlmssp's SPNEGO.
+    let apache =
+        SchemeApache::start(&tls().1, SchemeApacheOptions::new(ApacheScheme::Ntlm)).unwrap();
+    let (_, out, findings) = doctor_in(
+        || {
+            let mut c = kerbside(realm());
+            c.env("KRB5CCNAME", &none);
+            c
+        },
+        &["--negotiate-ntlm", "-u", &login, &apache.url("/private/")],
+    );
+    assert_eq!(with_cause(&findings, "ntlm_in_spnego").len(), 1, "{out}");
+    assert!(
+        out.contains("answered 200 OK after Negotiate"),
+        "{out}\n{}",
+        apache.error_log()
+    );
 }
 
 #[test]
