@@ -150,7 +150,15 @@ pub(super) fn check(
             other_names.push((name, why));
         }
     }
-    if other_names.is_empty() {
+    let resolves = host.parse::<IpAddr>().is_ok() || dns_lookup::lookup_host(&host).is_ok();
+    if !resolves {
+        findings.push(Finding::ok(
+            "spn",
+            format!(
+                "{host} does not resolve here, so there is no CNAME or reverse name to compare"
+            ),
+        ));
+    } else if other_names.is_empty() {
         findings.push(Finding::ok(
             "spn",
             "other clients ask for the same name (no CNAME, reverse DNS agrees)",
