@@ -43,6 +43,9 @@ _kerbside() {
             kerbside,ntlm-passwd)
                 cmd="kerbside__subcmd__ntlm__subcmd__passwd"
                 ;;
+            kerbside,proxy)
+                cmd="kerbside__subcmd__proxy"
+                ;;
             kerbside,tunnel)
                 cmd="kerbside__subcmd__tunnel"
                 ;;
@@ -73,6 +76,9 @@ _kerbside() {
             kerbside__subcmd__help,ntlm-passwd)
                 cmd="kerbside__subcmd__help__subcmd__ntlm__subcmd__passwd"
                 ;;
+            kerbside__subcmd__help,proxy)
+                cmd="kerbside__subcmd__help__subcmd__proxy"
+                ;;
             kerbside__subcmd__help,tunnel)
                 cmd="kerbside__subcmd__help__subcmd__tunnel"
                 ;;
@@ -83,7 +89,7 @@ _kerbside() {
 
     case "${cmd}" in
         kerbside)
-            opts="-h -V --help --version fetch gate tunnel bench ntlm-passwd digest-passwd doctor man completions help"
+            opts="-h -V --help --version fetch gate tunnel proxy bench ntlm-passwd digest-passwd doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -573,7 +579,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__help)
-            opts="fetch gate tunnel bench ntlm-passwd digest-passwd doctor man completions help"
+            opts="fetch gate tunnel proxy bench ntlm-passwd digest-passwd doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -712,6 +718,20 @@ _kerbside() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kerbside__subcmd__help__subcmd__proxy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kerbside__subcmd__help__subcmd__tunnel)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -751,6 +771,112 @@ _kerbside() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kerbside__subcmd__proxy)
+            opts="-v -n -u -k -m -x -h --listen --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy --noproxy --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-proxies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-retry-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mutual)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delegation)
+                    COMPREPLY=($(compgen -W "none policy always" -- "${cur}"))
+                    return 0
+                    ;;
+                --channel-binding)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-auth-rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keytab)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-http-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --noproxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
