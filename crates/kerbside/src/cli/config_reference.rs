@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Command};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+use super::client_args::ClientArgs;
 use super::gate::{GateArgs, GateFile, MountFile};
+use super::proxy::ProxyArgs;
 use kerbside_server::access::AccessRule;
 
 /// A deserializer that only records the field names a derived `Deserialize` asks for
@@ -117,5 +119,31 @@ fn every_gate_flag_is_in_the_reference() {
     assert!(
         gaps.is_empty(),
         "docs/configuration.md does not describe these flags of kerbside gate: {gaps:?}"
+    );
+}
+
+#[test]
+fn every_proxy_flag_is_in_the_reference() {
+    let long_flags = |cmd: Command| -> Vec<String> {
+        let mut cmd = cmd;
+        cmd.build();
+        cmd.get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| *l != "help")
+            .map(|l| format!("--{l}"))
+            .collect()
+    };
+    // The flags the proxy shares with fetch are documented with fetch (man kerbside-fetch),
+    // except the two that route.
+    let shared = long_flags(ClientArgs::augment_args(Command::new("client")));
+    let text = section(&reference(), "## `kerbside proxy`").to_owned();
+    let gaps: Vec<String> = long_flags(ProxyArgs::augment_args(Command::new("proxy")))
+        .into_iter()
+        .filter(|f| !shared.contains(f) || f == "--proxy" || f == "--noproxy")
+        .filter(|f| !text.contains(&format!("`{f}`")) && !text.contains(&format!("`{f} ")))
+        .collect();
+    assert!(
+        gaps.is_empty(),
+        "docs/configuration.md does not describe these flags of kerbside proxy: {gaps:?}"
     );
 }
