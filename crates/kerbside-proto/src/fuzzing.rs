@@ -167,6 +167,12 @@ pub fn forward_proxy(data: &[u8]) {
     crate::forward_proxy::fuzz_check(data);
 }
 
+/// Reads `data` as a keytab file ([`keytab`](crate::keytab)), and panics if its entries
+/// do not write back to the same entries.
+pub fn keytab(data: &[u8]) {
+    crate::keytab::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -192,6 +198,7 @@ mod tests {
             ("local_guard", super::local_guard),
             ("pac", super::pac),
             ("forward_proxy", super::forward_proxy),
+            ("keytab", super::keytab),
         ] {
             for (_, data) in kerbside_testkit::fuzz_seeds(target) {
                 check(&data);

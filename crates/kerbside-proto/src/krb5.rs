@@ -108,35 +108,63 @@ impl std::error::Error for Krb5TokenError {}
 /// `NegTokenInit` → `mechToken`, or `NegTokenResp` → `responseToken`, or a bare
 /// Kerberos GSS token; then AP-REQ → `authenticator` → `cipher`.
 pub fn authenticator(token: &[u8]) -> Result<Authenticator<'_>, Krb5TokenError> {
+    let (wrapping, ap_req) = find_ap_req(token)?;
+    let (_, authenticator) = ap_req_parts(ap_req)?;
+    let (etype, _, cipher) = encrypted_data(authenticator)?;
+    Ok(Authenticator {
+        wrapping,
+        etype,
+        cipher,
+    })
+}
+
+/// Which of the service's keys the ticket in an AP-REQ is encrypted with: the ticket's
+/// `enc-part` etype and kvno, as the KDC chose them. A server whose keytab lacks this
+/// kvno cannot open the ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketKey {
+    /// The encryption type of the ticket (the service key's type).
+    pub etype: i64,
+    /// The service key's version number, if the KDC sent one (it always does in
+    /// practice).
+    pub kvno: Option<i64>,
+}
+
+/// Finds the AP-REQ in a Negotiate token like [`authenticator`] and reads its ticket's
+/// `enc-part` header: `Ticket ::= [APPLICATION 1] SEQUENCE { tkt-vno [0], realm [1],
+/// sname [2], enc-part [3] EncryptedData }`.
+pub fn ticket_key(token: &[u8]) -> Result<TicketKey, Krb5TokenError> {
+    let (_, ap_req) = find_ap_req(token)?;
+    let (ticket, _) = ap_req_parts(ap_req)?;
+    let mut der = Reader::new(whole(whole(ticket, 0x61)?, 0x30)?);
+    let tkt_vno = integer(whole(der.expect(0xa0)?, 0x02)?)?;
+    if tkt_vno != 5 {
+        return Err(Krb5TokenError::BadApReqHeader);
+    }
+    der.expect(0xa1)?; // realm
+    der.expect(0xa2)?; // sname
+    let enc_part = der.expect(0xa3)?;
+    der.end()?;
+    let (etype, kvno, _) = encrypted_data(enc_part)?;
+    Ok(TicketKey { etype, kvno })
+}
+
+/// The AP-REQ in a Negotiate token (without its TOK_ID), and how it was wrapped.
+fn find_ap_req(token: &[u8]) -> Result<(Wrapping, &[u8]), Krb5TokenError> {
     match token.first() {
         Some(0xa1) => {
             let resp = whole(token, 0xa1)?;
             let mech_token = neg_token_resp(resp)?;
-            let (etype, cipher) = krb5_gss_token(mech_token)?;
-            Ok(Authenticator {
-                wrapping: Wrapping::SpnegoResp,
-                etype,
-                cipher,
-            })
+            Ok((Wrapping::SpnegoResp, krb5_gss_token(mech_token)?))
         }
         _ => {
             let (oid, inner) = gss_framing(token)?;
             if oid == OID_SPNEGO {
                 let init = whole(inner, 0xa0)?;
                 let mech_token = neg_token_init(init)?;
-                let (etype, cipher) = krb5_gss_token(mech_token)?;
-                Ok(Authenticator {
-                    wrapping: Wrapping::SpnegoInit,
-                    etype,
-                    cipher,
-                })
+                Ok((Wrapping::SpnegoInit, krb5_gss_token(mech_token)?))
             } else {
-                let (etype, cipher) = krb5_after_oid(oid, inner)?;
-                Ok(Authenticator {
-                    wrapping: Wrapping::Krb5,
-                    etype,
-                    cipher,
-                })
+                Ok((Wrapping::Krb5, krb5_after_oid(oid, inner)?))
             }
         }
     }
@@ -184,19 +212,19 @@ fn gss_framing(token: &[u8]) -> Result<(&[u8], &[u8]), Krb5TokenError> {
 }
 
 /// A Kerberos GSS token with an AP-REQ: `0x60`, the krb5 OID, `01 00`, AP-REQ.
-fn krb5_gss_token(token: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+fn krb5_gss_token(token: &[u8]) -> Result<&[u8], Krb5TokenError> {
     let (oid, inner) = gss_framing(token)?;
     krb5_after_oid(oid, inner)
 }
 
-fn krb5_after_oid<'a>(oid: &[u8], inner: &'a [u8]) -> Result<(i64, &'a [u8]), Krb5TokenError> {
+fn krb5_after_oid<'a>(oid: &[u8], inner: &'a [u8]) -> Result<&'a [u8], Krb5TokenError> {
     if oid != OID_KRB5 && oid != OID_KRB5_MS {
         return Err(Krb5TokenError::NotKerberos);
     }
     match inner.split_at_checked(2) {
         None => Err(Krb5TokenError::Truncated),
         Some((id, _)) if id != TOK_ID_AP_REQ => Err(Krb5TokenError::NotApReq),
-        Some((_, ap_req)) => ap_req_authenticator(ap_req),
+        Some((_, ap_req)) => Ok(ap_req),
     }
 }
 
@@ -223,9 +251,9 @@ fn neg_token_resp(resp: &[u8]) -> Result<&[u8], Krb5TokenError> {
 }
 
 /// RFC 4120 §5.5.1 `AP-REQ ::= [APPLICATION 14] SEQUENCE { pvno [0], msg-type [1],
-/// ap-options [2], ticket [3], authenticator [4] EncryptedData }` → the
-/// authenticator's etype and cipher.
-fn ap_req_authenticator(ap_req: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+/// ap-options [2], ticket [3], authenticator [4] EncryptedData }` → the ticket (with
+/// its tag) and the authenticator (the contents of `[4]`).
+fn ap_req_parts(ap_req: &[u8]) -> Result<(&[u8], &[u8]), Krb5TokenError> {
     let mut der = Reader::new(whole(whole(ap_req, 0x6e)?, 0x30)?);
     let pvno = integer(whole(der.expect(0xa0)?, 0x02)?)?;
     let msg_type = integer(whole(der.expect(0xa1)?, 0x02)?)?;
@@ -233,23 +261,25 @@ fn ap_req_authenticator(ap_req: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
         return Err(Krb5TokenError::BadApReqHeader);
     }
     whole(der.expect(0xa2)?, 0x03)?; // ap-options: a BIT STRING
-    whole(der.expect(0xa3)?, 0x61)?; // ticket: [APPLICATION 1]
+    let ticket = der.expect(0xa3)?; // ticket: [APPLICATION 1]
+    whole(ticket, 0x61)?;
     let authenticator = der.expect(0xa4)?;
     der.end()?;
-    encrypted_data(authenticator)
+    Ok((ticket, authenticator))
 }
 
 /// `EncryptedData ::= SEQUENCE { etype [0] Int32, kvno [1] UInt32 OPTIONAL,
 /// cipher [2] OCTET STRING }`.
-fn encrypted_data(bytes: &[u8]) -> Result<(i64, &[u8]), Krb5TokenError> {
+fn encrypted_data(bytes: &[u8]) -> Result<(i64, Option<i64>, &[u8]), Krb5TokenError> {
     let mut der = Reader::new(whole(bytes, 0x30)?);
     let etype = integer(whole(der.expect(0xa0)?, 0x02)?)?;
-    if let Some(kvno) = der.optional(0xa1)? {
-        integer(whole(kvno, 0x02)?)?;
-    }
+    let kvno = der
+        .optional(0xa1)?
+        .map(|kvno| integer(whole(kvno, 0x02)?))
+        .transpose()?;
     let cipher = whole(der.expect(0xa2)?, 0x04)?;
     der.end()?;
-    Ok((etype, cipher))
+    Ok((etype, kvno, cipher))
 }
 
 /// A DER INTEGER's contents: minimal two's complement, at most 8 bytes.
@@ -356,6 +386,8 @@ pub fn fuzz_check(data: &[u8]) {
         let base = data.as_ptr() as usize;
         assert!(start >= base && start + found.cipher.len() <= base + data.len());
     }
+    // The ticket's key is read from the same AP-REQ: no panic whatever it holds.
+    let _ = ticket_key(data);
 }
 
 #[cfg(test)]
@@ -398,6 +430,16 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn the_ticket_key_of_a_real_token_is_read() {
+        let key = ticket_key(&real_token()).unwrap();
+        assert_eq!(key.etype, 18, "{key:?}");
+        assert!(key.kvno.is_some_and(|k| k >= 1), "{key:?}");
+        // The dummy ticket of the encoder has no enc-part: named, not a panic.
+        let bare = krb5_token(&ap_req(&[1; 8]));
+        assert!(ticket_key(&bare).is_err());
     }
 
     #[test]

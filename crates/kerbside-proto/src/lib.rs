@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod header;
 pub mod hop_by_hop;
 pub mod kdc_probe;
+pub mod keytab;
 pub mod krb5;
 pub mod local_guard;
 pub mod mechanism;
