@@ -43,6 +43,7 @@ pub fn auth_header(data: &[u8]) {
 /// picks and the bindings [`tls_server_end_point`](crate::channel_binding::tls_server_end_point)
 /// returns disagree, or the bindings are not the prefix followed by the digest of `data`.
 pub fn cert_binding(data: &[u8]) {
+    crate::cert_names::fuzz_check(data);
     use crate::channel_binding::{
         end_point_hash, tls_server_end_point, TLS_SERVER_END_POINT_PREFIX,
     };
