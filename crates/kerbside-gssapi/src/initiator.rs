@@ -198,8 +198,14 @@ fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
         ClientCredentials::Ccache(cc) => initiator(None, &[("ccache", cc)], Some(cc.clone())),
         ClientCredentials::Keytab { path, principal } => {
             let kt = format!("FILE:{}", path.display());
-            // A process-private memory cache keeps the tickets got with the keytab.
-            let cc = format!("MEMORY:kerbside-{}", std::process::id());
+            // A process-private memory cache per principal keeps the tickets got with
+            // the keytab (one cache for all would hold the first principal's tickets,
+            // and MIT refuses to acquire another principal's credentials from it).
+            let cc = format!(
+                "MEMORY:kerbside-{}-{}",
+                std::process::id(),
+                principal.as_deref().unwrap_or("default")
+            );
             initiator(
                 principal.as_deref(),
                 &[("client_keytab", &kt), ("ccache", &cc)],
