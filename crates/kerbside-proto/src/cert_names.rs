@@ -121,8 +121,7 @@ pub fn fuzz_check(data: &[u8]) {
                 CertName::Ip(ip) => assert!(covers(&names, &ip.to_string())),
                 CertName::Dns(dns) => {
                     let host = dns.replacen("*.", "x.", 1);
-                    if !host.is_empty() && !host.contains('*') && host.parse::<IpAddr>().is_err()
-                    {
+                    if !host.is_empty() && !host.contains('*') && host.parse::<IpAddr>().is_err() {
                         assert!(covers(&names, &host), "{host} not covered by {names:?}");
                     }
                 }
@@ -137,9 +136,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn cert(names: &[&str]) -> Vec<u8> {
-        let params =
-            rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
     }

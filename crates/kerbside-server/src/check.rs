@@ -1,6 +1,13 @@
 //! `kerbside gate --check`: validates a configuration without serving, and, given a
 //! test principal, performs a whole Kerberos round trip (KDC, service ticket, keytab)
 //! so an operator learns in plain words what is wrong before users do.
+//!
+//! The keytab is looked at entry by entry ([`keytab`]: kvno at the KDC, weak keys, the
+//! file's mode), and the names it has keys for are compared with the TLS certificate's
+//! ([`names`]).
+
+mod keytab;
+mod names;
 
 use std::time::Duration;
 
@@ -22,11 +29,37 @@ pub struct Probe {
     pub credentials: ClientCredentials,
 }
 
+impl Probe {
+    /// Who the test client is, for the report.
+    fn who(&self) -> String {
+        match &self.credentials {
+            ClientCredentials::Keytab {
+                principal: Some(p), ..
+            }
+            | ClientCredentials::Password { principal: p, .. }
+            | ClientCredentials::FreshPassword { principal: p, .. } => p.clone(),
+            _ => "the test client".to_owned(),
+        }
+    }
+}
+
+/// How a finding bears on serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// This part is fine.
+    Ok,
+    /// It works today, but should be fixed (weak keys, a keytab others can read, a name
+    /// the certificate lacks).
+    Warning,
+    /// Users will be refused (or exposed) until it is fixed.
+    Problem,
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// True if this part is fine.
-    pub ok: bool,
+    /// Fine, a warning, or a problem.
+    pub level: Level,
     /// What was checked and what came out, in words.
     pub text: String,
 }
@@ -39,23 +72,28 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    fn ok(&mut self, text: impl Into<String>) {
+    fn push(&mut self, level: Level, text: impl Into<String>) {
         self.findings.push(Finding {
-            ok: true,
+            level,
             text: text.into(),
         });
+    }
+
+    fn ok(&mut self, text: impl Into<String>) {
+        self.push(Level::Ok, text);
+    }
+
+    fn warn(&mut self, text: impl Into<String>) {
+        self.push(Level::Warning, text);
     }
 
     fn problem(&mut self, text: impl Into<String>) {
-        self.findings.push(Finding {
-            ok: false,
-            text: text.into(),
-        });
+        self.push(Level::Problem, text);
     }
 
-    /// True if nothing is wrong.
+    /// True if there is no problem (warnings allowed).
     pub fn all_ok(&self) -> bool {
-        self.findings.iter().all(|f| f.ok)
+        self.findings.iter().all(|f| f.level != Level::Problem)
     }
 }
 
@@ -65,7 +103,11 @@ impl std::fmt::Display for CheckReport {
             writeln!(
                 f,
                 "{} {}",
-                if finding.ok { "ok:     " } else { "PROBLEM:" },
+                match finding.level {
+                    Level::Ok => "ok:     ",
+                    Level::Warning => "warning:",
+                    Level::Problem => "PROBLEM:",
+                },
                 finding.text
             )?;
         }
@@ -106,6 +148,16 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
             None
         }
     };
+    let principals = match crate::keytab::keytab_file(config.keytab.as_deref()) {
+        Some(path) => keytab::report_keytab(&mut report, &path, probe),
+        None => Vec::new(),
+    };
+    names::report_names(
+        &mut report,
+        config.acceptor.as_deref(),
+        &principals,
+        config.tls.as_ref().map(|(cert, _)| cert.as_path()),
+    );
     match &config.tls {
         Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
             Ok(_) => report.ok(format!(
@@ -197,14 +249,7 @@ fn round_trip(report: &mut CheckReport, probe: &Probe, acceptor: &NegotiateAccep
         credentials: probe.credentials.clone(),
         channel_bindings: None,
     };
-    let who = match &probe.credentials {
-        ClientCredentials::Keytab {
-            principal: Some(p), ..
-        }
-        | ClientCredentials::Password { principal: p, .. }
-        | ClientCredentials::FreshPassword { principal: p, .. } => p.clone(),
-        _ => "the test client".to_owned(),
-    };
+    let who = probe.who();
     let token = NegotiateInitiator::new(&config).and_then(|mut init| {
         let token = match init.step(None)? {
             Step::Continue(t) | Step::Done(Some(t)) => t,

@@ -36,6 +36,12 @@ fn keytab_path(keytab: Option<&Path>) -> String {
     }
 }
 
+/// The keytab file the gate reads, if it is a file (not `MEMORY:`, `KEYRING:`...).
+pub(crate) fn keytab_file(keytab: Option<&Path>) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(keytab_path(keytab));
+    path.is_file().then_some(path)
+}
+
 /// The service principal the gate needs a key for, as kadmin writes it
 /// (`HTTP@host` becomes `HTTP/host`).
 fn wanted_principal(acceptor: Option<&str>) -> String {
