@@ -8,6 +8,7 @@ use libgssapi::context::{SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::{Error as RawError, MajorFlags};
 
+use crate::delegation::DelegatedCredential;
 use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
@@ -38,6 +39,9 @@ pub struct NegotiateAcceptor {
     /// A replay cache shared with other gates, asked after the memory cache
     /// ([`NegotiateAcceptor::with_shared_replay`]).
     shared: Option<Arc<SharedCheck>>,
+    /// The account whose TGT makes S4U2Proxy credentials
+    /// ([`with_constrained_delegation`](Self::with_constrained_delegation)).
+    impersonator: Option<String>,
 }
 
 /// The fast path of [`NegotiateAcceptor::with_memory_replay_cache`]: credentials
@@ -121,6 +125,8 @@ pub struct AcceptContext {
     /// Started at the first token, with the credentials that token calls for.
     ctx: Option<ServerCtx>,
     acceptor: NegotiateAcceptor,
+    /// What the completed exchange left to act in the client's name.
+    delegated: Option<DelegatedCredential>,
 }
 
 /// The result of one accepted token.
@@ -163,10 +169,42 @@ impl NegotiateAcceptor {
             ReplayCheck::Off => &[("rcache", "none:")],
         };
         Ok(Self {
-            cred: acquire(config, rcache_off)?,
+            cred: acquire(config, None, rcache_off)?,
             config: config.clone(),
             memory: None,
             shared: None,
+            impersonator: None,
+        })
+    }
+
+    /// Acceptor credentials that can also act as `impersonator` (the service's own
+    /// account, with its realm: `svc-web@AD.EXAMPLE.TEST`, whose keys the keytab holds),
+    /// so that a client's forwardable ticket yields an S4U2Proxy credential
+    /// ([`AcceptContext::take_delegated`]) with which tickets to the services the
+    /// account may delegate to are asked for in the client's name. Tickets for any key
+    /// of the keytab are accepted (`acceptor_name` must be `None`).
+    pub fn with_constrained_delegation(
+        config: &AcceptorConfig,
+        impersonator: &str,
+    ) -> Result<Self, GssError> {
+        ffi::keep_krb5_profile_loaded();
+        if config.acceptor_name.is_some() {
+            return Err(GssError::from_status(
+                2 << 16, // GSS_S_BAD_NAME
+                0,
+                "constrained delegation accepts tickets for every key of the keytab: \
+                 give no acceptor name"
+                    .to_owned(),
+                Side::Acceptor,
+                config.acceptor_name.clone(),
+            ));
+        }
+        Ok(Self {
+            cred: acquire(config, Some(impersonator), &[])?,
+            config: config.clone(),
+            memory: None,
+            shared: None,
+            impersonator: Some(impersonator.to_owned()),
         })
     }
 
@@ -178,7 +216,11 @@ impl NegotiateAcceptor {
     /// Anything else — tokens the strict walker cannot read, exchanges that need
     /// more than one leg, a full cache — goes through MIT's cache as before.
     pub fn with_memory_replay_cache(&self, clock_skew: Duration) -> Result<Self, GssError> {
-        let cred = acquire(&self.config, &[("rcache", "none:")])?;
+        let cred = acquire(
+            &self.config,
+            self.impersonator.as_deref(),
+            &[("rcache", "none:")],
+        )?;
         Ok(Self {
             cred: self.cred.clone(),
             config: self.config.clone(),
@@ -188,6 +230,7 @@ impl NegotiateAcceptor {
                 journal: None,
             })),
             shared: self.shared.clone(),
+            impersonator: self.impersonator.clone(),
         })
     }
 
@@ -229,7 +272,11 @@ impl NegotiateAcceptor {
             torn_tail = reloaded.torn_tail,
             "replay cache file in use"
         );
-        let cred = acquire(&self.config, &[("rcache", "none:")])?;
+        let cred = acquire(
+            &self.config,
+            self.impersonator.as_deref(),
+            &[("rcache", "none:")],
+        )?;
         Ok(Self {
             cred: self.cred.clone(),
             config: self.config.clone(),
@@ -239,6 +286,7 @@ impl NegotiateAcceptor {
                 journal: Some(journal),
             })),
             shared: self.shared.clone(),
+            impersonator: self.impersonator.clone(),
         })
     }
 
@@ -264,6 +312,7 @@ impl NegotiateAcceptor {
                 when_unavailable,
                 ttl: clock_skew.saturating_mul(2),
             })),
+            impersonator: self.impersonator.clone(),
         }
     }
 
@@ -274,8 +323,19 @@ impl NegotiateAcceptor {
 }
 
 /// Acquires acceptor credentials from the keytab with extra credential-store
-/// entries (`rcache`).
-fn acquire(config: &AcceptorConfig, extra: &[(&str, &str)]) -> Result<Cred, GssError> {
+/// entries (`rcache`); with an impersonator, credentials for S4U2Proxy as well.
+fn acquire(
+    config: &AcceptorConfig,
+    impersonator: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<Cred, GssError> {
+    if let Some(impersonator) = impersonator {
+        return crate::delegation::acquire_proxy_acceptor(
+            config.keytab.as_deref(),
+            impersonator,
+            extra,
+        );
+    }
     {
         let subject = config
             .keytab
@@ -320,6 +380,7 @@ impl NegotiateAcceptor {
         AcceptContext {
             ctx: None,
             acceptor: self.clone(),
+            delegated: None,
         }
     }
 
@@ -365,7 +426,12 @@ impl AcceptContext {
                             }
                         }
                         match recorded {
-                            Recorded::Fresh => return finish(&ctx, out),
+                            Recorded::Fresh => {
+                                let step = finish(&ctx, out);
+                                self.delegated =
+                                    ctx.take_delegated_cred().map(DelegatedCredential::new);
+                                return step;
+                            }
                             Recorded::Replay => {
                                 tracing::warn!(
                                     wrapping = ?found.wrapping,
@@ -391,7 +457,19 @@ impl AcceptContext {
         let out = ctx
             .step(token, channel_bindings)
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
-        finish(ctx, out)
+        let step = finish(ctx, out);
+        if ctx.is_complete() {
+            self.delegated = ctx.take_delegated_cred().map(DelegatedCredential::new);
+        }
+        step
+    }
+
+    /// Once the exchange is complete: the credential the client's login left to act
+    /// in its name, if any (a forwarded TGT, or an S4U2Proxy credential with
+    /// [`NegotiateAcceptor::with_constrained_delegation`]). Taken once; dropping it
+    /// releases it from memory, so nothing of it is kept.
+    pub fn take_delegated(&mut self) -> Option<DelegatedCredential> {
+        self.delegated.take()
     }
 }
 

@@ -11,7 +11,7 @@ use libgssapi_sys::{
     gss_OID_desc, gss_OID_set_desc, gss_acquire_cred_from, gss_buffer_desc, gss_cred_id_t,
     gss_cred_usage_t, gss_import_name, gss_key_value_element_desc, gss_key_value_set_desc,
     gss_name_t, gss_release_cred, gss_release_name, gss_set_neg_mechs, OM_uint32, GSS_C_ACCEPT,
-    GSS_C_INITIATE,
+    GSS_C_BOTH, GSS_C_INITIATE,
 };
 
 #[link(name = "krb5")]
@@ -52,6 +52,8 @@ pub(crate) struct Status {
 pub(crate) enum Usage {
     Initiate,
     Accept,
+    /// Both, for an acceptor that also initiates (S4U2Proxy).
+    Both,
 }
 
 // RFC 2743 §4.1 GSS_C_NT_HOSTBASED_SERVICE: 1.2.840.113554.1.2.1.4
@@ -76,7 +78,7 @@ impl Drop for ImportedName {
 /// a host-based service name or `service/host[@REALM]` as a Kerberos principal; for
 /// `Usage::Initiate`, always a Kerberos principal (`alice`, `alice@REALM`).
 fn import_name(name: &str, usage: Usage) -> Result<ImportedName, Status> {
-    let oid_bytes = if name.contains('/') || matches!(usage, Usage::Initiate) {
+    let oid_bytes = if name.contains('/') || !matches!(usage, Usage::Accept) {
         NT_KRB5_PRINCIPAL
     } else {
         NT_HOSTBASED
@@ -200,6 +202,7 @@ fn raw_acquire(
     let usage = match usage {
         Usage::Initiate => GSS_C_INITIATE,
         Usage::Accept => GSS_C_ACCEPT,
+        Usage::Both => GSS_C_BOTH,
     } as gss_cred_usage_t;
     let mut cred: gss_cred_id_t = ptr::null_mut();
     let mut minor: OM_uint32 = 0;

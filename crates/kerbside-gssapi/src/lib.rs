@@ -10,6 +10,9 @@
 //!   file as well, so a restart does not forget it.
 //! * [`krb5`]: MIT krb5 itself (configuration, ticket caches, service tickets), for
 //!   diagnosis.
+//! * [`DelegatedCredential`]: what a client's login leaves the server to act in its
+//!   name (a forwarded TGT, or an S4U2Proxy credential with
+//!   [`NegotiateAcceptor::with_constrained_delegation`]), storable in a ticket cache.
 //! * [`GssError`]: every GSSAPI failure, with a [`Problem`] in words a person can act on.
 //!
 //! All calls here block (they may read files or talk to a KDC): async callers run
@@ -17,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod delegation;
 mod error;
 mod ffi;
 mod initiator;
@@ -28,6 +32,7 @@ mod shared_replay;
 pub use acceptor::{
     AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCacheError, ReplayCheck,
 };
+pub use delegation::DelegatedCredential;
 pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 pub use replay::{Insert, ReplayCache};

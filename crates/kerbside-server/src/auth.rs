@@ -171,6 +171,14 @@ impl Shared {
             .and_then(|c| c.lock().pending.take())
             .unwrap_or_else(|| acceptor.context());
         let result = ctx.step(&token, binding.as_deref().map(Vec::as_slice));
+        if let (Ok(AcceptStep::Done { principal, .. }), Some(credential)) =
+            (&result, ctx.take_delegated())
+        {
+            // Kept only if the gate keeps delegated credentials; otherwise released here.
+            if let Some(store) = &self.config.delegation {
+                store.keep(principal, &credential);
+            }
+        }
         if let (Ok(AcceptStep::Continue(_)), Some(conn)) = (&result, &conn) {
             conn.lock().pending = Some(ctx);
         }

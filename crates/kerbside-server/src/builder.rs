@@ -95,6 +95,7 @@ impl Default for NegotiateLayerBuilder {
                 digest: None,
                 basic_users: None,
                 basic_realm: "kerbside".to_owned(),
+                delegation: None,
             },
             tls: false,
             basic_over_plain_http: false,

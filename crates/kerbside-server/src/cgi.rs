@@ -155,6 +155,9 @@ pub struct CgiConfig {
     pub user_map: UserMap,
     /// The program's working directory; `None` runs it in its own directory.
     pub working_dir: Option<PathBuf>,
+    /// Delegated credentials: the program gets the user's as `KRB5CCNAME`
+    /// ([`crate::delegation`]); `None` (the default) gives none.
+    pub delegation: Option<Arc<crate::delegation::DelegationStore>>,
 }
 
 impl CgiConfig {
@@ -173,6 +176,7 @@ impl CgiConfig {
             env: Vec::new(),
             user_map: UserMap::Full,
             working_dir: None,
+            delegation: None,
         }
     }
 }
@@ -332,6 +336,14 @@ impl Shared {
             }
             None => None,
         };
+        // The user's delegated ticket cache, for a Kerberos login, if the gate keeps them.
+        let delegated_ccache = match (
+            &self.config.delegation,
+            request.extensions().get::<Authenticated>(),
+        ) {
+            (Some(store), Some(who)) if who.kerberos => store.current(&who.principal),
+            _ => None,
+        };
         let path_info = match path_info(&self.config.mount, request.uri().path()) {
             Ok(path_info) => path_info,
             Err(status) => return answer(status),
@@ -395,7 +407,13 @@ impl Shared {
             },
         };
 
-        let env = self.environment(&parts, path_info, user, content_length);
+        let mut env = self.environment(&parts, path_info, user, content_length);
+        if let Some(ccache) = delegated_ccache {
+            // After the configured variables, so it wins over a KRB5CCNAME of `env`.
+            let mut value = OsString::from("FILE:");
+            value.push(ccache);
+            env.push(("KRB5CCNAME".into(), value));
+        }
         let mut command = Command::new(&self.config.program);
         command
             .env_clear()

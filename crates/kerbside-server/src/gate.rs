@@ -173,6 +173,15 @@ pub struct GateConfig {
     /// Take the client's address from a PROXY protocol header (v1 or v2) that the
     /// trusted balancers send first on each connection; `None` (the default): off.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Keep the credentials clients delegate in this directory (mode 0700, a ticket
+    /// cache per user) and give CGI programs theirs as `KRB5CCNAME`
+    /// ([`crate::delegation`]); `None` (the default) keeps none.
+    pub delegation_dir: Option<PathBuf>,
+    /// Constrained delegation (S4U2Proxy): the gate's own account (`svc-web@REALM`,
+    /// whose keys the keytab holds) gets tickets in the user's name to the services
+    /// the domain lets it delegate to, without the user delegating. Needs
+    /// `delegation_dir`.
+    pub s4u2proxy: Option<String>,
 }
 
 impl GateConfig {
@@ -211,6 +220,8 @@ impl GateConfig {
             proxy_protocol: None,
             health_path: Some(crate::health::DEFAULT_HEALTH_PATH.to_owned()),
             shutdown_delay: Duration::ZERO,
+            delegation_dir: None,
+            s4u2proxy: None,
         }
     }
 }
@@ -251,6 +262,7 @@ impl Router {
         identity: IdentityHeaders,
         signer: Option<&IdentitySigner>,
         metrics: &GateMetrics,
+        delegation: Option<&Arc<crate::delegation::DelegationStore>>,
     ) -> Result<Self, crate::SetupError> {
         let mut routes = Vec::new();
         let spool = crate::cgi::SpoolBudget::new(config.spool_budget);
@@ -278,6 +290,7 @@ impl Router {
                     cgi.max_body = max_body;
                     cgi.spool_budget = Some(spool.clone());
                     cgi.metrics = Some(metrics.clone());
+                    cgi.delegation = delegation.cloned();
                     Route::Cgi(CgiService::new(cgi)?)
                 }
                 // Answered in front of the authentication layer (`ForwardAuthLayer`).
@@ -442,6 +455,21 @@ impl Gate {
         if !forward_auth_paths.is_empty() {
             crate::forward_auth::check_mode(config.mode, config.ntlm_users.is_some())?;
         }
+        let delegation = match &config.delegation_dir {
+            Some(dir) => {
+                let store = crate::delegation::DelegationStore::open(dir)?;
+                tokio::spawn(store.clone().reaper());
+                Some(store)
+            }
+            None if config.s4u2proxy.is_some() => {
+                return Err(
+                    "s4u2proxy needs delegation-dir: the credentials it makes are \
+                            kept there for CGI programs"
+                        .into(),
+                )
+            }
+            None => None,
+        };
         let metrics = GateMetrics::new();
         let draining = Draining::default();
         let layer = NegotiateLayer::with_config(NegotiateConfig {
@@ -468,6 +496,7 @@ impl Gate {
                 .digest_users
                 .as_ref()
                 .map_or_else(|| "kerbside".to_owned(), |(_, realm)| realm.clone()),
+            delegation: delegation.clone(),
         });
         let signer = match &config.identity_key {
             Some(path) => Some(IdentitySigner::load(path)?),
@@ -475,7 +504,13 @@ impl Gate {
         };
         let identity =
             IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone());
-        let router = Router::new(config, identity, signer.as_ref(), &metrics)?;
+        let router = Router::new(
+            config,
+            identity,
+            signer.as_ref(),
+            &metrics,
+            delegation.as_ref(),
+        )?;
         let forward_auth = ForwardAuthLayer::with_metrics(
             forward_auth_paths,
             config.forward_auth.clone(),
@@ -716,6 +751,23 @@ impl Connection {
 pub fn startup_acceptor(
     config: &GateConfig,
 ) -> Result<Option<kerbside_gssapi::NegotiateAcceptor>, crate::SetupError> {
+    if let Some(impersonator) = &config.s4u2proxy {
+        return kerbside_gssapi::NegotiateAcceptor::with_constrained_delegation(
+            &kerbside_gssapi::AcceptorConfig {
+                keytab: config.keytab.clone(),
+                acceptor_name: config.acceptor.clone(),
+            },
+            impersonator,
+        )
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "s4u2proxy as {impersonator}: {e}; the keytab must hold the account's own \
+                 key ({impersonator}) besides its service principals"
+            )
+            .into()
+        });
+    }
     match crate::keytab::usable_acceptor(config.keytab.as_deref(), config.acceptor.as_deref()) {
         Ok(acceptor) => Ok(Some(acceptor)),
         Err(e) => {

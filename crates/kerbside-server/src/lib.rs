@@ -39,6 +39,7 @@ mod builder;
 pub mod canonical_path;
 pub mod cgi;
 pub mod check;
+pub mod delegation;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;

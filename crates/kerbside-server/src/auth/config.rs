@@ -111,6 +111,9 @@ pub struct NegotiateConfig {
     pub basic_users: Option<crate::passwords::BasicUsers>,
     /// The realm of the Basic challenge when only `basic_users` is set.
     pub basic_realm: String,
+    /// Where credentials clients delegate are kept for CGI programs; `None` (the
+    /// default) keeps none.
+    pub delegation: Option<Arc<crate::delegation::DelegationStore>>,
 }
 
 /// Basic authentication as a fallback for clients without Kerberos: the user name
@@ -144,6 +147,7 @@ impl NegotiateConfig {
             digest: None,
             basic_users: None,
             basic_realm: "kerbside".to_owned(),
+            delegation: None,
         }
     }
 }

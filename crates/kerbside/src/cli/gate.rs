@@ -47,6 +47,8 @@ rules:
   shutdown-delay = 5               # seconds of serving with health 503 after SIGTERM
   proxy-protocol = true            # behind HAProxy send-proxy(-v2): the client's address from it
   proxy-protocol-trusted = [\"10.0.0.5\"]  # the balancers that may send it (default loopback)
+  delegation-dir = \"/run/kerbside/deleg\"   # delegated tickets for CGI programs (KRB5CCNAME)
+  s4u2proxy = \"svc-web@AD.EXAMPLE.COM\"      # constrained delegation as this account
 
   [[mount]]                        # a CGI program under a path
   path = \"/hg\"
@@ -287,6 +289,21 @@ pub struct GateArgs {
     )]
     pub check_spn: Option<String>,
 
+    /// Keep the credentials clients delegate (curl --delegation always, kerbside fetch
+    /// --delegation always) in DIR, a ticket cache per user (mode 0600, replaced at each
+    /// login, removed when it expires; the directory is created mode 0700), and give a
+    /// CGI program the user's as KRB5CCNAME. Proxy upstreams get none. Off by default:
+    /// a delegated credential is then dropped.
+    #[arg(long, value_name = "DIR")]
+    pub delegation_dir: Option<PathBuf>,
+
+    /// Constrained delegation (S4U2Proxy): act as ACCOUNT@REALM (the gate's service
+    /// account, whose own key must be in the keytab) to get tickets in the user's name
+    /// to the services the domain lets it delegate to, without the user delegating;
+    /// kept like delegated ones (needs --delegation-dir).
+    #[arg(long, value_name = "ACCOUNT@REALM")]
+    pub s4u2proxy: Option<String>,
+
     /// Seconds an upstream may take to accept a connection, then to make progress
     /// (take the request body, send its response head) before the client gets 504.
     /// Default 60; [[mount]]s may set their own.
@@ -412,6 +429,8 @@ pub(super) struct GateFile {
     proxy_protocol_trusted: Option<Vec<String>>,
     health_path: Option<String>,
     shutdown_delay: Option<u64>,
+    delegation_dir: Option<PathBuf>,
+    s4u2proxy: Option<String>,
     #[serde(default)]
     mount: Vec<MountFile>,
     #[serde(default)]
@@ -669,6 +688,8 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         config.digest_nonce_lifetime = secs;
     }
     config.basic_users = args.basic_users.or(file.basic_users);
+    config.delegation_dir = args.delegation_dir.or(file.delegation_dir);
+    config.s4u2proxy = args.s4u2proxy.or(file.s4u2proxy);
     if let Some(n) = file.max_handshakes {
         config.max_handshakes = n;
     }
