@@ -158,6 +158,7 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
         &principals,
         config.tls.as_ref().map(|(cert, _)| cert.as_path()),
     );
+    report_delegation(&mut report, config);
     match &config.tls {
         Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
             Ok(_) => report.ok(format!(
@@ -239,6 +240,30 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
         ),
     }
     report
+}
+
+/// The delegation directory, and whether the gate's account gets its TGT for S4U2Proxy.
+fn report_delegation(report: &mut CheckReport, config: &GateConfig) {
+    match (&config.delegation_dir, &config.s4u2proxy) {
+        (Some(dir), _) => match crate::delegation::DelegationStore::check_dir(dir) {
+            Ok(text) => report.ok(text),
+            Err(text) => report.problem(text),
+        },
+        (None, Some(_)) => report.problem(
+            "s4u2proxy needs delegation-dir: the credentials it makes are kept there for CGI \
+             programs",
+        ),
+        (None, None) => {}
+    }
+    if let Some(impersonator) = &config.s4u2proxy {
+        match crate::gate::startup_acceptor(config) {
+            Ok(_) => report.ok(format!(
+                "s4u2proxy: the gate gets its own TGT as {impersonator} from the keytab; which \
+                 services it may delegate to is the domain's to say (msDS-AllowedToDelegateTo)"
+            )),
+            Err(e) => report.problem(e.to_string()),
+        }
+    }
 }
 
 fn round_trip(report: &mut CheckReport, probe: &Probe, acceptor: &NegotiateAcceptor) {

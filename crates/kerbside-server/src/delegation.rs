@@ -89,6 +89,27 @@ impl DelegationStore {
         Ok(Arc::new(store))
     }
 
+    /// What `kerbside gate --check` says of `dir`, without creating or changing
+    /// anything: usable (or to be created), or why not.
+    pub fn check_dir(dir: &Path) -> Result<String, String> {
+        match std::fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(format!(
+                "delegation directory {} does not exist yet; it will be created (mode 0700)",
+                dir.display()
+            )),
+            Err(e) => Err(format!("the delegation directory {}: {e}", dir.display())),
+            Ok(meta) => check_private(dir, &meta)
+                .map(|()| {
+                    format!(
+                        "delegation directory {} is the gate's own, mode 0700: delegated \
+                         tickets go there for CGI programs",
+                        dir.display()
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

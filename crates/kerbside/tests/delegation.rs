@@ -347,4 +347,33 @@ fn constrained_delegation_reaches_the_backend_as_the_user_without_the_user_deleg
     );
     assert!(!body.contains("svc-front"), "{body}");
     assert!(deleg.join("krb5cc_alice@AD.EXAMPLE.TEST").is_file());
+
+    // gate --check on the same settings names the account and the directory.
+    let out = gate_command(
+        &domain.env(),
+        dir.path(),
+        &cert,
+        &[
+            "--check".as_ref(),
+            "--keytab".as_ref(),
+            front_keytab.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--delegation-dir".as_ref(),
+            deleg.as_os_str(),
+            "--s4u2proxy".as_ref(),
+            "svc-front@AD.EXAMPLE.TEST".as_ref(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    for line in [
+        "ok:      s4u2proxy: the gate gets its own TGT as svc-front@AD.EXAMPLE.TEST from the keytab",
+        "ok:      svc-front@AD.EXAMPLE.TEST is an account name",
+        "is the gate's own, mode 0700",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing: {stdout}");
+    }
 }

@@ -100,6 +100,16 @@ pub(crate) fn report_keytab(
             keys.principal,
             listed.join("; ")
         ));
+        if keys.components.len() < 2 {
+            // An account's own name (`svc-web@REALM`), as a keytab for --s4u2proxy
+            // holds: it gets the gate's own tickets, and no service ticket is for it.
+            report.ok(format!(
+                "{} is an account name, not a service (service/host): no ticket asked for it",
+                keys.principal
+            ));
+            report_enctypes(report, keys, None);
+            continue;
+        }
         let kdc = ask_kdc(keys, path, probe);
         report_kvno(report, keys, &kdc);
         report_enctypes(report, keys, kdc.as_ref().ok().map(|(key, _)| key));
@@ -140,12 +150,6 @@ fn ask_kdc(
     path: &Path,
     probe: Option<&Probe>,
 ) -> Result<(TicketKey, String), String> {
-    if keys.components.len() < 2 {
-        return Err(format!(
-            "{} is not a service name (service/host), so no ticket was asked for it",
-            keys.principal
-        ));
-    }
     let own = ClientCredentials::Keytab {
         path: path.to_path_buf(),
         principal: Some(keys.principal.clone()),
