@@ -42,6 +42,10 @@ const FILE_NAME_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 /// The prefix of every ticket cache file of the store.
 const PREFIX: &str = "krb5cc_";
 
+/// Credentials that expire within this of the stored ones are taken to be the same
+/// tickets, and not written again.
+const SAME_TICKETS: Duration = Duration::from_secs(2);
+
 /// The longest the reaper sleeps between looks.
 const REAPER_PERIOD: Duration = Duration::from_secs(60);
 
@@ -129,6 +133,14 @@ impl DelegationStore {
         };
         let name = file_name(principal);
         let path = self.dir.join(&name);
+        let expires = Instant::now() + lifetime;
+        // The same tickets again (a client that delegates at every request, or S4U2Proxy
+        // with the same service ticket): the file already holds them.
+        if self.lock().get(&name).is_some_and(|&old| {
+            old.max(expires) - old.min(expires) < SAME_TICKETS && path.is_file()
+        }) {
+            return;
+        }
         let mut random = [0u8; 8];
         if getrandom::fill(&mut random).is_err() {
             tracing::warn!(
@@ -153,7 +165,7 @@ impl DelegationStore {
             .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
         match written {
             Ok(()) => {
-                self.lock().insert(name, Instant::now() + lifetime);
+                self.lock().insert(name, expires);
                 self.stored.notify_one();
                 tracing::info!(
                     %principal,

@@ -347,6 +347,13 @@ fn constrained_delegation_reaches_the_backend_as_the_user_without_the_user_deleg
     );
     assert!(!body.contains("svc-front"), "{body}");
     assert!(deleg.join("krb5cc_alice@AD.EXAMPLE.TEST").is_file());
+    // Again with the same service ticket: the file already holds it, and is not
+    // written again.
+    let out = cmd.output().unwrap();
+    let body = answer(&out, &front);
+    assert!(body.contains("users=alice@AD.EXAMPLE.TEST\n"), "{body}");
+    let stored = front.log().matches("delegated credential stored").count();
+    assert_eq!(stored, 1, "{}", front.log());
 
     // gate --check on the same settings names the account and the directory.
     let out = gate_command(

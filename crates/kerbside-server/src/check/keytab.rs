@@ -344,5 +344,17 @@ mod tests {
         assert!(text.contains("msDS-SupportedEncryptionTypes"), "{text}");
         assert!(text.contains("ktpass /crypto AES256-SHA1"), "{text}");
         assert!(!report.all_ok());
+
+        // DES beside AES: a DES warning, no RC4 one.
+        let keys = &by_principal(&[entry("HTTP/a@R", 3, 18), entry("HTTP/a@R", 3, 3)])[0];
+        let mut report = CheckReport::default();
+        report_enctypes(&mut report, keys, None);
+        let text = report.to_string();
+        assert!(
+            text.contains("warning: HTTP/a@R kvno 3 has DES keys (des-cbc-md5)"),
+            "{text}"
+        );
+        assert!(!text.contains("RC4"), "{text}");
+        assert!(report.all_ok(), "warnings only");
     }
 }
