@@ -1,8 +1,9 @@
-//! The server's decisions that need no network, no clock and no GSSAPI: which
-//! challenges a `401` offers and in which order, what the access rules' verdict
-//! turns into, what a backend's `401` for an authenticated user becomes, and when
-//! a response says the connection stays authenticated. `kerbside-server`'s layer
-//! asks these and carries out the answer.
+//! The server's decisions that need no network, no clock and no GSSAPI: who a
+//! request comes from ([`identify`] and its typed states, in `verdict.rs` and
+//! `steps.rs`), which challenges a `401` offers and in which order, what the access
+//! rules' verdict turns into, what a backend's `401` for an authenticated user
+//! becomes, and when a response says the connection stays authenticated.
+//! `kerbside-server`'s layer asks these and carries out the answer.
 //!
 //! ```
 //! use kerbside_proto::server_decision::{challenges, Offer, Offers, ServerMode};
@@ -15,6 +16,25 @@
 //! );
 //! assert_eq!(challenges(offers, ServerMode::Connection, true), [Offer::Negotiate, Offer::Basic]);
 //! ```
+
+mod steps;
+#[cfg(test)]
+mod tests_cases;
+#[cfg(test)]
+mod tests_verdict;
+mod verdict;
+
+pub use steps::{
+    ntlm_binding_check, BasicCheck, BasicRoute, ExpectBasic, ExpectBasicCheck, ExpectDigest,
+    ExpectKerberos, ExpectNegotiate, ExpectNtlm, ExpectNtlmChallenge, ExpectNtlmVerify,
+    ExpectSpnegoAuthenticate, ExpectSpnegoChallenge, KerberosOutcome, NegotiateRoute, NtlmRoute,
+    Refused, Unreadable, Verified,
+};
+pub use verdict::{
+    identify, BindingPolicy, ConnectionLogin, Continuation, ExpectRemembered, ExpectRulesNeed,
+    Failure, Login, NtlmSetup, Refusal, Remember, RequestFacts, SessionState, Setup, Source, Start,
+    Verdict,
+};
 
 /// How a server keeps clients authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

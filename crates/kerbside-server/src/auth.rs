@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
 use kerbside_gssapi::{AcceptStep, GssError, NegotiateAcceptor};
-use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
+use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization};
 use kerbside_proto::server_decision::{
-    after_rules, client_status, persistent_auth, AfterRules, RuleVerdict,
+    self, after_rules, client_status, persistent_auth, AfterRules, ConnectionLogin,
+    ExpectNegotiate, Failure, KerberosOutcome, Login, NegotiateRoute, NtlmSetup, Remember,
+    RequestFacts, RuleVerdict, SessionState, Setup, Source, Start, Verdict, Verified,
 };
-use kerbside_proto::SchemeKind;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -33,8 +34,8 @@ mod refusal;
 mod session_cookie;
 
 pub use config::{AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig};
-use password_schemes::{basic, digest, ntlm, spnego_ntlm};
-use refusal::{http11_required, refuse, Outcome, Refusal};
+use password_schemes::{basic, digest, ntlm, spnego_ntlm_authenticate, spnego_ntlm_challenge};
+use refusal::{http11_required, refuse};
 pub use refusal::{http11_required_as_error, Http11Required};
 use session_cookie::{clear_cookie, strip_cookie};
 
@@ -56,14 +57,13 @@ pub struct NegotiateLayer {
 #[derive(Debug)]
 struct Shared {
     config: NegotiateConfig,
+    /// What proto's decisions read of `config`.
+    setup: Setup,
     handshakes: Semaphore,
     /// The acceptor with replays caught in memory (and kept in the replay cache
     /// file) instead of MIT's file replay cache (see
     /// `NegotiateAcceptor::with_replay_file`); `None` falls back to `config.acceptor`.
     memory_acceptor: Option<NegotiateAcceptor>,
-    /// Whether requests must come with a [`PerConnection`] (connection mode, NTLM,
-    /// channel bindings required).
-    needs_connection: bool,
 }
 
 impl NegotiateLayer {
@@ -87,9 +87,7 @@ impl NegotiateLayer {
                     })
                     .ok()
                 }),
-                needs_connection: config.mode == AuthMode::Connection
-                    || config.ntlm.is_some()
-                    || config.channel_binding == ChannelBindingPolicy::Required,
+                setup: Shared::setup(&config),
                 config,
                 handshakes: Semaphore::new(permits),
             }),
@@ -116,50 +114,53 @@ pub struct NegotiateService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// How a request is authenticated, once decided.
-enum Identity {
-    Anonymous,
-    Known {
-        principal: String,
-        scheme: SchemeKind,
-        /// See [`Authenticated::kerberos`].
-        kerberos: bool,
-        final_token: Option<Vec<u8>>,
-        set_cookie: Option<String>,
-        /// Digest's `Authentication-Info` (rspauth).
-        info: Option<String>,
-        /// See [`Authenticated::channel_bound`].
-        channel_bound: bool,
-    },
-}
-
 impl Shared {
     fn metrics(&self) -> Option<&GateMetrics> {
         self.config.metrics.as_ref()
     }
 
-    /// Accepts one token, within the handshake limit.
+    /// Counts a failure proto named.
+    fn count(&self, failure: Option<Failure>) {
+        if let (Some(m), Some(failure)) = (self.metrics(), failure) {
+            m.failure(failure.label());
+        }
+    }
+
+    /// What proto's decisions need to know about the configuration.
+    fn setup(config: &NegotiateConfig) -> Setup {
+        Setup {
+            mode: config.mode.into(),
+            kerberos: config.acceptor.is_some(),
+            ntlm: config.ntlm.as_ref().map(|n| NtlmSetup {
+                in_negotiate: n.in_negotiate,
+            }),
+            digest: config.digest.is_some(),
+            basic_users: config.basic_users.is_some(),
+            basic_kdc: config.basic_fallback.is_some(),
+            sessions: config.sessions.is_some(),
+            binding: config.channel_binding.into(),
+        }
+    }
+
+    /// Accepts one token, within the handshake limit: GSSAPI's answer, or the
+    /// outcome when no handshake could run (no keytab, the limiter closed).
     async fn accept(
         self: &Arc<Self>,
-        token: Vec<u8>,
+        token: &[u8],
         conn: Option<Arc<ConnectionAuth>>,
         binding: Option<Arc<Vec<u8>>>,
-    ) -> Result<Result<AcceptStep, GssError>, Refusal> {
+    ) -> Result<Result<AcceptStep, GssError>, KerberosOutcome> {
         let Some(acceptor) = self
             .memory_acceptor
             .clone()
             .or_else(|| self.config.acceptor.clone())
         else {
-            return Err(Refusal::new(StatusCode::UNAUTHORIZED, None));
+            return Err(KerberosOutcome::Refused);
         };
         let Ok(_permit) = self.handshakes.acquire().await else {
-            return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, None));
+            return Err(KerberosOutcome::Unavailable);
         };
         let started = Instant::now();
-        let binding = match self.config.channel_binding {
-            ChannelBindingPolicy::Off => None,
-            _ => binding,
-        };
         // The accept runs here, on the runtime's worker thread (one per core), not on
         // the blocking pool: it reads only the keytab and memory, never the network,
         // takes about 0.1 ms, and the hop to a blocking thread and back cost some 50 µs
@@ -170,7 +171,7 @@ impl Shared {
             .as_ref()
             .and_then(|c| c.lock().pending.take())
             .unwrap_or_else(|| acceptor.context());
-        let result = ctx.step(&token, binding.as_deref().map(Vec::as_slice));
+        let result = ctx.step(token, binding.as_deref().map(Vec::as_slice));
         if let (Ok(AcceptStep::Done { principal, .. }), Some(credential)) =
             (&result, ctx.take_delegated())
         {
@@ -226,15 +227,6 @@ where
             let query = head.uri.query().map(str::to_owned);
             let h2 = head.version == Version::HTTP_2;
             let connection = PerConnection::from_extensions(&head.extensions);
-            if connection.is_none() && shared.needs_connection {
-                tracing::error!(
-                    "this layer keeps state per connection (connection mode, NTLM, or channel \
-                     bindings required), but the request carries no PerConnection: serve the \
-                     app with into_make_service_with_connect_info::<PerConnection>() (axum) or \
-                     wrap each connection's service in PerConnection::new(peer) (hyper)"
-                );
-                return Ok(shared.refuse(StatusCode::SERVICE_UNAVAILABLE, h2));
-            }
             let conn = connection.map(|c| c.auth().clone());
             // A TlsChannel of the request (forward-auth: the front proxy's certificate)
             // takes the place of the connection's own.
@@ -242,45 +234,69 @@ where
                 Some(channel) => channel.binding.clone(),
                 None => connection.and_then(|c| c.binding().cloned()),
             };
-            let presented = read_authorization(
+            let facts = RequestFacts {
+                h2,
+                per_connection: connection.is_some(),
+                binding: binding.is_some(),
+            };
+            let authorization = read_authorization(
                 head.headers
                     .get_all(AUTHORIZATION)
                     .iter()
                     .map(HeaderValue::as_bytes),
             );
-            let presented = match presented {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(%path, error = %e, "bad Authorization header");
-                    return Ok(shared.refuse(StatusCode::BAD_REQUEST, h2));
-                }
-            };
-            // The session cookie is opened once per request. One that does not open is
-            // cleared with the next 401, so a browser stops sending it.
-            let session = config
+            let setup = &shared.setup;
+            if setup.needs_connection() && connection.is_none() {
+                tracing::error!(
+                    "this layer keeps state per connection (connection mode, NTLM, or channel \
+                     bindings required), but the request carries no PerConnection: serve the \
+                     app with into_make_service_with_connect_info::<PerConnection>() (axum) or \
+                     wrap each connection's service in PerConnection::new(peer) (hyper)"
+                );
+            } else if let Err(e) = &authorization {
+                tracing::warn!(%path, error = %e, "bad Authorization header");
+            }
+            let start = server_decision::identify(setup, facts, authorization);
+            // The session cookie is opened once per request; what it gave decides
+            // with the rest.
+            let opened = config
                 .sessions
                 .as_ref()
                 .map(|codec| codec.from_request(&head.headers, SystemTime::now()));
-            let stale_cookie = match (&session, &config.sessions) {
-                (Some(Err(_)), Some(codec)) => {
+            let session = match &opened {
+                None => SessionState::Off,
+                Some(Ok(None)) => SessionState::Absent,
+                Some(Ok(Some(session))) => SessionState::Valid(session.principal.clone()),
+                Some(Err(_)) => SessionState::Refused,
+            };
+            // A cookie that did not open is cleared with the next 401, so a browser
+            // stops sending it.
+            let stale_cookie = match &config.sessions {
+                Some(codec) if session.clears_with_refusal() => {
                     Some(codec.clear_cookie_header(config.secure_cookies))
                 }
                 _ => None,
             };
-            let identity =
-                match identify(&shared, &head, presented, conn, binding, h2, session).await {
-                    Ok(identity) => identity,
-                    Err(Outcome::Refuse(refusal)) => {
-                        let mut response = shared.refuse_with(&refusal, h2);
-                        clear_cookie(&mut response, stale_cookie.as_deref());
-                        return Ok(response);
+            let (verdict, set_cookie) =
+                carry_out(&shared, &head, start, conn, binding, session).await;
+            let login = match verdict {
+                Verdict::Refuse(refusal) => {
+                    shared.count(refusal.failure);
+                    let mut response = shared.refuse_with(&refusal, h2);
+                    clear_cookie(&mut response, stale_cookie.as_deref());
+                    return Ok(response);
+                }
+                Verdict::Http11Required => return Ok(http11_required()),
+                Verdict::Anonymous { failure } => {
+                    if let (Some(Failure::BadSessionCookie), Some(Err(e))) = (failure, &opened) {
+                        tracing::info!("session cookie refused: {e}");
                     }
-                    Err(Outcome::Http11Required) => return Ok(http11_required()),
-                };
-            let principal = match &identity {
-                Identity::Known { principal, .. } => Some(principal.as_str()),
-                Identity::Anonymous => None,
+                    shared.count(failure);
+                    None
+                }
+                Verdict::Authenticated(login) => Some(login),
             };
+            let principal = login.as_ref().map(|l| l.principal.as_str());
             let verdict = match config
                 .access
                 .decide(&method, &path, query.as_deref(), principal)
@@ -306,28 +322,25 @@ where
             if let Some(codec) = &config.sessions {
                 strip_cookie(&mut head.headers, codec.cookie_name());
             }
-            let (principal, final_token, set_cookie, info) = match identity {
-                Identity::Known {
-                    principal,
-                    scheme,
-                    kerberos,
-                    final_token,
-                    set_cookie,
-                    info,
-                    channel_bound,
-                } => {
-                    let mut who = Authenticated::new(principal.clone(), scheme, kerberos);
+            let (principal, final_token, info) = match login {
+                Some(login) => {
+                    let mut who =
+                        Authenticated::new(login.principal.clone(), login.scheme, login.kerberos);
                     let groups = config.access.groups();
                     who.groups = groups
                         .names()
-                        .filter(|g| groups.contains(g, &principal))
+                        .filter(|g| groups.contains(g, &login.principal))
                         .map(str::to_owned)
                         .collect();
-                    who.channel_bound = channel_bound;
+                    who.channel_bound = login.channel_bound;
                     head.extensions.insert(who);
-                    (Some(principal), final_token, set_cookie, info)
+                    (
+                        Some(login.principal),
+                        login.final_token,
+                        login.authentication_info,
+                    )
                 }
-                Identity::Anonymous => (None, None, None, None),
+                None => (None, None, None),
             };
             let request = Request::from_parts(head, body);
             let mut response = inner.call(request).await?;
@@ -367,205 +380,183 @@ where
     }
 }
 
-/// Works out who the client is: from the connection, a session cookie (`session`:
-/// what opening the request's cookie gave, when sessions are on), or a token.
-async fn identify(
+/// Carries out what [`kerbside_proto::server_decision`] decides about a request's
+/// credentials: runs the checks it names (GSSAPI, NTLM, Digest, Basic), hands their
+/// outcomes back, and does what the login asks to be remembered (the connection's
+/// identity; a sealed session cookie, returned as the `Set-Cookie` value).
+async fn carry_out(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
-    presented: Presented,
+    mut start: Start,
     conn: Option<Arc<ConnectionAuth>>,
     binding: Option<Arc<Vec<u8>>>,
-    h2: bool,
-    session: Option<Result<Option<crate::session::Session>, crate::session::SessionError>>,
-) -> Result<Identity, Outcome> {
+    session: SessionState,
+) -> (Verdict, Option<String>) {
     let config = &shared.config;
-    if config.mode == AuthMode::None {
-        return Ok(Identity::Anonymous);
-    }
-    let token = match presented {
-        Presented::Token(token) => Some(token),
-        Presented::Nothing => None,
-        Presented::OtherScheme(scheme) => {
-            if scheme.eq_ignore_ascii_case("basic")
-                && (config.basic_fallback.is_some() || config.basic_users.is_some())
-            {
-                return basic(shared, request).await;
+    loop {
+        let verdict = match start {
+            Start::AskRules(ask) => {
+                let needs = config.access.needs_authentication(
+                    &request.method,
+                    request.uri.path(),
+                    request.uri.query(),
+                );
+                start = ask.handle(needs);
+                continue;
             }
-            if scheme.eq_ignore_ascii_case("ntlm") && config.ntlm.is_some() {
-                return ntlm(shared, request, conn, binding, h2);
+            Start::Answer(verdict) => verdict,
+            Start::Basic(expect) => basic(shared, request, expect).await,
+            Start::Ntlm(expect) => ntlm(shared, request, expect, conn.as_ref(), binding),
+            Start::Digest(expect) => digest(shared, request, expect),
+            Start::Remembered(expect) => {
+                let connection = conn.as_ref().and_then(|c| c.lock().principal.clone());
+                expect.handle(connection, session)
             }
-            if scheme.eq_ignore_ascii_case("digest") && config.digest.is_some() {
-                return digest(shared, request);
+            Start::Negotiate(expect) => {
+                let (verdict, lifetime) =
+                    negotiate(shared, request, expect, conn.as_ref(), binding).await;
+                let set_cookie = match &verdict {
+                    Verdict::Authenticated(login) => {
+                        remember(shared, login, conn.as_ref(), lifetime)
+                    }
+                    _ => None,
+                };
+                return (verdict, set_cookie);
             }
-            tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
-            None
+        };
+        if let Verdict::Authenticated(login) = &verdict {
+            remember(shared, login, conn.as_ref(), None);
         }
-    };
-    let connection_mode = config.mode == AuthMode::Connection;
-    if connection_mode && h2 {
-        // Connection-bound authentication needs HTTP/1.1 connections; tell HTTP/2
-        // clients so before anything else (RFC 7540 §13.2 HTTP_1_1_REQUIRED) —
-        // unless the request needs no authentication.
-        let path = request.uri.path();
-        if token.is_some()
-            || config
-                .access
-                .needs_authentication(&request.method, path, request.uri.query())
-        {
-            return Err(Outcome::Http11Required);
+        return (verdict, None);
+    }
+}
+
+/// Does what a login asks to be remembered; a session cookie's `Set-Cookie` value
+/// comes back. `lifetime`: how long the Kerberos ticket stays valid (one hour when
+/// GSSAPI does not say).
+fn remember(
+    shared: &Shared,
+    login: &Login,
+    conn: Option<&Arc<ConnectionAuth>>,
+    lifetime: Option<Duration>,
+) -> Option<String> {
+    let config = &shared.config;
+    if let Some(m) = shared.metrics() {
+        match login.source {
+            Source::Connection => m.connection_reuse(),
+            Source::SessionCookie => m.session_hit(),
+            Source::Credentials => {}
         }
     }
-    if token.is_none() {
-        if connection_mode {
-            if let Some((principal, scheme, kerberos, channel_bound)) =
-                conn.as_ref().and_then(|c| c.lock().principal.clone())
-            {
-                if let Some(m) = shared.metrics() {
-                    m.connection_reuse();
-                }
-                return Ok(Identity::Known {
-                    principal,
-                    scheme,
-                    kerberos,
-                    final_token: None,
-                    set_cookie: None,
-                    info: None,
-                    channel_bound,
+    match login.remember {
+        Remember::Nothing => None,
+        Remember::OnConnection => {
+            if let Some(conn) = conn {
+                conn.lock().principal = Some(ConnectionLogin {
+                    principal: login.principal.clone(),
+                    scheme: login.scheme,
+                    kerberos: login.kerberos,
+                    channel_bound: login.channel_bound,
                 });
             }
+            None
         }
-        if let Some(session) = session {
-            match session {
-                Ok(Some(session)) => {
-                    if let Some(m) = shared.metrics() {
-                        m.session_hit();
-                    }
-                    // Only a Kerberos handshake makes a session cookie.
-                    return Ok(Identity::Known {
-                        principal: session.principal,
-                        scheme: SchemeKind::Negotiate,
-                        kerberos: true,
-                        final_token: None,
-                        set_cookie: None,
-                        info: None,
-                        channel_bound: false,
-                    });
+        Remember::SessionCookie => {
+            let codec = config.sessions.as_ref()?;
+            let remaining = lifetime.unwrap_or(Duration::from_secs(3600));
+            let now = SystemTime::now();
+            match codec.seal(&login.principal, remaining, now) {
+                Ok((value, session)) => {
+                    Some(codec.set_cookie_header(&value, &session, config.secure_cookies, now))
                 }
-                Ok(None) => {}
                 Err(e) => {
-                    tracing::info!("session cookie refused: {e}");
-                    if let Some(m) = shared.metrics() {
-                        m.failure("bad_session_cookie");
-                    }
+                    tracing::error!("cannot make a session cookie: {e}");
+                    None
                 }
             }
         }
-        return Ok(Identity::Anonymous);
     }
-    let token = token.unwrap_or_default();
-    if let Some(settings) = config.ntlm.as_ref().filter(|n| n.in_negotiate) {
-        let pending = conn.as_ref().and_then(|c| c.lock().spnego_ntlm.take());
-        // A raw NTLM message under Negotiate (not SPNEGO) goes to GSSAPI, which refuses it.
-        if pending.is_some()
-            || (kerbside_proto::spnego::is_ntlmssp_init(&token) && !token.starts_with(b"NTLMSSP"))
-        {
-            return spnego_ntlm(shared, settings, request, conn, binding, &token, pending);
+}
+
+/// A `Negotiate` token: NTLM inside SPNEGO or GSSAPI, as proto routes it. The
+/// ticket's remaining lifetime comes back with the verdict (for a session cookie).
+async fn negotiate(
+    shared: &Arc<Shared>,
+    request: &http::request::Parts,
+    expect: ExpectNegotiate,
+    conn: Option<&Arc<ConnectionAuth>>,
+    binding: Option<Arc<Vec<u8>>>,
+) -> (Verdict, Option<Duration>) {
+    let pending = conn.is_some_and(|c| c.lock().spnego_ntlm.is_some());
+    let expect = match expect.route(pending) {
+        NegotiateRoute::Answer(verdict) => return (verdict, None),
+        NegotiateRoute::SpnegoNtlmChallenge(expect) => {
+            return (spnego_ntlm_challenge(shared, expect, conn), None)
         }
-    }
+        NegotiateRoute::SpnegoNtlmAuthenticate(expect) => {
+            return (
+                spnego_ntlm_authenticate(shared, request, expect, conn, binding),
+                None,
+            )
+        }
+        NegotiateRoute::Kerberos(expect) => expect,
+    };
     let accepted = shared
         .accept(
-            token,
-            conn.clone().filter(|_| connection_mode),
-            binding.clone(),
+            expect.token(),
+            conn.filter(|_| expect.keeps_context()).cloned(),
+            binding.filter(|_| expect.uses_binding()),
         )
-        .await
-        .map_err(Outcome::Refuse)?;
-    match accepted {
-        Ok(AcceptStep::Done {
+        .await;
+    let mut lifetime = None;
+    let outcome = match accepted {
+        Err(outcome) => outcome,
+        Ok(Ok(AcceptStep::Done {
             principal,
             token,
             channel_bound,
-            lifetime,
+            lifetime: remaining,
             ..
-        }) => {
-            if config.channel_binding == ChannelBindingPolicy::Required
-                && binding.is_some()
-                && !channel_bound
-            {
-                tracing::warn!(%principal, "token not bound to this TLS channel (channel-binding required)");
-                if let Some(m) = shared.metrics() {
-                    m.failure("channel_bindings_missing");
-                }
-                return Err(Outcome::Refuse(Refusal::new(
-                    StatusCode::UNAUTHORIZED,
-                    None,
-                )));
-            }
-            tracing::info!(%principal, path = %request.uri.path(), "authenticated");
-            if connection_mode {
-                if let Some(conn) = &conn {
-                    conn.lock().principal = Some((
-                        principal.clone(),
-                        SchemeKind::Negotiate,
-                        true,
-                        channel_bound,
-                    ));
-                }
-            }
-            let set_cookie = match (&config.sessions, config.mode) {
-                (Some(codec), AuthMode::Cookie) => {
-                    let remaining = lifetime.unwrap_or(Duration::from_secs(3600));
-                    let now = SystemTime::now();
-                    match codec.seal(&principal, remaining, now) {
-                        Ok((value, session)) => Some(codec.set_cookie_header(
-                            &value,
-                            &session,
-                            config.secure_cookies,
-                            now,
-                        )),
-                        Err(e) => {
-                            tracing::error!("cannot make a session cookie: {e}");
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            Ok(Identity::Known {
+        })) => {
+            lifetime = remaining;
+            KerberosOutcome::Done(Verified {
                 principal,
-                scheme: SchemeKind::Negotiate,
-                kerberos: true,
-                final_token: token,
-                set_cookie,
-                info: None,
                 channel_bound,
+                final_token: token,
             })
         }
-        Ok(AcceptStep::Continue(next)) => {
-            if connection_mode && conn.is_some() {
-                return Err(Outcome::Refuse(Refusal::new(
-                    StatusCode::UNAUTHORIZED,
-                    Some(next),
-                )));
+        Ok(Ok(AcceptStep::Continue(next))) => {
+            if !expect.keeps_context() {
+                // Per request, a context cannot wait for the next leg: start over.
+                tracing::warn!("token needs another leg, which only connection mode keeps");
             }
-            // Per request, a context cannot wait for the next leg: start over.
-            tracing::warn!("token needs another leg, which only connection mode keeps");
-            Err(Outcome::Refuse(Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                None,
-            )))
+            KerberosOutcome::Continue(next)
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::warn!(problem = ?e.problem(), path = %request.uri.path(), "Negotiate token refused: {e}");
             if let Some(m) = shared.metrics() {
                 m.failure(reason_label(e.problem()));
             }
-            Err(Outcome::Refuse(Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                None,
-            )))
+            KerberosOutcome::Refused
+        }
+    };
+    let principal = match &outcome {
+        KerberosOutcome::Done(v) => Some(v.principal.clone()),
+        _ => None,
+    };
+    let verdict = expect.handle(outcome);
+    if let Some(principal) = principal {
+        match &verdict {
+            Verdict::Authenticated(_) => {
+                tracing::info!(%principal, path = %request.uri.path(), "authenticated")
+            }
+            _ => tracing::warn!(
+                %principal,
+                "token not bound to this TLS channel (channel-binding required)"
+            ),
         }
     }
+    (verdict, lifetime)
 }
 
 #[cfg(test)]
@@ -589,12 +580,7 @@ mod tests {
         let held = shared.handshakes.acquire().await.unwrap();
         let waiting = tokio::spawn({
             let shared = shared.clone();
-            async move {
-                shared
-                    .accept(b"not a token".to_vec(), None, None)
-                    .await
-                    .is_ok()
-            }
+            async move { shared.accept(b"not a token", None, None).await.is_ok() }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(

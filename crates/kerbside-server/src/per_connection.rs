@@ -35,7 +35,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use kerbside_gssapi::AcceptContext;
-use kerbside_proto::SchemeKind;
+use kerbside_proto::server_decision::ConnectionLogin;
 
 /// Facts about the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +55,8 @@ pub struct ConnectionAuth {
 
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
-    /// Who authenticated this connection: the name, the scheme, whether it is a
-    /// Kerberos principal, whether the login was channel-bound.
-    pub(crate) principal: Option<(String, SchemeKind, bool, bool)>,
+    /// Who authenticated this connection.
+    pub(crate) principal: Option<ConnectionLogin>,
     /// A multi-leg exchange waiting for its next token.
     pub(crate) pending: Option<AcceptContext>,
     /// An NTLM exchange that sent its CHALLENGE and waits for the AUTHENTICATE.

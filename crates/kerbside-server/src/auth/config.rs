@@ -75,6 +75,16 @@ impl std::str::FromStr for ChannelBindingPolicy {
     }
 }
 
+impl From<ChannelBindingPolicy> for kerbside_proto::server_decision::BindingPolicy {
+    fn from(policy: ChannelBindingPolicy) -> Self {
+        match policy {
+            ChannelBindingPolicy::Off => Self::Off,
+            ChannelBindingPolicy::Optional => Self::Optional,
+            ChannelBindingPolicy::Required => Self::Required,
+        }
+    }
+}
+
 /// What the layer is configured with.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -1,73 +1,82 @@
 //! The password schemes and NTLM, checked against the gate's users files (Basic also
-//! against the KDC and the keytab): each turns one `Authorization` header into an
-//! identity or a refusal.
+//! against the KDC and the keytab): each runs the check proto's typed state names and
+//! hands the outcome back for the verdict.
+
+use kerbside_proto::server_decision::{
+    BasicCheck, BasicRoute, ExpectBasic, ExpectDigest, ExpectNtlm, ExpectSpnegoAuthenticate,
+    ExpectSpnegoChallenge, NtlmRoute, Refused, Unreadable,
+};
 
 use super::*;
 
-/// Checks `Authorization: Basic` against the KDC and the keytab.
+/// Checks `Authorization: Basic` against the htpasswd file, or the KDC and the keytab.
 pub(super) async fn basic(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
-) -> Result<Identity, Outcome> {
+    expect: ExpectBasic,
+) -> Verdict {
     let config = &shared.config;
-    let refused = || Outcome::Refuse(Refusal::new(StatusCode::UNAUTHORIZED, None));
     let decoded = request
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok())
         .and_then(|c| c.decode_token68().ok().flatten())
         .and_then(|bytes| String::from_utf8(bytes).ok());
-    let Some((user, password)) = decoded
+    let pair = decoded
         .as_deref()
         .and_then(|d| d.split_once(':'))
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))
-    else {
-        return Err(Outcome::Refuse(Refusal::new(StatusCode::BAD_REQUEST, None)));
-    };
-    if user.is_empty() || user.contains(['/', '\0']) {
-        return Err(refused());
-    }
-    if let Some(users) = config.basic_users.as_ref().filter(|u| u.contains(&user)) {
-        // The htpasswd file knows this user: bcrypt, off the async threads and within
-        // the handshake limit (it is slow on purpose).
-        let Ok(_permit) = shared.handshakes.acquire().await else {
-            return Err(refused());
-        };
-        let users = users.clone();
-        let started = Instant::now();
-        let (name, pass) = (user.clone(), password.clone());
-        let verdict = tokio::task::spawn_blocking(move || users.verify(&name, &pass)).await;
-        let ok = matches!(
-            verdict,
-            Ok(kerbside_proto::scheme::basic::htpasswd::Verdict::Verified)
-        );
-        if let Some(m) = shared.metrics() {
-            m.handshake(ok, started.elapsed());
-            if !ok {
-                m.failure("basic_wrong_password");
+        .map(|(u, p)| (u.to_owned(), p.to_owned()));
+    let user = pair.as_ref().map(|(user, _)| user.as_str());
+    let known = user.is_some_and(|user| {
+        config
+            .basic_users
+            .as_ref()
+            .is_some_and(|u| u.contains(user))
+    });
+    let check = match expect.credentials(user, known) {
+        BasicRoute::Answer(verdict) => {
+            if let Verdict::Refuse(refusal) = &verdict {
+                if refusal.failure == Some(Failure::BasicUnknownUser) {
+                    tracing::warn!(
+                        user = user.unwrap_or("-"),
+                        "Basic credentials for a user the gate does not know"
+                    );
+                }
             }
+            return verdict;
         }
-        if !ok {
-            tracing::warn!(%user, "Basic credentials refused (htpasswd): {verdict:?}");
-            return Err(refused());
+        BasicRoute::Htpasswd(check) => {
+            let (Some(users), Some((user, password))) = (config.basic_users.clone(), pair) else {
+                return check.handle(BasicCheck::Unavailable);
+            };
+            // The htpasswd file knows this user: bcrypt, off the async threads and within
+            // the handshake limit (it is slow on purpose).
+            let Ok(_permit) = shared.handshakes.acquire().await else {
+                return check.handle(BasicCheck::Unavailable);
+            };
+            let started = Instant::now();
+            let name = user.clone();
+            let verdict = tokio::task::spawn_blocking(move || users.verify(&name, &password)).await;
+            let ok = matches!(
+                verdict,
+                Ok(kerbside_proto::scheme::basic::htpasswd::Verdict::Verified)
+            );
+            if let Some(m) = shared.metrics() {
+                m.handshake(ok, started.elapsed());
+            }
+            if !ok {
+                tracing::warn!(%user, "Basic credentials refused (htpasswd): {verdict:?}");
+                return check.handle(BasicCheck::Refused);
+            }
+            tracing::info!(%user, path = %request.uri.path(), "authenticated with Basic (htpasswd)");
+            return check.handle(BasicCheck::Verified(user));
         }
-        tracing::info!(%user, path = %request.uri.path(), "authenticated with Basic (htpasswd)");
-        return Ok(Identity::Known {
-            principal: user,
-            scheme: SchemeKind::Basic,
-            kerberos: false,
-            final_token: None,
-            set_cookie: None,
-            info: None,
-            channel_bound: false,
-        });
-    }
-    let (Some(fallback), Some(acceptor)) = (&config.basic_fallback, config.acceptor.clone()) else {
-        tracing::warn!(%user, "Basic credentials for a user the gate does not know");
-        if let Some(m) = shared.metrics() {
-            m.failure("basic_unknown_user");
-        }
-        return Err(refused());
+        BasicRoute::Kdc(check) => check,
+    };
+    let (Some(fallback), Some(acceptor), Some((user, password))) =
+        (&config.basic_fallback, config.acceptor.clone(), pair)
+    else {
+        return check.handle(BasicCheck::Unavailable);
     };
     let host = request
         .headers
@@ -84,7 +93,7 @@ pub(super) async fn basic(
         .clone()
         .unwrap_or_else(|| format!("HTTP@{host}"));
     let Ok(_permit) = shared.handshakes.acquire().await else {
-        return Err(refused());
+        return check.handle(BasicCheck::Unavailable);
     };
     let started = Instant::now();
     let user_for_log = user.clone();
@@ -118,27 +127,19 @@ pub(super) async fn basic(
     match result {
         Ok(Ok(AcceptStep::Done { principal, .. })) => {
             tracing::info!(%principal, path = %request.uri.path(), "authenticated with Basic (checked against the KDC and the keytab)");
-            Ok(Identity::Known {
-                principal,
-                scheme: SchemeKind::Basic,
-                kerberos: true,
-                final_token: None,
-                set_cookie: None,
-                info: None,
-                channel_bound: false,
-            })
+            check.handle(BasicCheck::Verified(principal))
         }
-        Ok(Ok(AcceptStep::Continue(_))) => Err(refused()),
+        Ok(Ok(AcceptStep::Continue(_))) => check.handle(BasicCheck::Unavailable),
         Ok(Err(e)) => {
             tracing::warn!(user = %user_for_log, problem = ?e.problem(), "Basic credentials refused: {e}");
             if let Some(m) = shared.metrics() {
                 m.failure(reason_label(e.problem()));
             }
-            Err(refused())
+            check.handle(BasicCheck::Refused)
         }
         Err(e) => {
             tracing::error!("authentication task failed: {e}");
-            Err(refused())
+            check.handle(BasicCheck::Unavailable)
         }
     }
 }
@@ -149,62 +150,57 @@ pub(super) async fn basic(
 pub(super) fn ntlm(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
-    conn: Option<Arc<ConnectionAuth>>,
+    expect: ExpectNtlm,
+    conn: Option<&Arc<ConnectionAuth>>,
     binding: Option<Arc<Vec<u8>>>,
-    h2: bool,
-) -> Result<Identity, Outcome> {
+) -> Verdict {
     let config = &shared.config;
-    let refused = |status| Outcome::Refuse(Refusal::new(status, None));
-    let Some(settings) = &config.ntlm else {
-        return Err(refused(StatusCode::UNAUTHORIZED));
-    };
-    if config.mode != AuthMode::Connection {
-        tracing::info!("NTLM credentials, but NTLM needs connection mode; asking again");
-        return Err(refused(StatusCode::UNAUTHORIZED));
-    }
-    if h2 {
-        return Err(Outcome::Http11Required);
-    }
     let token = request
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok())
         .and_then(|c| c.decode_token68().ok().flatten());
-    let Some(token) = token else {
-        return Err(refused(StatusCode::BAD_REQUEST));
+    let pending = conn.is_some_and(|c| c.lock().ntlm.is_some());
+    let route = expect.message(token.as_deref(), pending);
+    // Proto routes a message to a check only when NTLM is configured and it decoded.
+    let (Some(settings), Some(token)) = (&config.ntlm, token.as_deref()) else {
+        return match route {
+            NtlmRoute::Answer(verdict) => verdict,
+            NtlmRoute::Challenge(expect) => expect.handle(Err(Unreadable)),
+            NtlmRoute::Verify(expect) => expect.handle(Err(Refused)),
+        };
     };
-    let Some(conn) = conn else {
-        return Err(refused(StatusCode::UNAUTHORIZED));
-    };
-    match crate::passwords::ntlm_message_type(&token) {
-        Some(1) => match settings.challenge(&token) {
+    match route {
+        NtlmRoute::Answer(verdict) => {
+            if let Verdict::Refuse(refusal) = &verdict {
+                if refusal.failure == Some(Failure::NtlmNoChallenge) {
+                    tracing::warn!("NTLM AUTHENTICATE without a CHALLENGE on this connection");
+                }
+            }
+            verdict
+        }
+        NtlmRoute::Challenge(expect) => match settings.challenge(token) {
             Ok((challenge, pending)) => {
-                conn.lock().ntlm = Some(pending);
-                Err(Outcome::Refuse(Refusal {
-                    ntlm: true,
-                    ..Refusal::new(StatusCode::UNAUTHORIZED, Some(challenge))
-                }))
+                if let Some(conn) = conn {
+                    conn.lock().ntlm = Some(pending);
+                }
+                expect.handle(Ok(challenge))
             }
             Err(e) => {
                 tracing::warn!("bad NTLM NEGOTIATE message: {e}");
-                Err(refused(StatusCode::BAD_REQUEST))
+                expect.handle(Err(Unreadable))
             }
         },
-        Some(3) => {
-            let Some(pending) = conn.lock().ntlm.take() else {
-                tracing::warn!("NTLM AUTHENTICATE without a CHALLENGE on this connection");
-                if let Some(m) = shared.metrics() {
-                    m.failure("ntlm_no_challenge");
-                }
-                return Err(refused(StatusCode::UNAUTHORIZED));
+        NtlmRoute::Verify(expect) => {
+            let Some(pending) = conn.and_then(|c| c.lock().ntlm.take()) else {
+                return expect.handle(Err(Refused));
             };
-            let check = ntlm_binding_check(config.channel_binding, binding.is_some());
             let started = Instant::now();
             let result = settings.verify(
                 pending,
-                &token,
+                token,
                 binding.as_deref().map(Vec::as_slice),
-                check,
+                expect.binding_check(),
             );
             if let Some(m) = shared.metrics() {
                 m.handshake(result.is_ok(), started.elapsed());
@@ -212,109 +208,83 @@ pub(super) fn ntlm(
             match result {
                 Ok((principal, channel_bound)) => {
                     tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
-                    conn.lock().principal =
-                        Some((principal.clone(), SchemeKind::Ntlm, false, channel_bound));
-                    Ok(Identity::Known {
+                    expect.handle(Ok(Verified {
                         principal,
-                        scheme: SchemeKind::Ntlm,
-                        kerberos: false,
-                        final_token: None,
-                        set_cookie: None,
-                        info: None,
                         channel_bound,
-                    })
+                        final_token: None,
+                    }))
                 }
                 Err(e) => {
                     tracing::warn!(path = %request.uri.path(), "NTLM credentials refused: {e}");
-                    if let Some(m) = shared.metrics() {
-                        m.failure("ntlm_refused");
-                    }
-                    Err(refused(StatusCode::UNAUTHORIZED))
+                    expect.handle(Err(Refused))
                 }
             }
         }
-        _ => Err(refused(StatusCode::BAD_REQUEST)),
     }
 }
 
-/// NTLM inside SPNEGO under `Negotiate`: the NegTokenInit gets the CHALLENGE (kept
-/// with the connection), the NegTokenResp with the AUTHENTICATE is checked against it.
-pub(super) fn spnego_ntlm(
+/// NTLM inside SPNEGO under `Negotiate`, first leg: the NegTokenInit gets the
+/// CHALLENGE, kept with the connection.
+pub(super) fn spnego_ntlm_challenge(
     shared: &Arc<Shared>,
-    settings: &crate::passwords::NtlmSettings,
-    request: &http::request::Parts,
-    conn: Option<Arc<ConnectionAuth>>,
-    binding: Option<Arc<Vec<u8>>>,
-    token: &[u8],
-    pending: Option<kerbside_proto::spnego::SpnegoExpectAuthenticate>,
-) -> Result<Identity, Outcome> {
-    let config = &shared.config;
-    let refused = |status| Outcome::Refuse(Refusal::new(status, None));
-    let Some(conn) = conn.filter(|_| config.mode == AuthMode::Connection) else {
-        tracing::info!("NTLM inside Negotiate needs connection mode; asking again");
-        return Err(refused(StatusCode::UNAUTHORIZED));
+    expect: ExpectSpnegoChallenge,
+    conn: Option<&Arc<ConnectionAuth>>,
+) -> Verdict {
+    let Some(settings) = &shared.config.ntlm else {
+        return expect.handle(Err(Unreadable));
     };
-    let Some(pending) = pending else {
-        return match settings.spnego_challenge(token) {
-            Ok((reply, pending)) => {
+    match settings.spnego_challenge(expect.token()) {
+        Ok((reply, pending)) => {
+            if let Some(conn) = conn {
                 conn.lock().spnego_ntlm = Some(pending);
-                Err(Outcome::Refuse(Refusal::new(
-                    StatusCode::UNAUTHORIZED,
-                    Some(reply),
-                )))
             }
-            Err(e) => {
-                tracing::warn!("bad NTLM-in-SPNEGO token: {e}");
-                Err(refused(StatusCode::BAD_REQUEST))
-            }
-        };
+            expect.handle(Ok(reply))
+        }
+        Err(e) => {
+            tracing::warn!("bad NTLM-in-SPNEGO token: {e}");
+            expect.handle(Err(Unreadable))
+        }
+    }
+}
+
+/// NTLM inside SPNEGO, second leg: the NegTokenResp with the AUTHENTICATE is checked
+/// against the connection's pending exchange.
+pub(super) fn spnego_ntlm_authenticate(
+    shared: &Arc<Shared>,
+    request: &http::request::Parts,
+    expect: ExpectSpnegoAuthenticate,
+    conn: Option<&Arc<ConnectionAuth>>,
+    binding: Option<Arc<Vec<u8>>>,
+) -> Verdict {
+    let (Some(settings), Some(pending)) = (
+        &shared.config.ntlm,
+        conn.and_then(|c| c.lock().spnego_ntlm.take()),
+    ) else {
+        return expect.handle(Err(Refused));
     };
-    let check = ntlm_binding_check(config.channel_binding, binding.is_some());
     let started = Instant::now();
-    let result =
-        settings.spnego_verify(pending, token, binding.as_deref().map(Vec::as_slice), check);
+    let result = settings.spnego_verify(
+        pending,
+        expect.token(),
+        binding.as_deref().map(Vec::as_slice),
+        expect.binding_check(),
+    );
     if let Some(m) = shared.metrics() {
         m.handshake(result.is_ok(), started.elapsed());
     }
     match result {
         Ok((reply, principal, channel_bound)) => {
             tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
-            // The HTTP scheme was Negotiate, whatever mechanism SPNEGO chose.
-            conn.lock().principal = Some((
-                principal.clone(),
-                SchemeKind::Negotiate,
-                false,
-                channel_bound,
-            ));
-            Ok(Identity::Known {
+            expect.handle(Ok(Verified {
                 principal,
-                scheme: SchemeKind::Negotiate,
-                kerberos: false,
-                final_token: Some(reply),
-                set_cookie: None,
-                info: None,
                 channel_bound,
-            })
+                final_token: Some(reply),
+            }))
         }
         Err(e) => {
             tracing::warn!(path = %request.uri.path(), "NTLM inside Negotiate refused: {e}");
-            if let Some(m) = shared.metrics() {
-                m.failure("ntlm_refused");
-            }
-            Err(refused(StatusCode::UNAUTHORIZED))
+            expect.handle(Err(Refused))
         }
-    }
-}
-
-pub(super) fn ntlm_binding_check(
-    policy: ChannelBindingPolicy,
-    tls: bool,
-) -> kerbside_proto::scheme::ntlm::server::ChannelBindingCheck {
-    use kerbside_proto::scheme::ntlm::server::ChannelBindingCheck;
-    match (policy, tls) {
-        (_, false) | (ChannelBindingPolicy::Off, _) => ChannelBindingCheck::Off,
-        (ChannelBindingPolicy::Optional, true) => ChannelBindingCheck::IfPresent,
-        (ChannelBindingPolicy::Required, true) => ChannelBindingCheck::Required,
     }
 }
 
@@ -323,20 +293,15 @@ pub(super) fn ntlm_binding_check(
 pub(super) fn digest(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
-) -> Result<Identity, Outcome> {
+    expect: ExpectDigest,
+) -> Verdict {
     let config = &shared.config;
-    let Some(settings) = &config.digest else {
-        return Err(Outcome::Refuse(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            None,
-        )));
-    };
     let credentials = request
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| kerbside_proto::Credentials::parse(v.as_bytes()).ok());
-    let Some(credentials) = credentials else {
-        return Err(Outcome::Refuse(Refusal::new(StatusCode::BAD_REQUEST, None)));
+    let (Some(settings), Some(credentials)) = (&config.digest, credentials) else {
+        return expect.handle(Err(Unreadable));
     };
     // The client hashed the request target as it sent it, before the gate's edge made
     // the path canonical.
@@ -356,35 +321,15 @@ pub(super) fn digest(
     if let Some(m) = shared.metrics() {
         m.handshake(result.is_ok(), started.elapsed());
     }
-    match result {
+    match &result {
         Ok(verified) => {
-            tracing::info!(principal = %verified.user, path = %request.uri.path(), "authenticated with Digest");
-            Ok(Identity::Known {
-                principal: verified.user,
-                scheme: SchemeKind::Digest,
-                kerberos: false,
-                final_token: None,
-                set_cookie: None,
-                info: Some(verified.authentication_info),
-                channel_bound: false,
-            })
+            tracing::info!(principal = %verified.user, path = %request.uri.path(), "authenticated with Digest")
         }
         Err(refusal) => {
-            tracing::warn!(path = %request.uri.path(), "Digest credentials refused: {refusal}");
-            if let Some(m) = shared.metrics() {
-                m.failure(if refusal.is_stale() {
-                    "digest_stale_nonce"
-                } else {
-                    "digest_refused"
-                });
-            }
-            let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            Err(Outcome::Refuse(Refusal {
-                stale: refusal.is_stale(),
-                ..Refusal::new(status, None)
-            }))
+            tracing::warn!(path = %request.uri.path(), "Digest credentials refused: {refusal}")
         }
     }
+    expect.handle(Ok(result))
 }
 
 /// `host:port` → `host` (`[v6]:port` → `[v6]`).

@@ -2,7 +2,7 @@
 //! (strongest first, one per header line), the other refusals, and the HTTP/2
 //! `HTTP_1_1_REQUIRED` marker.
 
-use kerbside_proto::server_decision::{challenges, Offer, Offers};
+use kerbside_proto::server_decision::{challenges, Continuation, Offer, Refusal};
 
 use super::*;
 
@@ -20,7 +20,7 @@ pub(super) fn refuse<B: Default>(status: StatusCode, token: Option<&[u8]>) -> Re
 impl Shared {
     /// A refusal with no token: a 401 offers every scheme the gate takes.
     pub(super) fn refuse<B: Default>(&self, status: StatusCode, h2: bool) -> Response<B> {
-        self.refuse_with(&Refusal::new(status, None), h2)
+        self.answer(status, None, false, h2)
     }
 
     /// A refusal. A 401 carrying a continuation token says only that; otherwise it
@@ -29,7 +29,17 @@ impl Shared {
     /// Negotiate; NTLM in connection mode over HTTP/1.1 only (it authenticates the
     /// connection); Digest; Basic.
     pub(super) fn refuse_with<B: Default>(&self, refusal: &Refusal, h2: bool) -> Response<B> {
-        let status = refusal.status;
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+        self.answer(status, refusal.continuation.as_ref(), refusal.stale, h2)
+    }
+
+    fn answer<B: Default>(
+        &self,
+        status: StatusCode,
+        continuation: Option<&Continuation>,
+        stale: bool,
+        h2: bool,
+    ) -> Response<B> {
         let mut response = Response::new(B::default());
         *response.status_mut() = status;
         if let Some(m) = self.metrics() {
@@ -40,16 +50,16 @@ impl Shared {
         }
         let config = &self.config;
         let mut lines: Vec<String> = Vec::new();
-        match (&refusal.token, refusal.ntlm) {
-            (Some(token), true) => lines.push(
+        match continuation {
+            Some(Continuation::Ntlm(token)) => lines.push(
                 kerbside_proto::Challenge::new(
                     kerbside_proto::Scheme::NTLM,
                     kerbside_proto::AuthData::base64(Some(token)),
                 )
                 .to_header_value(),
             ),
-            (Some(token), false) => lines.push(challenge(Some(token))),
-            (None, _) => {
+            Some(Continuation::Negotiate(token)) => lines.push(challenge(Some(token))),
+            None => {
                 let basic_realm =
                     config
                         .basic_fallback
@@ -59,23 +69,12 @@ impl Shared {
                             .basic_users
                             .as_ref()
                             .map(|_| config.basic_realm.as_str()));
-                let offers = Offers {
-                    negotiate: config.acceptor.is_some()
-                        || config.ntlm.as_ref().is_some_and(|n| n.in_negotiate),
-                    ntlm: config.ntlm.is_some(),
-                    digest: config.digest.is_some(),
-                    basic: basic_realm.is_some(),
-                };
-                for offer in challenges(offers, config.mode.into(), h2) {
+                for offer in challenges(self.setup.offers(), config.mode.into(), h2) {
                     match offer {
                         Offer::Negotiate => lines.push(challenge(None)),
                         Offer::Ntlm => lines.push("NTLM".to_owned()),
                         Offer::Digest => {
-                            for c in config
-                                .digest
-                                .iter()
-                                .flat_map(|d| d.challenges(refusal.stale))
-                            {
+                            for c in config.digest.iter().flat_map(|d| d.challenges(stale)) {
                                 lines.push(crate::passwords::DigestSettings::header_value(&c));
                             }
                         }
@@ -127,31 +126,4 @@ pub(super) fn http11_required<B: Default>() -> Response<B> {
     *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
     response.extensions_mut().insert(Http11Required);
     response
-}
-
-/// Why a token was refused, for the log and the metrics.
-pub(super) struct Refusal {
-    pub(super) status: StatusCode,
-    /// A continuation token: with one, the 401 carries only it.
-    pub(super) token: Option<Vec<u8>>,
-    /// The token is an NTLM CHALLENGE (`WWW-Authenticate: NTLM`), not Negotiate.
-    pub(super) ntlm: bool,
-    /// Digest challenges say `stale=true`.
-    pub(super) stale: bool,
-}
-
-impl Refusal {
-    pub(super) fn new(status: StatusCode, token: Option<Vec<u8>>) -> Self {
-        Self {
-            status,
-            token,
-            ntlm: false,
-            stale: false,
-        }
-    }
-}
-
-pub(super) enum Outcome {
-    Refuse(Refusal),
-    Http11Required,
 }
