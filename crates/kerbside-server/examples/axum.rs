@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Flags: `--listen ADDR` (default `127.0.0.1:8080`), `--keytab FILE` (default: the
-//! `KRB5_KTNAME` variable, else the system keytab), and `--tls-cert FILE --tls-key FILE`
-//! (PEM) to serve HTTPS, where logins are bound to the TLS channel.
+//! `KRB5_KTNAME` variable, else the system keytab), `--tls-cert FILE --tls-key FILE`
+//! (PEM) to serve HTTPS, where logins are bound to the TLS channel, and `--mode
+//! connection` to keep a login with its TCP connection (one handshake per connection,
+//! `Persistent-Auth: true`) instead of a token on every request.
 //!
 //! Over plain HTTP the app is served by `axum::serve`, with axum's connect-info making a
 //! [`PerConnection`] for every connection. Over TLS it runs its own accept loop (axum
@@ -26,7 +28,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use kerbside_gssapi::{AcceptorConfig, NegotiateAcceptor};
-use kerbside_server::{Authenticated, NegotiateLayer, PerConnection};
+use kerbside_server::{AuthMode, Authenticated, ConnectionSupply, NegotiateLayer, PerConnection};
 use tower_layer::Layer;
 
 /// Anyone may read this; a signed-in client is greeted by name.
@@ -54,11 +56,13 @@ struct Args {
     listen: SocketAddr,
     keytab: Option<PathBuf>,
     tls: Option<(PathBuf, PathBuf)>,
+    mode: AuthMode,
 }
 
 fn args() -> Result<Args, String> {
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
     let (mut keytab, mut cert, mut key) = (None, None, None);
+    let mut mode = AuthMode::PerRequest;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -67,6 +71,7 @@ fn args() -> Result<Args, String> {
             "--keytab" => keytab = Some(PathBuf::from(value()?)),
             "--tls-cert" => cert = Some(PathBuf::from(value()?)),
             "--tls-key" => key = Some(PathBuf::from(value()?)),
+            "--mode" => mode = value()?.parse().map_err(|e| format!("--mode: {e}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -79,6 +84,7 @@ fn args() -> Result<Args, String> {
         listen,
         keytab,
         tls,
+        mode,
     })
 }
 
@@ -92,10 +98,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         keytab: args.keytab,
         acceptor_name: None,
     })?;
+    // Connection mode keeps the login with the connection: the builder insists on
+    // being told how each connection gets its PerConnection (below: axum's
+    // connect-info over HTTP, our accept loop's layer over TLS).
+    let layer = NegotiateLayer::builder()
+        .acceptor(acceptor)
+        .mode(args.mode)
+        .per_connection(match args.tls {
+            None => ConnectionSupply::AxumConnectInfo,
+            Some(_) => ConnectionSupply::Layer,
+        })
+        .served_over_tls(args.tls.is_some())
+        .build()?;
     // The ten lines: a public route, and a protected one behind the layer.
     let app = Router::new()
         .route("/private", get(private))
-        .route_layer(NegotiateLayer::new(acceptor))
+        .route_layer(layer)
         .route("/", get(public));
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -25,7 +25,7 @@ use crate::access::{AccessRules, Decision};
 use crate::body::BoxError;
 use crate::identity::Authenticated;
 use crate::metrics::{reason_label, GateMetrics};
-use crate::per_connection::{ConnectionAuth, PerConnection, TlsChannel};
+use crate::per_connection::{ConnectionAuth, ConnectionSupply, PerConnection, TlsChannel};
 use crate::session::SessionCodec;
 
 mod config;
@@ -59,6 +59,8 @@ struct Shared {
     config: NegotiateConfig,
     /// What proto's decisions read of `config`.
     setup: Setup,
+    /// How the builder was told requests carry their [`PerConnection`].
+    supply: Option<ConnectionSupply>,
     handshakes: Semaphore,
     /// The acceptor with replays caught in memory (and kept in the replay cache
     /// file) instead of MIT's file replay cache (see
@@ -72,8 +74,14 @@ impl NegotiateLayer {
         Self::with_config(NegotiateConfig::per_request(acceptor))
     }
 
-    /// A layer with every setting given.
+    /// A layer with every setting given, unchecked (the gate's way in;
+    /// [`NegotiateLayer::builder`] checks them together).
     pub fn with_config(config: NegotiateConfig) -> Self {
+        Self::with_supply(config, None)
+    }
+
+    /// A layer told how requests carry their [`PerConnection`] (for its log).
+    pub(crate) fn with_supply(config: NegotiateConfig, supply: Option<ConnectionSupply>) -> Self {
         let permits = config.max_handshakes.max(1);
         Self {
             shared: Arc::new(Shared {
@@ -88,6 +96,7 @@ impl NegotiateLayer {
                     .ok()
                 }),
                 setup: Shared::setup(&config),
+                supply,
                 config,
                 handshakes: Semaphore::new(permits),
             }),
@@ -247,11 +256,17 @@ where
             );
             let setup = &shared.setup;
             if setup.needs_connection() && connection.is_none() {
+                // The builder refuses such a layer without a ConnectionSupply; this is
+                // the last defence (a server that did not do what it said, or a layer
+                // made with_config).
+                let how = shared.supply.map_or(
+                    "serve the app with into_make_service_with_connect_info::<PerConnection>() \
+                     (axum) or wrap each connection's service in PerConnection::new(peer) (hyper)",
+                    ConnectionSupply::how,
+                );
                 tracing::error!(
                     "this layer keeps state per connection (connection mode, NTLM, or channel \
-                     bindings required), but the request carries no PerConnection: serve the \
-                     app with into_make_service_with_connect_info::<PerConnection>() (axum) or \
-                     wrap each connection's service in PerConnection::new(peer) (hyper)"
+                     bindings required), but the request carries no PerConnection: {how}"
                 );
             } else if let Err(e) = &authorization {
                 tracing::warn!(%path, error = %e, "bad Authorization header");

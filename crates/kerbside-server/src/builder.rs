@@ -10,6 +10,7 @@ use crate::access::AccessRules;
 use crate::auth::{AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig, NegotiateLayer};
 use crate::metrics::GateMetrics;
 use crate::passwords::{BasicUsers, DigestSettings, NtlmSettings};
+use crate::per_connection::ConnectionSupply;
 use crate::session::SessionCodec;
 
 /// A combination of settings [`NegotiateLayerBuilder::build`] refuses.
@@ -46,6 +47,20 @@ pub enum ConfigError {
          with served_over_tls(true), or use ChannelBindingPolicy::Optional"
     )]
     ChannelBindingWithoutTls,
+    /// The layer keeps state per connection, and the builder was not told how each
+    /// request will carry its connection's [`PerConnection`](crate::PerConnection).
+    #[error(
+        "{needs} keeps state per connection: say how each connection's PerConnection is \
+         made with per_connection(ConnectionSupply::AxumConnectInfo) and serve the app with \
+         into_make_service_with_connect_info::<PerConnection>(), or \
+         per_connection(ConnectionSupply::Layer) and wrap each accepted connection's service \
+         in PerConnection::new(peer)"
+    )]
+    NoPerConnection {
+        /// What needs it: connection mode (which NTLM needs too), or required
+        /// channel bindings.
+        needs: &'static str,
+    },
     /// `max_handshakes` of 0 would refuse every login.
     #[error("max_handshakes must be at least 1")]
     NoHandshakes,
@@ -54,18 +69,22 @@ pub enum ConfigError {
 /// Builds a [`NegotiateLayer`], checking the settings together.
 ///
 /// Connection mode, NTLM and required channel bindings keep state per connection:
-/// serve such a layer with [`PerConnection`](crate::PerConnection) on every
-/// connection (a request without one gets `503` and a log line saying so).
+/// say how every connection gets its [`PerConnection`](crate::PerConnection) with
+/// [`per_connection`](Self::per_connection), or the build fails with
+/// [`ConfigError::NoPerConnection`] (a request that comes without one anyway gets
+/// `503` and a log line saying what to add).
 ///
 /// ```no_run
 /// use kerbside_gssapi::{AcceptorConfig, NegotiateAcceptor};
-/// use kerbside_server::{AuthMode, NegotiateLayer};
+/// use kerbside_server::{AuthMode, ConnectionSupply, NegotiateLayer};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let acceptor = NegotiateAcceptor::new(&AcceptorConfig::default())?;
 /// let layer = NegotiateLayer::builder()
 ///     .acceptor(acceptor)
 ///     .mode(AuthMode::Connection)
+///     // axum::serve(listener, app.into_make_service_with_connect_info::<PerConnection>())
+///     .per_connection(ConnectionSupply::AxumConnectInfo)
 ///     .served_over_tls(true)
 ///     .build()?;
 /// # let _ = layer; Ok(()) }
@@ -75,6 +94,7 @@ pub struct NegotiateLayerBuilder {
     config: NegotiateConfig,
     tls: bool,
     basic_over_plain_http: bool,
+    supply: Option<ConnectionSupply>,
 }
 
 impl Default for NegotiateLayerBuilder {
@@ -99,6 +119,7 @@ impl Default for NegotiateLayerBuilder {
             },
             tls: false,
             basic_over_plain_http: false,
+            supply: None,
         }
     }
 }
@@ -213,10 +234,20 @@ impl NegotiateLayerBuilder {
         self
     }
 
+    /// How each request will carry its connection's
+    /// [`PerConnection`](crate::PerConnection); required by connection mode, NTLM and
+    /// required channel bindings, which keep state per connection.
+    #[must_use]
+    pub fn per_connection(mut self, supply: ConnectionSupply) -> Self {
+        self.supply = Some(supply);
+        self
+    }
+
     /// Checks the settings together and makes the layer.
     pub fn build(self) -> Result<NegotiateLayer, ConfigError> {
+        let supply = self.supply;
         let config = self.check()?;
-        Ok(NegotiateLayer::with_config(config))
+        Ok(NegotiateLayer::with_supply(config, supply))
     }
 
     fn check(mut self) -> Result<NegotiateConfig, ConfigError> {
@@ -251,6 +282,17 @@ impl NegotiateLayerBuilder {
         }
         if c.max_handshakes == 0 {
             return Err(ConfigError::NoHandshakes);
+        }
+        // NTLM needs connection mode, checked above.
+        let needs = if c.mode == AuthMode::Connection {
+            Some("connection mode")
+        } else if c.channel_binding == ChannelBindingPolicy::Required {
+            Some("channel-binding = required")
+        } else {
+            None
+        };
+        if let (Some(needs), None) = (needs, self.supply) {
+            return Err(ConfigError::NoPerConnection { needs });
         }
         self.config.secure_cookies = self.tls;
         Ok(self.config)
@@ -291,6 +333,30 @@ mod tests {
             ConfigError::ChannelBindingWithoutTls
         );
         assert_eq!(
+            err(with_users()
+                .served_over_tls(true)
+                .channel_binding(ChannelBindingPolicy::Required)),
+            ConfigError::NoPerConnection {
+                needs: "channel-binding = required"
+            }
+        );
+        let no_supply = err(with_users().mode(AuthMode::Connection));
+        assert_eq!(
+            no_supply,
+            ConfigError::NoPerConnection {
+                needs: "connection mode"
+            }
+        );
+        let message = no_supply.to_string();
+        for what in [
+            "connection mode keeps state per connection",
+            "per_connection(ConnectionSupply::AxumConnectInfo)",
+            "into_make_service_with_connect_info::<PerConnection>()",
+            "PerConnection::new(peer)",
+        ] {
+            assert!(message.contains(what), "{message}");
+        }
+        assert_eq!(
             err(with_users().max_handshakes(0)),
             ConfigError::NoHandshakes
         );
@@ -302,8 +368,14 @@ mod tests {
         assert!(with_users()
             .served_over_tls(true)
             .channel_binding(ChannelBindingPolicy::Required)
+            .per_connection(ConnectionSupply::Layer)
             .check()
             .is_ok_and(|c| c.secure_cookies));
+        assert!(with_users()
+            .mode(AuthMode::Connection)
+            .per_connection(ConnectionSupply::AxumConnectInfo)
+            .check()
+            .is_ok());
         assert!(NegotiateLayer::builder()
             .mode(AuthMode::None)
             .check()

@@ -74,7 +74,7 @@ pub use builder::{ConfigError, NegotiateLayerBuilder};
 pub use error::{ParseSettingError, SetupError};
 pub use hop_by_hop::strip_hop_by_hop;
 pub use identity::Authenticated;
-pub use per_connection::{ConnectionAuth, PerConnection, TlsChannel};
+pub use per_connection::{ConnectionAuth, ConnectionSupply, PerConnection, TlsChannel};
 pub use proxy::{
     IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY,
     DEFAULT_UPSTREAM_TIMEOUT,

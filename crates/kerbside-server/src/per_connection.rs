@@ -73,6 +73,38 @@ impl ConnectionAuth {
     }
 }
 
+/// How a server hands [`NegotiateLayer`](crate::NegotiateLayer) each request's
+/// [`PerConnection`], said to
+/// [`NegotiateLayerBuilder::per_connection`](crate::NegotiateLayerBuilder::per_connection).
+/// A layer that keeps state per connection (connection mode, NTLM, channel bindings
+/// required) refuses to build without it; a request that comes without one anyway
+/// gets `503`, and the log names the way promised here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionSupply {
+    /// axum makes one per accepted connection: serve the app with
+    /// `axum::serve(listener, app.into_make_service_with_connect_info::<PerConnection>())`.
+    AxumConnectInfo,
+    /// Your accept loop (hyper, TLS) wraps each accepted connection's service in
+    /// `PerConnection::new(peer).layer(service)` (with the certificate for TLS).
+    Layer,
+}
+
+impl ConnectionSupply {
+    /// What to do so requests carry their [`PerConnection`], for error messages.
+    pub(crate) fn how(self) -> &'static str {
+        match self {
+            Self::AxumConnectInfo => {
+                "serve the app with axum::serve(listener, \
+                 app.into_make_service_with_connect_info::<PerConnection>())"
+            }
+            Self::Layer => {
+                "wrap each accepted connection's service in PerConnection::new(peer).layer(service)"
+            }
+        }
+    }
+}
+
 /// TLS facts of the connection a request came on, for channel bindings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -14,7 +14,8 @@ use axum::Router;
 use http::{Request, StatusCode, Version};
 use kerbside_server::passwords::BasicUsers;
 use kerbside_server::{
-    AuthMode, Authenticated, ConfigError, Http11Required, NegotiateLayer, PerConnection,
+    AuthMode, Authenticated, ConfigError, ConnectionSupply, Http11Required, NegotiateLayer,
+    PerConnection,
 };
 use tower::ServiceExt;
 
@@ -35,6 +36,7 @@ fn layer(dir: &tempfile::TempDir, mode: AuthMode) -> NegotiateLayer {
         .basic_users(users(dir), "test")
         .allow_basic_over_plain_http()
         .mode(mode)
+        .per_connection(ConnectionSupply::AxumConnectInfo)
         .build()
         .unwrap()
 }
@@ -128,7 +130,9 @@ async fn connection_mode_needs_per_connection_and_keeps_the_login_with_it() {
         .route("/private", get(private))
         .layer(layer(&dir, AuthMode::Connection));
 
-    // No PerConnection: a clear refusal (503, logged), never a silent anonymous pass.
+    // The builder was told axum's connect-info supplies PerConnection, but this request
+    // has none (served without it): a clear refusal (503, logged), never a silent
+    // anonymous pass.
     let (status, _, _, _) = call(app.clone(), get_req("/private", Some(ALICE))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 
@@ -175,4 +179,35 @@ fn the_builder_refuses_basic_on_plain_http_unless_allowed() {
         .unwrap_err();
     assert_eq!(err, ConfigError::BasicWithoutTls);
     assert!(err.to_string().contains("served_over_tls"), "{err}");
+}
+
+#[test]
+fn the_builder_refuses_a_connection_bound_layer_without_a_per_connection_supply() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = NegotiateLayer::builder()
+        .basic_users(users(&dir), "test")
+        .allow_basic_over_plain_http()
+        .mode(AuthMode::Connection)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::NoPerConnection {
+            needs: "connection mode"
+        }
+    );
+    // The message names what to add, both ways.
+    let message = err.to_string();
+    assert!(
+        message.contains("per_connection(ConnectionSupply::AxumConnectInfo)")
+            && message.contains("into_make_service_with_connect_info::<PerConnection>()")
+            && message.contains("per_connection(ConnectionSupply::Layer)"),
+        "{message}"
+    );
+    // Per request, nothing is kept with the connection: no supply needed.
+    assert!(NegotiateLayer::builder()
+        .basic_users(users(&dir), "test")
+        .allow_basic_over_plain_http()
+        .build()
+        .is_ok());
 }
