@@ -5,20 +5,11 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use tempfile::TempDir;
-
-use crate::daemon::{self, slash};
-use crate::process::{self, chmod, log_tail, log_tails};
+use crate::front_proxy::{FrontProxy, Launch};
+use crate::process::{chmod, log_tails};
 use crate::TestCert;
-
-/// How long Caddy may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long Caddy gets to exit after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The path of the gate's forward-auth endpoint that Caddy asks.
 pub const CADDY_FORWARD_AUTH_PATH: &str = "/kerbside-auth";
@@ -48,11 +39,8 @@ pub struct CaddyOptions<'a> {
 /// `Authorization` and the gate's session cookie.
 #[derive(Debug)]
 pub struct Caddy {
-    child: Child,
-    port: u16,
-    tls: bool,
+    proxy: FrontProxy,
     log: PathBuf,
-    dir: TempDir,
 }
 
 impl Caddy {
@@ -60,87 +48,58 @@ impl Caddy {
     /// until it accepts connections. Fails with Caddy's log.
     pub fn start(opts: CaddyOptions<'_>) -> io::Result<Caddy> {
         crate::check_tools(&[("caddy", "caddy")])?;
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-caddy-")
-            .tempdir()?;
+        let dir = FrontProxy::dir("kerbside-caddy-", opts.cert)?;
         let root = dir.path().to_path_buf();
         chmod(&root, 0o700)?;
-        if let Some(cert) = opts.cert {
-            daemon::write_cert(&root, cert)?;
-        }
         let log = root.join("caddy.log");
         let conf_path = root.join("Caddyfile");
-        let logs = || log_tails(&[("caddy log", &log, 8000)]);
-        let env = |cmd: &mut Command| {
-            cmd.env("HOME", &root)
+        // `caddy validate` or `caddy run`, at home in the temporary directory.
+        let caddy = |verb: &str| {
+            let mut cmd = Command::new("caddy");
+            cmd.arg(verb)
+                .arg("--adapter")
+                .arg("caddyfile")
+                .arg("--config")
+                .arg(&conf_path)
+                .env("HOME", &root)
                 .env("XDG_DATA_HOME", root.join("data"))
                 .env("XDG_CONFIG_HOME", root.join("config"));
+            cmd
         };
-        let (child, ports) = daemon::start_with_retries(
-            1,
-            |ports| {
-                fs::write(&conf_path, render(&root, ports[0], opts))?;
-                let mut validate = Command::new("caddy");
-                validate
-                    .arg("validate")
-                    .arg("--adapter")
-                    .arg("caddyfile")
-                    .arg("--config")
-                    .arg(&conf_path);
-                env(&mut validate);
-                process::run(&mut validate, None, &|| {
-                    log_tail("Caddyfile", &conf_path, 6000)
-                })?;
-                let out = fs::File::create(&log)?;
-                let mut cmd = Command::new("caddy");
-                cmd.arg("run")
-                    .arg("--adapter")
-                    .arg("caddyfile")
-                    .arg("--config")
-                    .arg(&conf_path)
-                    .stdin(Stdio::null())
-                    .stdout(out.try_clone()?)
-                    .stderr(out);
-                env(&mut cmd);
-                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
-            },
-            |child, ports| daemon::wait_listening(child, "caddy", ports, START_TIMEOUT, &logs),
-            |child| process::terminate(child, STOP_GRACE),
-        )?;
-        Ok(Caddy {
-            child,
-            port: ports[0],
-            tls: opts.cert.is_some(),
-            log,
+        let proxy = FrontProxy::start(
             dir,
-        })
+            opts.cert.is_some(),
+            Launch {
+                name: "caddy",
+                config: conf_path.clone(),
+                output: log.clone(),
+                render: &|port| render(&root, port, opts),
+                check: &|| caddy("validate"),
+                run: &|| caddy("run"),
+                logs: &|| log_tails(&[("caddy log", &log, 8000)]),
+            },
+        )?;
+        Ok(Caddy { proxy, log })
     }
 
     /// `http(s)://localhost:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://localhost:{}{}", self.port, slash(path))
+        self.proxy.url(path)
     }
 
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.proxy.port()
     }
 
     /// The server's temporary directory, deleted on drop.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.proxy.path()
     }
 
     /// Caddy's log, for test failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        process::terminate(&mut self.child, STOP_GRACE);
     }
 }
 

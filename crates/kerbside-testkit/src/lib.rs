@@ -46,6 +46,7 @@ mod caddy;
 mod clients;
 mod daemon;
 mod domain;
+mod front_proxy;
 mod haproxy;
 mod lighttpd;
 mod nginx;

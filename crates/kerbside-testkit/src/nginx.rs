@@ -5,20 +5,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use tempfile::TempDir;
-
-use crate::daemon::{self, slash, Worker};
-use crate::process::{self, chmod, chown, log_tail, log_tails};
+use crate::daemon::Worker;
+use crate::front_proxy::{FrontProxy, Launch};
+use crate::process::{self, chmod, chown, log_tails};
 use crate::{sbin, TestCert};
-
-/// How long nginx may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long nginx gets to exit after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The path of the auth subrequest, on nginx and on the gate.
 pub const FORWARD_AUTH_PATH: &str = "/kerbside-auth";
@@ -47,13 +39,10 @@ pub struct NginxOptions<'a> {
 /// Dropping the harness stops nginx and deletes its directory.
 #[derive(Debug)]
 pub struct Nginx {
-    child: Child,
-    port: u16,
-    tls: bool,
+    proxy: FrontProxy,
     error_log: PathBuf,
     access_log: PathBuf,
     stderr_log: PathBuf,
-    dir: TempDir,
 }
 
 impl Nginx {
@@ -61,9 +50,7 @@ impl Nginx {
     /// it accepts connections. Fails with nginx's stderr and error log.
     pub fn start(opts: NginxOptions<'_>) -> io::Result<Nginx> {
         crate::check_tools(&[("nginx", "nginx")])?;
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-nginx-")
-            .tempdir()?;
+        let dir = FrontProxy::dir("kerbside-nginx-", opts.cert)?;
         let root = dir.path().to_path_buf();
         let worker = Worker::for_root();
         let owner = worker.as_ref().map(|w| w.ids);
@@ -71,76 +58,62 @@ impl Nginx {
         let temp = root.join("temp");
         fs::create_dir_all(&temp)?;
         chown(&temp, owner)?;
-        if let Some(cert) = opts.cert {
-            daemon::write_cert(&root, cert)?;
-        }
         let error_log = root.join("error.log");
         let access_log = root.join("access.log");
         let stderr_log = root.join("stderr.log");
         let conf_path = root.join("nginx.conf");
-        let logs = || {
-            log_tails(&[
-                ("nginx stderr", &stderr_log, 4000),
-                ("nginx error log", &error_log, 8000),
-            ])
+        let nginx = |check: bool| {
+            let mut cmd = Command::new(sbin("nginx"));
+            if check {
+                cmd.arg("-t");
+            }
+            cmd.arg("-e")
+                .arg(&error_log)
+                .arg("-p")
+                .arg(&root)
+                .arg("-c")
+                .arg(&conf_path);
+            cmd
         };
-        let (child, ports) = daemon::start_with_retries(
-            1,
-            |ports| {
-                fs::write(&conf_path, render(&root, ports[0], worker.as_ref(), opts))?;
-                process::run(
-                    Command::new(sbin("nginx"))
-                        .arg("-t")
-                        .arg("-e")
-                        .arg(&error_log)
-                        .arg("-p")
-                        .arg(&root)
-                        .arg("-c")
-                        .arg(&conf_path),
-                    None,
-                    &|| log_tail("nginx.conf", &conf_path, 6000),
-                )?;
-                let stderr = fs::File::create(&stderr_log)?;
-                let mut cmd = Command::new(sbin("nginx"));
-                cmd.arg("-e")
-                    .arg(&error_log)
-                    .arg("-p")
-                    .arg(&root)
-                    .arg("-c")
-                    .arg(&conf_path)
-                    .stdin(Stdio::null())
-                    .stdout(stderr.try_clone()?)
-                    .stderr(stderr);
-                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
+        let proxy = FrontProxy::start(
+            dir,
+            opts.cert.is_some(),
+            Launch {
+                name: "nginx",
+                config: conf_path.clone(),
+                output: stderr_log.clone(),
+                render: &|port| render(&root, port, worker.as_ref(), opts),
+                check: &|| nginx(true),
+                run: &|| nginx(false),
+                logs: &|| {
+                    log_tails(&[
+                        ("nginx stderr", &stderr_log, 4000),
+                        ("nginx error log", &error_log, 8000),
+                    ])
+                },
             },
-            |child, ports| daemon::wait_listening(child, "nginx", ports, START_TIMEOUT, &logs),
-            |child| process::terminate(child, STOP_GRACE),
         )?;
         Ok(Nginx {
-            child,
-            port: ports[0],
-            tls: opts.cert.is_some(),
+            proxy,
             error_log,
             access_log,
             stderr_log,
-            dir,
         })
     }
 
     /// `http(s)://localhost:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://localhost:{}{}", self.port, slash(path))
+        self.proxy.url(path)
     }
 
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.proxy.port()
     }
 
     /// The server's temporary directory, deleted on drop.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.proxy.path()
     }
 
     /// The error log and nginx's stderr, for test failure messages.
@@ -151,12 +124,6 @@ impl Nginx {
     /// The access log (`$request $status`, one line per request).
     pub fn access_log(&self) -> String {
         fs::read_to_string(&self.access_log).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        process::terminate(&mut self.child, STOP_GRACE);
     }
 }
 
