@@ -77,62 +77,49 @@ impl std::fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// A request body passed through to an upstream, at most `limit` bytes.
-#[derive(Debug)]
-pub(crate) struct ForwardBody<B> {
-    inner: Pin<Box<B>>,
-    limit: u64,
-    seen: u64,
-    progress: Arc<Progress>,
-}
+/// One poll of a watched body's frame, as [`Body::poll_frame`] gives it.
+type Polled = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
 
-impl<B> ForwardBody<B> {
-    pub(crate) fn new(inner: B, limit: u64, progress: Arc<Progress>) -> Self {
-        Self {
-            inner: Box::pin(inner),
-            limit,
-            seen: 0,
-            progress,
-        }
+/// What watches a body passing through: it may end the body before the inner one is
+/// polled, and sees (and may replace) what each poll gave.
+pub(crate) trait Watcher {
+    /// Before the inner body is polled: an error ends the body there.
+    fn before_poll(&mut self) -> Option<BoxError> {
+        None
     }
+
+    /// What the client of the body gets for what the inner body gave.
+    fn after_poll(&mut self, polled: Polled, cx: &mut Context<'_>) -> Polled;
 }
 
-impl<B> Body for ForwardBody<B>
+/// A body passed through with a [`Watcher`]; size hints and the end of the stream are
+/// the inner body's.
+#[derive(Debug)]
+pub(crate) struct Watched<B, W> {
+    inner: Pin<Box<B>>,
+    watcher: W,
+}
+
+impl<B, W> Body for Watched<B, W>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
+    W: Watcher + Unpin,
 {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         let this = &mut *self;
-        if this.progress.too_large() {
-            return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
+        if let Some(e) = this.watcher.before_poll() {
+            return Poll::Ready(Some(Err(e)));
         }
-        this.progress.touch();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        this.progress
-            .waiting_for_client
-            .store(polled.is_pending(), Ordering::Relaxed);
-        match polled {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen = this.seen.saturating_add(data.len() as u64);
-                    if this.seen > this.limit {
-                        this.progress.too_large.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-        }
+        let polled = this
+            .inner
+            .as_mut()
+            .poll_frame(cx)
+            .map(|frame| frame.map(|f| f.map_err(Into::into)));
+        this.watcher.after_poll(polled, cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -141,6 +128,56 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A request body passed through to an upstream, at most `limit` bytes.
+pub(crate) type ForwardBody<B> = Watched<B, BodyLimit>;
+
+/// Cuts a request body off beyond its limit and tells [`Progress`] how it moves.
+#[derive(Debug)]
+pub(crate) struct BodyLimit {
+    limit: u64,
+    seen: u64,
+    progress: Arc<Progress>,
+}
+
+impl<B> Watched<B, BodyLimit> {
+    pub(crate) fn new(inner: B, limit: u64, progress: Arc<Progress>) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            watcher: BodyLimit {
+                limit,
+                seen: 0,
+                progress,
+            },
+        }
+    }
+}
+
+impl Watcher for BodyLimit {
+    fn before_poll(&mut self) -> Option<BoxError> {
+        if self.progress.too_large() {
+            return Some(Box::new(BodyTooLarge(self.limit)));
+        }
+        self.progress.touch();
+        None
+    }
+
+    fn after_poll(&mut self, polled: Polled, _cx: &mut Context<'_>) -> Polled {
+        self.progress
+            .waiting_for_client
+            .store(polled.is_pending(), Ordering::Relaxed);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.seen = self.seen.saturating_add(data.len() as u64);
+                if self.seen > self.limit {
+                    self.progress.too_large.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.limit)))));
+                }
+            }
+        }
+        polled
     }
 }
 
@@ -162,16 +199,18 @@ impl std::error::Error for UpstreamStalled {}
 
 /// A response body from an upstream that ends with [`UpstreamStalled`] when nothing
 /// arrives for `timeout`.
+pub(crate) type IdleTimeout<B> = Watched<B, IdleDeadline>;
+
+/// Ends a response body whose upstream sends nothing for `timeout`.
 #[derive(Debug)]
-pub(crate) struct IdleTimeout<B> {
-    inner: Pin<Box<B>>,
+pub(crate) struct IdleDeadline {
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
     metrics: Option<GateMetrics>,
     upstream: String,
 }
 
-impl<B> IdleTimeout<B> {
+impl<B> Watched<B, IdleDeadline> {
     pub(crate) fn new(
         inner: B,
         timeout: Duration,
@@ -180,60 +219,41 @@ impl<B> IdleTimeout<B> {
     ) -> Self {
         Self {
             inner: Box::pin(inner),
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-            metrics,
-            upstream,
+            watcher: IdleDeadline {
+                timeout,
+                sleep: Box::pin(tokio::time::sleep(timeout)),
+                metrics,
+                upstream,
+            },
         }
     }
 }
 
-impl<B> Body for IdleTimeout<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match this.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(next);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    tracing::warn!(
-                        upstream = %this.upstream,
-                        "the upstream stopped sending its response for the upstream-timeout \
-                         of {:?}; cut it off",
-                        this.timeout
-                    );
-                    if let Some(m) = &this.metrics {
-                        m.upstream_timeout();
-                    }
-                    // Once: a body is not polled after an error.
-                    let next = Instant::now() + this.timeout;
-                    this.sleep.as_mut().reset(next);
-                    Poll::Ready(Some(Err(Box::new(UpstreamStalled(this.timeout)))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+impl Watcher for IdleDeadline {
+    fn after_poll(&mut self, polled: Polled, cx: &mut Context<'_>) -> Polled {
+        if polled.is_ready() {
+            let next = Instant::now() + self.timeout;
+            self.sleep.as_mut().reset(next);
+            return polled;
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::warn!(
+                    upstream = %self.upstream,
+                    "the upstream stopped sending its response for the upstream-timeout \
+                     of {:?}; cut it off",
+                    self.timeout
+                );
+                if let Some(m) = &self.metrics {
+                    m.upstream_timeout();
+                }
+                // Once: a body is not polled after an error.
+                let next = Instant::now() + self.timeout;
+                self.sleep.as_mut().reset(next);
+                Poll::Ready(Some(Err(Box::new(UpstreamStalled(self.timeout)))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
