@@ -9,6 +9,30 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+/// A rustls client configuration (the ring provider, safe default protocol versions)
+/// that trusts only `trusted` (nothing when `None`), for clients under test such as
+/// reqwest's `tls_backend_preconfigured`.
+///
+/// # Panics
+/// If rustls refuses the CA certificate or its default protocol versions (a bug).
+pub fn rustls_client_config(trusted: Option<&TestCa>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = trusted {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                ca.ca_der().to_vec(),
+            ))
+            .expect("rustls takes the test CA");
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
 /// The names a certificate is issued for when none are given.
 const DEFAULT_NAMES: &[&str] = &["localhost", "127.0.0.1"];
 

@@ -54,11 +54,12 @@ mod passwords;
 mod process;
 mod pyntlm;
 mod realm;
+mod request;
 mod squid;
 
 pub use apache::{AccessLogEntry, Apache, ApacheOptions, PRIVATE_BODY, PUBLIC_BODY};
 pub use apache_schemes::{ApacheScheme, SchemeApache, SchemeApacheOptions};
-pub use ca::{TestCa, TestCert};
+pub use ca::{rustls_client_config, TestCa, TestCert};
 pub use caddy::{Caddy, CaddyOptions, CADDY_FORWARD_AUTH_PATH};
 pub use clients::{run_curl, run_curl_env, run_password_client, ClientFacts, CurlRun};
 pub use domain::{
@@ -74,6 +75,7 @@ pub use passwords::{
 };
 pub use pyntlm::{peers_python, require_peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
+pub use request::TestRequest;
 pub use squid::{
     ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,
 };

@@ -6,31 +6,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{metric, EchoUpstream, GateProcess};
 use kerbside_reqwest::{Mutual, MutualOutcome, NegotiateMiddleware, NegotiateOutcome};
-use kerbside_testkit::{TestCa, TestRealm};
+use kerbside_testkit::{rustls_client_config, TestCa, TestRealm};
 use reqwest_middleware::ClientWithMiddleware;
 
 /// reqwest (rustls with ring) trusting only the test CA, with the middleware.
 fn client(ca: &TestCa, middleware: NegotiateMiddleware) -> ClientWithMiddleware {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            ca.ca_der().to_vec(),
-        ))
-        .unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let inner = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(rustls_client_config(Some(ca)))
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()

@@ -3,7 +3,7 @@
 //! final token the test chooses.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use kerbside_gssapi::{AcceptStep, AcceptorConfig, NegotiateAcceptor};
 use kerbside_reqwest::NegotiateMiddleware;
-use kerbside_testkit::{TestCa, TestRealm};
+use kerbside_testkit::{rustls_client_config, TestCa, TestRealm, TestRequest};
 use reqwest_middleware::ClientWithMiddleware;
 
 /// The test binary's realm: started by the first test that needs it, shared by
@@ -29,23 +29,8 @@ pub fn realm() -> Arc<TestRealm> {
 
 /// A reqwest client (rustls with ring) that trusts only `ca`, through `middleware`.
 pub fn client(ca: Option<&TestCa>, middleware: NegotiateMiddleware) -> ClientWithMiddleware {
-    let mut roots = rustls::RootCertStore::empty();
-    if let Some(ca) = ca {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(
-                ca.ca_der().to_vec(),
-            ))
-            .unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let inner = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(rustls_client_config(ca))
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
@@ -134,29 +119,8 @@ fn serve(
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     let b64 = base64::engine::general_purpose::STANDARD;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let (mut authorization, mut length) = (None, 0usize);
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                match n.trim().to_ascii_lowercase().as_str() {
-                    "authorization" => authorization = Some(v.trim().to_owned()),
-                    "content-length" => length = v.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+    while let Some(request) = TestRequest::read(&mut reader)? {
+        let authorization = request.header("authorization").map(str::to_owned);
         seen.lock().unwrap().push(authorization.clone());
         let accepted = authorization
             .as_deref()
@@ -187,4 +151,5 @@ fn serve(
         writer.write_all(answer.as_bytes())?;
         writer.flush()?;
     }
+    Ok(())
 }
