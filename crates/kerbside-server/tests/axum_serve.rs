@@ -6,10 +6,11 @@
 //! counters one handshake and one reuse); a second connection is not logged in.
 #![allow(clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use axum::routing::get;
 use axum::Router;
@@ -19,7 +20,7 @@ use kerbside_proto::scheme::ntlm::users::format_line;
 use kerbside_server::metrics::GateMetrics;
 use kerbside_server::passwords::NtlmSettings;
 use kerbside_server::{AuthMode, Authenticated, ConnectionSupply, NegotiateLayer, PerConnection};
-use kerbside_testkit::{TestRealm, ALICE};
+use kerbside_testkit::{require_peers_python, run_curl_env, CurlRun, TestRealm, ALICE};
 
 async fn private(who: Authenticated) -> String {
     format!("hello {} {}\n", who.principal, who.scheme.name())
@@ -53,43 +54,18 @@ fn serve(layer: NegotiateLayer) -> SocketAddr {
     addr
 }
 
-/// curl without the machine's proxy and CA settings.
-fn curl() -> Command {
-    let mut cmd = Command::new("curl");
-    for var in [
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "all_proxy",
-        "no_proxy",
-        "NO_PROXY",
-        "CURL_CA_BUNDLE",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.args(["--silent", "--show-error", "--noproxy", "*"]);
-    cmd
-}
-
-fn run(mut cmd: Command) -> (String, String) {
-    let out: Output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (Debian package curl / python3): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?}: {stdout}\n{stderr}");
-    (stdout, stderr)
+/// curl `args` (the URLs last), without the machine's proxy and CA settings, with
+/// `env` added.
+fn curl(args: &[&str], env: &[(&str, &OsStr)]) -> CurlRun {
+    let run = run_curl_env(args, None, env)
+        .unwrap_or_else(|e| panic!("cannot run curl (Debian package curl): {e}"));
+    assert!(run.exit.success(), "curl {args:?}: {}", run.stderr);
+    run
 }
 
 /// The status of a request on a fresh connection without credentials.
-fn status_without_credentials(url: &str) -> String {
-    let mut cmd = curl();
-    cmd.args(["-o", "/dev/null", "-w", "%{http_code}", url]);
-    run(cmd).0
+fn status_without_credentials(url: &str) -> u16 {
+    curl(&[url], &[]).status
 }
 
 /// The value of one counter line of the layer's metrics.
@@ -134,27 +110,38 @@ fn curl_negotiate_logs_in_once_per_connection_through_axum_serve() {
     let url = format!("http://{addr}/private");
 
     // Two URLs on one curl command line: one connection, reused.
-    let mut cmd = curl();
-    cmd.envs(realm.env())
-        .args(["-v", "--negotiate", "-u", ":"])
-        .args([&url, &url]);
-    let (pages, verbose) = run(cmd);
+    let env = realm.env();
+    let env: Vec<(&str, &OsStr)> = env
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?, v.as_os_str())))
+        .collect();
+    let run = curl(&["-v", "--negotiate", "-u", ":", &url, &url], &env);
+    // The first page in the body file, the second's status last.
     assert_eq!(
-        pages,
-        "hello alice@EXAMPLE.TEST Negotiate\n".repeat(2),
-        "{verbose}"
+        run.body, "hello alice@EXAMPLE.TEST Negotiate\n",
+        "{}",
+        run.stderr
     );
+    // curl sends its token at once (Negotiate is the only scheme it may use).
+    assert_eq!(run.statuses(), [200, 200], "{:?}", run.responses);
     assert!(
-        verbose.contains("Re-using existing connection"),
-        "one connection: {verbose}"
+        run.stderr.contains("Re-using existing connection"),
+        "one connection: {}",
+        run.stderr
     );
     // One token, on the first request; the second rode on the connection.
-    assert_eq!(sent(&verbose, "authorization: negotiate"), 1, "{verbose}");
+    assert_eq!(
+        sent(&run.stderr, "authorization: negotiate"),
+        1,
+        "{}",
+        run.stderr
+    );
     assert!(
-        verbose
+        run.responses[0]
             .to_ascii_lowercase()
-            .contains("< persistent-auth: true"),
-        "{verbose}"
+            .contains("persistent-auth: true"),
+        "{:?}",
+        run.responses
     );
     assert_eq!(
         counter(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
@@ -166,7 +153,7 @@ fn curl_negotiate_logs_in_once_per_connection_through_axum_serve() {
     );
 
     // Another connection carries nobody's login.
-    assert_eq!(status_without_credentials(&url), "401");
+    assert_eq!(status_without_credentials(&url), 401);
 }
 
 /// The layer's NTLM users file: alice, mode 600.
@@ -192,16 +179,21 @@ fn curl_ntlm_logs_in_once_per_connection_through_axum_serve() {
     let url = format!("http://{addr}/private");
     let login = format!("{}:{}", ALICE.ntlm_name(), ALICE.password);
 
-    let mut cmd = curl();
-    cmd.args(["-v", "--ntlm", "-u", &login]).args([&url, &url]);
-    let (pages, verbose) = run(cmd);
-    assert_eq!(pages, "hello EXAMPLE\\alice NTLM\n".repeat(2), "{verbose}");
+    let run = curl(&["-v", "--ntlm", "-u", &login, &url, &url], &[]);
+    assert_eq!(run.body, "hello EXAMPLE\\alice NTLM\n", "{}", run.stderr);
+    assert_eq!(run.statuses(), [401, 200, 200], "{:?}", run.responses);
     assert!(
-        verbose.contains("Re-using existing connection"),
-        "{verbose}"
+        run.stderr.contains("Re-using existing connection"),
+        "{}",
+        run.stderr
     );
     // NEGOTIATE and AUTHENTICATE on the first request's legs, nothing on the second.
-    assert_eq!(sent(&verbose, "authorization: ntlm"), 2, "{verbose}");
+    assert_eq!(
+        sent(&run.stderr, "authorization: ntlm"),
+        2,
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         counter(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
         1
@@ -210,17 +202,12 @@ fn curl_ntlm_logs_in_once_per_connection_through_axum_serve() {
         counter(&metrics, "kerbside_gate_connection_reuse_total "),
         1
     );
-    assert_eq!(status_without_credentials(&url), "401");
+    assert_eq!(status_without_credentials(&url), 401);
 }
 
 #[test]
 fn requests_ntlm_logs_in_once_per_pooled_connection_through_axum_serve() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: make the peers venv (scripts/test.sh) with requests-ntlm",
-        python.display()
-    );
+    let python = require_peers_python();
     let dir = tempfile::tempdir().unwrap();
     let metrics = GateMetrics::new();
     let addr = serve(ntlm_layer(dir.path(), &metrics));
@@ -241,7 +228,11 @@ for _ in range(2):
 "#;
     let mut cmd = Command::new(&python);
     cmd.args(["-c", script, &url, &ALICE.ntlm_name(), ALICE.password]);
-    let (out, err) = run(cmd);
+    let out = cmd.output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     let lines: Vec<&str> = out.lines().collect();
     // First: the bare 401, the CHALLENGE, then 200 with the AUTHENTICATE; second:
     // straight through, nothing sent.
@@ -261,5 +252,5 @@ for _ in range(2):
         counter(&metrics, "kerbside_gate_connection_reuse_total "),
         1
     );
-    assert_eq!(status_without_credentials(&url), "401");
+    assert_eq!(status_without_credentials(&url), 401);
 }
