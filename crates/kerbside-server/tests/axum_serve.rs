@@ -78,6 +78,23 @@ fn counter(metrics: &GateMetrics, line_start: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The layer counted one handshake and one request that rode on its connection; a
+/// new connection is not logged in.
+fn one_login_then_a_stranger(metrics: &GateMetrics, url: &str) {
+    let text = metrics.encode();
+    assert_eq!(
+        counter(metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        counter(metrics, "kerbside_gate_connection_reuse_total "),
+        1,
+        "{text}"
+    );
+    assert_eq!(status_without_credentials(url), 401);
+}
+
 /// Request lines curl sent with this header (curl -v: `> Authorization: ...`).
 fn sent(verbose: &str, header: &str) -> usize {
     verbose
@@ -143,17 +160,7 @@ fn curl_negotiate_logs_in_once_per_connection_through_axum_serve() {
         "{:?}",
         run.responses
     );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
-        1
-    );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_connection_reuse_total "),
-        1
-    );
-
-    // Another connection carries nobody's login.
-    assert_eq!(status_without_credentials(&url), 401);
+    one_login_then_a_stranger(&metrics, &url);
 }
 
 /// The layer's NTLM users file: alice, mode 600.
@@ -194,15 +201,7 @@ fn curl_ntlm_logs_in_once_per_connection_through_axum_serve() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
-        1
-    );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_connection_reuse_total "),
-        1
-    );
-    assert_eq!(status_without_credentials(&url), 401);
+    one_login_then_a_stranger(&metrics, &url);
 }
 
 #[test]
@@ -244,13 +243,5 @@ for _ in range(2):
         ],
         "{out}\n{err}"
     );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_handshakes_total{result=\"ok\"} "),
-        1
-    );
-    assert_eq!(
-        counter(&metrics, "kerbside_gate_connection_reuse_total "),
-        1
-    );
-    assert_eq!(status_without_credentials(&url), 401);
+    one_login_then_a_stranger(&metrics, &url);
 }

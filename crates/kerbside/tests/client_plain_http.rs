@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{kerbside, text, GateProcess};
-use kerbside_testkit::TestRealm;
+use kerbside_testkit::{TestRealm, TestRequest};
 
 /// A plain-HTTP server that answers `401` with `challenge` to a request without
 /// `Authorization` and `200` to one with it, and records the scheme of each
@@ -51,31 +51,11 @@ fn serve(
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let (mut scheme, mut length) = (None, 0usize);
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                match n.trim().to_ascii_lowercase().as_str() {
-                    "authorization" => {
-                        scheme = v.split_whitespace().next().map(str::to_owned);
-                    }
-                    "content-length" => length = v.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+    while let Some(request) = TestRequest::read(&mut reader)? {
+        let scheme = request
+            .header("authorization")
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_owned);
         let answer = if scheme.is_some() {
             "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n".to_owned()
         } else {
@@ -88,6 +68,7 @@ fn serve(
         writer.write_all(answer.as_bytes())?;
         writer.flush()?;
     }
+    Ok(())
 }
 
 fn negotiate() -> Option<String> {

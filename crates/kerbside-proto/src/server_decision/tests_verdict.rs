@@ -158,6 +158,16 @@ pub(super) fn verified(final_token: bool, channel_bound: bool) -> Verified {
     }
 }
 
+/// A verification's outcomes: a login (with `final_token` or not, bound to the
+/// channel or not), a refusal.
+fn verifications(final_token: bool) -> Vec<(Result<Verified, Refused>, Last)> {
+    let mut out: Vec<_> = [false, true]
+        .map(|bound| (Ok(verified(final_token, bound)), Last::Success))
+        .into();
+    out.push((Err(Refused), Last::Failure));
+    out
+}
+
 fn connection_login() -> ConnectionLogin {
     ConnectionLogin {
         principal: "conn@EXAMPLE.ORG".into(),
@@ -302,18 +312,11 @@ pub(super) fn walk(start: Start, again: &dyn Fn() -> Start) -> Vec<(Vec<String>,
                             }
                         }
                         NtlmRoute::Verify(_) => {
-                            for bound in [false, true] {
-                                for outcome in [Ok(verified(false, bound)), Err(Refused)] {
-                                    let last = if outcome.is_ok() {
-                                        Last::Success
-                                    } else {
-                                        Last::Failure
-                                    };
-                                    let NtlmRoute::Verify(c) = route() else {
-                                        unreachable!()
-                                    };
-                                    push(path.clone(), last, c.handle(outcome));
-                                }
+                            for (outcome, last) in verifications(false) {
+                                let NtlmRoute::Verify(c) = route() else {
+                                    unreachable!()
+                                };
+                                push(path.clone(), last, c.handle(outcome));
                             }
                         }
                     }
@@ -363,12 +366,7 @@ pub(super) fn walk(start: Start, again: &dyn Fn() -> Start) -> Vec<(Vec<String>,
                         }
                     }
                     NegotiateRoute::SpnegoNtlmAuthenticate(_) => {
-                        for outcome in [Ok(verified(true, true)), Err(Refused)] {
-                            let last = if outcome.is_ok() {
-                                Last::Success
-                            } else {
-                                Last::Failure
-                            };
+                        for (outcome, last) in verifications(true) {
                             let NegotiateRoute::SpnegoNtlmAuthenticate(c) = route() else {
                                 unreachable!()
                             };
