@@ -271,7 +271,10 @@ where
             } else if let Err(e) = &authorization {
                 tracing::warn!(%path, error = %e, "bad Authorization header");
             }
-            let start = server_decision::identify(setup, facts, authorization);
+            let start = match server_decision::identify(setup, facts, authorization) {
+                Start::Reject(refusal) => return Ok(shared.refuse_with(&refusal, h2)),
+                start => start,
+            };
             // The session cookie is opened once per request; what it gave decides
             // with the rest.
             let opened = config
@@ -420,6 +423,7 @@ async fn carry_out(
                 continue;
             }
             Start::Answer(verdict) => verdict,
+            Start::Reject(refusal) => Verdict::Refuse(refusal),
             Start::Basic(expect) => basic(shared, request, expect).await,
             Start::Ntlm(expect) => ntlm(shared, request, expect, conn.as_ref(), binding),
             Start::Digest(expect) => digest(shared, request, expect),
@@ -578,6 +582,98 @@ async fn negotiate(
 mod tests {
     use super::*;
     use kerbside_gssapi::AcceptorConfig;
+    use tower::ServiceExt;
+
+    /// A cookie-mode layer without a keytab (the session cookie is what is checked)
+    /// in front of a service that says who it saw and which cookies reached it.
+    fn cookie_mode() -> (
+        Arc<SessionCodec>,
+        impl Fn(Request<String>) -> BoxFuture<Response<String>>,
+    ) {
+        let codec = Arc::new(SessionCodec::new(crate::session::SessionKeys::from_bytes(
+            [9; 32],
+        )));
+        let config = NegotiateConfig {
+            mode: AuthMode::Cookie,
+            acceptor: None,
+            replay_cache: None,
+            sessions: Some(codec.clone()),
+            secure_cookies: false,
+            access: Arc::new(AccessRules::allow_all_authenticated()),
+            channel_binding: ChannelBindingPolicy::Optional,
+            max_handshakes: 1,
+            metrics: None,
+            basic_fallback: None,
+            ntlm: None,
+            digest: None,
+            basic_users: None,
+            basic_realm: "kerbside".to_owned(),
+        };
+        let layer = NegotiateLayer::with_config(config);
+        let app = layer.layer(tower::service_fn(|request: Request<String>| async move {
+            let who = request
+                .extensions()
+                .get::<Authenticated>()
+                .map_or("-".to_owned(), |w| w.principal.clone());
+            let cookies = request
+                .headers()
+                .get(COOKIE)
+                .map_or("-", |v| v.to_str().unwrap_or("?"))
+                .to_owned();
+            Ok::<_, std::convert::Infallible>(Response::new(format!("{who} {cookies}")))
+        }));
+        let call = move |request: Request<String>| -> BoxFuture<Response<String>> {
+            let app = app.clone();
+            Box::pin(async move { app.oneshot(request).await.unwrap() })
+        };
+        (codec, call)
+    }
+
+    fn get(cookie: &str, authorization: Option<&str>) -> Request<String> {
+        let mut builder = Request::get("/").header(COOKIE, cookie);
+        if let Some(value) = authorization {
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        builder.body(String::new()).unwrap()
+    }
+
+    fn set_cookies(response: &Response<String>) -> Vec<String> {
+        response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_session_cookie_is_cleared_with_a_401_left_alone_by_a_400_and_stripped_when_it_opens()
+    {
+        let (codec, call) = cookie_mode();
+        // A cookie that does not open: the 401 clears it.
+        let response = call(get("kerbside_session=forged; theme=dark", None)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let cleared = set_cookies(&response);
+        assert!(
+            cleared.len() == 1
+                && cleared[0].starts_with("kerbside_session=;")
+                && cleared[0].contains("Max-Age=0"),
+            "{cleared:?}"
+        );
+        // An Authorization header that cannot be read: 400, before the cookie is looked at.
+        let response = call(get("kerbside_session=forged", Some("Negotiate"))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(set_cookies(&response).is_empty());
+        // A cookie that opens stands for its principal; the application never sees it.
+        let now = SystemTime::now();
+        let (value, _) = codec
+            .seal("alice@EXAMPLE.TEST", Duration::from_secs(600), now)
+            .unwrap();
+        let response = call(get(&format!("theme=dark; kerbside_session={value}"), None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), "alice@EXAMPLE.TEST theme=dark");
+        assert!(set_cookies(&response).is_empty());
+    }
 
     #[tokio::test]
     async fn handshakes_beyond_the_cap_wait_for_a_free_slot() {

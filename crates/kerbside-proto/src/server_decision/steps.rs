@@ -310,7 +310,7 @@ impl ExpectNtlm {
             return NtlmRoute::Answer(refuse(Refusal::unauthorized()));
         }
         match message_type(message) {
-            Some(1) => NtlmRoute::Challenge(ExpectNtlmChallenge),
+            Some(1) => NtlmRoute::Challenge(ExpectNtlmChallenge(())),
             Some(3) if !challenge_pending => {
                 NtlmRoute::Answer(refuse(Refusal::failed(Failure::NtlmNoChallenge)))
             }
@@ -322,7 +322,7 @@ impl ExpectNtlm {
 
 /// An NTLM NEGOTIATE, waiting for the CHALLENGE made for it.
 #[derive(Debug)]
-pub struct ExpectNtlmChallenge;
+pub struct ExpectNtlmChallenge(());
 
 impl ExpectNtlmChallenge {
     /// The CHALLENGE goes back in a `401 NTLM <challenge>` (the server keeps the

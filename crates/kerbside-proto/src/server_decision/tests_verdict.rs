@@ -195,6 +195,7 @@ pub(super) fn walk(start: Start, again: &dyn Fn() -> Start) -> Vec<(Vec<String>,
     let mut push =
         |path: Vec<String>, last: Last, verdict: Verdict| out.push((path, last, verdict));
     match start {
+        Start::Reject(r) => push(vec!["rejected".into()], Last::Nothing, Verdict::Refuse(r)),
         Start::Answer(v) => push(vec![], Last::Nothing, v),
         Start::AskRules(_) => {
             for needs in [false, true] {
@@ -417,14 +418,19 @@ fn check(
     let connection_mode = setup.mode == ServerMode::Connection;
     // The server's own misconfiguration comes first, then unreadable credentials,
     // then a server without authentication.
+    // Both are rejections, decided before the session cookie is looked at.
+    let rejected = path.first().is_some_and(|p| p == "rejected");
     if setup.needs_connection() && !facts.per_connection {
         assert_eq!(verdict, &Verdict::Refuse(Refusal::status(503)), "{why}");
+        assert!(rejected, "{why}");
         return;
     }
     if brings == Brings::Malformed {
         assert_eq!(verdict, &Verdict::Refuse(Refusal::bad_request()), "{why}");
+        assert!(rejected, "{why}");
         return;
     }
+    assert!(!rejected, "{why}");
     if setup.mode == ServerMode::None {
         assert_eq!(verdict, &Verdict::Anonymous { failure: None }, "{why}");
         return;

@@ -318,6 +318,11 @@ impl Failure {
 /// What to do with a request's credentials.
 #[derive(Debug)]
 pub enum Start {
+    /// Refused before anything else about the request is looked at (its session
+    /// cookie included, which this answer therefore leaves alone): the server
+    /// cannot serve it as set up (`503`), or its `Authorization` cannot be read
+    /// (`400`).
+    Reject(Refusal),
     /// Decided already.
     Answer(Verdict),
     /// Check `Authorization: Basic`.
@@ -351,10 +356,10 @@ pub fn identify(
     authorization: Result<Presented, MalformedAuthorization>,
 ) -> Start {
     if setup.needs_connection() && !facts.per_connection {
-        return Start::Answer(Verdict::Refuse(Refusal::status(503)));
+        return Start::Reject(Refusal::status(503));
     }
     let Ok(presented) = authorization else {
-        return Start::Answer(Verdict::Refuse(Refusal::bad_request()));
+        return Start::Reject(Refusal::bad_request());
     };
     if setup.mode == ServerMode::None {
         return Start::Answer(Verdict::Anonymous { failure: None });
