@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::header::{HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
 use kerbside_gssapi::{AcceptStep, GssError, NegotiateAcceptor};
-use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization};
+use kerbside_proto::scheme::negotiate::server::{challenge, read_authorization, Presented};
 use kerbside_proto::server_decision::{
     self, after_rules, client_status, persistent_auth, AfterRules, ConnectionLogin,
     ExpectNegotiate, Failure, KerberosOutcome, Login, NegotiateRoute, NtlmSetup, Remember,
@@ -29,12 +29,13 @@ use crate::per_connection::{ConnectionAuth, ConnectionSupply, PerConnection, Tls
 use crate::session::SessionCodec;
 
 mod config;
+mod identify;
 mod password_schemes;
 mod refusal;
 mod session_cookie;
 
 pub use config::{AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig};
-use password_schemes::{basic, digest, ntlm, spnego_ntlm_authenticate, spnego_ntlm_challenge};
+use identify::carry_out;
 use refusal::{http11_required, refuse};
 pub use refusal::{http11_required_as_error, Http11Required};
 use session_cookie::{clear_cookie, strip_cookie};
@@ -271,10 +272,23 @@ where
             } else if let Err(e) = &authorization {
                 tracing::warn!(%path, error = %e, "bad Authorization header");
             }
+            let other_scheme = match &authorization {
+                Ok(Presented::OtherScheme(scheme)) => Some(scheme.clone()),
+                _ => None,
+            };
             let start = match server_decision::identify(setup, facts, authorization) {
                 Start::Reject(refusal) => return Ok(shared.refuse_with(&refusal, h2)),
                 start => start,
             };
+            match (&other_scheme, &start) {
+                (Some(scheme), Start::Remembered(_) | Start::AskRules(_)) => {
+                    tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
+                }
+                (Some(scheme), Start::Answer(Verdict::Refuse(_))) => {
+                    tracing::info!(%scheme, "these credentials need connection mode; asking again");
+                }
+                _ => {}
+            }
             // The session cookie is opened once per request; what it gave decides
             // with the rest.
             let opened = config
@@ -398,186 +412,6 @@ where
     }
 }
 
-/// Carries out what [`kerbside_proto::server_decision`] decides about a request's
-/// credentials: runs the checks it names (GSSAPI, NTLM, Digest, Basic), hands their
-/// outcomes back, and does what the login asks to be remembered (the connection's
-/// identity; a sealed session cookie, returned as the `Set-Cookie` value).
-async fn carry_out(
-    shared: &Arc<Shared>,
-    request: &http::request::Parts,
-    mut start: Start,
-    conn: Option<Arc<ConnectionAuth>>,
-    binding: Option<Arc<Vec<u8>>>,
-    session: SessionState,
-) -> (Verdict, Option<String>) {
-    let config = &shared.config;
-    loop {
-        let verdict = match start {
-            Start::AskRules(ask) => {
-                let needs = config.access.needs_authentication(
-                    &request.method,
-                    request.uri.path(),
-                    request.uri.query(),
-                );
-                start = ask.handle(needs);
-                continue;
-            }
-            Start::Answer(verdict) => verdict,
-            Start::Reject(refusal) => Verdict::Refuse(refusal),
-            Start::Basic(expect) => basic(shared, request, expect).await,
-            Start::Ntlm(expect) => ntlm(shared, request, expect, conn.as_ref(), binding),
-            Start::Digest(expect) => digest(shared, request, expect),
-            Start::Remembered(expect) => {
-                let connection = conn.as_ref().and_then(|c| c.lock().principal.clone());
-                expect.handle(connection, session)
-            }
-            Start::Negotiate(expect) => {
-                let (verdict, lifetime) =
-                    negotiate(shared, request, expect, conn.as_ref(), binding).await;
-                let set_cookie = match &verdict {
-                    Verdict::Authenticated(login) => {
-                        remember(shared, login, conn.as_ref(), lifetime)
-                    }
-                    _ => None,
-                };
-                return (verdict, set_cookie);
-            }
-        };
-        if let Verdict::Authenticated(login) = &verdict {
-            remember(shared, login, conn.as_ref(), None);
-        }
-        return (verdict, None);
-    }
-}
-
-/// Does what a login asks to be remembered; a session cookie's `Set-Cookie` value
-/// comes back. `lifetime`: how long the Kerberos ticket stays valid (one hour when
-/// GSSAPI does not say).
-fn remember(
-    shared: &Shared,
-    login: &Login,
-    conn: Option<&Arc<ConnectionAuth>>,
-    lifetime: Option<Duration>,
-) -> Option<String> {
-    let config = &shared.config;
-    if let Some(m) = shared.metrics() {
-        match login.source {
-            Source::Connection => m.connection_reuse(),
-            Source::SessionCookie => m.session_hit(),
-            Source::Credentials => {}
-        }
-    }
-    match login.remember {
-        Remember::Nothing => None,
-        Remember::OnConnection => {
-            if let Some(conn) = conn {
-                conn.lock().principal = Some(ConnectionLogin {
-                    principal: login.principal.clone(),
-                    scheme: login.scheme,
-                    kerberos: login.kerberos,
-                    channel_bound: login.channel_bound,
-                });
-            }
-            None
-        }
-        Remember::SessionCookie => {
-            let codec = config.sessions.as_ref()?;
-            let remaining = lifetime.unwrap_or(Duration::from_secs(3600));
-            let now = SystemTime::now();
-            match codec.seal(&login.principal, remaining, now) {
-                Ok((value, session)) => {
-                    Some(codec.set_cookie_header(&value, &session, config.secure_cookies, now))
-                }
-                Err(e) => {
-                    tracing::error!("cannot make a session cookie: {e}");
-                    None
-                }
-            }
-        }
-    }
-}
-
-/// A `Negotiate` token: NTLM inside SPNEGO or GSSAPI, as proto routes it. The
-/// ticket's remaining lifetime comes back with the verdict (for a session cookie).
-async fn negotiate(
-    shared: &Arc<Shared>,
-    request: &http::request::Parts,
-    expect: ExpectNegotiate,
-    conn: Option<&Arc<ConnectionAuth>>,
-    binding: Option<Arc<Vec<u8>>>,
-) -> (Verdict, Option<Duration>) {
-    let pending = conn.is_some_and(|c| c.lock().spnego_ntlm.is_some());
-    let expect = match expect.route(pending) {
-        NegotiateRoute::Answer(verdict) => return (verdict, None),
-        NegotiateRoute::SpnegoNtlmChallenge(expect) => {
-            return (spnego_ntlm_challenge(shared, expect, conn), None)
-        }
-        NegotiateRoute::SpnegoNtlmAuthenticate(expect) => {
-            return (
-                spnego_ntlm_authenticate(shared, request, expect, conn, binding),
-                None,
-            )
-        }
-        NegotiateRoute::Kerberos(expect) => expect,
-    };
-    let accepted = shared
-        .accept(
-            expect.token(),
-            conn.filter(|_| expect.keeps_context()).cloned(),
-            binding.filter(|_| expect.uses_binding()),
-        )
-        .await;
-    let mut lifetime = None;
-    let outcome = match accepted {
-        Err(outcome) => outcome,
-        Ok(Ok(AcceptStep::Done {
-            principal,
-            token,
-            channel_bound,
-            lifetime: remaining,
-            ..
-        })) => {
-            lifetime = remaining;
-            KerberosOutcome::Done(Verified {
-                principal,
-                channel_bound,
-                final_token: token,
-            })
-        }
-        Ok(Ok(AcceptStep::Continue(next))) => {
-            if !expect.keeps_context() {
-                // Per request, a context cannot wait for the next leg: start over.
-                tracing::warn!("token needs another leg, which only connection mode keeps");
-            }
-            KerberosOutcome::Continue(next)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(problem = ?e.problem(), path = %request.uri.path(), "Negotiate token refused: {e}");
-            if let Some(m) = shared.metrics() {
-                m.failure(reason_label(e.problem()));
-            }
-            KerberosOutcome::Refused
-        }
-    };
-    let principal = match &outcome {
-        KerberosOutcome::Done(v) => Some(v.principal.clone()),
-        _ => None,
-    };
-    let verdict = expect.handle(outcome);
-    if let Some(principal) = principal {
-        match &verdict {
-            Verdict::Authenticated(_) => {
-                tracing::info!(%principal, path = %request.uri.path(), "authenticated")
-            }
-            _ => tracing::warn!(
-                %principal,
-                "token not bound to this TLS channel (channel-binding required)"
-            ),
-        }
-    }
-    (verdict, lifetime)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,19 +429,9 @@ mod tests {
         )));
         let config = NegotiateConfig {
             mode: AuthMode::Cookie,
-            acceptor: None,
-            replay_cache: None,
             sessions: Some(codec.clone()),
-            secure_cookies: false,
-            access: Arc::new(AccessRules::allow_all_authenticated()),
-            channel_binding: ChannelBindingPolicy::Optional,
             max_handshakes: 1,
-            metrics: None,
-            basic_fallback: None,
-            ntlm: None,
-            digest: None,
-            basic_users: None,
-            basic_realm: "kerbside".to_owned(),
+            ..NegotiateConfig::base(None, false)
         };
         let layer = NegotiateLayer::with_config(config);
         let app = layer.layer(tower::service_fn(|request: Request<String>| async move {

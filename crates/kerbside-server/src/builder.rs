@@ -100,23 +100,7 @@ pub struct NegotiateLayerBuilder {
 impl Default for NegotiateLayerBuilder {
     fn default() -> Self {
         Self {
-            config: NegotiateConfig {
-                mode: AuthMode::PerRequest,
-                acceptor: None,
-                replay_cache: None,
-                sessions: None,
-                secure_cookies: false,
-                access: Arc::new(AccessRules::allow_all_authenticated()),
-                channel_binding: ChannelBindingPolicy::Optional,
-                max_handshakes: 64,
-                metrics: None,
-                basic_fallback: None,
-                ntlm: None,
-                digest: None,
-                basic_users: None,
-                basic_realm: "kerbside".to_owned(),
-                delegation: None,
-            },
+            config: NegotiateConfig::base(None, false),
             tls: false,
             basic_over_plain_http: false,
             supply: None,

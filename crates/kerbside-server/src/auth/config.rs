@@ -142,12 +142,18 @@ pub struct BasicFallback {
 impl NegotiateConfig {
     /// Per-request Negotiate with this acceptor; any authenticated principal allowed.
     pub fn per_request(acceptor: NegotiateAcceptor) -> Self {
+        Self::base(Some(acceptor), true)
+    }
+
+    /// Per request, with this acceptor (if any), no other scheme, the default limits,
+    /// any authenticated principal allowed.
+    pub(crate) fn base(acceptor: Option<NegotiateAcceptor>, secure_cookies: bool) -> Self {
         Self {
             mode: AuthMode::PerRequest,
-            acceptor: Some(acceptor),
+            acceptor,
             replay_cache: None,
             sessions: None,
-            secure_cookies: true,
+            secure_cookies,
             access: Arc::new(AccessRules::allow_all_authenticated()),
             channel_binding: ChannelBindingPolicy::Optional,
             max_handshakes: 64,
