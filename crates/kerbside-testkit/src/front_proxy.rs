@@ -1,5 +1,6 @@
-//! What the [`Nginx`](crate::Nginx) and [`Caddy`](crate::Caddy) harnesses share: a
-//! private front proxy in a temporary directory on a free loopback port, its
+//! What the [`Nginx`](crate::Nginx), [`Caddy`](crate::Caddy) and
+//! [`Haproxy`](crate::Haproxy) harnesses share: a private front proxy in a temporary
+//! directory on a free loopback port, its
 //! configuration written and checked by the proxy itself before it starts, its output
 //! in a log file, stopped (and the directory deleted) when dropped.
 
@@ -23,7 +24,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How to start one front proxy.
 pub(crate) struct Launch<'a> {
-    /// Its name in messages (`nginx`, `caddy`).
+    /// Its name in messages (`nginx`, `caddy`, `haproxy`).
     pub(crate) name: &'static str,
     /// Where its configuration goes, in the temporary directory.
     pub(crate) config: PathBuf,
@@ -31,7 +32,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) output: PathBuf,
     /// The configuration for a port.
     pub(crate) render: &'a dyn Fn(u16) -> String,
-    /// The command that checks the configuration (`nginx -t`, `caddy validate`).
+    /// The command that checks the configuration (`nginx -t`, `caddy validate`,
+    /// `haproxy -c`).
     pub(crate) check: &'a dyn Fn() -> Command,
     /// The command that runs the proxy in the foreground.
     pub(crate) run: &'a dyn Fn() -> Command,

@@ -7,20 +7,12 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::daemon;
-use crate::process::{self, log_tails};
+use crate::front_proxy::{FrontProxy, Launch};
+use crate::process::log_tails;
 use crate::sbin;
-
-/// How long HAProxy may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long HAProxy gets to exit after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How a backend hears of the client: not at all, or with the PROXY protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +49,9 @@ pub struct HaproxyOptions {
 /// A private HAProxy. Dropping it stops HAProxy and deletes its directory.
 #[derive(Debug)]
 pub struct Haproxy {
-    child: Child,
-    port: u16,
+    proxy: FrontProxy,
     stats: PathBuf,
     log: PathBuf,
-    dir: TempDir,
 }
 
 impl Haproxy {
@@ -69,53 +59,41 @@ impl Haproxy {
     /// until it accepts connections.
     pub fn start(opts: &HaproxyOptions) -> io::Result<Haproxy> {
         crate::check_tools(&[("haproxy", "haproxy")])?;
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-haproxy-")
-            .tempdir()?;
+        let dir = FrontProxy::dir("kerbside-haproxy-", None)?;
         let root = dir.path().to_path_buf();
         let conf = root.join("haproxy.cfg");
         let log = root.join("haproxy.log");
         let stats = root.join("stats.sock");
-        let logs = || log_tails(&[("haproxy output", &log, 6000)]);
-        let (child, ports) = daemon::start_with_retries(
-            1,
-            |ports| {
-                fs::write(&conf, render(&root, ports[0], opts))?;
-                process::run(
-                    Command::new(sbin("haproxy")).arg("-c").arg("-f").arg(&conf),
-                    None,
-                    &|| process::log_tail("haproxy.cfg", &conf, 6000),
-                )?;
-                let out = fs::File::create(&log)?;
-                let mut cmd = Command::new(sbin("haproxy"));
-                cmd.arg("-db")
-                    .arg("-f")
-                    .arg(&conf)
-                    .stdin(Stdio::null())
-                    .stdout(out.try_clone()?)
-                    .stderr(out);
-                cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
-            },
-            |child, ports| daemon::wait_listening(child, "haproxy", ports, START_TIMEOUT, &logs),
-            |child| process::terminate(child, STOP_GRACE),
-        )?;
-        Ok(Haproxy {
-            child,
-            port: ports[0],
-            stats,
-            log,
+        // `haproxy -c` checks the configuration, `haproxy -db` runs in the foreground.
+        let haproxy = |flag: &str| {
+            let mut cmd = Command::new(sbin("haproxy"));
+            cmd.arg(flag).arg("-f").arg(&conf);
+            cmd
+        };
+        let proxy = FrontProxy::start(
             dir,
-        })
+            false,
+            Launch {
+                name: "haproxy",
+                config: conf.clone(),
+                output: log.clone(),
+                render: &|port| render(&root, port, opts),
+                check: &|| haproxy("-c"),
+                run: &|| haproxy("-db"),
+                logs: &|| log_tails(&[("haproxy output", &log, 6000)]),
+            },
+        )?;
+        Ok(Haproxy { proxy, stats, log })
     }
 
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.proxy.port()
     }
 
     /// The server's temporary directory, deleted on drop.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.proxy.path()
     }
 
     /// HAProxy's output (its log goes to stderr), for failure messages.
@@ -156,12 +134,6 @@ impl Haproxy {
             }
         }
         Ok(out)
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        process::terminate(&mut self.child, STOP_GRACE);
     }
 }
 
