@@ -34,7 +34,9 @@ mod password_schemes;
 mod refusal;
 mod session_cookie;
 
-pub use config::{AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig};
+pub use config::{
+    AuthMode, BasicFallback, ChannelBindingPolicy, NegotiateConfig, SharedReplayConfig,
+};
 use identify::carry_out;
 use refusal::{http11_required, refuse};
 pub use refusal::{http11_required_as_error, Http11Required};
@@ -86,22 +88,44 @@ impl NegotiateLayer {
         let permits = config.max_handshakes.max(1);
         Self {
             shared: Arc::new(Shared {
-                memory_acceptor: config.acceptor.as_ref().and_then(|a| {
-                    a.with_replay_file(
-                        kerbside_gssapi::ReplayCache::DEFAULT_CLOCK_SKEW,
-                        config.replay_cache.as_deref(),
-                    )
-                    .map_err(|e| {
-                        tracing::warn!("replays are checked by MIT's (slower) file cache: {e}");
-                    })
-                    .ok()
-                }),
+                memory_acceptor: config
+                    .acceptor
+                    .as_ref()
+                    .and_then(|a| memory_acceptor(a, &config)),
                 setup: Shared::setup(&config),
                 supply,
                 config,
                 handshakes: Semaphore::new(permits),
             }),
         }
+    }
+}
+
+/// The acceptor that checks replays in memory: with the replay cache file, or, when a
+/// shared cache is configured, in memory and in the shared cache (the file would only
+/// remember this gate's logins). `None` leaves replays to MIT's (slower) file cache.
+fn memory_acceptor(
+    acceptor: &kerbside_gssapi::NegotiateAcceptor,
+    config: &NegotiateConfig,
+) -> Option<kerbside_gssapi::NegotiateAcceptor> {
+    let skew = kerbside_gssapi::ReplayCache::DEFAULT_CLOCK_SKEW;
+    match &config.shared_replay {
+        Some(shared) => match acceptor.with_memory_replay_cache(skew) {
+            Ok(memory) => {
+                Some(memory.with_shared_replay(shared.store.clone(), shared.when_unavailable, skew))
+            }
+            Err(e) => {
+                tracing::error!(
+                    "the shared replay cache cannot be used (no memory replay cache: {e}); \
+                     replays to other gates are not caught"
+                );
+                None
+            }
+        },
+        None => acceptor
+            .with_replay_file(skew, config.replay_cache.as_deref())
+            .map_err(|e| tracing::warn!("replays are checked by MIT's (slower) file cache: {e}"))
+            .ok(),
     }
 }
 

@@ -154,6 +154,15 @@ impl NegotiateLayerBuilder {
         self
     }
 
+    /// A replay cache shared with the other servers behind one balancer (e.g.
+    /// [`RedisReplay`](crate::redis_replay::RedisReplay)), asked after this server's
+    /// memory cache (see [`NegotiateConfig::shared_replay`]).
+    #[must_use]
+    pub fn shared_replay(mut self, shared: crate::auth::SharedReplayConfig) -> Self {
+        self.config.shared_replay = Some(shared);
+        self
+    }
+
     /// Who may do what (default: any authenticated client, everywhere).
     #[must_use]
     pub fn access(mut self, rules: Arc<AccessRules>) -> Self {

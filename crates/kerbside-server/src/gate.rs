@@ -108,6 +108,11 @@ pub struct GateConfig {
     /// The replay cache file; `None` is the default place
     /// (`kerbside_gssapi::ReplayJournal::default_path`).
     pub replay_cache: Option<PathBuf>,
+    /// A replay cache shared with the other gates behind one balancer:
+    /// `redis://HOST:PORT/DB`; replaces the file (`replay_cache`).
+    pub replay_cache_redis: Option<String>,
+    /// What to do with Kerberos logins while the shared replay cache does not answer.
+    pub replay_cache_unavailable: kerbside_gssapi::WhenUnavailable,
     /// Where requests go, longest prefix first.
     pub mounts: Vec<Mount>,
     /// The header that carries the principal upstream.
@@ -193,6 +198,8 @@ impl GateConfig {
             keytab: None,
             acceptor: None,
             replay_cache: None,
+            replay_cache_redis: None,
+            replay_cache_unavailable: kerbside_gssapi::WhenUnavailable::Refuse,
             mounts: vec![Mount::new("/", MountTarget::Proxy(upstream))],
             identity_header: HeaderName::from_static(crate::proxy::DEFAULT_IDENTITY_HEADER),
             scheme_header: None,
@@ -497,6 +504,16 @@ impl Gate {
                 .as_ref()
                 .map_or_else(|| "kerbside".to_owned(), |(_, realm)| realm.clone()),
             delegation: delegation.clone(),
+            shared_replay: match &config.replay_cache_redis {
+                Some(url) => {
+                    let store = crate::redis_replay::RedisReplay::new(url, Some(metrics.clone()))
+                        .map_err(|e| e.to_string())?;
+                    let mut shared = crate::auth::SharedReplayConfig::new(Arc::new(store));
+                    shared.when_unavailable = config.replay_cache_unavailable;
+                    Some(shared)
+                }
+                None => None,
+            },
         });
         let signer = match &config.identity_key {
             Some(path) => Some(IdentitySigner::load(path)?),

@@ -67,7 +67,7 @@ pub mod usermap;
 
 pub use auth::{
     http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, Http11Required,
-    NegotiateConfig, NegotiateLayer, NegotiateService,
+    NegotiateConfig, NegotiateLayer, NegotiateService, SharedReplayConfig,
 };
 pub use body::{BoxError, GateBody};
 pub use builder::{ConfigError, NegotiateLayerBuilder};

@@ -54,6 +54,7 @@ mod passwords;
 mod process;
 mod pyntlm;
 mod realm;
+mod redis;
 mod request;
 mod squid;
 
@@ -75,6 +76,7 @@ pub use passwords::{
 };
 pub use pyntlm::{peers_python, require_peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
+pub use redis::Redis;
 pub use request::TestRequest;
 pub use squid::{
     ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,

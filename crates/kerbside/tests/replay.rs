@@ -235,3 +235,73 @@ fn an_untrusted_replay_cache_file_falls_back_to_mits_cache() {
     assert_eq!(curl_status(&gate, &token), "200", "{}", gate.log());
     assert_eq!(curl_status(&gate, &token), "401", "MIT's cache refuses it");
 }
+
+/// Two gates behind one name share their replay cache in Redis: a token python-gssapi
+/// made and curl sent to one gate is refused by the other. While Redis is away, a gate
+/// with the default policy refuses Kerberos logins (counted, logged once) and one with
+/// `replay-cache-unavailable = "local"` lets its memory cache decide; when Redis is back,
+/// logins work again.
+#[test]
+fn gates_sharing_a_redis_replay_cache_refuse_a_token_another_gate_accepted() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let mut redis = kerbside_testkit::Redis::start().unwrap();
+    let shared = ["--replay-cache", &redis.url(), "--metrics", "127.0.0.1:0"];
+    let first = start_gate(&realm, &upstream, &shared);
+    let second = start_gate(&realm, &upstream, &shared);
+    let local = start_gate(
+        &realm,
+        &upstream,
+        &[
+            "--replay-cache",
+            &redis.url(),
+            "--replay-cache-unavailable",
+            "local",
+        ],
+    );
+
+    let token = python_token(&realm);
+    assert_eq!(curl_status(&first, &token), "200", "{}", first.log());
+    assert_eq!(curl_status(&second, &token), "401", "{}", second.log());
+    assert!(
+        second.wait_for_log(|l| l.contains("shared replay cache: another gate accepted it")),
+        "{}",
+        second.log()
+    );
+    // A fresh token is no replay anywhere.
+    assert_eq!(curl_status(&second, &python_token(&realm)), "200");
+
+    // Redis away: the default refuses, and says so once; "local" lets a fresh token in.
+    redis.stop();
+    assert_eq!(curl_status(&first, &python_token(&realm)), "401");
+    assert_eq!(curl_status(&first, &python_token(&realm)), "401");
+    assert_eq!(
+        curl_status(&local, &python_token(&realm)),
+        "200",
+        "{}",
+        local.log()
+    );
+    let log = first.log();
+    assert_eq!(
+        log.matches("the shared replay cache does not answer")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        common::metric(
+            &first.metrics(),
+            "kerbside_gate_replay_cache_unavailable_total"
+        ),
+        2.0
+    );
+
+    redis.restart().unwrap();
+    assert_eq!(
+        curl_status(&first, &python_token(&realm)),
+        "200",
+        "{}",
+        first.log()
+    );
+    assert!(first.wait_for_log(|l| l.contains("the shared replay cache answers again")));
+}

@@ -124,6 +124,31 @@ pub struct NegotiateConfig {
     /// Where credentials clients delegate are kept for CGI programs; `None` (the
     /// default) keeps none.
     pub delegation: Option<Arc<crate::delegation::DelegationStore>>,
+    /// A replay cache shared with the other gates behind one balancer (e.g.
+    /// [`RedisReplay`](crate::redis_replay::RedisReplay)), asked after this gate's
+    /// memory cache; `None` (the default): this gate's caches only.
+    pub shared_replay: Option<SharedReplayConfig>,
+}
+
+/// A replay cache shared between gates, and what to do while it does not answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SharedReplayConfig {
+    /// The store.
+    pub store: Arc<dyn kerbside_gssapi::SharedReplay>,
+    /// Refuse Kerberos logins while it does not answer (the default), or let this
+    /// gate's memory cache decide alone.
+    pub when_unavailable: kerbside_gssapi::WhenUnavailable,
+}
+
+impl SharedReplayConfig {
+    /// `store`, refusing logins while it does not answer.
+    pub fn new(store: Arc<dyn kerbside_gssapi::SharedReplay>) -> Self {
+        Self {
+            store,
+            when_unavailable: kerbside_gssapi::WhenUnavailable::Refuse,
+        }
+    }
 }
 
 /// Basic authentication as a fallback for clients without Kerberos: the user name
@@ -164,6 +189,7 @@ impl NegotiateConfig {
             basic_users: None,
             basic_realm: "kerbside".to_owned(),
             delegation: None,
+            shared_replay: None,
         }
     }
 }

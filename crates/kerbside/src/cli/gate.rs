@@ -28,6 +28,8 @@ rules:
   tls-key = \"/etc/kerbside/key.pem\"
   keytab = \"/etc/kerbside/http.keytab\"
   replay-cache = \"/var/lib/kerbside/replay-cache\"  # default: under KRB5RCACHEDIR or /var/tmp
+  # replay-cache = \"redis://10.0.0.9:6379/0\"      # shared by gates behind one balancer
+  # replay-cache-unavailable = \"refuse\"           # or \"local\", while Redis does not answer
   auth = \"cookie\"                 # none | per-request | connection | cookie
   session-key = \"/var/lib/kerbside/session.key\"
   previous-session-keys = [\"/var/lib/kerbside/session.key.old\"]
@@ -108,8 +110,16 @@ pub struct GateArgs {
     /// a restart is still refused after it (mode 0600, owned by the gate's user).
     /// Default: $KRB5RCACHEDIR (else /var/tmp)/kerbside_rcache_<acceptor>_<uid>. If it
     /// cannot be used the gate says why and checks replays with MIT's slower cache.
-    #[arg(long, value_name = "FILE")]
+    /// Behind a load balancer, `redis://HOST:PORT/DB` shares the cache between gates
+    /// (a token accepted by one is refused by all).
+    #[arg(long, value_name = "FILE|URL")]
     pub replay_cache: Option<PathBuf>,
+
+    /// While the shared replay cache (redis://) does not answer: `refuse` Kerberos
+    /// logins (default: no replay window opens), or `local` (this gate's memory cache
+    /// decides alone).
+    #[arg(long, value_name = "POLICY")]
+    pub replay_cache_unavailable: Option<String>,
 
     /// Forward requests to this upstream (http://host:port[/prefix]), mounted at `/`.
     #[arg(long, value_name = "URL")]
@@ -394,6 +404,7 @@ pub(super) struct GateFile {
     keytab: Option<PathBuf>,
     acceptor: Option<String>,
     replay_cache: Option<PathBuf>,
+    replay_cache_unavailable: Option<String>,
     upstream: Option<String>,
     cgi: Option<PathBuf>,
     identity_header: Option<String>,
@@ -592,7 +603,33 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.tls = tls;
     config.keytab = args.keytab.or(file.keytab);
     config.acceptor = args.acceptor.or(file.acceptor);
-    config.replay_cache = args.replay_cache.or(file.replay_cache);
+    match args.replay_cache.or(file.replay_cache) {
+        Some(cache)
+            if kerbside_server::redis_replay::RedisReplay::is_url(&cache.to_string_lossy()) =>
+        {
+            config.replay_cache_redis = Some(cache.to_string_lossy().into_owned());
+        }
+        cache => config.replay_cache = cache,
+    }
+    let unavailable = args
+        .replay_cache_unavailable
+        .or(file.replay_cache_unavailable);
+    match unavailable.as_deref() {
+        None | Some("refuse") => {}
+        Some("local") => config.replay_cache_unavailable = kerbside_gssapi::WhenUnavailable::Local,
+        Some(other) => {
+            return Err(format!(
+                "replay-cache-unavailable {other:?}: give \"refuse\" or \"local\""
+            ))
+        }
+    }
+    if unavailable.is_some() && config.replay_cache_redis.is_none() {
+        return Err(
+            "replay-cache-unavailable is for a shared replay cache: give replay-cache = \
+             \"redis://HOST:PORT/DB\""
+                .to_owned(),
+        );
+    }
     config.mounts = mounts;
     config.identity_header = identity_header;
     config.scheme_header = scheme_header;
