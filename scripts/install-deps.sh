@@ -21,7 +21,7 @@ names+=(mercurial)
 # clock-skew tests run a server with a shifted clock
 names+=(faketime)
 # interop peers: headless Firefox ESR, certutil to trust the test CA in its profile
-names+=(firefox-esr libnss3-tools fonts-dejavu-core)
+names+=(firefox-esr libnss3-tools fonts-dejavu-core tesseract-ocr tesseract-ocr-eng)
 # Active Directory: a Samba AD domain controller as a throwaway fixture (TestDomain); the last
 # three are only Recommends of samba, and provisioning fails without them
 names+=(samba winbind smbclient samba-ad-provision samba-dsdb-modules samba-vfs-modules)

@@ -417,7 +417,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__gate)
-            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --replay-cache-unavailable --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --proxy-protocol --health-path --shutdown-delay --proxy-protocol-trusted --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --delegation-dir --s4u2proxy --upstream-timeout --max-connections --max-body --log-format --help"
+            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --replay-cache-unavailable --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --proxy-protocol --health-path --whoami-path --shutdown-delay --proxy-protocol-trusted --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --delegation-dir --s4u2proxy --upstream-timeout --max-connections --max-body --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +476,10 @@ _kerbside() {
                     return 0
                     ;;
                 --health-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --whoami-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

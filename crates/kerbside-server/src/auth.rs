@@ -101,6 +101,30 @@ impl NegotiateLayer {
     }
 }
 
+/// How the login was made, for the request's extensions (no credential in it).
+fn login_details(
+    source: kerbside_proto::server_decision::Source,
+    opened: &Option<Result<Option<crate::session::Session>, crate::session::SessionError>>,
+) -> crate::identity::LoginDetails {
+    use crate::identity::LoginVia;
+    use kerbside_proto::server_decision::Source;
+    let via = match source {
+        Source::Credentials => LoginVia::Credentials,
+        Source::Connection => LoginVia::Connection,
+        Source::SessionCookie => LoginVia::SessionCookie,
+    };
+    let session_expires = match (via, opened) {
+        (LoginVia::SessionCookie, Some(Ok(Some(session)))) => {
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(session.expires))
+        }
+        _ => None,
+    };
+    crate::identity::LoginDetails {
+        via,
+        session_expires,
+    }
+}
+
 /// The acceptor that checks replays in memory: with the replay cache file, or, when a
 /// shared cache is configured, in memory and in the shared cache (the file would only
 /// remember this gate's logins). `None` leaves replays to MIT's (slower) file cache.
@@ -390,6 +414,7 @@ where
                         .collect();
                     who.channel_bound = login.channel_bound;
                     head.extensions.insert(who);
+                    head.extensions.insert(login_details(login.source, &opened));
                     (
                         Some(login.principal),
                         login.final_token,

@@ -169,6 +169,9 @@ pub struct GateConfig {
     pub max_connections: usize,
     /// How [`MountTarget::ForwardAuth`] mounts trust and answer the front proxy.
     pub forward_auth: ForwardAuthSettings,
+    /// The path of the whoami page (who the client is and how they logged in, HTML or
+    /// JSON), served behind authentication and the rules; `None`: no page.
+    pub whoami_path: Option<String>,
     /// The path of the health endpoint for load balancers (`200 ready`, `503 draining`
     /// once shutdown began), answered before authentication; `None`: no endpoint.
     pub health_path: Option<String>,
@@ -226,6 +229,7 @@ impl GateConfig {
             forward_auth: ForwardAuthSettings::default(),
             proxy_protocol: None,
             health_path: Some(crate::health::DEFAULT_HEALTH_PATH.to_owned()),
+            whoami_path: Some(crate::whoami::DEFAULT_WHOAMI_PATH.to_owned()),
             shutdown_delay: Duration::ZERO,
             delegation_dir: None,
             s4u2proxy: None,
@@ -243,6 +247,8 @@ enum Route {
 #[derive(Debug, Clone)]
 pub struct Router {
     routes: Arc<Vec<(String, Route)>>,
+    /// The whoami page, answered before the mounts.
+    whoami: Option<Arc<crate::whoami::WhoamiPage>>,
     /// Removed from requests in every client spelling, whatever the route.
     identity: Arc<IdentityHeaders>,
 }
@@ -308,6 +314,13 @@ impl Router {
         routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.trim_end_matches('/').len()));
         Ok(Self {
             routes: Arc::new(routes),
+            whoami: config.whoami_path.as_ref().map(|path| {
+                Arc::new(crate::whoami::WhoamiPage::new(
+                    path.clone(),
+                    config.forward_auth.user_map.clone(),
+                    config.mode,
+                ))
+            }),
             identity: Arc::new(identity),
         })
     }
@@ -324,6 +337,10 @@ impl Service<Request<Incoming>> for Router {
 
     fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         self.identity.strip_client_spellings(request.headers_mut());
+        if let Some(page) = self.whoami.as_ref().filter(|p| p.matches(&request)) {
+            let response = page.answer(&request);
+            return Box::pin(async move { Ok(response) });
+        }
         let path = request.uri().path();
         let route = self
             .routes

@@ -69,3 +69,39 @@ fn realm_of(principal: &str) -> Option<String> {
     at.map(|i| principal[i + 1..].to_owned())
         .filter(|r| !r.is_empty())
 }
+
+/// How this request's [`Authenticated`] identity was established, inserted into the
+/// request's extensions beside it (for pages such as the gate's whoami). Holds no
+/// credential: no token, no cookie value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginDetails {
+    /// Where the identity came from on this request.
+    pub via: LoginVia,
+    /// When the session cookie that carried it expires (only for
+    /// [`LoginVia::SessionCookie`]).
+    pub session_expires: Option<std::time::SystemTime>,
+}
+
+/// Where a request's identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginVia {
+    /// Credentials on this request (a token, a password).
+    Credentials,
+    /// An earlier login on the same connection (connection mode, NTLM).
+    Connection,
+    /// The gate's session cookie.
+    SessionCookie,
+}
+
+impl LoginVia {
+    /// `credentials`, `connection` or `session-cookie`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Credentials => "credentials",
+            Self::Connection => "connection",
+            Self::SessionCookie => "session-cookie",
+        }
+    }
+}

@@ -64,6 +64,7 @@ pub mod session;
 mod spool;
 mod tls;
 pub mod usermap;
+pub mod whoami;
 
 pub use auth::{
     http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, Http11Required,
@@ -73,7 +74,7 @@ pub use body::{BoxError, GateBody};
 pub use builder::{ConfigError, NegotiateLayerBuilder};
 pub use error::{ParseSettingError, SetupError};
 pub use hop_by_hop::strip_hop_by_hop;
-pub use identity::Authenticated;
+pub use identity::{Authenticated, LoginDetails, LoginVia};
 pub use per_connection::{ConnectionAuth, ConnectionSupply, PerConnection, TlsChannel};
 pub use proxy::{
     IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY,

@@ -468,3 +468,85 @@ fn firefox_logs_in_to_the_axum_example() {
         "{report}"
     );
 }
+
+/// The gate's whoami page in Firefox: it logs in with alice's ticket, the page is
+/// rendered (the screenshot is kept in the test's output directory as
+/// `whoami-firefox.png`), and its text, read back from the picture with tesseract (OCR),
+/// names alice, the scheme and the session-cookie mode.
+#[test]
+fn firefox_shows_the_whoami_page() {
+    require_firefox();
+    let tesseract = require_tool("tesseract", "tesseract-ocr");
+    let realm = TestRealm::start().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.issue(&["localhost", "127.0.0.1"]);
+    let upstream = RecordingUpstream::start();
+    let key = realm.dir().join("whoami-session.key");
+    let key_arg = key.to_string_lossy().into_owned();
+    let gate = GateProcess::start(
+        &realm,
+        Some(&cert),
+        &upstream.url(),
+        &["--auth", "cookie", "--session-key", &key_arg],
+    );
+    let home = realm.dir().join("firefox-home");
+    let profile = realm.dir().join("firefox-profile");
+    std::fs::create_dir_all(&home).unwrap();
+    make_profile(&profile, &ca, true);
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let screenshot = out_dir.join("whoami-firefox.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let mut cmd = Command::new("firefox-esr");
+    clean_env(&mut cmd);
+    cmd.envs(realm.env())
+        .env("HOME", &home)
+        .env("MOZ_HEADLESS", "1")
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile)
+        .args(["--window-size", "1200,700", "--screenshot"])
+        .arg(&screenshot)
+        .arg(gate.url("/.kerbside/whoami"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > FIREFOX_TIMEOUT {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "firefox {status:?}: {:?}\ngate log:\n{}",
+        text(&out),
+        gate.log()
+    );
+    assert!(status.is_some(), "firefox timed out: {report}");
+    let png = std::fs::read(&screenshot)
+        .unwrap_or_else(|e| panic!("no screenshot {}: {e}: {report}", screenshot.display()));
+    assert!(png.starts_with(b"\x89PNG"), "{report}");
+    let ocr = Command::new(tesseract)
+        .arg(&screenshot)
+        .arg("stdout")
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&ocr.stdout).into_owned();
+    eprintln!("whoami in Firefox ({}):\n{seen}", screenshot.display());
+    for words in ["alice@EXAMPLE.TEST", "Negotiate", "cookie", "User name"] {
+        assert!(
+            seen.contains(words),
+            "{words:?} not on the page: {seen}\n{report}"
+        );
+    }
+    // The upstream never saw the page's request: the gate answered it.
+    assert!(upstream.requests().is_empty(), "{report}");
+}

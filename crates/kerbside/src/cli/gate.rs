@@ -45,6 +45,7 @@ rules:
   spool-budget = \"4G\"              # disk for CGI bodies sent without a length; beyond it 507
   forward-auth-trusted = [\"127.0.0.1\", \"::1\"]  # front proxies that may ask (default loopback)
   forward-auth-cert = \"/etc/nginx/cert.pem\"      # the front's certificate (channel bindings)
+  whoami-path = \"/.kerbside/whoami\"  # who you are, how you logged in (\"\" = off)
   health-path = \"/.kerbside/health\"  # 200 ready / 503 draining, for balancers (\"\" = off)
   shutdown-delay = 5               # seconds of serving with health 503 after SIGTERM
   proxy-protocol = true            # behind HAProxy send-proxy(-v2): the client's address from it
@@ -157,6 +158,13 @@ pub struct GateArgs {
     /// Default /.kerbside/health; an empty PATH turns it off.
     #[arg(long, value_name = "PATH")]
     pub health_path: Option<String>,
+
+    /// The path of the whoami page: who you are (principal, user name, groups) and how
+    /// you logged in, in HTML or JSON (Accept: application/json); behind
+    /// authentication and the access rules. Default /.kerbside/whoami; an empty PATH
+    /// turns it off.
+    #[arg(long, value_name = "PATH")]
+    pub whoami_path: Option<String>,
 
     /// Seconds the gate keeps serving after SIGTERM with the health endpoint answering
     /// 503, so balancers take it out before it stops accepting (default 0).
@@ -439,6 +447,7 @@ pub(super) struct GateFile {
     proxy_protocol: Option<bool>,
     proxy_protocol_trusted: Option<Vec<String>>,
     health_path: Option<String>,
+    whoami_path: Option<String>,
     shutdown_delay: Option<u64>,
     delegation_dir: Option<PathBuf>,
     s4u2proxy: Option<String>,
@@ -446,6 +455,19 @@ pub(super) struct GateFile {
     mount: Vec<MountFile>,
     #[serde(default)]
     access: Vec<AccessRule>,
+}
+
+/// A path of one of the gate's own pages: canonical, or empty to turn the page off.
+fn page_path(key: &str, path: &str) -> Result<Option<String>, String> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    match kerbside_proto::request_path::CanonicalPath::parse(path) {
+        Ok(canonical) if canonical.as_str() == path => Ok(Some(path.to_owned())),
+        _ => Err(format!(
+            "{key} {path:?} is not a canonical path: give one like /.kerbside/page"
+        )),
+    }
 }
 
 fn load_file(path: &Path) -> Result<GateFile, String> {
@@ -657,19 +679,11 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
             kerbside_server::forward_auth::load_front_binding(&cert).map_err(|e| e.to_string())?,
         ));
     }
-    match args.health_path.or(file.health_path).as_deref() {
-        None => {}
-        Some("") => config.health_path = None,
-        Some(path) => match kerbside_proto::request_path::CanonicalPath::parse(path) {
-            Ok(canonical) if canonical.as_str() == path => {
-                config.health_path = Some(path.to_owned())
-            }
-            _ => {
-                return Err(format!(
-                    "health-path {path:?} is not a canonical path: give one like /.kerbside/health"
-                ))
-            }
-        },
+    if let Some(path) = args.health_path.or(file.health_path) {
+        config.health_path = page_path("health-path", &path)?;
+    }
+    if let Some(path) = args.whoami_path.or(file.whoami_path) {
+        config.whoami_path = page_path("whoami-path", &path)?;
     }
     if let Some(secs) = args.shutdown_delay.or(file.shutdown_delay) {
         config.shutdown_delay = Duration::from_secs(secs);
