@@ -161,15 +161,22 @@ pub(super) fn check(
     let mut any_answer = false;
     for entry in &kdcs {
         let (host, port) = parse_kdc(entry);
-        let addr = match (host.as_str(), port).to_socket_addrs() {
-            Ok(mut addrs) => addrs.next(),
-            Err(_) => None,
-        };
+        let name = host.clone();
+        let addr = super::within(super::DNS_DEADLINE, move || {
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+        })
+        .flatten();
         let Some(addr) = addr else {
             findings.push(Finding::fail(
                 "kdc",
                 "kdc_unreachable",
-                format!("KDC {host}:{port} of {realm}: the name does not resolve"),
+                format!(
+                    "KDC {host}:{port} of {realm}: the name does not resolve (within {:?})",
+                    super::DNS_DEADLINE
+                ),
                 "fix the kdc entry in krb5.conf, or DNS",
             ));
             continue;

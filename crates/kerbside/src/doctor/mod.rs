@@ -237,3 +237,22 @@ fn kerberos_checks(settings: &DoctorSettings) -> (Vec<Finding>, Option<service::
     });
     (findings, names)
 }
+
+/// How long one DNS look-up may take (the system resolver has no deadline of its own).
+pub(crate) const DNS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a blocking look-up on a thread of its own and waits for it at most `deadline`;
+/// `None` when it did not answer in time (the thread is left to finish on its own).
+pub(crate) fn within<T: Send + 'static>(
+    deadline: std::time::Duration,
+    lookup: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("doctor-dns".to_owned())
+        .spawn(move || {
+            let _ = tx.send(lookup());
+        })
+        .ok()?;
+    rx.recv_timeout(deadline).ok()
+}

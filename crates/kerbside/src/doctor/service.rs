@@ -26,22 +26,30 @@ pub(crate) struct Names {
 const AI_CANONNAME: i32 = 2;
 
 fn canonical_name(host: &str) -> Option<String> {
-    let hints = dns_lookup::AddrInfoHints {
-        flags: AI_CANONNAME,
-        ..dns_lookup::AddrInfoHints::default()
-    };
-    dns_lookup::getaddrinfo(Some(host), None, Some(hints))
-        .ok()?
-        .filter_map(Result::ok)
-        .find_map(|ai| ai.canonname)
+    let host = host.to_owned();
+    super::within(super::DNS_DEADLINE, move || {
+        let hints = dns_lookup::AddrInfoHints {
+            flags: AI_CANONNAME,
+            ..dns_lookup::AddrInfoHints::default()
+        };
+        dns_lookup::getaddrinfo(Some(&host), None, Some(hints))
+            .ok()?
+            .filter_map(Result::ok)
+            .find_map(|ai| ai.canonname)
+    })
+    .flatten()
 }
 
 fn reverse_name(host: &str) -> Option<String> {
-    let addr: IpAddr = match host.parse() {
-        Ok(a) => a,
-        Err(_) => dns_lookup::lookup_host(host).ok()?.into_iter().next()?,
-    };
-    dns_lookup::lookup_addr(&addr).ok()
+    let host = host.to_owned();
+    super::within(super::DNS_DEADLINE, move || {
+        let addr: IpAddr = match host.parse() {
+            Ok(a) => a,
+            Err(_) => dns_lookup::lookup_host(&host).ok()?.into_iter().next()?,
+        };
+        dns_lookup::lookup_addr(&addr).ok()
+    })
+    .flatten()
 }
 
 /// The principal form of a host-based name, for `setspn` and `kadmin` lines.
@@ -150,7 +158,13 @@ pub(super) fn check(
             other_names.push((name, why));
         }
     }
-    let resolves = host.parse::<IpAddr>().is_ok() || dns_lookup::lookup_host(&host).is_ok();
+    let resolves = host.parse::<IpAddr>().is_ok() || {
+        let name = host.clone();
+        super::within(super::DNS_DEADLINE, move || {
+            dns_lookup::lookup_host(&name).is_ok()
+        })
+        .unwrap_or(false)
+    };
     if !resolves {
         findings.push(Finding::ok(
             "spn",
