@@ -795,13 +795,21 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__proxy)
-            opts="-v -n -u -k -m -x -h --listen --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy --noproxy --help"
+            opts="-v -n -u -k -m -x -h --listen --pac --pac-refresh --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy --noproxy --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pac)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pac-refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -167,5 +167,30 @@ impl PacEngine {
     }
 }
 
+/// The `pac_script` fuzz target's check: `data` (a script, then after a NUL byte
+/// the host) loaded and `FindProxyForURL` called under small limits never
+/// panics or hangs: every outcome is an answer or a [`PacError`].
+pub fn fuzz_check(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (script, host) = text.split_once('\0').unwrap_or((&text, "h.example"));
+    let limits = PacLimits {
+        time: Duration::from_millis(100),
+        memory: 8 << 20,
+        stack: 256 << 10,
+    };
+    let Ok(engine) = PacEngine::start(limits) else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    runtime.block_on(async {
+        if engine.load(script.to_owned()).await.is_ok() {
+            let url = format!("http://{host}/");
+            let _ = engine.find_proxy(&url, host).await;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests;

@@ -41,20 +41,35 @@ fn the_standard_functions() {
         ("dnsDomainIs('www.corp.example', '.corp.example')", "true"),
         ("dnsDomainIs('www', '.corp.example')", "false"),
         ("localHostOrDomainIs('www', 'www.corp.example')", "true"),
-        ("localHostOrDomainIs('www.corp.example', 'www.corp.example')", "true"),
-        ("localHostOrDomainIs('www.other.example', 'www.corp.example')", "false"),
+        (
+            "localHostOrDomainIs('www.corp.example', 'www.corp.example')",
+            "true",
+        ),
+        (
+            "localHostOrDomainIs('www.other.example', 'www.corp.example')",
+            "false",
+        ),
         ("dnsDomainLevels('www')", "0"),
         ("dnsDomainLevels('www.corp.example')", "2"),
-        ("shExpMatch('http://home.corp.example/x/y', '*/x/*')", "true"),
+        (
+            "shExpMatch('http://home.corp.example/x/y', '*/x/*')",
+            "true",
+        ),
         ("shExpMatch('www.corp.example', '*.corp.example')", "true"),
-        ("shExpMatch('wwwXcorp.example', 'www.corp.example')", "false"),
+        (
+            "shExpMatch('wwwXcorp.example', 'www.corp.example')",
+            "false",
+        ),
         ("shExpMatch('ab', 'a?')", "true"),
         ("shExpMatch('a(b', 'a(*')", "true"),
         ("convert_addr('104.16.41.2')", "1745889538"),
         ("isInNet('10.1.2.3', '10.0.0.0', '255.0.0.0')", "true"),
         ("isInNet('11.1.2.3', '10.0.0.0', '255.0.0.0')", "false"),
         ("isInNet('localhost', '127.0.0.0', '255.0.0.0')", "true"),
-        ("isInNet('no-such-host.invalid', '0.0.0.0', '0.0.0.0')", "false"),
+        (
+            "isInNet('no-such-host.invalid', '0.0.0.0', '0.0.0.0')",
+            "false",
+        ),
         ("isInNet('10.1.2.3', 'nonsense', '255.0.0.0')", "false"),
         ("dnsResolve('localhost')", "127.0.0.1"),
         ("dnsResolve('no-such-host.invalid')", "null"),
@@ -82,10 +97,7 @@ fn the_standard_functions() {
             "{expression}"
         );
     }
-    assert_eq!(
-        eval("myIpAddress()"),
-        native::my_ip_address().to_string()
-    );
+    assert_eq!(eval("myIpAddress()"), native::my_ip_address().to_string());
 }
 
 #[test]
@@ -147,7 +159,10 @@ fn a_script_that_loops_forever_meets_the_time_limit_and_the_engine_recovers() {
         let started = Instant::now();
         let e = engine.find_proxy("http://loop/", "loop").await.unwrap_err();
         assert_eq!(e, PacError::TimeLimit(limits.time));
-        assert!(e.to_string().contains("longer than the limit of 200 ms"), "{e}");
+        assert!(
+            e.to_string().contains("longer than the limit of 200 ms"),
+            "{e}"
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
         // The next call runs in a fresh runtime.
         assert_eq!(engine.find_proxy("http://a/", "a").await.unwrap(), "DIRECT");
@@ -192,12 +207,17 @@ fn a_script_that_eats_memory_meets_the_memory_limit() {
 fn broken_scripts_say_what_is_wrong() {
     let engine = PacEngine::start(PacLimits::default()).unwrap();
     block(async {
-        let e = engine.load("function FindProxyForURL(url, host) {".into()).await;
+        let e = engine
+            .load("function FindProxyForURL(url, host) {".into())
+            .await;
         assert!(matches!(e, Err(PacError::Script(_))), "{e:?}");
         let e = engine.load("var x = 1;".into()).await;
         assert_eq!(e, Err(PacError::NoFunction));
         let e = engine.load("throw new Error('boom');".into()).await;
-        assert!(matches!(&e, Err(PacError::Script(m)) if m.contains("boom")), "{e:?}");
+        assert!(
+            matches!(&e, Err(PacError::Script(m)) if m.contains("boom")),
+            "{e:?}"
+        );
         engine
             .load(
                 "function FindProxyForURL(url, host) {
@@ -212,15 +232,41 @@ fn broken_scripts_say_what_is_wrong() {
         let e = engine.find_proxy("http://n/", "n").await.unwrap_err();
         assert_eq!(e, PacError::NotAString("int".into()));
         let e = engine.find_proxy("http://t/", "t").await.unwrap_err();
-        assert!(matches!(&e, PacError::Exception(m) if m.contains("bad host")), "{e:?}");
+        assert!(
+            matches!(&e, PacError::Exception(m) if m.contains("bad host")),
+            "{e:?}"
+        );
         let e = engine.find_proxy("http://u/", "u").await.unwrap_err();
-        assert!(matches!(&e, PacError::Exception(m) if m.contains("undefinedFunction")), "{e:?}");
+        assert!(
+            matches!(&e, PacError::Exception(m) if m.contains("undefinedFunction")),
+            "{e:?}"
+        );
         engine.unload();
         assert_eq!(
             engine.find_proxy("http://a/", "a").await.unwrap_err(),
             PacError::NotLoaded
         );
     });
+}
+
+/// Seeds of `fuzz/corpus/pac_script`, replayed through the fuzz target's check.
+#[test]
+fn seed_corpus_passes_the_fuzz_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pac_script");
+    let mut seen = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            fuzz_check(&std::fs::read(&path).unwrap());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "the seed corpus went missing ({seen} files)");
 }
 
 proptest! {

@@ -9,7 +9,8 @@
 //!
 //! - [`config`]: [`ProxyConfig`], what the proxy is built from;
 //! - [`route_source`]: where routes come from ([`RouteSource`]: a fixed list, the
-//!   environment, later a PAC file);
+//!   environment) and [`pac`] ([`pac::PacRouteSource`]: a PAC file, evaluated by
+//!   [`kerbside_pac`]);
 //! - [`upstreams`]: one client per upstream, failover, the credential allow list;
 //! - `access`: who may use the proxy (addresses, the socket owner's uid);
 //! - `forward`: plain-HTTP requests; `connect`: `CONNECT` tunnels; `splice`: the
@@ -38,6 +39,7 @@ mod connect;
 mod forward;
 pub mod metrics;
 mod observe;
+pub mod pac;
 mod response;
 pub mod route_source;
 mod server;

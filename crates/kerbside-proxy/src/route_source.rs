@@ -1,7 +1,8 @@
 //! Where routes come from: the seam between the proxy and whatever decides the
 //! route of a request. [`FixedRouteSource`] serves `--proxy`/`--noproxy` and the
-//! environment; a PAC evaluator (the `kerbside-pac` crate) implements
-//! [`RouteSource`] too, returning what `FindProxyForURL` returned, parsed with
+//! environment; [`PacRouteSource`](crate::pac::PacRouteSource) serves `--pac`
+//! (the `kerbside-pac` crate evaluates the script), returning what
+//! `FindProxyForURL` returned, parsed with
 //! [`parse_pac_result`](kerbside_proto::forward_proxy::route::parse_pac_result).
 
 use std::future::Future;

@@ -275,6 +275,12 @@ impl CredentialAllowList {
         Self { hosts }
     }
 
+    /// This list and `pattern`.
+    pub fn with(mut self, pattern: HostPattern) -> Self {
+        self.hosts.push(pattern);
+        self
+    }
+
     /// Whether credentials may go to `upstream`.
     pub fn allows(&self, upstream: &Upstream) -> bool {
         self.hosts.matches(&upstream.host)

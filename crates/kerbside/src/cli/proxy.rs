@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use kerbside_pac::PacLimits;
 use kerbside_proto::forward_proxy::hosts::{ClientAllowList, HostList};
 use kerbside_proto::forward_proxy::route::{
     parse_proxy_list, CredentialAllowList, FixedRoutes, Upstream,
 };
 use kerbside_proto::SchemeKind;
-use kerbside_proxy::route_source::RouteQuery;
+use kerbside_proxy::pac::{PacLocation, PacRouteSource};
+use kerbside_proxy::route_source::{RouteQuery, RouteSource};
 use kerbside_proxy::upstreams::CredentialDecision;
 use kerbside_proxy::{FixedRouteSource, ProxyConfig, ProxyServer};
 
@@ -37,11 +39,13 @@ use super::client_args::ClientArgs;
 Example: point your tools at it, with no credentials of their own —
   kerbside proxy --proxy proxy.corp.example:8080 --noproxy localhost,127.0.0.0/8,.corp.example
   export https_proxy=http://127.0.0.1:3128 http_proxy=http://127.0.0.1:3128
+Or let the corporate PAC file decide each route —
+  kerbside proxy --pac http://wpad.corp.example/wpad.dat
 
 The proxy authenticates to the upstream with your Kerberos ticket (Negotiate), or your \
 NTLM or Basic password (-u, --netrc, the keyring file), whichever is the strongest the \
 upstream offers and you hold. Credentials go only to upstreams on --auth-proxies (default: \
-the hosts given with --proxy). Only clients on --allow (default loopback) and, on Linux, \
+the hosts given with --proxy, and the domain of the --pac server). Only clients on --allow (default loopback) and, on Linux, \
 only your own user's programs may use it: it acts with your identity."
 )]
 pub struct ProxyArgs {
@@ -49,9 +53,23 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = kerbside_proxy::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
+    /// A PAC file (proxy auto-config), a path or an http:// or https:// URL:
+    /// FindProxyForURL decides each request's route (DIRECT, PROXY and fallbacks,
+    /// in order; HTTPS and SOCKS entries are skipped). Evaluated on a thread of
+    /// its own with a time and memory limit; re-read when it changes. One that
+    /// cannot be fetched or run means DIRECT, with a warning. Not with --proxy.
+    #[arg(long, value_name = "FILE|URL")]
+    pub pac: Option<String>,
+
+    /// How often a PAC URL is fetched again, in seconds (a file is looked at
+    /// every second).
+    #[arg(long, value_name = "SECS", default_value = "300")]
+    pub pac_refresh: u64,
+
     /// Upstream proxies that may receive your credentials, comma-separated host
-    /// patterns (as --noproxy). Default: the hosts given with --proxy. Any other
-    /// upstream (from the environment) is used without credentials.
+    /// patterns (as --noproxy). Default: the hosts given with --proxy, and the
+    /// PAC server's domain (wpad.corp.example: corp.example). Any other upstream
+    /// (a PAC file's or the environment's) is used without credentials.
     #[arg(long, value_name = "LIST")]
     pub auth_proxies: Option<String>,
 
@@ -155,8 +173,20 @@ fn is_self(upstream: &Upstream, listen: SocketAddr) -> bool {
     }
 }
 
-/// Resolves the flags into the proxy's configuration.
-fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String> {
+/// Resolves the flags into the proxy's configuration (reading the PAC file
+/// once, when there is one).
+async fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String> {
+    let pac = match &args.pac {
+        Some(text) => {
+            if !args.client.proxy.is_empty() || args.client.noproxy.is_some() {
+                return Err(
+                    "--pac decides every route: give it without --proxy and --noproxy".into(),
+                );
+            }
+            Some(PacLocation::parse(text)?)
+        }
+        None => None,
+    };
     let (routes, given) = routes(&args)?;
     for upstream in routes.http.iter().chain(&routes.connect) {
         if is_self(upstream, args.listen) {
@@ -171,7 +201,13 @@ fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String> {
         Some(l) => CredentialAllowList::new(
             HostList::parse(l).map_err(|e| format!("--auth-proxies: {e}"))?,
         ),
-        None => CredentialAllowList::of_upstreams(&given),
+        None => {
+            let mut list = CredentialAllowList::of_upstreams(&given);
+            if let Some(domain) = pac.as_ref().and_then(PacLocation::auth_domain) {
+                list = list.with(domain);
+            }
+            list
+        }
     };
     let allow = ClientAllowList::parse(args.allow.iter().map(String::as_str))
         .map_err(|e| format!("--allow: {e}"))?;
@@ -196,11 +232,23 @@ fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String> {
     let mut client = client?;
     // Upstream connections stay HTTP/1.1 (a proxy's handshake binds to one).
     client.http2 = false;
+    let routes: Arc<dyn RouteSource> = match pac {
+        Some(location) => {
+            PacRouteSource::start(
+                location,
+                &client,
+                PacLimits::default(),
+                Duration::from_secs(args.pac_refresh.max(1)),
+            )
+            .await?
+        }
+        None => Arc::new(FixedRouteSource { routes }),
+    };
     let config = ProxyConfig {
         listen: args.listen,
         allow,
         same_user_only: !args.allow_other_users,
-        routes: Arc::new(FixedRouteSource { routes }),
+        routes,
         auth_proxies,
         retry_after: Duration::from_secs(args.proxy_retry_after),
         client,
@@ -362,7 +410,7 @@ pub async fn run(args: ProxyArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(args.verbose, &args.log_format);
-    let (config, args) = match resolve(args) {
+    let (config, args) = match resolve(args).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kerbside proxy: {e}");
