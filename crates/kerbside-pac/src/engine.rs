@@ -144,7 +144,13 @@ fn install_natives(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     globals.set(
         "__kerbside_alert",
         Function::new(ctx.clone(), |message: Coerced<String>| {
-            let m: String = message.0.chars().take(500).collect();
+            // One line, bounded: a script cannot forge log lines.
+            let m: String = message
+                .0
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(500)
+                .collect();
             tracing::info!("PAC alert: {m}");
         })?,
     )?;
@@ -218,5 +224,11 @@ fn caught(ctx: &Ctx<'_>, e: rquickjs::Error) -> (String, bool) {
     } else {
         e.to_string()
     };
-    (text.chars().take(300).collect(), null)
+    // One line, bounded: it goes into the log.
+    let text = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    (text, null)
 }

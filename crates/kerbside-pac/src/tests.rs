@@ -223,6 +223,7 @@ fn broken_scripts_say_what_is_wrong() {
                 "function FindProxyForURL(url, host) {
                      if (host === 'n') return 42;
                      if (host === 't') throw new TypeError('bad host');
+                     if (host === 'nl') throw new Error('line one\\nFAKE LOG LINE');
                      return undefinedFunction();
                  }"
                 .into(),
@@ -236,6 +237,8 @@ fn broken_scripts_say_what_is_wrong() {
             matches!(&e, PacError::Exception(m) if m.contains("bad host")),
             "{e:?}"
         );
+        let e = engine.find_proxy("http://nl/", "nl").await.unwrap_err();
+        assert!(!e.to_string().contains('\n'), "one line in the log: {e:?}");
         let e = engine.find_proxy("http://u/", "u").await.unwrap_err();
         assert!(
             matches!(&e, PacError::Exception(m) if m.contains("undefinedFunction")),
