@@ -27,6 +27,9 @@ names+=(firefox-esr libnss3-tools fonts-dejavu-core tesseract-ocr tesseract-ocr-
 names+=(samba winbind smbclient samba-ad-provision samba-dsdb-modules samba-vfs-modules)
 # interop peers: Python SPNEGO clients in a venv (gssapi builds against libkrb5-dev)
 names+=(python3 python3-venv python3-dev)
+# scripts/bench-proxy.sh: cntlm, the forward proxy kerbside proxy is measured against (px
+# comes from PyPI into target/px-venv, made by that script)
+names+=(cntlm)
 # the Debian package's test: build (cargo-deb), check (lintian), install into a fresh root
 names+=(debootstrap lintian)
 
