@@ -525,6 +525,7 @@ fn main() {
         .unwrap();
 
     let mut rows = Vec::new();
+    let mut extra = Vec::new();
     let say = |s: &str| eprintln!("bench-proxy: {s}");
 
     // kerbside proxy: Negotiate (alice's ticket) to the Kerberos Squid.
@@ -539,6 +540,25 @@ fn main() {
         let p = spawn("kerbside proxy", cmd, port, &logs.join("kerbside.log"));
         say("kerbside proxy");
         rows.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
+    }
+    // kerbside proxy in front of the open Squid: the proxy's own cost, without
+    // authentication upstream.
+    {
+        let port = free_port().unwrap();
+        let mut cmd = Command::new(&a.kerbside);
+        cmd.envs(realm.env())
+            .env_remove("https_proxy")
+            .env_remove("http_proxy")
+            .args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--proxy"])
+            .arg(format!("localhost:{}", squid_open.port()));
+        let p = spawn(
+            "kerbside proxy, open Squid (no auth)",
+            cmd,
+            port,
+            &logs.join("kerbside-open.log"),
+        );
+        say("kerbside proxy, open Squid");
+        extra.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
     }
     // cntlm: NTLMv2 with alice's password to the NTLM Squid.
     if a.cntlm.exists() {
@@ -647,6 +667,22 @@ fn main() {
             } else {
                 String::new()
             },
+            r.mbps.map_or("failed".into(), f0),
+        );
+    }
+    for r in &extra {
+        let g = |c: Option<(f64, f64, u64, u64)>| {
+            c.map_or(("—".into(), "—".into()), |(rps, cpu, _, _)| {
+                (f0(rps), f0(cpu))
+            })
+        };
+        let (r4, c4) = g(r.get4);
+        let (r64, c64) = g(r.get64);
+        let _ = writeln!(
+            md,
+            "| {} | {r4} | {c4} | {r64} | {c64} | | {} | {} |",
+            r.name,
+            r.tunnels.map_or("—".into(), |(v, _)| f0(v)),
             r.mbps.map_or("failed".into(), f0),
         );
     }
