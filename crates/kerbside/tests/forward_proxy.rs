@@ -124,7 +124,7 @@ fn curl_plain_http_and_tunnels_through_squid_with_negotiate_and_one_auth_per_con
     let again = curl_via(port, &["-p"], &format!("{}/tunnel2", origin.url()));
     assert!(again.status.success(), "{:?}\n{}", text(&again), p.log());
     assert!(
-        p.log().contains("sent without waiting for a 407"),
+        p.wait_for_log(|l| l.contains("sent without waiting for a 407")),
         "{}",
         p.log()
     );
@@ -266,7 +266,7 @@ fn noproxy_hosts_go_direct_and_nothing_else_does() {
     let out = curl_via(port, &["-p"], &format!("{}/direct-tunnel", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
-        p.log().contains("matches the no-proxy entry 127.0.0.0/8"),
+        p.wait_for_log(|l| l.contains("matches the no-proxy entry 127.0.0.0/8")),
         "{}",
         p.log()
     );
@@ -356,7 +356,7 @@ fn clients_outside_the_allow_list_other_users_and_web_pages_are_refused() {
     assert_eq!(status_of(&out), 403, "{body}{err}\n{}", p.log());
     assert!(body.contains("only the proxy's own user"), "{body}");
     assert!(
-        p.log().contains("refused, nothing forwarded"),
+        p.wait_for_log(|l| l.contains("refused, nothing forwarded")),
         "{}",
         p.log()
     );
@@ -780,7 +780,7 @@ fn ntlm_to_squid_with_the_password_from_the_command_line() {
     for line in log.lines().filter(|l| l.contains(" 200 ")) {
         assert!(line.to_lowercase().contains("alice"), "{log}");
     }
-    assert!(p.log().contains("NTLM"), "{}", p.log());
+    assert!(p.wait_for_log(|l| l.contains("NTLM")), "{}", p.log());
 }
 
 /// An upstream that answers 407 to everything, whatever it gets: the client gets a

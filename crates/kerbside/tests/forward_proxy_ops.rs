@@ -99,7 +99,11 @@ fn sigterm_lets_the_request_in_flight_finish() {
         .wait_exit(Duration::from_secs(15))
         .expect("the proxy exits");
     assert!(status.success(), "{status:?}\n{}", p.log());
-    assert!(p.log().contains("kerbside proxy: stopped"), "{}", p.log());
+    assert!(
+        p.wait_for_log(|l| l.contains("kerbside proxy: stopped")),
+        "{}",
+        p.log()
+    );
     // Gone: nothing listens any more.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
@@ -115,8 +119,9 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
         .env("HTTPS_PROXY", squid.url())
         .env("NO_PROXY", "nothing.example");
     let (p, port) = proxy_with(cmd, &[]);
+    // The log is read on another thread: wait for the line rather than race it.
     assert!(
-        p.log().contains("routes from the environment"),
+        p.wait_for_log(|l| l.contains("routes from the environment")),
         "{}",
         p.log()
     );
@@ -127,7 +132,7 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
     );
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
-        p.log().contains("no upstream proxy for CONNECT requests"),
+        p.wait_for_log(|l| l.contains("no upstream proxy for CONNECT requests")),
         "{}",
         p.log()
     );
@@ -159,7 +164,7 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
     );
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
-        p.log().contains("matches the no-proxy entry 127.0.0.1"),
+        p.wait_for_log(|l| l.contains("matches the no-proxy entry 127.0.0.1")),
         "{}",
         p.log()
     );

@@ -184,11 +184,17 @@ fn pac_routes_direct_through_squid_and_to_the_fallback() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("path=/fallback"));
     squid.wait_access_log(|l| served_line(l, "CONNECT localhost"));
     assert!(
-        p.log().contains(&format!("localhost:{dead}")) && p.log().contains("upstream proxy failed"),
+        p.wait_for_log(
+            |l| l.contains(&format!("localhost:{dead}")) && l.contains("upstream proxy failed")
+        ),
         "{}",
         p.log()
     );
-    assert!(p.log().contains("proxy.pac answered"), "{}", p.log());
+    assert!(
+        p.wait_for_log(|l| l.contains("proxy.pac answered")),
+        "{}",
+        p.log()
+    );
 
     // --check reads the same PAC.
     let out = kerbside(realm)
@@ -217,7 +223,7 @@ fn an_unreachable_pac_means_direct_with_a_warning() {
     let url = format!("http://127.0.0.1:{}/proxy.pac", dead_port());
     let (p, port) = proxy(realm, &["--pac", &url]);
     assert!(
-        p.log().contains("requests go DIRECT until it can be read"),
+        p.wait_for_log(|l| l.contains("requests go DIRECT until it can be read")),
         "{}",
         p.log()
     );
@@ -226,7 +232,7 @@ fn an_unreachable_pac_means_direct_with_a_warning() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("path=/x"));
     p.wait_for_log(|l| l.contains("cannot be used"));
     assert!(
-        p.log().contains("cannot be used (cannot fetch"),
+        p.wait_for_log(|l| l.contains("cannot be used (cannot fetch")),
         "{}",
         p.log()
     );
@@ -274,7 +280,11 @@ fn a_pac_naming_a_proxy_off_the_allow_list_gets_no_credentials() {
     let out = curl_via(port, &[], "http://origin.example/harvest");
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
-    assert!(p.log().contains("is not on --auth-proxies"), "{}", p.log());
+    assert!(
+        p.wait_for_log(|l| l.contains("is not on --auth-proxies")),
+        "{}",
+        p.log()
+    );
     let log = squid.wait_access_log(|l| l.contains("/harvest"));
     for line in log.lines().filter(|l| l.contains("/harvest")) {
         assert!(line.contains(" 407 "), "{log}");
@@ -337,7 +347,7 @@ fn a_pac_changed_on_disk_is_read_again() {
     // Broken now: DIRECT, with a warning.
     std::fs::write(&pac, "function FindProxyForURL(url, host) {").unwrap();
     wait_for("the broken PAC to be noticed", || {
-        p.log().contains("requests go DIRECT until it is fixed")
+        p.wait_for_log(|l| l.contains("requests go DIRECT until it is fixed"))
     });
     let out = curl_via(
         port,
