@@ -336,7 +336,7 @@ mod tests {
 
     /// The PAC of a ticket for `HTTP/localhost` after `kinit BOB`, for the account `Bob`, from
     /// a Samba 4.17 AD DC (read through MIT's `gss_get_name_attribute(…, "urn:mspac:")`).
-    const SAMBA_KINIT_BOB: &[u8] = include_bytes!("../testdata/pac/samba-kinit-BOB.pac");
+    const SAMBA_KINIT_BOB: &[u8] = include_bytes!("../../testdata/pac/samba-kinit-BOB.pac");
 
     #[test]
     fn samba_pac_names_the_account_in_its_own_case() {
