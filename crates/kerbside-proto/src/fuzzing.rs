@@ -174,6 +174,12 @@ pub fn keytab(data: &[u8]) {
     crate::keytab::fuzz_check(data);
 }
 
+/// The PAC's logon info (`KERB_VALIDATION_INFO`, NDR): no panics, no more groups than
+/// the input can hold.
+pub fn pac_logon_info(data: &[u8]) {
+    crate::pac::fuzz_check_logon_info(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -200,6 +206,7 @@ mod tests {
             ("pac", super::pac),
             ("forward_proxy", super::forward_proxy),
             ("keytab", super::keytab),
+            ("pac_logon_info", super::pac_logon_info),
         ] {
             for (_, data) in kerbside_testkit::fuzz_seeds(target) {
                 check(&data);

@@ -1,7 +1,8 @@
 //! The Privilege Attribute Certificate (MS-PAC) that Active Directory puts in every ticket:
-//! the buffers of a `PACTYPE`, and the two that name the account — `PAC_CLIENT_INFO` (the name
+//! the buffers of a `PACTYPE`, the two that name the account — `PAC_CLIENT_INFO` (the name
 //! as the client typed it at kinit) and `UPN_DNS_INFO` (the UPN, the DNS domain, and, from AD
-//! and Samba 4.15 on, the account's own `sAMAccountName` and SID).
+//! and Samba 4.15 on, the account's own `sAMAccountName` and SID) — and the logon info
+//! ([`LogonInfo`]: the account's name, NetBIOS domain and groups, NDR-encoded).
 //!
 //! Nothing here checks the PAC's signatures: the bytes must come from GSSAPI after it checked
 //! them (MIT's `gss_get_name_attribute(name, "urn:mspac:")` returns a PAC only when its server
@@ -16,6 +17,11 @@
 //! ```
 
 use std::fmt;
+
+mod logon_info;
+mod ndr;
+
+pub use logon_info::{GroupAttributes, GroupMembership, LogonInfo, SidAndAttributes};
 
 /// `ulType` of the `KERB_VALIDATION_INFO` buffer (groups; NDR-encoded).
 pub const LOGON_INFO: u32 = 1;
@@ -62,6 +68,8 @@ pub enum PacError {
     BadUtf16,
     /// A SID's length does not match its sub-authority count, or the count is over 15.
     BadSid,
+    /// The NDR encoding of the logon info breaks the rule named.
+    BadNdr(&'static str),
 }
 
 impl fmt::Display for PacError {
@@ -84,6 +92,7 @@ impl fmt::Display for PacError {
             }
             PacError::BadUtf16 => f.write_str("a PAC string is not UTF-16LE"),
             PacError::BadSid => f.write_str("a PAC SID is malformed"),
+            PacError::BadNdr(rule) => write!(f, "the PAC's logon info is malformed: {rule}"),
         }
     }
 }
@@ -156,6 +165,11 @@ impl<'a> Pac<'a> {
     /// `UPN_DNS_INFO`, if the PAC has it.
     pub fn upn_dns_info(&self) -> Result<Option<UpnDnsInfo>, PacError> {
         self.buffer(UPN_DNS_INFO).map(UpnDnsInfo::parse).transpose()
+    }
+
+    /// The logon info (`KERB_VALIDATION_INFO`), if the PAC has it.
+    pub fn logon_info(&self) -> Result<Option<LogonInfo>, PacError> {
+        self.buffer(LOGON_INFO).map(LogonInfo::parse).transpose()
     }
 }
 
@@ -231,6 +245,15 @@ impl Sid {
             authority,
             sub_authorities,
         })
+    }
+}
+
+impl Sid {
+    /// The SID of a member of this domain: this SID with `rid` appended.
+    pub fn with_rid(&self, rid: u32) -> Sid {
+        let mut sid = self.clone();
+        sid.sub_authorities.push(rid);
+        sid
     }
 }
 
@@ -326,6 +349,28 @@ pub fn fuzz_check(data: &[u8]) {
             .as_ref()
             .is_none_or(|s| s.sub_authorities.len() <= 15));
         let _ = info.sid.map(|s| s.to_string());
+    }
+    if let Ok(Some(info)) = pac.logon_info() {
+        check_logon_info(&info, data.len());
+    }
+}
+
+/// Parses `data` as the body of a logon info buffer (for the `pac_logon_info` fuzz target).
+pub fn fuzz_check_logon_info(data: &[u8]) {
+    if let Ok(info) = LogonInfo::parse(data) {
+        check_logon_info(&info, data.len());
+    }
+}
+
+fn check_logon_info(info: &LogonInfo, input: usize) {
+    let groups = info.group_sids();
+    assert!(
+        groups.len() * 8 <= input,
+        "more groups than the input can hold"
+    );
+    for sid in &groups {
+        assert!(sid.sub_authorities.len() <= 16, "a SID with too many parts");
+        let _ = sid.to_string();
     }
 }
 
