@@ -12,6 +12,7 @@ use crate::delegation::DelegatedCredential;
 use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
+use crate::name_attr::{self, PacAttribute};
 use crate::replay::{Insert, ReplayCache};
 use crate::replay_journal::{ReplayFileError, ReplayJournal};
 use crate::shared_replay::{Shared, SharedCheck, SharedReplay, WhenUnavailable};
@@ -148,6 +149,11 @@ pub enum AcceptStep {
         channel_bound: bool,
         /// How long the client's ticket (and so the context) stays valid.
         lifetime: Option<std::time::Duration>,
+        /// The PAC (MS-PAC) an Active Directory KDC put in the client's ticket, once
+        /// GSSAPI has checked its signatures (`urn:mspac:`); `None` for a ticket without
+        /// one (an MIT KDC's), or one GSSAPI did not verify. Read it with
+        /// [`kerbside_proto::pac::Pac`].
+        pac: Option<Vec<u8>>,
     },
 }
 
@@ -483,10 +489,22 @@ fn finish(ctx: &ServerCtx, out: Option<libgssapi::util::Buf>) -> Result<AcceptSt
                 None => Err(defective()),
             };
         }
-        let principal = ctx
+        let source = ctx
             .source_name()
-            .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?
-            .to_string();
+            .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+        let principal = source.to_string();
+        let pac = match name_attr::pac(&source) {
+            PacAttribute::Verified(pac) => Some(pac),
+            PacAttribute::Absent => None,
+            PacAttribute::Unverified => {
+                tracing::warn!(%principal, "the ticket's PAC is not verified by GSSAPI; ignored");
+                None
+            }
+            PacAttribute::Failed { major, minor } => {
+                tracing::warn!(%principal, major, minor, "cannot read the ticket's PAC; ignored");
+                None
+            }
+        };
         let flags = ctx.flags().map(|f| f.bits()).unwrap_or(0);
         Ok(AcceptStep::Done {
             principal,
@@ -494,6 +512,7 @@ fn finish(ctx: &ServerCtx, out: Option<libgssapi::util::Buf>) -> Result<AcceptSt
             delegated: ctx.delegated_cred().is_some(),
             channel_bound: flags & GSS_C_CHANNEL_BOUND_FLAG != 0,
             lifetime: ctx.lifetime().ok(),
+            pac,
         })
     }
 }

@@ -25,6 +25,7 @@ mod error;
 mod ffi;
 mod initiator;
 pub mod krb5;
+mod name_attr;
 mod replay;
 mod replay_journal;
 mod shared_replay;
