@@ -326,6 +326,39 @@ mod tests {
         assert!(info.resource_group_domain_sid.is_none());
     }
 
+    /// `carol` is in `frontend`, which is in `developers`, and in the domain-local group
+    /// `dl-readers`: the PAC a Samba 4.17 DC issued for `HTTP/localhost` lists all three
+    /// in `GroupIds` (the KDC expanded the nesting; Samba also puts domain-local groups
+    /// of the user's own domain there).
+    const SAMBA_CAROL_NESTED: &[u8] = include_bytes!("../../testdata/pac/samba-carol-nested.pac");
+
+    #[test]
+    fn samba_logon_info_of_a_user_in_nested_groups() {
+        let pac = Pac::parse(SAMBA_CAROL_NESTED).unwrap();
+        let info = pac.logon_info().unwrap().unwrap();
+        assert_eq!(info.account_name, "carol");
+        assert_eq!(info.logon_domain_name, "ADEXAMPLE");
+        let domain = "S-1-5-21-800001438-3698098801-3866971833";
+        let groups: Vec<String> = info.group_sids().iter().map(Sid::to_string).collect();
+        // Domain Users, frontend (1107), developers (1106, only through frontend),
+        // dl-readers (1108, domain-local), and S-1-18-1.
+        assert_eq!(
+            groups,
+            [
+                format!("{domain}-513"),
+                format!("{domain}-1107"),
+                format!("{domain}-1106"),
+                format!("{domain}-1108"),
+                "S-1-18-1".to_owned()
+            ]
+        );
+        assert_eq!(
+            info.user_sid().unwrap().to_string(),
+            format!("{domain}-1105")
+        );
+        assert!(info.resource_group_ids.is_empty());
+    }
+
     #[test]
     fn broken_logon_info_says_what_is_wrong() {
         let body = Pac::parse(SAMBA_KINIT_BOB)
