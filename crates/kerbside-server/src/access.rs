@@ -97,10 +97,12 @@ use kerbside_proto::request_path::CanonicalPath;
 use percent_encoding::percent_decode;
 use serde::Deserialize;
 
+use crate::identity::DomainGroup;
+
 mod groups;
 mod operation;
 
-pub use groups::{Groups, GroupsError, GroupsErrorKind};
+pub use groups::{is_domain_group, names_domain_group, Groups, GroupsError, GroupsErrorKind};
 pub use operation::{classify, Operation};
 /// The decoded segments of a canonical request path (empty segments left out, so `/hg/`
 /// and `/hg` give the same), or why the path is not canonical.
@@ -146,7 +148,8 @@ fn display_segments(segments: &[Vec<u8>]) -> String {
 /// authenticated = true            # allow any authenticated principal
 /// users = ["alice@EXAMPLE.TEST"]  # these principals, exactly as GSSAPI names them
 /// realms = ["EXAMPLE.TEST"]       # any principal of these realms (case-sensitive)
-/// groups = ["developers"]         # members of these groups of the groups file
+/// groups = ["developers"]         # members of these groups of the groups file, or of
+///                                 # AD groups from the PAC: "ADEXAMPLE\\developers", "S-1-5-21-…"
 /// deny = false                    # refuse every request the rule matches
 /// ```
 ///
@@ -171,7 +174,8 @@ pub struct AccessRule {
     pub users: Vec<String>,
     /// Allow any principal whose realm (after the last `@`) is one of these.
     pub realms: Vec<String>,
-    /// Allow members of these groups of the [`Groups`] file.
+    /// Allow members of these groups of the [`Groups`] file, and of these Active Directory
+    /// groups of the client's PAC (`DOMAIN\name` or a SID; see [`is_domain_group`]).
     pub groups: Vec<String>,
     /// Refuse every request this rule matches.
     pub deny: bool,
@@ -483,7 +487,11 @@ impl Rule {
                 realm: realm.clone(),
             });
         }
-        if let Some(group) = config.groups.iter().find(|group| !groups.has_group(group)) {
+        if let Some(group) = config
+            .groups
+            .iter()
+            .find(|group| !groups.has_group(group) && !is_domain_group(group))
+        {
             return Err(AccessError::UnknownGroup {
                 rule: number,
                 label,
@@ -516,16 +524,24 @@ impl Rule {
             && self.operation.is_none_or(|o| o == operation)
     }
 
-    fn admits(&self, principal: &str, groups: &Groups) -> bool {
+    fn admits(&self, principal: &str, groups: &Groups, domain_groups: &[DomainGroup]) -> bool {
         self.authenticated
             || self.users.contains(principal)
             || principal
                 .rsplit_once('@')
                 .is_some_and(|(_, realm)| self.realms.contains(realm))
-            || self.groups.iter().any(|g| groups.contains(g, principal))
+            || self.groups.iter().any(|g| {
+                groups.contains(g, principal)
+                    || domain_groups.iter().any(|d| names_domain_group(g, d))
+            })
     }
 
-    fn decide(&self, principal: Option<&str>, groups: &Groups) -> Decision {
+    fn decide(
+        &self,
+        principal: Option<&str>,
+        groups: &Groups,
+        domain_groups: &[DomainGroup],
+    ) -> Decision {
         if self.deny {
             return Decision::Deny {
                 reason: format!("denied by rule for {}", self.label),
@@ -536,7 +552,7 @@ impl Rule {
         }
         match principal {
             None => Decision::Authenticate,
-            Some(principal) if self.admits(principal, groups) => Decision::Allow,
+            Some(principal) if self.admits(principal, groups, domain_groups) => Decision::Allow,
             Some(principal) => Decision::Deny {
                 reason: format!(
                     "{} is not in users/realms/groups of rule for {}",
@@ -642,6 +658,20 @@ impl AccessRules {
         query: Option<&str>,
         principal: Option<&str>,
     ) -> Decision {
+        self.decide_for(method, path, query, principal, &[])
+    }
+
+    /// [`decide`](Self::decide) for a principal who is also in the Active Directory groups
+    /// `domain_groups` (from the PAC of their ticket), which a rule names as
+    /// `DOMAIN\name` or by SID (see [`is_domain_group`]).
+    pub fn decide_for(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        principal: Option<&str>,
+        domain_groups: &[DomainGroup],
+    ) -> Decision {
         let segments = match segments(path) {
             Ok(segments) => segments,
             Err(problem) => {
@@ -656,7 +686,7 @@ impl AccessRules {
             .iter()
             .find(|rule| rule.matches(method, &segments, operation));
         match (rule, principal) {
-            (Some(rule), _) => rule.decide(principal, &self.groups),
+            (Some(rule), _) => rule.decide(principal, &self.groups, domain_groups),
             (None, None) => Decision::Authenticate,
             (None, Some(principal)) => Decision::Deny {
                 reason: format!(

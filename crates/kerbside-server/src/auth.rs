@@ -69,6 +69,8 @@ struct Shared {
     /// file) instead of MIT's file replay cache (see
     /// `NegotiateAcceptor::with_replay_file`); `None` falls back to `config.acceptor`.
     memory_acceptor: Option<NegotiateAcceptor>,
+    /// Active Directory accounts of recent logins, from their PACs.
+    domain_accounts: crate::ad_account::DomainAccounts,
 }
 
 impl NegotiateLayer {
@@ -96,6 +98,7 @@ impl NegotiateLayer {
                 supply,
                 config,
                 handshakes: Semaphore::new(permits),
+                domain_accounts: Default::default(),
             }),
         }
     }
@@ -377,10 +380,27 @@ where
                 Verdict::Authenticated(login) => Some(login),
             };
             let principal = login.as_ref().map(|l| l.principal.as_str());
-            let verdict = match config
-                .access
-                .decide(&method, &path, query.as_deref(), principal)
-            {
+            let domain = match &login {
+                Some(login) => {
+                    shared
+                        .domain_accounts
+                        .resolved(
+                            &login.principal,
+                            login.kerberos,
+                            config.group_names.as_ref(),
+                        )
+                        .await
+                }
+                None => None,
+            };
+            let domain_groups = domain.as_ref().map_or(&[][..], |d| d.groups.as_slice());
+            let verdict = match config.access.decide_for(
+                &method,
+                &path,
+                query.as_deref(),
+                principal,
+                domain_groups,
+            ) {
                 Decision::Allow => RuleVerdict::Allow,
                 Decision::Authenticate => RuleVerdict::Authenticate,
                 Decision::Deny { reason } => {
@@ -412,7 +432,10 @@ where
                         .filter(|g| groups.contains(g, &login.principal))
                         .map(str::to_owned)
                         .collect();
+                    who.groups
+                        .extend(domain_groups.iter().map(|g| g.label().to_owned()));
                     who.channel_bound = login.channel_bound;
+                    who.domain = domain.clone();
                     head.extensions.insert(who);
                     head.extensions.insert(login_details(login.source, &opened));
                     (

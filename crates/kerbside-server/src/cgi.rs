@@ -313,12 +313,14 @@ impl Shared {
         let deadline = Instant::now() + self.config.timeout;
         let program = &self.name;
         let user = match request.extensions().get::<Authenticated>() {
-            Some(Authenticated {
-                principal,
-                scheme,
-                kerberos,
-                ..
-            }) => {
+            Some(
+                who @ Authenticated {
+                    principal,
+                    scheme,
+                    kerberos,
+                    ..
+                },
+            ) => {
                 // The user map is for Kerberos principals; a name from the gate's users
                 // files is already a user name.
                 let map = if *kerberos {
@@ -326,8 +328,8 @@ impl Shared {
                 } else {
                     &UserMap::Full
                 };
-                match map.map(principal) {
-                    Some(user) => Some((user, scheme.name())),
+                match map.map_authenticated(who) {
+                    Some(user) => Some((user, scheme.name(), who.groups.join(","))),
                     None => {
                         tracing::warn!(%principal, program = %program, "the user map refuses this principal");
                         return answer(StatusCode::FORBIDDEN);
@@ -533,7 +535,7 @@ impl Shared {
         &self,
         parts: &http::request::Parts,
         path_info: Vec<u8>,
-        user: Option<(String, &'static str)>,
+        user: Option<(String, &'static str, String)>,
         content_length: Option<u64>,
     ) -> Vec<(OsString, OsString)> {
         let mut env: Vec<(OsString, OsString)> = Vec::new();
@@ -589,9 +591,10 @@ impl Shared {
         if tls {
             set("HTTPS", b"on");
         }
-        if let Some((user, scheme)) = user {
+        if let Some((user, scheme, groups)) = user {
             set("AUTH_TYPE", scheme.as_bytes());
             set("REMOTE_USER", user.as_bytes());
+            set("REMOTE_USER_GROUPS", groups.as_bytes());
         }
         if let Some(length) = content_length {
             set("CONTENT_LENGTH", length.to_string().as_bytes());

@@ -255,7 +255,7 @@ impl Endpoint {
         if let Some(map) = &self.user_map {
             // A name from the gate's users files is a user name already.
             let user = if who.kerberos {
-                map.map(principal)
+                map.map_authenticated(who)
             } else {
                 Some(principal.to_owned())
             };
@@ -263,13 +263,9 @@ impl Endpoint {
                 headers.insert(HeaderName::from_static(USER_HEADER), value);
             }
         }
-        if !self.groups.is_empty() {
-            let groups: Vec<&str> = self
-                .groups
-                .names()
-                .filter(|g| self.groups.contains(g, principal))
-                .collect();
-            if let Ok(value) = HeaderValue::from_str(&groups.join(",")) {
+        // The groups file's groups, then the Active Directory groups of the PAC.
+        if !self.groups.is_empty() || who.domain.is_some() {
+            if let Ok(value) = HeaderValue::from_str(&who.groups.join(",")) {
                 headers.insert(HeaderName::from_static(GROUPS_HEADER), value);
             }
         }

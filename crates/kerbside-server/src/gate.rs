@@ -190,6 +190,12 @@ pub struct GateConfig {
     /// the domain lets it delegate to, without the user delegating. Needs
     /// `delegation_dir`.
     pub s4u2proxy: Option<String>,
+    /// The header that carries the client's groups (comma-separated) to proxy mounts,
+    /// if any; removed from clients like the identity header.
+    pub groups_header: Option<HeaderName>,
+    /// Names for the Active Directory groups of a PAC; `None` keeps them as SIDs.
+    /// By default through winbind ([`GroupNames::winbind`](crate::ad_groups::GroupNames::winbind)).
+    pub group_names: Option<crate::ad_groups::GroupNames>,
 }
 
 impl GateConfig {
@@ -233,6 +239,8 @@ impl GateConfig {
             shutdown_delay: Duration::ZERO,
             delegation_dir: None,
             s4u2proxy: None,
+            groups_header: None,
+            group_names: Some(crate::ad_groups::GroupNames::winbind()),
         }
     }
 }
@@ -521,6 +529,7 @@ impl Gate {
                 .as_ref()
                 .map_or_else(|| "kerbside".to_owned(), |(_, realm)| realm.clone()),
             delegation: delegation.clone(),
+            group_names: config.group_names.clone(),
             shared_replay: match &config.replay_cache_redis {
                 Some(url) => {
                     let store = crate::redis_replay::RedisReplay::new(url, Some(metrics.clone()))
@@ -537,7 +546,8 @@ impl Gate {
             None => None,
         };
         let identity =
-            IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone());
+            IdentityHeaders::new(config.identity_header.clone(), config.scheme_header.clone())
+                .with_groups(config.groups_header.clone());
         let router = Router::new(
             config,
             identity,

@@ -28,12 +28,68 @@ pub struct Authenticated {
     /// The realm of a Kerberos principal (the part after the last unescaped `@`),
     /// `None` for a name from the gate's users files.
     pub realm: Option<String>,
-    /// The groups of the access rules' groups file that hold `principal`, sorted.
+    /// The groups of the access rules' groups file that hold `principal`, sorted, then
+    /// the Active Directory groups of [`domain`](Self::domain) by name (`ADEXAMPLE\developers`),
+    /// or by SID where the name could not be found.
     pub groups: Vec<String>,
     /// Whether the login was bound to this TLS channel (RFC 5929
     /// `tls-server-end-point`): the token carried bindings matching the server's
     /// certificate, so it cannot have been relayed through another TLS endpoint.
     pub channel_bound: bool,
+    /// The Active Directory account, from the PAC of the client's Kerberos ticket (checked
+    /// by GSSAPI); `None` for a ticket without one (an MIT KDC's) and for other schemes.
+    pub domain: Option<DomainAccount>,
+}
+
+/// An Active Directory account, as the PAC of its ticket describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DomainAccount {
+    /// The account's `sAMAccountName`, in the directory's case (`bob`).
+    pub account_name: String,
+    /// The NetBIOS name of its domain (`ADEXAMPLE`).
+    pub netbios_domain: String,
+    /// Its user principal name (`bob@ad.example.test`), when the PAC has one.
+    pub upn: Option<String>,
+    /// Its SID (`S-1-5-21-…-1104`).
+    pub sid: Option<String>,
+    /// The groups it is in, nested membership included, each once.
+    pub groups: Vec<DomainGroup>,
+}
+
+impl DomainAccount {
+    /// An account with no UPN, SID or groups.
+    pub fn new(account_name: impl Into<String>, netbios_domain: impl Into<String>) -> Self {
+        Self {
+            account_name: account_name.into(),
+            netbios_domain: netbios_domain.into(),
+            upn: None,
+            sid: None,
+            groups: Vec::new(),
+        }
+    }
+
+    /// `DOMAIN\account`, the down-level logon name (`ADEXAMPLE\bob`).
+    pub fn down_level_name(&self) -> String {
+        format!("{}\\{}", self.netbios_domain, self.account_name)
+    }
+}
+
+/// A group of an Active Directory account: its SID, and its name once the domain was
+/// asked (`None` if it could not be resolved in time or at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainGroup {
+    /// `S-1-5-21-…-1105`.
+    pub sid: String,
+    /// `ADEXAMPLE\developers`.
+    pub name: Option<String>,
+}
+
+impl DomainGroup {
+    /// The name if known, else the SID: what the groups header and variable carry.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.sid)
+    }
 }
 
 impl Authenticated {
@@ -49,6 +105,7 @@ impl Authenticated {
             realm,
             groups: Vec::new(),
             channel_bound: false,
+            domain: None,
         }
     }
 }

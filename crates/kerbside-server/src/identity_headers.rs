@@ -12,6 +12,7 @@
 //! - the identity header (default `X-Remote-User`),
 //! - its signature header (`<identity>-Signature`), whether or not the gate signs,
 //! - the scheme header, when one is configured (`--scheme-header`),
+//! - the groups header, when one is configured (`groups-header`),
 //! - and the spellings of `X-Forwarded-For`, `-Proto` and `-Host` other than the exact name
 //!   (the gate appends to or replaces the exact ones itself).
 //!
@@ -50,6 +51,7 @@ pub struct IdentityHeaders {
     identity: HeaderName,
     signature: Option<HeaderName>,
     scheme: Option<HeaderName>,
+    groups: Option<HeaderName>,
 }
 
 impl IdentityHeaders {
@@ -60,7 +62,19 @@ impl IdentityHeaders {
             identity,
             signature,
             scheme,
+            groups: None,
         }
+    }
+
+    /// The same headers, and `groups` for the client's groups (comma-separated).
+    pub fn with_groups(mut self, groups: Option<HeaderName>) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// The header that carries the client's groups, if one is configured.
+    pub fn groups(&self) -> Option<&HeaderName> {
+        self.groups.as_ref()
     }
 
     /// The header that carries the principal.
@@ -84,6 +98,7 @@ impl IdentityHeaders {
             Some(&self.identity),
             self.signature.as_ref(),
             self.scheme.as_ref(),
+            self.groups.as_ref(),
         ];
         own.into_iter()
             .flatten()

@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod access;
+mod ad_account;
+pub mod ad_groups;
 mod auth;
 mod body;
 mod builder;
@@ -74,7 +76,7 @@ pub use body::{BoxError, GateBody};
 pub use builder::{ConfigError, NegotiateLayerBuilder};
 pub use error::{ParseSettingError, SetupError};
 pub use hop_by_hop::strip_hop_by_hop;
-pub use identity::{Authenticated, LoginDetails, LoginVia};
+pub use identity::{Authenticated, DomainAccount, DomainGroup, LoginDetails, LoginVia};
 pub use per_connection::{ConnectionAuth, ConnectionSupply, PerConnection, TlsChannel};
 pub use proxy::{
     IdentitySigner, ProxyLimits, ReverseProxy, DEFAULT_IDENTITY_HEADER, DEFAULT_MAX_BODY,

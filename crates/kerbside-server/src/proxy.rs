@@ -235,9 +235,17 @@ impl ReverseProxy {
         self.identity.strip_client_spellings(headers);
         let authenticated = request.extensions().get::<Authenticated>().cloned();
         if let Some(Authenticated {
-            principal, scheme, ..
+            principal,
+            scheme,
+            groups,
+            ..
         }) = authenticated
         {
+            if let Some(name) = self.identity.groups() {
+                if let Ok(value) = HeaderValue::from_str(&groups.join(",")) {
+                    request.headers_mut().insert(name.clone(), value);
+                }
+            }
             if let Ok(value) = HeaderValue::from_str(&principal) {
                 request
                     .headers_mut()

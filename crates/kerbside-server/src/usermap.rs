@@ -1,11 +1,14 @@
 //! Turning a Kerberos principal into the local user name a CGI program sees as
 //! `REMOTE_USER`.
 //!
-//! Three ways, chosen with [`UserMap`]'s [`FromStr`] (the gate's `--user-map` flag):
+//! Five ways, chosen with [`UserMap`]'s [`FromStr`] (the gate's `--user-map` flag):
 //!
 //! - `full`: the principal as it is (`alice@EXAMPLE.TEST`);
 //! - `strip-realm` or `strip-realm:EXAMPLE.TEST,OTHER.TEST`: the principal without its
 //!   realm (`alice`), for any realm or only for the listed ones;
+//! - `down-level`: an Active Directory user's down-level logon name, `ADEXAMPLE\alice`
+//!   (the NetBIOS domain from the PAC's logon info), and `upn`: their user principal name
+//!   from the PAC (`alice@ad.example.test`); a client without a PAC is refused by both;
 //! - anything else is the path of a map file (see [`MapFile`]) naming each principal
 //!   that may come in, and the user it becomes.
 //!
@@ -38,6 +41,10 @@ pub enum UserMap {
     },
     /// Exactly the principals listed in a map file.
     File(MapFile),
+    /// `DOMAIN\account` of an Active Directory user (from the PAC).
+    DownLevel,
+    /// The user principal name of an Active Directory user (from the PAC).
+    Upn,
 }
 
 impl UserMap {
@@ -57,18 +64,46 @@ impl UserMap {
                 is_valid_user(user).then(|| user.to_owned())
             }
             UserMap::File(file) => file.get(principal).map(str::to_owned),
+            // Only an authenticated client's PAC gives these: see `map_authenticated`.
+            UserMap::DownLevel | UserMap::Upn => None,
         }
+    }
+
+    /// The user name for the client `who`: as [`map`](Self::map) for its principal, and
+    /// from its Active Directory account for `down-level` and `upn`.
+    ///
+    /// ```
+    /// use kerbside_proto::SchemeKind;
+    /// use kerbside_server::usermap::UserMap;
+    /// use kerbside_server::{Authenticated, DomainAccount};
+    ///
+    /// let mut who = Authenticated::new("bob@AD.EXAMPLE.TEST", SchemeKind::Negotiate, true);
+    /// assert_eq!(UserMap::DownLevel.map_authenticated(&who), None);
+    /// who.domain = Some(DomainAccount::new("bob", "ADEXAMPLE"));
+    /// assert_eq!(UserMap::DownLevel.map_authenticated(&who).as_deref(), Some("ADEXAMPLE\\bob"));
+    /// ```
+    pub fn map_authenticated(&self, who: &crate::Authenticated) -> Option<String> {
+        let from_domain = match self {
+            UserMap::DownLevel => who.domain.as_ref().map(|d| d.down_level_name()),
+            UserMap::Upn => who.domain.as_ref().and_then(|d| d.upn.clone()),
+            _ => return self.map(&who.principal),
+        };
+        from_domain.filter(|user| {
+            !user.is_empty() && !user.chars().any(|c| c.is_control() || c.is_whitespace())
+        })
     }
 }
 
 impl FromStr for UserMap {
     type Err = UserMapError;
 
-    /// `full`, `strip-realm`, `strip-realm:REALM1,REALM2`, or the path of a map file
-    /// (loaded now; write `./full` for a file named `full`).
+    /// `full`, `strip-realm`, `strip-realm:REALM1,REALM2`, `down-level`, `upn`, or the
+    /// path of a map file (loaded now; write `./full` for a file named `full`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "full" => Ok(UserMap::Full),
+            "down-level" => Ok(UserMap::DownLevel),
+            "upn" => Ok(UserMap::Upn),
             "strip-realm" => Ok(UserMap::StripRealm { realms: Vec::new() }),
             _ => match s.strip_prefix("strip-realm:") {
                 Some(list) => {
@@ -283,6 +318,39 @@ pub enum LineProblem {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn down_level_and_upn_come_from_the_pac_only() {
+        use crate::{Authenticated, DomainAccount};
+        use kerbside_proto::SchemeKind;
+        assert_eq!("down-level".parse::<UserMap>().unwrap(), UserMap::DownLevel);
+        assert_eq!("upn".parse::<UserMap>().unwrap(), UserMap::Upn);
+        let mut who = Authenticated::new("bob@AD.EXAMPLE.TEST", SchemeKind::Negotiate, true);
+        // No PAC (an MIT KDC's ticket): refused, not guessed.
+        assert_eq!(UserMap::DownLevel.map_authenticated(&who), None);
+        assert_eq!(UserMap::Upn.map_authenticated(&who), None);
+        assert_eq!(
+            UserMap::StripRealm { realms: Vec::new() }
+                .map_authenticated(&who)
+                .as_deref(),
+            Some("bob")
+        );
+        let mut account = DomainAccount::new("bob", "ADEXAMPLE");
+        account.upn = Some("bob@ad.example.test".to_owned());
+        who.domain = Some(account);
+        assert_eq!(
+            UserMap::DownLevel.map_authenticated(&who).as_deref(),
+            Some("ADEXAMPLE\\bob")
+        );
+        assert_eq!(
+            UserMap::Upn.map_authenticated(&who).as_deref(),
+            Some("bob@ad.example.test")
+        );
+        assert_eq!(
+            UserMap::Full.map_authenticated(&who).as_deref(),
+            Some("bob@AD.EXAMPLE.TEST")
+        );
+    }
 
     #[test]
     fn parses_comments_blank_lines_and_spacing() {

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::is_principal;
+use crate::identity::DomainGroup;
 
 /// A groups file: named lists of principals that [`AccessRule::groups`](super::AccessRule::groups) refers to.
 ///
@@ -133,6 +134,37 @@ impl Groups {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
+}
+
+/// Whether a rule's `groups` entry names an Active Directory group of the client's PAC
+/// rather than a group of the groups file: `DOMAIN\name` (`ADEXAMPLE\developers`) or a
+/// SID (`S-1-5-21-…-1105`). Such an entry needs no groups file.
+pub fn is_domain_group(entry: &str) -> bool {
+    is_sid(entry)
+        || entry
+            .split_once('\\')
+            .is_some_and(|(domain, name)| !domain.is_empty() && !name.is_empty())
+}
+
+/// `S-1-` followed by decimal numbers separated by `-`.
+fn is_sid(entry: &str) -> bool {
+    entry.strip_prefix("S-1-").is_some_and(|rest| {
+        rest.split('-').all(|part| {
+            !part.is_empty() && part.len() <= 10 && part.bytes().all(|b| b.is_ascii_digit())
+        })
+    })
+}
+
+/// Whether the rule entry `entry` names the domain group `group`: a SID exactly, a
+/// `DOMAIN\name` without regard to case (as AD compares names).
+pub fn names_domain_group(entry: &str, group: &DomainGroup) -> bool {
+    if is_sid(entry) {
+        return entry == group.sid;
+    }
+    group
+        .name
+        .as_deref()
+        .is_some_and(|name| name.to_lowercase() == entry.to_lowercase())
 }
 
 impl fmt::Display for Groups {

@@ -135,6 +135,79 @@ fn user_not_in_group_is_denied_with_a_reason() {
 }
 
 #[test]
+fn ad_groups_from_the_pac_need_no_groups_file() {
+    let rules = rules(
+        r#"
+        [[access]]
+        path = "/dev"
+        groups = ["ADEXAMPLE\\developers"]
+
+        [[access]]
+        path = "/admins"
+        groups = ["S-1-5-21-1-2-3-512"]
+        "#,
+        "",
+    );
+    let group = |sid: &str, name: Option<&str>| DomainGroup {
+        sid: sid.to_owned(),
+        name: name.map(str::to_owned),
+    };
+    let carol = [
+        group("S-1-5-21-1-2-3-1106", Some("adexample\\DEVELOPERS")),
+        group("S-1-5-21-1-2-3-512", None),
+    ];
+    let who = Some("carol@AD.EXAMPLE.TEST");
+    let (get, path) = (method("GET"), "/dev/x");
+    // A name matches without regard to case, as AD compares names.
+    assert_eq!(
+        rules.decide_for(&get, path, None, who, &carol),
+        Decision::Allow
+    );
+    // A SID matches whether or not it has a name.
+    assert_eq!(
+        rules.decide_for(&get, "/admins", None, who, &carol),
+        Decision::Allow
+    );
+    // A group without a name does not match a rule that names it.
+    let unnamed = [group("S-1-5-21-1-2-3-1106", None)];
+    assert!(matches!(
+        rules.decide_for(&get, path, None, who, &unnamed),
+        Decision::Deny { .. }
+    ));
+    // Nor does anyone without groups, or an anonymous client.
+    assert!(matches!(
+        rules.decide(&get, path, None, who),
+        Decision::Deny { .. }
+    ));
+    assert_eq!(
+        rules.decide_for(&get, path, None, None, &carol),
+        Decision::Authenticate
+    );
+    // A plain name is still a group of the groups file, and must be in it.
+    assert!(matches!(
+        rules_from("[[access]]\npath = \"/\"\ngroups = [\"developers\"]\n", ""),
+        Err(AccessError::UnknownGroup { .. })
+    ));
+    for entry in [
+        "ADEXAMPLE\\developers",
+        "S-1-5-21-1-2-3-512",
+        "S-1-5-32-544",
+    ] {
+        assert!(is_domain_group(entry), "{entry}");
+    }
+    for entry in [
+        "developers",
+        "\\developers",
+        "ADEXAMPLE\\",
+        "S-1-5-x",
+        "S-1-",
+        "s-1-5-32-544",
+    ] {
+        assert!(!is_domain_group(entry), "{entry}");
+    }
+}
+
+#[test]
 fn realm_allows_any_principal_of_that_realm_only() {
     let rules = rules(
         r#"

@@ -124,6 +124,9 @@ pub struct NegotiateConfig {
     /// Where credentials clients delegate are kept for CGI programs; `None` (the
     /// default) keeps none.
     pub delegation: Option<Arc<crate::delegation::DelegationStore>>,
+    /// Names for the Active Directory groups of a PAC (through winbind); `None` keeps
+    /// them as SIDs.
+    pub group_names: Option<crate::ad_groups::GroupNames>,
     /// A replay cache shared with the other gates behind one balancer (e.g.
     /// [`RedisReplay`](crate::redis_replay::RedisReplay)), asked after this gate's
     /// memory cache; `None` (the default): this gate's caches only.
@@ -189,6 +192,7 @@ impl NegotiateConfig {
             basic_users: None,
             basic_realm: "kerbside".to_owned(),
             delegation: None,
+            group_names: None,
             shared_replay: None,
         }
     }

@@ -146,9 +146,15 @@ async fn negotiate(
             token,
             channel_bound,
             lifetime: remaining,
+            pac,
             ..
         })) => {
             lifetime = remaining;
+            // An AD user is named from the PAC (its account), before anything logs or
+            // remembers the login.
+            let principal = shared
+                .domain_accounts
+                .login(principal, pac.as_deref(), remaining);
             KerberosOutcome::Done(Verified {
                 principal,
                 channel_bound,

@@ -125,7 +125,15 @@ pub(super) async fn basic(
         );
     }
     match result {
-        Ok(Ok(AcceptStep::Done { principal, .. })) => {
+        Ok(Ok(AcceptStep::Done {
+            principal,
+            pac,
+            lifetime,
+            ..
+        })) => {
+            let principal = shared
+                .domain_accounts
+                .login(principal, pac.as_deref(), lifetime);
             tracing::info!(%principal, path = %request.uri.path(), "authenticated with Basic (checked against the KDC and the keytab)");
             check.handle(BasicCheck::Verified(principal))
         }

@@ -36,6 +36,8 @@ rules:
   user-map = \"strip-realm\"
   scheme-header = \"X-Remote-Auth-Type\" # Negotiate | NTLM | Digest | Basic, to proxy mounts
   groups = \"/etc/kerbside/groups\"  # lines `developers: alice@EXAMPLE.COM, bob@EXAMPLE.COM`
+  groups-header = \"X-Remote-Groups\" # the client's groups, comma-separated, to proxy mounts
+  ad-group-names = \"winbind\"       # AD groups of a PAC named through winbind (default) | \"sid\"
   metrics = \"127.0.0.1:9100\"
   max-handshakes = 64              # tokens accepted at once; more wait
   header-timeout = 30              # seconds to send request headers (slowloris)
@@ -75,7 +77,7 @@ rules:
   [[access]]
   path = \"/hg\"
   operation = \"push\"
-  groups = [\"developers\"]
+  groups = [\"developers\"]       # or AD groups: [\"ADEXAMPLE\\\\developers\", \"S-1-5-21-...\"]
 
 Without [[access]] rules every authenticated principal is let in. Logging: RUST_LOG \
 (default info), --log-format json for one JSON object per line.")]
@@ -206,7 +208,8 @@ pub struct GateArgs {
     pub session_key: Option<PathBuf>,
 
     /// How principals become REMOTE_USER for CGI programs: `full`, `strip-realm`,
-    /// `strip-realm:REALM,...`, or a map file of `alice@EXAMPLE.TEST = alice` lines.
+    /// `strip-realm:REALM,...`, `down-level` (an AD user's `DOMAIN\\user`), `upn` (an
+    /// AD user's UPN), or a map file of `alice@EXAMPLE.TEST = alice` lines.
     #[arg(long, value_name = "MAP")]
     pub user_map: Option<String>,
 
@@ -424,6 +427,8 @@ pub(super) struct GateFile {
     previous_session_keys: Vec<PathBuf>,
     user_map: Option<String>,
     groups: Option<PathBuf>,
+    groups_header: Option<String>,
+    ad_group_names: Option<String>,
     metrics: Option<SocketAddr>,
     channel_binding: Option<String>,
     max_handshakes: Option<usize>,
@@ -484,7 +489,7 @@ fn parse_upstream(upstream: &str) -> Result<Uri, String> {
 
 /// Resolves command line and file into the gate's configuration.
 fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => load_file(path)?,
         None => GateFile::default(),
     };
@@ -574,6 +579,36 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
         }
         None => None,
     };
+    let groups_header = match file.groups_header.take() {
+        Some(name) => {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("groups header {name:?} is not a valid header name"))?;
+            let same_as = |other: &str| {
+                kerbside_server::identity_headers::same_variable(header.as_str(), other)
+            };
+            if same_as(identity_header.as_str())
+                || same_as(&format!("{identity_header}-signature"))
+                || scheme_header.as_ref().is_some_and(|s| same_as(s.as_str()))
+            {
+                return Err(format!(
+                    "the groups header {name:?} would be read as the identity or scheme header: \
+                     choose another name"
+                ));
+            }
+            Some(header)
+        }
+        None => None,
+    };
+    let group_names = match file.ad_group_names.as_deref() {
+        None | Some("winbind") => Some(kerbside_server::ad_groups::GroupNames::winbind()),
+        Some("sid") => None,
+        Some(other) => {
+            return Err(format!(
+                "ad-group-names = {other:?}: give \"winbind\" (name AD groups through winbind) \
+                 or \"sid\" (keep them as SIDs)"
+            ))
+        }
+    };
     let tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -655,6 +690,8 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     config.mounts = mounts;
     config.identity_header = identity_header;
     config.scheme_header = scheme_header;
+    config.groups_header = groups_header;
+    config.group_names = group_names;
     config.identity_key = args.identity_key.or(file.identity_key);
     config.mode = mode;
     config.session_key = args.session_key.or(file.session_key);
