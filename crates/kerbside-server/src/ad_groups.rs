@@ -70,6 +70,9 @@ struct Inner {
     refreshing: Mutex<HashSet<String>>,
     /// Domain names by domain SID (`S-1-5-21-…` → `ADEXAMPLE`, `S-1-5-32` → `BUILTIN`).
     domains: Mutex<HashMap<String, String>>,
+    /// Whether winbind being unavailable was logged as a warning already (later times
+    /// are logged at debug level, so a gate without winbind does not fill its log).
+    warned: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -102,6 +105,7 @@ impl GroupNames {
                 cache: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
                 domains: Mutex::new(HashMap::new()),
+                warned: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -213,12 +217,18 @@ impl Inner {
                     tracing::debug!(sid = %batch[0], "winbind has no name for it: {problem}");
                 }
                 Err(Failure::Unavailable(problem)) => {
-                    tracing::warn!(
-                        sids = sids.len(),
-                        "cannot name the PAC's groups through winbind ({problem}); they are \
-                         kept as SIDs. Is the gate's host joined to the domain and winbindd \
-                         running (wbinfo --ping-dc)?"
-                    );
+                    let first = !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed);
+                    if first {
+                        tracing::warn!(
+                            sids = sids.len(),
+                            "cannot name the PAC's groups through winbind ({problem}); they \
+                             are kept as SIDs. Is the gate's host joined to the domain and \
+                             winbindd running (wbinfo --ping-dc)? Set ad-group-names = \"sid\" \
+                             to stop asking"
+                        );
+                    } else {
+                        tracing::debug!(sids = sids.len(), "winbind unavailable: {problem}");
+                    }
                     break;
                 }
             }
