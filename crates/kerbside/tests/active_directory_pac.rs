@@ -25,6 +25,9 @@ use common::firefox::make_profile;
 use common::{clean_env, text, GateProcess, RecordingUpstream};
 use kerbside_testkit::{require_tool, ServiceKeys, TestCa, TestCert, TestDomain};
 
+/// How many groups the user `many` is in.
+const MANY_GROUPS: usize = 1200;
+
 /// The domain, with the accounts, groups and keytab every test here uses.
 ///
 /// `carol` is in `frontend`, which is in `developers` (so carol is in `developers` only
@@ -58,6 +61,10 @@ fn ad() -> &'static Ad {
             .samba_tool(&["group", "add", "dl-readers", "--group-scope=Domain"])
             .unwrap();
         domain.add_group_member("dl-readers", "carol").unwrap();
+        domain.add_user("many", "many-password").unwrap();
+        domain
+            .add_user_to_new_groups("many", "many", MANY_GROUPS)
+            .unwrap();
         let shown = domain
             .samba_tool(&["group", "show", "developers", "--attributes=objectSid"])
             .unwrap();
@@ -67,7 +74,11 @@ fn ad() -> &'static Ad {
             .unwrap_or_else(|| panic!("no objectSid in {shown}"))
             .trim()
             .to_owned();
-        for (user, password) in [("alice", "alice-password"), ("carol", "carol-password")] {
+        for (user, password) in [
+            ("alice", "alice-password"),
+            ("carol", "carol-password"),
+            ("many", "many-password"),
+        ] {
             domain
                 .kinit(user, password, &domain.user_ccache(user))
                 .unwrap();
@@ -422,6 +433,44 @@ groups = ["adexample\\DEVELOPERS"]
         gate.log()
     );
     assert_eq!(status("alice", "/cgi/x"), "403", "{}", gate.log());
+}
+
+#[test]
+fn a_user_in_1200_groups_gets_them_named_once() {
+    let ad = ad();
+    let (ca, cert) = tls();
+    let upstream = HeadersUpstream::start();
+    let gate = gate_with_config(
+        ad,
+        &format!(
+            "{}groups-header = \"X-Remote-Groups\"\nupstream = \"{}\"\n",
+            tls_config(&cert),
+            upstream.url()
+        ),
+    );
+    let mut named_after = Vec::new();
+    for round in ["first", "second"] {
+        let started = Instant::now();
+        let head = body_of(curl_as(ad, "many", &ca).arg(gate.url("/many")), &gate);
+        let took = started.elapsed();
+        let groups = header(&head, "x-remote-groups");
+        assert_eq!(groups.len(), 1, "{}", gate.log());
+        let list: Vec<&str> = groups[0].split(',').collect();
+        assert!(list.len() > MANY_GROUPS, "{} groups", list.len());
+        let named = list
+            .iter()
+            .filter(|g| g.starts_with("ADEXAMPLE\\many-"))
+            .count();
+        eprintln!(
+            "{round} request of a user in {MANY_GROUPS} groups: {took:?}, {named} of them \
+             named, groups header of {} bytes",
+            groups[0].len()
+        );
+        named_after.push(named);
+    }
+    // What the first login named is kept: the second asks winbind nothing new.
+    assert!(named_after[1] >= named_after[0], "{named_after:?}");
+    assert!(named_after[1] > 0, "no group was named: {}", gate.log());
 }
 
 #[test]
