@@ -208,7 +208,7 @@ pub struct GateArgs {
     pub session_key: Option<PathBuf>,
 
     /// How principals become REMOTE_USER for CGI programs: `full`, `strip-realm`,
-    /// `strip-realm:REALM,...`, `down-level` (an AD user's `DOMAIN\\user`), `upn` (an
+    /// `strip-realm:REALM,...`, `down-level` (an AD user's `DOMAIN\user`), `upn` (an
     /// AD user's UPN), or a map file of `alice@EXAMPLE.TEST = alice` lines.
     #[arg(long, value_name = "MAP")]
     pub user_map: Option<String>,
