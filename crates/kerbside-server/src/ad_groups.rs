@@ -20,9 +20,12 @@
 //! [`GroupNames::DEFAULT_TTL`], SIDs that did not resolve for a shorter time). A SID whose
 //! answer has aged out is still answered from the cache at once, and looked up again in
 //! the background; only SIDs never seen before make a request wait, and then for at most
-//! the deadline ([`GroupNames::DEFAULT_DEADLINE`] for all of them together). A SID that
-//! does not resolve in time, or at all, is kept as its SID string: a rule naming the SID
-//! still matches, a rule naming the group does not.
+//! the deadline ([`GroupNames::DEFAULT_DEADLINE`] for all of them together). A lookup the
+//! request stopped waiting for goes on in the background (up to
+//! [`GroupNames::LOOKUP_DEADLINE`]) and fills the cache for the next request; a SID being
+//! looked up is not asked for twice. A SID that does not resolve in time, or at all, is
+//! kept as its SID string: a rule naming the SID still matches, a rule naming the group
+//! does not.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -66,8 +69,8 @@ struct Inner {
     negative_ttl: Duration,
     deadline: Duration,
     cache: Mutex<HashMap<String, Entry>>,
-    /// SIDs being looked up again in the background.
-    refreshing: Mutex<HashSet<String>>,
+    /// SIDs being looked up (for a request, or again in the background).
+    in_flight: Mutex<HashSet<String>>,
     /// Domain names by domain SID (`S-1-5-21-…` → `ADEXAMPLE`, `S-1-5-32` → `BUILTIN`).
     domains: Mutex<HashMap<String, String>>,
     /// Whether winbind being unavailable was logged as a warning already (later times
@@ -88,6 +91,8 @@ impl GroupNames {
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
     /// How long a SID that did not resolve stays unresolved before it is tried again.
     pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+    /// How long one lookup may take in all, requests having stopped waiting for it.
+    pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
 
     /// Lookups with `wbinfo` from the `PATH`, with the default time to live and deadline.
     pub fn winbind() -> Self {
@@ -103,7 +108,7 @@ impl GroupNames {
                 negative_ttl: Self::NEGATIVE_TTL.min(ttl),
                 deadline,
                 cache: Mutex::new(HashMap::new()),
-                refreshing: Mutex::new(HashSet::new()),
+                in_flight: Mutex::new(HashSet::new()),
                 domains: Mutex::new(HashMap::new()),
                 warned: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -132,14 +137,12 @@ impl GroupNames {
             }
         }
         if !stale.is_empty() {
-            self.refresh_in_background(stale);
+            // Answered from the cache now; the new answer is for the next request.
+            drop(self.start_lookup(stale));
         }
-        if !missing.is_empty() {
-            let found = self.inner.lookup(&missing).await;
-            self.inner.remember(&missing, &found);
-            for sid in missing {
-                let name = found.get(&sid).cloned();
-                known.insert(sid, name);
+        if let Some(lookup) = self.start_lookup(missing) {
+            if let Ok(Ok(found)) = tokio::time::timeout(self.inner.deadline, lookup).await {
+                known.extend(found.into_iter().map(|(sid, name)| (sid, Some(name))));
             }
         }
         sids.iter()
@@ -150,30 +153,31 @@ impl GroupNames {
             .collect()
     }
 
-    fn refresh_in_background(&self, stale: Vec<String>) {
+    /// Starts a lookup of those of `sids` not being looked up already, as a task of its own
+    /// that fills the cache when it ends (also if no one waits for it any more).
+    fn start_lookup(
+        &self,
+        sids: Vec<String>,
+    ) -> Option<tokio::task::JoinHandle<HashMap<String, String>>> {
         let todo: Vec<String> = {
-            let mut refreshing = lock(&self.inner.refreshing);
-            stale
-                .into_iter()
-                .filter(|sid| refreshing.insert(sid.clone()))
+            let mut in_flight = lock(&self.inner.in_flight);
+            sids.into_iter()
+                .filter(|sid| in_flight.insert(sid.clone()))
                 .collect()
         };
         if todo.is_empty() {
-            return;
+            return None;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            lock(&self.inner.refreshing).clear();
-            return;
-        };
         let inner = self.inner.clone();
-        runtime.spawn(async move {
+        Some(tokio::spawn(async move {
             let found = inner.lookup(&todo).await;
             inner.remember(&todo, &found);
-            let mut refreshing = lock(&inner.refreshing);
+            let mut in_flight = lock(&inner.in_flight);
             for sid in &todo {
-                refreshing.remove(sid);
+                in_flight.remove(sid);
             }
-        });
+            found
+        }))
     }
 }
 
@@ -190,11 +194,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Asks winbind for `sids`, in batches, within the deadline for all of them; what was
-    /// not answered in time is left out.
+    /// Asks winbind for `sids`, in batches, within [`GroupNames::LOOKUP_DEADLINE`] for all
+    /// of them; what was not answered in time is left out.
     async fn lookup(&self, sids: &[String]) -> HashMap<String, String> {
         let started = Instant::now();
-        let deadline = started + self.deadline;
+        let deadline = started + GroupNames::LOOKUP_DEADLINE.max(self.deadline);
         let mut found = HashMap::new();
         // Only the NT authority's SIDs (domains, BUILTIN, well-known groups) are names.
         let askable: Vec<String> = sids
@@ -308,7 +312,7 @@ impl Inner {
             .map_err(|e| format!("cannot run {}: {e}", self.wbinfo.display()))?;
         tokio::time::timeout_at(deadline.into(), child.wait_with_output())
             .await
-            .map_err(|_| format!("no answer within {:?}", self.deadline))?
+            .map_err(|_| format!("no answer within {:?}", GroupNames::LOOKUP_DEADLINE))?
             .map_err(|e| format!("{} failed: {e}", self.wbinfo.display()))
     }
 
@@ -516,6 +520,33 @@ esac"#,
             1,
             "an unresolved SID is not asked again at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_is_kept_for_the_next_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let wbinfo = fake_wbinfo(
+            dir.path(),
+            "sleep 1; echo 'S-1-5-21-1-2-3-1105 -> ADEXAMPLE\\developers 2'",
+        );
+        let names =
+            GroupNames::with_program(wbinfo, Duration::from_secs(600), Duration::from_millis(50));
+        let sids = vec!["S-1-5-21-1-2-3-1105".to_owned()];
+        // The request stops waiting at its deadline...
+        assert_eq!(names.resolve(&sids).await[0].name, None);
+        // ...and the lookup goes on: a later request finds the name, with no new call.
+        let waited = Instant::now();
+        loop {
+            if names.resolve(&sids).await[0].name.as_deref() == Some("ADEXAMPLE\\developers") {
+                break;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "the answer never came"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(calls(dir.path()), 1);
     }
 
     #[tokio::test]
