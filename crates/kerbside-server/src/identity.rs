@@ -12,9 +12,10 @@ use kerbside_proto::SchemeKind;
 #[non_exhaustive]
 pub struct Authenticated {
     /// The client's name: a Kerberos principal as the KDC names it (`alice@EXAMPLE.TEST`,
-    /// also for Basic checked against the KDC), or a user as the gate's users file spells
-    /// it (NTLM, Digest, Basic with an htpasswd file), whatever case or domain the client
-    /// typed.
+    /// also for Basic checked against the KDC; for an Active Directory user, the account's
+    /// `sAMAccountName@REALM` from the PAC, whatever form or case was typed at kinit), or a
+    /// user as the gate's users file spells it (NTLM, Digest, Basic with an htpasswd file),
+    /// whatever case or domain the client typed.
     pub principal: String,
     /// The HTTP authentication scheme the client used: `Negotiate` (Kerberos, or NTLM
     /// inside SPNEGO), `NTLM`, `Digest` or `Basic`; `SchemeKind::name` gives the name CGI's

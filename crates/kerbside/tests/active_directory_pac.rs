@@ -325,6 +325,10 @@ upstream = "{upstream}"
 path = "/cgi"
 cgi = {program:?}
 
+[[mount]]
+path = "/kerbside-auth"
+forward-auth = true
+
 [[access]]
 path = "/"
 authenticated = true
@@ -433,6 +437,30 @@ groups = ["adexample\\DEVELOPERS"]
         gate.log()
     );
     assert_eq!(status("alice", "/cgi/x"), "403", "{}", gate.log());
+
+    // A front proxy asking forward-auth about /dev gets carol's groups in its answer.
+    let out = curl_as(ad, "carol", &ca)
+        .args(["-D", "-", "-o", "/dev/null"])
+        .args([
+            "-H",
+            "X-Original-URI: /dev/x",
+            "-H",
+            "X-Original-Method: GET",
+        ])
+        .arg(gate.url("/kerbside-auth"))
+        .output()
+        .unwrap();
+    let (answer, err) = text(&out);
+    assert!(out.status.success(), "curl: {err}");
+    assert!(answer.contains(" 200"), "{answer}\n{}", gate.log());
+    let groups = header(answer.trim_end_matches('\r'), "x-kerbside-groups");
+    assert!(
+        groups.iter().any(|g| g
+            .trim_end()
+            .split(',')
+            .any(|g| g == "ADEXAMPLE\\developers")),
+        "{answer}"
+    );
 }
 
 #[test]
