@@ -98,6 +98,13 @@ pub fn ntlm_users(data: &[u8]) {
     crate::scheme::ntlm::users::fuzz_check(data);
 }
 
+/// Feeds `data` as lines of an `ntlm_auth` ntlm-server-1 answer to the reader, and checks
+/// that a request made for any name keeps its lines; see
+/// [`scheme::ntlm::helper`](crate::scheme::ntlm::helper).
+pub fn ntlm_helper(data: &[u8]) {
+    crate::scheme::ntlm::helper::fuzz_check(data);
+}
+
 /// Feeds `data` to the Digest client and server as challenges, credentials and
 /// `Authentication-Info`; see [`scheme::digest`](crate::scheme::digest).
 pub fn digest(data: &[u8]) {
@@ -194,6 +201,7 @@ mod tests {
             ("ntlm", super::ntlm),
             ("spnego", super::spnego),
             ("ntlm_users", super::ntlm_users),
+            ("ntlm_helper", super::ntlm_helper),
             ("digest", super::digest),
             ("htdigest", super::htdigest),
             ("htpasswd", super::htpasswd),

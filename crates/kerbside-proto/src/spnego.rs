@@ -27,7 +27,8 @@ use crate::mechanism::{Mechanism, Step};
 use crate::scheme::ntlm::client::{self, ClientInputs, ExpectChallenge, NtlmCredentials};
 use crate::scheme::ntlm::crypto::SessionSecurity;
 use crate::scheme::ntlm::server::{
-    ExpectAuthenticate, ExpectNegotiate, NtlmAuthenticated, ServerInputs, VerifyInputs,
+    CheckInputs, ExpectAuthenticate, ExpectNegotiate, ExpectSessionKey, NtlmAuthenticated,
+    ServerInputs, VerifyInputs,
 };
 use crate::scheme::ntlm::NtlmError;
 
@@ -571,31 +572,91 @@ impl SpnegoExpectAuthenticate {
         token: &[u8],
         verify: VerifyInputs<'_>,
     ) -> Result<(Vec<u8>, NtlmAuthenticated), SpnegoError> {
-        let resp = NegTokenResp::parse(token)?;
-        if resp.neg_state == Some(NegState::Reject) {
-            return Err(SpnegoError::Rejected);
-        }
-        let authenticate = resp.response_token.ok_or(SpnegoError::NoResponseToken)?;
+        let (authenticate, client_mic) = read_response(token)?;
         let who = self.ntlm.handle_authenticate(&authenticate, verify)?;
-        let mech_list_mic = match &resp.mech_list_mic {
-            Some(mic) => {
-                let mut security = who.session_security()?;
-                security
-                    .verify_mic(&self.mech_types_der, mic)
-                    .map_err(|_| SpnegoError::MechListMicMismatch)?;
-                Some(security.get_mic(&self.mech_types_der).to_vec())
-            }
-            None if who.mic_present => return Err(SpnegoError::MechListMicMissing),
-            None => None,
-        };
-        let reply = NegTokenResp {
-            neg_state: Some(NegState::AcceptCompleted),
-            supported_mech: None,
-            response_token: None,
-            mech_list_mic,
-        };
-        Ok((reply.encode(), who))
+        finish(who, &self.mech_types_der, client_mic.as_deref())
     }
+
+    /// [`handle_response`](Self::handle_response) when someone else holds the user's key
+    /// (see [`ExpectAuthenticate::handle_authenticate_remote`]): the AUTHENTICATE whose
+    /// NTLMv2 response the verifier checks, then
+    /// [`SpnegoExpectSessionKey::handle_session_key`] with its verdict.
+    pub fn handle_response_remote(
+        self,
+        token: &[u8],
+    ) -> Result<SpnegoExpectSessionKey, SpnegoError> {
+        let (authenticate, client_mic) = read_response(token)?;
+        Ok(SpnegoExpectSessionKey {
+            ntlm: self.ntlm.handle_authenticate_remote(&authenticate)?,
+            mech_types_der: self.mech_types_der,
+            client_mic,
+        })
+    }
+}
+
+/// NTLM inside SPNEGO waiting for the session base key from whoever checks the NTLMv2
+/// response (a domain controller).
+#[derive(Debug, Clone)]
+pub struct SpnegoExpectSessionKey {
+    ntlm: ExpectSessionKey,
+    mech_types_der: Vec<u8>,
+    client_mic: Option<Vec<u8>>,
+}
+
+impl SpnegoExpectSessionKey {
+    /// The AUTHENTICATE waiting for its verdict: user, domain, challenge and response.
+    pub fn ntlm(&self) -> &ExpectSessionKey {
+        &self.ntlm
+    }
+
+    /// Finishes with the verifier's session base key (see
+    /// [`ExpectSessionKey::handle_session_key`]) and checks the mechListMIC: the final
+    /// NegTokenResp and who the client is.
+    pub fn handle_session_key(
+        self,
+        session_base_key: [u8; 16],
+        check: CheckInputs<'_>,
+    ) -> Result<(Vec<u8>, NtlmAuthenticated), SpnegoError> {
+        let who = self.ntlm.handle_session_key(session_base_key, check)?;
+        finish(who, &self.mech_types_der, self.client_mic.as_deref())
+    }
+}
+
+/// The AUTHENTICATE and the mechListMIC of a client's NegTokenResp.
+fn read_response(token: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), SpnegoError> {
+    let resp = NegTokenResp::parse(token)?;
+    if resp.neg_state == Some(NegState::Reject) {
+        return Err(SpnegoError::Rejected);
+    }
+    let authenticate = resp.response_token.ok_or(SpnegoError::NoResponseToken)?;
+    Ok((authenticate, resp.mech_list_mic))
+}
+
+/// Checks the client's mechListMIC with the exchange's session key and makes the final
+/// NegTokenResp.
+fn finish(
+    who: NtlmAuthenticated,
+    mech_types_der: &[u8],
+    client_mic: Option<&[u8]>,
+) -> Result<(Vec<u8>, NtlmAuthenticated), SpnegoError> {
+    let mech_list_mic = match client_mic {
+        Some(mic) => {
+            let mut security = who.session_security()?;
+            security
+                .verify_mic(mech_types_der, mic)
+                .map_err(|_| SpnegoError::MechListMicMismatch)?;
+            Some(security.get_mic(mech_types_der).to_vec())
+        }
+        None if who.mic_present => return Err(SpnegoError::MechListMicMissing),
+        None => None,
+    };
+    let reply = NegTokenResp {
+        neg_state: Some(NegState::AcceptCompleted),
+        supported_mech: None,
+        response_token: None,
+        mech_list_mic,
+    };
+    Ok((reply.encode(), who))
 }
 
 const TAG_APPLICATION_0: u8 = 0x60;

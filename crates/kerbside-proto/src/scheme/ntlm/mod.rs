@@ -9,6 +9,8 @@
 //! - [`server`]: [`server::ExpectNegotiate`] → [`server::ExpectAuthenticate`] →
 //!   [`server::NtlmAuthenticated`].
 //! - [`users`]: the gate's NTLM users file (`DOMAIN\user:NTHASH`).
+//! - [`helper`]: Samba's `ntlm_auth` ntlm-server-1 protocol, for a domain controller to check
+//!   the NTLMv2 response ([`server::ExpectSessionKey`]).
 //!
 //! Time (FILETIME), client and server challenges and the random session key are arguments:
 //! nothing here reads a clock or a random number generator. LM and NTLMv1 responses are never
@@ -52,6 +54,7 @@
 
 pub mod client;
 pub mod crypto;
+pub mod helper;
 pub mod message;
 pub mod server;
 pub mod users;

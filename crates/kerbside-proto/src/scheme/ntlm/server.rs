@@ -179,6 +179,43 @@ impl ExpectAuthenticate {
         authenticate: &[u8],
         verify: VerifyInputs<'_>,
     ) -> Result<NtlmAuthenticated, NtlmError> {
+        let pending = self.handle_authenticate_remote(authenticate)?;
+        let nt_hash = (verify.lookup)(&pending.msg.user, &pending.msg.domain).ok_or_else(|| {
+            NtlmError::UnknownUser {
+                user: pending.msg.user.clone(),
+                domain: pending.msg.domain.clone(),
+            }
+        })?;
+        let response_key = crypto::ntowfv2(&nt_hash, &pending.msg.user, &pending.msg.domain);
+        let (proof, blob) = pending.proof_and_blob();
+        let expected = crypto::nt_proof_str(&response_key, &pending.server_challenge, blob);
+        if !crypto::ct_eq(&expected, proof) {
+            return Err(NtlmError::WrongResponse {
+                user: pending.msg.user,
+                domain: pending.msg.domain,
+            });
+        }
+        let session_base_key = crypto::session_base_key(&response_key, &expected);
+        pending.handle_session_key(
+            session_base_key,
+            CheckInputs {
+                now: verify.now,
+                max_skew_secs: verify.max_skew_secs,
+                channel_bindings: verify.channel_bindings,
+                expected_channel_bindings: verify.expected_channel_bindings,
+            },
+        )
+    }
+
+    /// The first half of verifying an AUTHENTICATE when someone else holds the user's key
+    /// (a domain controller, asked through winbindd): parses the message and refuses what
+    /// is refused whoever checks the response (anonymous logons, NTLMv1, OEM strings), and
+    /// returns the NTLMv2 response for the verifier to check. Its verdict, the session base
+    /// key, goes to [`ExpectSessionKey::handle_session_key`].
+    pub fn handle_authenticate_remote(
+        self,
+        authenticate: &[u8],
+    ) -> Result<ExpectSessionKey, NtlmError> {
         let msg = AuthenticateMessage::parse(authenticate).map_err(|e| match e {
             MessageError::OemOnly => NtlmError::ClientOffersOnlyOem,
             e => NtlmError::MalformedAuthenticate(e),
@@ -192,41 +229,122 @@ impl ExpectAuthenticate {
         if msg.nt_response.len() == 24 {
             return Err(NtlmError::NtlmV1Response);
         }
-        let (proof, blob) = match msg.nt_response.split_at_checked(16) {
-            Some((proof, blob)) => (proof, blob),
-            None => {
-                return Err(NtlmError::MalformedAuthenticate(
-                    MessageError::BadClientChallenge("the NT response is too short"),
-                ))
-            }
+        let Some((_, blob)) = msg.nt_response.split_at_checked(16) else {
+            return Err(NtlmError::MalformedAuthenticate(
+                MessageError::BadClientChallenge("the NT response is too short"),
+            ));
         };
         let parsed_blob =
             ClientChallengeBlob::parse(blob).map_err(NtlmError::MalformedAuthenticate)?;
+        Ok(ExpectSessionKey {
+            authenticate: authenticate.to_vec(),
+            msg,
+            blob: parsed_blob,
+            negotiate: self.negotiate,
+            challenge: self.challenge,
+            server_challenge: self.server_challenge,
+            flags: self.flags,
+        })
+    }
+}
 
-        let nt_hash =
-            (verify.lookup)(&msg.user, &msg.domain).ok_or_else(|| NtlmError::UnknownUser {
-                user: msg.user.clone(),
-                domain: msg.domain.clone(),
-            })?;
-        let response_key = crypto::ntowfv2(&nt_hash, &msg.user, &msg.domain);
-        let expected = crypto::nt_proof_str(&response_key, &self.server_challenge, blob);
-        if !crypto::ct_eq(&expected, proof) {
-            return Err(NtlmError::WrongResponse {
-                user: msg.user,
-                domain: msg.domain,
-            });
-        }
+/// What [`ExpectSessionKey::handle_session_key`] checks besides the key: the clock and
+/// channel bindings.
+#[derive(Clone, Copy)]
+pub struct CheckInputs<'a> {
+    /// The current time as a FILETIME.
+    pub now: u64,
+    /// How far the NTLMv2 response's timestamp may be from `now`, in seconds.
+    pub max_skew_secs: u64,
+    /// How to treat channel bindings.
+    pub channel_bindings: ChannelBindingCheck,
+    /// This connection's channel-bindings application data; `None` on plain HTTP.
+    pub expected_channel_bindings: Option<&'a [u8]>,
+}
 
-        let skew = verify.now.abs_diff(parsed_blob.timestamp) / TICKS_PER_SEC;
-        if skew > verify.max_skew_secs {
+impl fmt::Debug for CheckInputs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckInputs")
+            .field("now", &self.now)
+            .field("max_skew_secs", &self.max_skew_secs)
+            .field("channel_bindings", &self.channel_bindings)
+            .field(
+                "expected_channel_bindings",
+                &self.expected_channel_bindings.is_some(),
+            )
+            .finish()
+    }
+}
+
+/// An AUTHENTICATE that parsed, waiting for whoever holds the user's key to check its
+/// NTLMv2 response and give the session base key (the "user session key" a domain
+/// controller returns). Until then nothing about the user is trusted.
+#[derive(Clone)]
+pub struct ExpectSessionKey {
+    authenticate: Vec<u8>,
+    msg: AuthenticateMessage,
+    blob: ClientChallengeBlob,
+    negotiate: Vec<u8>,
+    challenge: Vec<u8>,
+    server_challenge: [u8; 8],
+    flags: NegotiateFlags,
+}
+
+impl fmt::Debug for ExpectSessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpectSessionKey")
+            .field("user", &self.msg.user)
+            .field("domain", &self.msg.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExpectSessionKey {
+    /// The user name, as the client sent it (not verified yet).
+    pub fn user(&self) -> &str {
+        &self.msg.user
+    }
+
+    /// The domain name, as the client sent it (possibly empty; not verified yet).
+    pub fn domain(&self) -> &str {
+        &self.msg.domain
+    }
+
+    /// The server challenge this exchange sent (a domain controller's "LM challenge").
+    pub fn server_challenge(&self) -> [u8; 8] {
+        self.server_challenge
+    }
+
+    /// The client's NTLMv2 response (NTProofStr and the client's blob) for the verifier.
+    pub fn nt_response(&self) -> &[u8] {
+        &self.msg.nt_response
+    }
+
+    fn proof_and_blob(&self) -> (&[u8], &[u8]) {
+        self.msg.nt_response.split_at(16)
+    }
+
+    /// Finishes the exchange with the session base key the verifier derived when the
+    /// NTLMv2 response verified: checks the response's timestamp, the MIC (which needs
+    /// the key, so a key that does not belong to this response fails here) and channel
+    /// bindings, and says who the client is.
+    pub fn handle_session_key(
+        self,
+        session_base_key: [u8; 16],
+        check: CheckInputs<'_>,
+    ) -> Result<NtlmAuthenticated, NtlmError> {
+        let msg = self.msg;
+        let skew = check.now.abs_diff(self.blob.timestamp) / TICKS_PER_SEC;
+        if skew > check.max_skew_secs {
             return Err(NtlmError::TimestampSkew {
                 skew_secs: skew,
-                max_skew_secs: verify.max_skew_secs,
+                max_skew_secs: check.max_skew_secs,
             });
         }
 
         let flags = msg.flags.intersect(self.flags);
-        let key_exchange_key = crypto::session_base_key(&response_key, &expected);
+        // NTLMv2: KeyExchangeKey = SessionBaseKey (MS-NLMP 3.4.5.1).
+        let key_exchange_key = session_base_key;
         let exported_session_key = if flags.contains(NegotiateFlags::KEY_EXCH) {
             let encrypted: [u8; 16] =
                 msg.encrypted_session_key
@@ -240,13 +358,13 @@ impl ExpectAuthenticate {
             key_exchange_key
         };
 
-        let av = &parsed_blob.av_pairs;
+        let av = &self.blob.av_pairs;
         let mic_present = av.flags().unwrap_or(0) & AV_FLAG_MIC_PRESENT != 0;
         if mic_present {
             let Some(mic) = msg.mic else {
                 return Err(NtlmError::MicMissing);
             };
-            let mut zeroed = authenticate.to_vec();
+            let mut zeroed = self.authenticate;
             zeroed[MIC_OFFSET..MIC_OFFSET + 16].fill(0);
             let expected = crypto::mic(
                 &exported_session_key,
@@ -260,7 +378,7 @@ impl ExpectAuthenticate {
         }
 
         let sent = av.channel_bindings().filter(|h| *h != [0; 16]);
-        let channel_bound = check_channel_bindings(&verify, sent)?;
+        let channel_bound = check_channel_bindings(&check, sent)?;
 
         Ok(NtlmAuthenticated {
             user: msg.user,
@@ -277,7 +395,7 @@ impl ExpectAuthenticate {
 
 /// Applies the caller's channel-binding policy; says whether the bindings matched.
 fn check_channel_bindings(
-    verify: &VerifyInputs<'_>,
+    verify: &CheckInputs<'_>,
     sent: Option<[u8; 16]>,
 ) -> Result<bool, NtlmError> {
     let expected = verify

@@ -6,7 +6,8 @@ use super::client::{self, ClientInputs, NtlmCredentials, NtlmInitiator};
 use super::crypto::{self, SessionSecurity, Side};
 use super::message::*;
 use super::server::{
-    ChannelBindingCheck, ExpectAuthenticate, ExpectNegotiate, ServerInputs, VerifyInputs,
+    ChannelBindingCheck, CheckInputs, ExpectAuthenticate, ExpectNegotiate, ServerInputs,
+    VerifyInputs,
 };
 use super::NtlmError;
 use crate::mechanism::{Mechanism, Step};
@@ -322,6 +323,74 @@ fn round_trip_succeeds_with_mic_and_keys() {
     assert!(!format!("{who:?}").contains("9, 9"));
     let parsed = AuthenticateMessage::parse(&auth).unwrap();
     assert_eq!(parsed.lm_response, vec![0; 24]);
+}
+
+/// The session base key a domain controller would return for alice's response.
+fn dc_session_key(auth: &[u8]) -> [u8; 16] {
+    let msg = AuthenticateMessage::parse(auth).unwrap();
+    let key = crypto::ntowfv2(&crypto::nt_hash("correct horse"), &msg.user, &msg.domain);
+    let (proof, _) = msg.nt_response.split_at(16);
+    crypto::session_base_key(&key, proof.try_into().unwrap())
+}
+
+fn check(cb: ChannelBindingCheck) -> CheckInputs<'static> {
+    CheckInputs {
+        now: NOW + 10 * 10_000_000,
+        max_skew_secs: 300,
+        channel_bindings: cb,
+        expected_channel_bindings: None,
+    }
+}
+
+#[test]
+fn a_remote_verifier_gives_the_same_result_as_a_local_one() {
+    let (auth, established, server) =
+        exchange(credentials("alice", "correct horse"), client_inputs());
+    let local = server
+        .clone()
+        .handle_authenticate(&auth, verify(ChannelBindingCheck::IfPresent, None))
+        .unwrap();
+    let pending = server.handle_authenticate_remote(&auth).unwrap();
+    assert_eq!((pending.user(), pending.domain()), ("alice", "EXAMPLE"));
+    assert_eq!(pending.server_challenge(), [3; 8]);
+    assert!(pending.nt_response().len() > 24);
+    let remote = pending
+        .handle_session_key(dc_session_key(&auth), check(ChannelBindingCheck::IfPresent))
+        .unwrap();
+    assert_eq!(remote, local);
+    assert_eq!(
+        &remote.exported_session_key,
+        established.exported_session_key()
+    );
+}
+
+#[test]
+fn a_wrong_key_from_a_remote_verifier_fails_the_mic() {
+    let (auth, _, server) = exchange(credentials("alice", "correct horse"), client_inputs());
+    let pending = server.handle_authenticate_remote(&auth).unwrap();
+    assert_eq!(
+        pending.handle_session_key([0; 16], check(ChannelBindingCheck::Off)),
+        Err(NtlmError::MicMismatch)
+    );
+}
+
+#[test]
+fn a_remote_verifier_never_sees_v1_or_anonymous_logons() {
+    let (auth, _, server) = exchange(credentials("alice", "correct horse"), client_inputs());
+    let mut msg = AuthenticateMessage::parse(&auth).unwrap();
+    msg.nt_response.truncate(24);
+    msg.mic = None;
+    let v1 = msg.encode().unwrap();
+    assert!(matches!(
+        server.clone().handle_authenticate_remote(&v1),
+        Err(NtlmError::NtlmV1Response)
+    ));
+    msg.nt_response.clear();
+    let anonymous = msg.encode().unwrap();
+    assert!(matches!(
+        server.handle_authenticate_remote(&anonymous),
+        Err(NtlmError::Anonymous)
+    ));
 }
 
 #[test]
