@@ -140,8 +140,11 @@ pub struct GateConfig {
     pub basic_fallback: Option<String>,
     /// NTLM users file (`USER:NTHASH` lines): NTLM is offered in connection mode.
     pub ntlm_users: Option<PathBuf>,
-    /// Take NTLMSSP inside Negotiate too (needs `ntlm_users`).
+    /// Take NTLMSSP inside Negotiate too (needs `ntlm_users` or `ntlm_winbind`).
     pub ntlm_in_negotiate: bool,
+    /// NTLM for the accounts of the domain the host is joined to, checked by its domain
+    /// controller through winbindd and `ntlm_auth` helpers (instead of `ntlm_users`).
+    pub ntlm_winbind: Option<crate::ntlm_winbind::WinbindConfig>,
     /// Digest users file (htdigest lines) and the realm.
     pub digest_users: Option<(PathBuf, String)>,
     /// Offer Digest MD5 as well as SHA-256 (old clients).
@@ -222,6 +225,7 @@ impl GateConfig {
             basic_fallback: None,
             ntlm_users: None,
             ntlm_in_negotiate: false,
+            ntlm_winbind: None,
             digest_users: None,
             digest_md5: false,
             digest_nonce_lifetime: kerbside_proto::scheme::digest::server::DEFAULT_NONCE_LIFETIME,
@@ -439,19 +443,43 @@ impl Gate {
                     .into(),
             );
         }
-        if config.ntlm_users.is_some() && config.mode != AuthMode::Connection {
+        let any_ntlm = config.ntlm_users.is_some() || config.ntlm_winbind.is_some();
+        if any_ntlm && config.mode != AuthMode::Connection {
             return Err(
-                "NTLM authenticates connections: --ntlm-users needs --auth connection"
+                "NTLM authenticates connections: --ntlm-users and --ntlm-winbind need --auth \
+                 connection"
                     .to_owned()
                     .into(),
             );
         }
-        let ntlm = match &config.ntlm_users {
-            Some(path) => Some(crate::passwords::NtlmSettings::load(
+        let ntlm = match (&config.ntlm_users, &config.ntlm_winbind) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "NTLM is checked either against --ntlm-users or by the domain \
+                            controller (--ntlm-winbind), not both"
+                        .to_owned()
+                        .into(),
+                )
+            }
+            (Some(path), None) => Some(crate::passwords::NtlmSettings::load(
                 path,
                 config.ntlm_in_negotiate,
             )?),
-            None => None,
+            (None, Some(winbind)) => {
+                let ntlm = crate::ntlm_winbind::WinbindNtlm::discover(winbind.clone()).await?;
+                let d = ntlm.domain();
+                tracing::info!(
+                    "NTLM is checked by the domain controller of {} ({}, realm {}) through winbindd",
+                    d.netbios,
+                    d.dns,
+                    d.realm
+                );
+                Some(crate::passwords::NtlmSettings::winbind(
+                    ntlm,
+                    config.ntlm_in_negotiate,
+                ))
+            }
+            (None, None) => None,
         };
         let digest = match &config.digest_users {
             Some((path, realm)) => Some(crate::passwords::DigestSettings::load(
@@ -485,7 +513,7 @@ impl Gate {
             .map(|m| m.prefix.clone())
             .collect();
         if !forward_auth_paths.is_empty() {
-            crate::forward_auth::check_mode(config.mode, config.ntlm_users.is_some())?;
+            crate::forward_auth::check_mode(config.mode, any_ntlm)?;
         }
         let delegation = match &config.delegation_dir {
             Some(dir) => {
@@ -816,6 +844,7 @@ pub fn startup_acceptor(
         Ok(acceptor) => Ok(Some(acceptor)),
         Err(e) => {
             let passwords = config.ntlm_users.is_some()
+                || config.ntlm_winbind.is_some()
                 || config.digest_users.is_some()
                 || config.basic_users.is_some();
             if passwords && config.keytab.is_none() && config.basic_fallback.is_none() {

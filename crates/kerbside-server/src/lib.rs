@@ -57,6 +57,7 @@ pub mod identity_headers;
 mod keytab;
 pub mod listener;
 pub mod metrics;
+pub mod ntlm_winbind;
 pub mod passwords;
 pub mod per_connection;
 mod proxy;

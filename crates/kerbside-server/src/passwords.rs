@@ -15,12 +15,15 @@ use kerbside_proto::scheme::digest::htdigest::Htdigest;
 use kerbside_proto::scheme::digest::server::{DigestRefusal, DigestServer, DigestVerified};
 use kerbside_proto::scheme::digest::{Algorithm, HashFunction};
 use kerbside_proto::scheme::ntlm::server::{
-    ChannelBindingCheck, ExpectAuthenticate, ExpectNegotiate, ServerInputs, VerifyInputs,
+    ChannelBindingCheck, CheckInputs, ExpectAuthenticate, ExpectNegotiate, ServerInputs,
+    VerifyInputs,
 };
 use kerbside_proto::scheme::ntlm::users::NtlmUsers;
 use kerbside_proto::scheme::ntlm::NtlmError;
 use kerbside_proto::spnego::{SpnegoError, SpnegoExpectAuthenticate, SpnegoNtlmAcceptor};
 use kerbside_proto::{Challenge, Credentials};
+
+use crate::ntlm_winbind::{WinbindNtlm, WinbindRefusal};
 
 /// The largest user file read.
 const MAX_FILE: u64 = 16 * 1024 * 1024;
@@ -69,11 +72,12 @@ fn filetime_now() -> u64 {
     )
 }
 
-/// NTLM in the gate: users and their NT hashes, and the names the gate gives itself
-/// in its CHALLENGE.
+/// NTLM in the gate: who checks the responses (the users file's NT hashes, or the
+/// domain controller through winbind), and the names the gate gives itself in its
+/// CHALLENGE.
 #[derive(Debug, Clone)]
 pub struct NtlmSettings {
-    users: Arc<NtlmUsers>,
+    verifier: NtlmVerifier,
     /// The NetBIOS domain the CHALLENGE names.
     pub domain: String,
     /// The NetBIOS computer name the CHALLENGE names.
@@ -83,7 +87,57 @@ pub struct NtlmSettings {
     pub in_negotiate: bool,
 }
 
+/// Who checks an NTLMv2 response.
+#[derive(Debug, Clone)]
+enum NtlmVerifier {
+    /// The users file's NT hashes, here.
+    Users(Arc<NtlmUsers>),
+    /// The domain controller, through winbindd (`--ntlm-winbind`).
+    Winbind(Arc<WinbindNtlm>),
+}
+
+/// Why an NTLM logon was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NtlmRefusal {
+    /// The exchange itself failed (malformed, NTLMv1, wrong response, MIC, bindings…).
+    #[error(transparent)]
+    Ntlm(#[from] NtlmError),
+    /// NTLM inside SPNEGO failed.
+    #[error(transparent)]
+    Spnego(#[from] SpnegoError),
+    /// The domain controller refused, or could not be asked.
+    #[error(transparent)]
+    Domain(#[from] WinbindRefusal),
+}
+
+impl NtlmRefusal {
+    /// Whether the domain controller could not be asked (the client is not at fault).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Domain(d) if d.is_unavailable())
+    }
+}
+
+/// The host's name, in capitals and without its domain, for NTLM's CHALLENGE.
+fn computer_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| h.trim().split('.').next().map(str::to_ascii_uppercase))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "KERBSIDE".to_owned())
+}
+
 impl NtlmSettings {
+    /// NTLM for the accounts of the domain the host is joined to, checked by its domain
+    /// controller through winbindd (see [`crate::ntlm_winbind`]).
+    pub fn winbind(ntlm: WinbindNtlm, in_negotiate: bool) -> Self {
+        Self {
+            domain: ntlm.domain().netbios.clone(),
+            computer: computer_name(),
+            in_negotiate,
+            verifier: NtlmVerifier::Winbind(Arc::new(ntlm)),
+        }
+    }
+
     /// Loads the users file (`USER:NTHASH` lines, see `kerbside ntlm-passwd`).
     pub fn load(path: &Path, in_negotiate: bool) -> Result<Self, crate::SetupError> {
         let bytes = read_private(path, "NTLM users file")?;
@@ -91,15 +145,10 @@ impl NtlmSettings {
             .map_err(|_| format!("the NTLM users file {} is not UTF-8", path.display()))?;
         let users = NtlmUsers::parse(&text)
             .map_err(|e| format!("the NTLM users file {}: {e}", path.display()))?;
-        let computer = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .and_then(|h| h.trim().split('.').next().map(str::to_ascii_uppercase))
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "KERBSIDE".to_owned());
         Ok(Self {
-            users: Arc::new(users),
+            verifier: NtlmVerifier::Users(Arc::new(users)),
             domain: "KERBSIDE".to_owned(),
-            computer,
+            computer: computer_name(),
             in_negotiate,
         })
     }
@@ -113,7 +162,10 @@ impl NtlmSettings {
             timestamp: filetime_now(),
             netbios_domain: self.domain.clone(),
             netbios_computer: self.computer.clone(),
-            dns_domain: String::new(),
+            dns_domain: match &self.verifier {
+                NtlmVerifier::Winbind(w) => w.domain().dns.clone(),
+                NtlmVerifier::Users(_) => String::new(),
+            },
             dns_computer: String::new(),
         })
     }
@@ -143,46 +195,78 @@ impl NtlmSettings {
     /// Checks the NegTokenResp with the AUTHENTICATE (and its mechListMIC): the final
     /// NegTokenResp for the client, the user's name, and whether channel bindings
     /// matched.
-    pub fn spnego_verify(
+    pub async fn spnego_verify(
         &self,
         pending: SpnegoExpectAuthenticate,
         token: &[u8],
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
-    ) -> Result<(Vec<u8>, String, bool), SpnegoError> {
-        let lookup = |user: &str, domain: &str| self.users.lookup(user, domain);
-        let (reply, done) =
-            pending.handle_response(token, verify_inputs(binding, check, &lookup))?;
-        Ok((
-            reply,
-            self.name_of(&done.user, &done.domain),
-            done.channel_bound,
-        ))
+    ) -> Result<(Vec<u8>, String, bool), NtlmRefusal> {
+        match &self.verifier {
+            NtlmVerifier::Users(users) => {
+                let lookup = |user: &str, domain: &str| users.lookup(user, domain);
+                let (reply, done) =
+                    pending.handle_response(token, verify_inputs(binding, check, &lookup))?;
+                Ok((
+                    reply,
+                    name_in(users, &done.user, &done.domain),
+                    done.channel_bound,
+                ))
+            }
+            NtlmVerifier::Winbind(winbind) => {
+                let pending = pending.handle_response_remote(token)?;
+                let (principal, key) = winbind.check(pending.ntlm()).await?;
+                let (reply, done) =
+                    pending.handle_session_key(key, check_inputs(binding, check))?;
+                Ok((reply, principal, done.channel_bound))
+            }
+        }
     }
 
-    /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent; the
-    /// user's name as the users file spells it (see [`NtlmUsers::find`]).
-    pub fn verify(
+    /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent: the
+    /// user's name (as the users file spells it, see [`NtlmUsers::find`], or
+    /// `user@REALM` for a domain account) and whether channel bindings matched.
+    pub async fn verify(
         &self,
         pending: ExpectAuthenticate,
         authenticate: &[u8],
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
-    ) -> Result<(String, bool), NtlmError> {
-        let lookup = |user: &str, domain: &str| self.users.lookup(user, domain);
-        let done =
-            pending.handle_authenticate(authenticate, verify_inputs(binding, check, &lookup))?;
-        Ok((self.name_of(&done.user, &done.domain), done.channel_bound))
-    }
-
-    /// The name of the entry a verified user and domain were checked against: `alice` or
-    /// `EXAMPLE\bob` as the file writes it, never the client's spelling.
-    fn name_of(&self, user: &str, domain: &str) -> String {
-        match self.users.find(user, domain) {
-            Some(entry) => entry.name(),
-            // Verification looked the same entry up; this is not reached.
-            None => user.to_owned(),
+    ) -> Result<(String, bool), NtlmRefusal> {
+        match &self.verifier {
+            NtlmVerifier::Users(users) => {
+                let lookup = |user: &str, domain: &str| users.lookup(user, domain);
+                let done = pending
+                    .handle_authenticate(authenticate, verify_inputs(binding, check, &lookup))?;
+                Ok((name_in(users, &done.user, &done.domain), done.channel_bound))
+            }
+            NtlmVerifier::Winbind(winbind) => {
+                let pending = pending.handle_authenticate_remote(authenticate)?;
+                let (principal, key) = winbind.check(&pending).await?;
+                let done = pending.handle_session_key(key, check_inputs(binding, check))?;
+                Ok((principal, done.channel_bound))
+            }
         }
+    }
+}
+
+/// The name of the entry a verified user and domain were checked against: `alice` or
+/// `EXAMPLE\bob` as the file writes it, never the client's spelling.
+fn name_in(users: &NtlmUsers, user: &str, domain: &str) -> String {
+    match users.find(user, domain) {
+        Some(entry) => entry.name(),
+        // Verification looked the same entry up; this is not reached.
+        None => user.to_owned(),
+    }
+}
+
+/// What an AUTHENTICATE whose response the domain controller checked is checked with.
+fn check_inputs(binding: Option<&[u8]>, check: ChannelBindingCheck) -> CheckInputs<'_> {
+    CheckInputs {
+        now: filetime_now(),
+        max_skew_secs: NTLM_MAX_SKEW_SECS,
+        channel_bindings: check,
+        expected_channel_bindings: binding,
     }
 }
 

@@ -55,6 +55,8 @@ pub(crate) const REQUIRED_TOOLS: &[(&str, &str)] = &[
     ("samba", "samba"),
     ("samba-tool", "samba-common-bin"),
     ("winbindd", "winbind"),
+    ("ntlm_auth", "winbind"),
+    ("wbinfo", "winbind"),
     ("kinit", "krb5-user"),
     ("/usr/bin/python3", "python3-samba"),
 ];
@@ -455,7 +457,9 @@ impl TestDomain {
                 )));
             }
             let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
-            if up(self.kdc_port) && up(389) && Path::new(WINBINDD_SOCKET).exists() {
+            // A socket file left by an earlier winbindd exists but refuses connections.
+            let winbindd = UnixStream::connect(WINBINDD_SOCKET).is_ok();
+            if up(self.kdc_port) && up(389) && winbindd {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -468,6 +472,51 @@ impl TestDomain {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Disables the account `name` (`samba-tool user disable`): its logons are refused with
+    /// `NT_STATUS_ACCOUNT_DISABLED`.
+    pub fn disable_user(&self, name: &str) -> io::Result<()> {
+        check_name("user name", name)?;
+        self.samba_tool(&["user", "disable", name])?;
+        Ok(())
+    }
+
+    /// Gives `user` alone a password settings object (a fine-grained password policy) that
+    /// locks the account after `threshold` wrong passwords, for 30 minutes; the domain's own
+    /// policy, for everyone else, never locks.
+    pub fn lock_after_wrong_passwords(&self, user: &str, threshold: u32) -> io::Result<()> {
+        check_name("user name", user)?;
+        let pso = format!("lockout-{user}");
+        self.samba_tool(&[
+            "domain",
+            "passwordsettings",
+            "pso",
+            "create",
+            &pso,
+            "1",
+            &format!("--account-lockout-threshold={threshold}"),
+            "--account-lockout-duration=30",
+            "--reset-account-lockout-after=30",
+            "--complexity=off",
+            "--min-pwd-length=0",
+            "--history-length=0",
+            "--min-pwd-age=0",
+            "--max-pwd-age=0",
+        ])?;
+        self.samba_tool(&["domain", "passwordsettings", "pso", "apply", &pso, user])?;
+        Ok(())
+    }
+
+    /// Samba's `ntlm_auth` with `--configfile=` this domain's smb.conf; it reaches the
+    /// domain's winbindd at [`WINBINDD_SOCKET`] (and its privileged pipe: run as root).
+    pub fn ntlm_auth(&self) -> Command {
+        let mut cmd = Command::new(sbin("ntlm_auth"));
+        let mut conf = OsString::from("--configfile=");
+        conf.push(&self.smb_conf);
+        cmd.arg(conf);
+        clean_env(&mut cmd);
+        cmd
     }
 
     /// Runs `domain_admin.py` (Samba's Python bindings, Debian's python3) with `args`.

@@ -263,6 +263,23 @@ impl ExpectSpnegoAuthenticate {
             Err(Refused) => refuse(Refusal::failed(Failure::NtlmRefused)),
         }
     }
+
+    /// The check could not be run (the domain controller, asked through winbind,
+    /// did not answer): see [`ntlm_unavailable`].
+    pub fn handle_unavailable(self) -> Verdict {
+        ntlm_unavailable()
+    }
+}
+
+/// An NTLM AUTHENTICATE whose check could not be run (the domain controller that
+/// checks NTLMv2 responses for the gate could not be asked) is `503`, not a wrong
+/// password: the client's credentials may be good, and asking again later may work.
+/// Counted as a refused NTLM logon.
+fn ntlm_unavailable() -> Verdict {
+    refuse(Refusal {
+        failure: Some(Failure::NtlmRefused),
+        ..Refusal::status(503)
+    })
 }
 
 /// `Authorization: NTLM`, in connection mode over HTTP/1.1.
@@ -353,6 +370,12 @@ impl ExpectNtlmVerify {
             Ok(verified) => login(verified, SchemeKind::Ntlm, false, Remember::OnConnection),
             Err(Refused) => refuse(Refusal::failed(Failure::NtlmRefused)),
         }
+    }
+
+    /// The check could not be run (the domain controller, asked through winbind,
+    /// did not answer): see [`ntlm_unavailable`].
+    pub fn handle_unavailable(self) -> Verdict {
+        ntlm_unavailable()
     }
 }
 

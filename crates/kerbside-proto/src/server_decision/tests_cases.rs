@@ -136,6 +136,45 @@ fn spnego_ntlm_takes_its_own_tokens_and_raw_ntlm_goes_to_gssapi() {
 }
 
 #[test]
+fn an_ntlm_check_the_domain_controller_cannot_run_is_503_not_a_refusal() {
+    let setup = Setup {
+        ntlm: Some(NtlmSetup { in_negotiate: true }),
+        ..setup(ServerMode::Connection)
+    };
+    let unavailable = Verdict::Refuse(Refusal {
+        failure: Some(Failure::NtlmRefused),
+        ..Refusal::status(503)
+    });
+    // Authorization: NTLM, the AUTHENTICATE leg.
+    let Start::Ntlm(n) = identify(&setup, H1, Brings::Ntlm.authorization()) else {
+        panic!("not an NTLM start")
+    };
+    let NtlmRoute::Verify(verify) = n.message(Some(&ntlm_message(3)), true) else {
+        panic!("not a verification")
+    };
+    assert_eq!(verify.handle_unavailable(), unavailable);
+    // NTLM inside Negotiate, the second leg.
+    let Start::Negotiate(n) = identify(&setup, H1, Brings::KerberosToken.authorization()) else {
+        panic!("not a Negotiate start")
+    };
+    let NegotiateRoute::SpnegoNtlmAuthenticate(authenticate) = n.route(true) else {
+        panic!("not the second SPNEGO-NTLM leg")
+    };
+    assert_eq!(authenticate.handle_unavailable(), unavailable);
+    // A wrong password stays a 401.
+    let Start::Ntlm(n) = identify(&setup, H1, Brings::Ntlm.authorization()) else {
+        panic!()
+    };
+    let NtlmRoute::Verify(verify) = n.message(Some(&ntlm_message(3)), true) else {
+        panic!()
+    };
+    assert_eq!(
+        verify.handle(Err(Refused)),
+        Verdict::Refuse(Refusal::failed(Failure::NtlmRefused))
+    );
+}
+
+#[test]
 fn failure_labels_are_distinct() {
     let all = [
         Failure::BadSessionCookie,

@@ -36,7 +36,7 @@ pub(super) async fn carry_out(
             Start::Answer(verdict) => verdict,
             Start::Reject(refusal) => Verdict::Refuse(refusal),
             Start::Basic(expect) => basic(shared, request, expect).await,
-            Start::Ntlm(expect) => ntlm(shared, request, expect, conn.as_ref(), binding),
+            Start::Ntlm(expect) => ntlm(shared, request, expect, conn.as_ref(), binding).await,
             Start::Digest(expect) => digest(shared, request, expect),
             Start::Remembered(expect) => {
                 let connection = conn.as_ref().and_then(|c| c.lock().principal.clone());
@@ -125,7 +125,7 @@ async fn negotiate(
         }
         NegotiateRoute::SpnegoNtlmAuthenticate(expect) => {
             return (
-                spnego_ntlm_authenticate(shared, request, expect, conn, binding),
+                spnego_ntlm_authenticate(shared, request, expect, conn, binding).await,
                 None,
             )
         }

@@ -154,8 +154,10 @@ pub(super) async fn basic(
 
 /// `Authorization: NTLM`: a NEGOTIATE gets the CHALLENGE (kept with the connection),
 /// an AUTHENTICATE is checked against it and the users file; the connection is then
-/// authenticated (NTLM authenticates connections, MS-NTHT).
-pub(super) fn ntlm(
+/// authenticated (NTLM authenticates connections, MS-NTHT). With `--ntlm-winbind` the
+/// domain controller checks the response; when it cannot be asked, proto's verdict is
+/// `503`.
+pub(super) async fn ntlm(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
     expect: ExpectNtlm,
@@ -204,12 +206,14 @@ pub(super) fn ntlm(
                 return expect.handle(Err(Refused));
             };
             let started = Instant::now();
-            let result = settings.verify(
-                pending,
-                token,
-                binding.as_deref().map(Vec::as_slice),
-                expect.binding_check(),
-            );
+            let result = settings
+                .verify(
+                    pending,
+                    token,
+                    binding.as_deref().map(Vec::as_slice),
+                    expect.binding_check(),
+                )
+                .await;
             if let Some(m) = shared.metrics() {
                 m.handshake(result.is_ok(), started.elapsed());
             }
@@ -224,7 +228,11 @@ pub(super) fn ntlm(
                 }
                 Err(e) => {
                     tracing::warn!(path = %request.uri.path(), "NTLM credentials refused: {e}");
-                    expect.handle(Err(Refused))
+                    if e.is_unavailable() {
+                        expect.handle_unavailable()
+                    } else {
+                        expect.handle(Err(Refused))
+                    }
                 }
             }
         }
@@ -256,8 +264,9 @@ pub(super) fn spnego_ntlm_challenge(
 }
 
 /// NTLM inside SPNEGO, second leg: the NegTokenResp with the AUTHENTICATE is checked
-/// against the connection's pending exchange.
-pub(super) fn spnego_ntlm_authenticate(
+/// against the connection's pending exchange (by the domain controller with
+/// `--ntlm-winbind`; `503` when it cannot be asked).
+pub(super) async fn spnego_ntlm_authenticate(
     shared: &Arc<Shared>,
     request: &http::request::Parts,
     expect: ExpectSpnegoAuthenticate,
@@ -271,12 +280,14 @@ pub(super) fn spnego_ntlm_authenticate(
         return expect.handle(Err(Refused));
     };
     let started = Instant::now();
-    let result = settings.spnego_verify(
-        pending,
-        expect.token(),
-        binding.as_deref().map(Vec::as_slice),
-        expect.binding_check(),
-    );
+    let result = settings
+        .spnego_verify(
+            pending,
+            expect.token(),
+            binding.as_deref().map(Vec::as_slice),
+            expect.binding_check(),
+        )
+        .await;
     if let Some(m) = shared.metrics() {
         m.handshake(result.is_ok(), started.elapsed());
     }
@@ -291,7 +302,11 @@ pub(super) fn spnego_ntlm_authenticate(
         }
         Err(e) => {
             tracing::warn!(path = %request.uri.path(), "NTLM inside Negotiate refused: {e}");
-            expect.handle(Err(Refused))
+            if e.is_unavailable() {
+                expect.handle_unavailable()
+            } else {
+                expect.handle(Err(Refused))
+            }
         }
     }
 }

@@ -239,9 +239,23 @@ pub struct GateArgs {
     pub ntlm_users: Option<PathBuf>,
 
     /// Also accept NTLM inside Negotiate (SPNEGO), as clients without a Kerberos
-    /// ticket send it (curl --negotiate with gss-ntlmssp, Windows). Needs --ntlm-users.
-    #[arg(long, requires = "ntlm_users")]
+    /// ticket send it (curl --negotiate with gss-ntlmssp, Windows). Needs --ntlm-users
+    /// or --ntlm-winbind.
+    #[arg(long)]
     pub ntlm_in_negotiate: bool,
+
+    /// Accept NTLM (NTLMv2 only) for the accounts of the Active Directory domain this
+    /// host is joined to, checked by its domain controller through winbindd with Samba's
+    /// ntlm_auth helpers; the user is `user@REALM`, as with Kerberos. Needs --auth
+    /// connection, a running winbindd, and the right to its privileged pipe (root, or
+    /// the group winbindd_priv).
+    #[arg(long, conflicts_with = "ntlm_users")]
+    pub ntlm_winbind: bool,
+
+    /// Samba's configuration for the --ntlm-winbind helpers (`ntlm_auth
+    /// --configfile`); ntlm_auth's default (/etc/samba/smb.conf) otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub ntlm_winbind_smb_conf: Option<PathBuf>,
 
     /// Accept Digest (RFC 7616, SHA-256) for the users of FILE (htdigest lines
     /// `USER:REALM:HA1`, made with `kerbside digest-passwd`; mode 600).
@@ -441,6 +455,8 @@ pub(super) struct GateFile {
     basic_realm: Option<String>,
     ntlm_users: Option<PathBuf>,
     ntlm_in_negotiate: Option<bool>,
+    ntlm_winbind: Option<bool>,
+    ntlm_winbind_smb_conf: Option<PathBuf>,
     digest_users: Option<PathBuf>,
     digest_realm: Option<String>,
     digest_md5: Option<bool>,
@@ -765,6 +781,15 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     }
     config.ntlm_users = args.ntlm_users.or(file.ntlm_users);
     config.ntlm_in_negotiate = args.ntlm_in_negotiate || file.ntlm_in_negotiate.unwrap_or(false);
+    if args.ntlm_winbind || file.ntlm_winbind.unwrap_or(false) {
+        config.ntlm_winbind = Some(kerbside_server::ntlm_winbind::WinbindConfig {
+            smb_conf: args.ntlm_winbind_smb_conf.or(file.ntlm_winbind_smb_conf),
+            ..Default::default()
+        });
+    }
+    if config.ntlm_in_negotiate && config.ntlm_users.is_none() && config.ntlm_winbind.is_none() {
+        return Err("--ntlm-in-negotiate needs --ntlm-users or --ntlm-winbind".to_owned());
+    }
     let digest_realm = args.digest_realm.or(file.digest_realm);
     config.digest_users = match (args.digest_users.or(file.digest_users), digest_realm) {
         (Some(path), Some(realm)) => Some((path, realm)),

@@ -280,6 +280,25 @@ impl ReplyReader {
     }
 }
 
+/// The NetBIOS and DNS names of a domain from `wbinfo --domain-info=NAME`'s output
+/// (`Name : ADEXAMPLE` and `Alt_Name : ad.example.test` lines); `None` unless both are there
+/// and are plain names (letters, digits, `-`, `.`, `_`).
+pub fn parse_domain_info(text: &str) -> Option<(String, String)> {
+    let field = |wanted: &str| {
+        text.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let value = value.trim();
+            let plain = !value.is_empty()
+                && value.len() <= 255
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            (name.trim() == wanted && plain).then(|| value.to_owned())
+        })
+    };
+    Some((field("Name")?, field("Alt_Name")?))
+}
+
 fn parse_key(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.is_ascii() {
         return None;
@@ -304,6 +323,14 @@ pub(crate) fn fuzz_check(data: &[u8]) {
             }
             Ok(_) => {}
             Err(_) => reader = ReplyReader::default(),
+        }
+    }
+    if let Some((netbios, dns)) = parse_domain_info(&text) {
+        for name in [netbios, dns] {
+            assert!(!name.is_empty() && text.contains(&name));
+            assert!(name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)));
         }
     }
     let (user, domain) = text.split_once('\\').unwrap_or((&text, ""));
@@ -412,6 +439,20 @@ mod tests {
         assert_eq!(read(&[&long]), [Err(HelperError::LineTooLong)]);
         let many = vec!["X: y"; MAX_LINES + 1];
         assert_eq!(read(&many), [Err(HelperError::TooManyLines)]);
+    }
+
+    #[test]
+    fn wbinfo_domain_info_is_read() {
+        // `wbinfo --domain-info=ADEXAMPLE` on the test domain's DC (Samba 4.17).
+        let text = "Name              : ADEXAMPLE\nAlt_Name          : ad.example.test\n\
+                    SID               : S-1-5-21-304857732-3074021682-274288030\n\
+                    Active Directory  : Yes\nNative            : No\nPrimary           : Yes\n";
+        assert_eq!(
+            parse_domain_info(text),
+            Some(("ADEXAMPLE".into(), "ad.example.test".into()))
+        );
+        assert_eq!(parse_domain_info("Name : ADEXAMPLE\nAlt_Name : \n"), None);
+        assert_eq!(parse_domain_info("Name : A B\nAlt_Name : x\n"), None);
     }
 
     #[test]

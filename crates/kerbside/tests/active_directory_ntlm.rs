@@ -1,0 +1,283 @@
+//! NTLM and passwords for Active Directory accounts, against a Samba AD domain controller
+//! ([`TestDomain`]): the gate with `--ntlm-winbind` has the DC check NTLM through winbindd
+//! (curl, requests-ntlm, curl's SPNEGO with gss-ntlmssp, kerbside fetch), wrong, locked and
+//! disabled accounts are refused in words.
+//!
+//! One domain for the whole binary ([`TestDomain::shared`]): provisioning costs seconds.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{clean_env, text, EchoUpstream, GateProcess};
+use kerbside_testkit::{
+    run_curl, run_curl_env, run_password_client, CurlRun, ServiceKeys, TestCa, TestCert, TestDomain,
+};
+
+/// The domain, with the accounts and keytab every test here uses.
+struct Ad {
+    domain: &'static TestDomain,
+    /// `HTTP/localhost`, an AES-only service account.
+    keytab: PathBuf,
+    ca: TestCa,
+    cert: TestCert,
+}
+
+fn ad() -> &'static Ad {
+    static AD: OnceLock<Ad> = OnceLock::new();
+    AD.get_or_init(|| {
+        let domain = TestDomain::shared().unwrap();
+        domain
+            .add_service_account("svc-ntlm-gate", &["HTTP/localhost"], ServiceKeys::AesOnly)
+            .unwrap();
+        let keytab = domain.dir().join("gate.keytab");
+        domain.export_keytab("HTTP/localhost", &keytab).unwrap();
+        domain
+            .kinit("alice", "alice-password", &domain.user_ccache("alice"))
+            .unwrap();
+        // carol is disabled; dave is locked after two wrong passwords (his own policy).
+        domain.add_user("carol", "carol-password").unwrap();
+        domain.disable_user("carol").unwrap();
+        domain.add_user("dave", "dave-password").unwrap();
+        domain.lock_after_wrong_passwords("dave", 2).unwrap();
+        let ca = TestCa::new();
+        let cert = ca.issue(&[]);
+        Ad {
+            domain,
+            keytab,
+            ca,
+            cert,
+        }
+    })
+}
+
+/// How the gate is told to take NTLM through winbind.
+#[derive(Clone, Copy, PartialEq)]
+enum Setting {
+    /// `--ntlm-winbind --ntlm-winbind-smb-conf FILE`.
+    Flags,
+    /// `ntlm-winbind = true` and `ntlm-winbind-smb-conf` in the `--config` file.
+    ConfigFile,
+}
+
+/// A gate on HTTPS in connection mode with the domain's keytab and NTLM checked by the DC.
+fn ntlm_gate(ad: &Ad, upstream: &EchoUpstream, setting: Setting, extra: &[&str]) -> GateProcess {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .env_remove("KRB5CCNAME")
+        .env("KRB5RCACHEDIR", ad.domain.dir())
+        .env("RUST_LOG", "info")
+        .arg("gate")
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .args(["--auth", "connection"]);
+    match setting {
+        Setting::Flags => {
+            cmd.arg("--ntlm-winbind")
+                .arg("--ntlm-winbind-smb-conf")
+                .arg(ad.domain.smb_conf());
+        }
+        Setting::ConfigFile => {
+            let config = ad.domain.dir().join("gate-ntlm-winbind.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "ntlm-winbind = true\nntlm-winbind-smb-conf = {:?}\n",
+                    ad.domain.smb_conf()
+                ),
+            )
+            .unwrap();
+            cmd.arg("--config").arg(config);
+        }
+    }
+    cmd.arg("--keytab")
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path())
+        .args(extra);
+    GateProcess::from_command(cmd)
+}
+
+fn curl(args: &[&str]) -> CurlRun {
+    run_curl(args, Some(ad().ca.ca_pem_path())).unwrap()
+}
+
+/// `users=…` as the echo upstream saw it.
+const ALICE: &str = "users=alice@AD.EXAMPLE.TEST\n";
+
+#[test]
+fn domain_users_log_in_with_ntlm_as_with_kerberos() {
+    let ad = ad();
+    let upstream = EchoUpstream::start();
+    let gate = ntlm_gate(ad, &upstream, Setting::Flags, &["--ntlm-in-negotiate"]);
+    let url = gate.url("/");
+    assert!(
+        gate.log()
+            .contains("domain controller of ADEXAMPLE (ad.example.test, realm AD.EXAMPLE.TEST)"),
+        "{}",
+        gate.log()
+    );
+
+    // Kerberos first: the identity NTLM must match.
+    let mut ccache = std::ffi::OsString::from("FILE:");
+    ccache.push(ad.domain.user_ccache("alice"));
+    let krb5_conf = ad.domain.krb5_conf().as_os_str();
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &url],
+        Some(ad.ca.ca_pem_path()),
+        &[("KRB5CCNAME", &ccache), ("KRB5_CONFIG", krb5_conf)],
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(run.body.contains(ALICE), "{}", run.body);
+
+    // curl's NTLM, with the NetBIOS domain, the DNS domain, and another case.
+    for login in [
+        "ADEXAMPLE\\alice:alice-password",
+        "ad.example.test\\ALICE:alice-password",
+        "alice:alice-password",
+    ] {
+        let run = curl(&["--ntlm", "-u", login, &url]);
+        assert_eq!(run.status, 200, "{login}: {run:?}\n{}", gate.log());
+        assert!(run.body.contains(ALICE), "{login}: {}", run.body);
+    }
+
+    // requests-ntlm (pyspnego): a MIC and TLS channel bindings, both checked with the
+    // session key the DC returned; then two requests on the authenticated connection.
+    let facts = run_password_client(&[
+        "requests-ntlm",
+        &url,
+        "--user",
+        "ADEXAMPLE\\alice",
+        "--password",
+        "alice-password",
+        "--ca",
+        ad.ca.ca_pem_path().to_str().unwrap(),
+        "--count",
+        "3",
+    ])
+    .unwrap();
+    assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
+    assert_eq!(
+        facts.get("statuses"),
+        "401,401,200,200,200",
+        "{}",
+        facts.raw
+    );
+    assert!(
+        gate.wait_for_log(|l| l.lines().any(|l| l.contains("authenticated with NTLM")
+            && l.contains("alice@AD.EXAMPLE.TEST")
+            && l.contains("channel_bound=true"))),
+        "{}",
+        gate.log()
+    );
+
+    // kerbside fetch --ntlm.
+    let mut fetch = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut fetch);
+    let out = fetch
+        .env("KRB5_CONFIG", krb5_conf)
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/none", ad.domain.dir().display()),
+        )
+        .args([
+            "fetch",
+            "--ntlm",
+            "-u",
+            "ADEXAMPLE\\alice:alice-password",
+            "--cacert",
+        ])
+        .arg(ad.ca.ca_pem_path())
+        .arg(&url)
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "fetch: {err}\n{}", gate.log());
+    assert!(body.contains(ALICE), "{body}");
+
+    // NTLM inside SPNEGO: curl --negotiate with no ticket and a gss-ntlmssp credential.
+    let cred = ad.domain.dir().join("ntlm-client");
+    std::fs::write(&cred, "ADEXAMPLE:alice:alice-password\n").unwrap();
+    let none = format!("FILE:{}/no-ticket", ad.domain.dir().display());
+    let env: Vec<(&str, &OsStr)> = vec![
+        ("NTLM_USER_FILE", cred.as_os_str()),
+        ("NTLMUSER", OsStr::new("ADEXAMPLE\\alice")),
+        ("KRB5CCNAME", OsStr::new(&none)),
+        ("KRB5_CONFIG", krb5_conf),
+    ];
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &url],
+        Some(ad.ca.ca_pem_path()),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(run.body.contains(ALICE), "{}", run.body);
+    assert!(
+        gate.wait_for_log(|l| l.contains("authenticated with NTLM inside Negotiate")),
+        "{}",
+        gate.log()
+    );
+    std::fs::write(&cred, "ADEXAMPLE:alice:wrong\n").unwrap();
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &url],
+        Some(ad.ca.ca_pem_path()),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(run.status, 401, "{run:?}");
+}
+
+#[test]
+fn wrong_locked_and_disabled_domain_accounts_are_refused_in_words() {
+    let ad = ad();
+    let upstream = EchoUpstream::start();
+    let gate = ntlm_gate(ad, &upstream, Setting::ConfigFile, &[]);
+    let url = gate.url("/");
+    let refused_with = |login: &str, words: &str| {
+        let before = gate.log().len();
+        let run = curl(&["--ntlm", "-u", login, &url]);
+        assert_eq!(run.status, 401, "{login}: {run:?}\n{}", gate.log());
+        assert!(
+            gate.wait_for_log(|l| l[before..]
+                .lines()
+                .any(|l| l.contains("NTLM credentials refused") && l.contains(words))),
+            "{login}: no refusal saying {words:?}:\n{}",
+            gate.log()
+        );
+    };
+    refused_with(
+        "ADEXAMPLE\\bob:wrong",
+        "bob@AD.EXAMPLE.TEST: wrong password",
+    );
+    refused_with("ADEXAMPLE\\nobody:x", "no such account");
+    refused_with("ADEXAMPLE\\carol:carol-password", "the account is disabled");
+    refused_with(
+        "OTHER\\alice:alice-password",
+        "its own domain ADEXAMPLE only",
+    );
+    refused_with("alice@ad.example.test:alice-password", "is a UPN");
+    // Two wrong passwords lock dave; then even the right one is refused, as locked.
+    refused_with("ADEXAMPLE\\dave:wrong", "wrong password");
+    refused_with("ADEXAMPLE\\dave:wrong", "wrong password");
+    refused_with("ADEXAMPLE\\dave:dave-password", "the account is locked out");
+    let log = gate.log();
+    for secret in ["alice-password", "carol-password", "dave-password"] {
+        assert!(!log.contains(secret), "a password reached the log:\n{log}");
+    }
+    // And bob with his password still gets in on a new connection.
+    let run = curl(&["--ntlm", "-u", "ADEXAMPLE\\bob:bob-password", &url]);
+    assert_eq!(run.status, 200, "{run:?}\n{log}");
+    assert!(
+        run.body.contains("users=bob@AD.EXAMPLE.TEST\n"),
+        "{}",
+        run.body
+    );
+}
