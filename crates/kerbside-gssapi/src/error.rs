@@ -45,6 +45,11 @@ pub enum Problem {
     ChannelBindings,
     /// The mechanism or name is not supported.
     Unsupported,
+    /// The KDC refused the user's password (pre-authentication failed).
+    WrongPassword,
+    /// The KDC says the user's credentials are revoked: the account is locked out or
+    /// disabled.
+    AccountRevoked,
     /// Anything else; the GSSAPI text says more.
     Other,
 }
@@ -64,6 +69,8 @@ pub struct GssError {
 const KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = -1765328378;
 const KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN: i32 = -1765328377;
 const KRB5KDC_ERR_NEVER_VALID: i32 = -1765328373;
+const KRB5KDC_ERR_CLIENT_REVOKED: i32 = -1765328366;
+const KRB5KDC_ERR_PREAUTH_FAILED: i32 = -1765328360;
 const KRB5KRB_AP_ERR_BAD_INTEGRITY: i32 = -1765328353;
 const KRB5KRB_AP_ERR_TKT_EXPIRED: i32 = -1765328352;
 const KRB5KRB_AP_ERR_REPEAT: i32 = -1765328350;
@@ -126,6 +133,8 @@ impl Problem {
             KRB5_KDC_UNREACH => Some(Problem::KdcUnreachable),
             KRB5_REALM_UNKNOWN | KRB5_REALM_CANT_RESOLVE => Some(Problem::RealmUnknown),
             KRB5KRB_AP_ERR_REPEAT => Some(Problem::Replay),
+            KRB5KDC_ERR_PREAUTH_FAILED => Some(Problem::WrongPassword),
+            KRB5KDC_ERR_CLIENT_REVOKED => Some(Problem::AccountRevoked),
             _ => None,
         };
         if let Some(p) = by_minor.or_else(|| Self::from_text(text)) {
@@ -191,6 +200,10 @@ impl Problem {
             || has("matching credential not found")
         {
             Problem::NoCredentials
+        } else if has("preauthentication failed") || has("password incorrect") {
+            Problem::WrongPassword
+        } else if has("credentials have been revoked") {
+            Problem::AccountRevoked
         } else if has("cannot decrypt ticket")
             || has("decrypt integrity check failed")
             || has("message stream modified")
@@ -321,6 +334,13 @@ impl GssError {
             (Problem::Unsupported, Side::Initiator) => "the mechanism or name is not supported \
                  by GSSAPI here: check that MIT krb5's GSSAPI library is installed"
                 .to_owned(),
+            (Problem::WrongPassword, _) => {
+                "the KDC refused the password: it is wrong (or the account's keys changed)"
+                    .to_owned()
+            }
+            (Problem::AccountRevoked, _) => "the KDC refused the user: the account is locked \
+                 out after too many wrong passwords, or disabled (its credentials are revoked)"
+                .to_owned(),
             (Problem::Other, _) => "Kerberos (GSSAPI) failed".to_owned(),
         }
     }
@@ -391,6 +411,50 @@ mod tests {
             Problem::Replay
         );
         assert_eq!(Problem::classify(failure, 0, ""), Problem::Other);
+        assert_eq!(
+            Problem::classify(GSS_S_NO_CRED, m(KRB5KDC_ERR_PREAUTH_FAILED), ""),
+            Problem::WrongPassword
+        );
+        assert_eq!(
+            Problem::classify(GSS_S_NO_CRED, m(KRB5KDC_ERR_CLIENT_REVOKED), ""),
+            Problem::AccountRevoked
+        );
+    }
+
+    #[test]
+    fn a_refused_password_is_not_a_missing_ticket() {
+        // What MIT's glue reports for gss_acquire_cred_from with a wrong password and for
+        // a locked or disabled AD account, once the minor code was renumbered.
+        let no_cred = GSS_S_NO_CRED;
+        let wrong = Problem::classify(
+            no_cred,
+            1,
+            "No credentials were supplied, or the \
+             credentials were unavailable or inaccessible (Preauthentication failed)",
+        );
+        assert_eq!(wrong, Problem::WrongPassword);
+        let revoked = Problem::classify(
+            no_cred,
+            1,
+            "No credentials were supplied, or the \
+             credentials were unavailable or inaccessible (Client's credentials have been \
+             revoked)",
+        );
+        assert_eq!(revoked, Problem::AccountRevoked);
+        let e = GssError {
+            problem: wrong,
+            side: Side::Initiator,
+            major: no_cred,
+            minor: 1,
+            detail: String::new(),
+            subject: None,
+        };
+        assert!(
+            e.advice().contains("refused the password"),
+            "{}",
+            e.advice()
+        );
+        assert!(!e.advice().contains("kinit"), "{}", e.advice());
     }
 
     #[test]

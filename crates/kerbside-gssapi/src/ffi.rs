@@ -17,6 +17,39 @@ use libgssapi_sys::{
 #[link(name = "krb5")]
 extern "C" {
     fn krb5_init_context(context: *mut *mut std::ffi::c_void) -> i32;
+    fn krb5_free_context(context: *mut std::ffi::c_void);
+    fn krb5_get_default_realm(
+        context: *mut std::ffi::c_void,
+        realm: *mut *mut std::ffi::c_char,
+    ) -> i32;
+    fn krb5_free_default_realm(context: *mut std::ffi::c_void, realm: *mut std::ffi::c_char);
+}
+
+/// The default realm of this machine's Kerberos configuration (`default_realm` in
+/// krb5.conf, `KRB5_CONFIG`), if it has one.
+pub fn default_realm() -> Option<String> {
+    let mut context: *mut std::ffi::c_void = ptr::null_mut();
+    // SAFETY: krb5_init_context writes a new context or leaves it null.
+    if unsafe { krb5_init_context(&mut context) } != 0 || context.is_null() {
+        return None;
+    }
+    let mut realm: *mut std::ffi::c_char = ptr::null_mut();
+    // SAFETY: context is live; krb5_get_default_realm writes a string we free below.
+    let code = unsafe { krb5_get_default_realm(context, &mut realm) };
+    let found = (code == 0 && !realm.is_null()).then(|| {
+        // SAFETY: on success `realm` is a NUL-terminated string owned by krb5.
+        unsafe { std::ffi::CStr::from_ptr(realm) }
+            .to_string_lossy()
+            .into_owned()
+    });
+    // SAFETY: each is freed once, with the context it came from.
+    unsafe {
+        if !realm.is_null() {
+            krb5_free_default_realm(context, realm);
+        }
+        krb5_free_context(context);
+    }
+    found
 }
 
 /// Keeps one krb5 context open for the life of the process.
@@ -74,11 +107,26 @@ impl Drop for ImportedName {
     }
 }
 
+// GSS_KRB5_NT_ENTERPRISE_NAME (MIT 1.17+): 1.2.840.113554.1.2.2.6
+static NT_KRB5_ENTERPRISE: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x06";
+
+/// Whether a user's name is an enterprise name (RFC 6806), a UPN such as
+/// `alice@ad.example.com`, rather than a principal: it has an `@` and what follows the
+/// last one is not in capitals, as realms are.
+pub(crate) fn is_enterprise_name(name: &str) -> bool {
+    name.rsplit_once('@')
+        .is_some_and(|(user, suffix)| !user.is_empty() && suffix.chars().any(char::is_lowercase))
+}
+
 /// Imports a name for [`acquire_cred_from`]: for `Usage::Accept`, `service@host` as
 /// a host-based service name or `service/host[@REALM]` as a Kerberos principal; for
-/// `Usage::Initiate`, always a Kerberos principal (`alice`, `alice@REALM`).
+/// `Usage::Initiate`, a Kerberos principal (`alice`, `alice@REALM`), or an enterprise
+/// name for a UPN (`alice@ad.example.com`, see [`is_enterprise_name`]): MIT then asks
+/// the KDC to canonicalize it, and the tickets name the account (`alice@AD.EXAMPLE.COM`).
 fn import_name(name: &str, usage: Usage) -> Result<ImportedName, Status> {
-    let oid_bytes = if name.contains('/') || !matches!(usage, Usage::Accept) {
+    let oid_bytes = if matches!(usage, Usage::Initiate) && is_enterprise_name(name) {
+        NT_KRB5_ENTERPRISE
+    } else if name.contains('/') || !matches!(usage, Usage::Accept) {
         NT_KRB5_PRINCIPAL
     } else {
         NT_HOSTBASED
@@ -234,5 +282,30 @@ fn raw_acquire(
         Ok(cred)
     } else {
         Err(Status { major, minor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_enterprise_name;
+
+    #[test]
+    fn upns_are_enterprise_names_and_principals_are_not() {
+        for upn in [
+            "bob@ad.example.test",
+            "bob@Ad.Example.Test",
+            "b@x.y@ad.example.test",
+        ] {
+            assert!(is_enterprise_name(upn), "{upn}");
+        }
+        for principal in [
+            "bob",
+            "bob@AD.EXAMPLE.TEST",
+            "HTTP/www@EXAMPLE.COM",
+            "@x",
+            "BOB@",
+        ] {
+            assert!(!is_enterprise_name(principal), "{principal}");
+        }
     }
 }

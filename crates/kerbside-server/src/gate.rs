@@ -145,6 +145,9 @@ pub struct GateConfig {
     /// NTLM for the accounts of the domain the host is joined to, checked by its domain
     /// controller through winbindd and `ntlm_auth` helpers (instead of `ntlm_users`).
     pub ntlm_winbind: Option<crate::ntlm_winbind::WinbindConfig>,
+    /// The NetBIOS name of the realm's AD domain, for Basic names typed `NAME\user`;
+    /// `None`: the first label of the default realm (`AD` for `AD.EXAMPLE.COM`).
+    pub netbios_domain: Option<String>,
     /// Digest users file (htdigest lines) and the realm.
     pub digest_users: Option<(PathBuf, String)>,
     /// Offer Digest MD5 as well as SHA-256 (old clients).
@@ -226,6 +229,7 @@ impl GateConfig {
             ntlm_users: None,
             ntlm_in_negotiate: false,
             ntlm_winbind: None,
+            netbios_domain: None,
             digest_users: None,
             digest_md5: false,
             digest_nonce_lifetime: kerbside_proto::scheme::digest::server::DEFAULT_NONCE_LIFETIME,
@@ -548,6 +552,11 @@ impl Gate {
             basic_fallback: config.basic_fallback.clone().map(|realm| BasicFallback {
                 realm,
                 service: config.acceptor.clone(),
+                netbios_domain: config.netbios_domain.clone().or_else(|| {
+                    kerbside_gssapi::default_realm()
+                        .and_then(|r| r.split('.').next().map(str::to_ascii_uppercase))
+                        .filter(|label| !label.is_empty())
+                }),
             }),
             ntlm,
             digest,

@@ -286,6 +286,8 @@ pub(crate) fn reason_label(problem: kerbside_gssapi::Problem) -> &'static str {
         P::DefectiveToken => "defective_token",
         P::ChannelBindings => "channel_bindings",
         P::Unsupported => "unsupported_mechanism",
+        P::WrongPassword => "wrong_password",
+        P::AccountRevoked => "account_revoked",
         _ => "other",
     }
 }

@@ -296,6 +296,36 @@ pub fn ntlm_message_type(token: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
 }
 
+/// The Kerberos principal a user name typed for Basic (checked against the KDC) stands
+/// for, in the forms Active Directory users type:
+///
+/// - `bob` and `bob@REALM`: as they are;
+/// - `bob@ad.example.com` (a UPN): as it is; GSSAPI asks the KDC for it as an enterprise
+///   name, which the KDC maps to the account (`bob@AD.EXAMPLE.COM`);
+/// - `NETBIOS\bob`: `bob` of the default realm, when `NETBIOS` is the realm's NetBIOS
+///   domain name `netbios` (in any case); another domain is refused.
+pub fn basic_principal(user: &str, netbios: Option<&str>) -> Result<String, String> {
+    if user.is_empty() || user.chars().any(|c| c.is_control() || c == '/') {
+        return Err(format!("{user:?} is not a user name"));
+    }
+    let Some((domain, name)) = user.split_once('\\') else {
+        return Ok(user.to_owned());
+    };
+    if name.is_empty() || name.contains(['\\', '@']) {
+        return Err(format!("{user:?} is not DOMAIN\\user"));
+    }
+    match netbios {
+        Some(ours) if domain.eq_ignore_ascii_case(ours) => Ok(name.to_owned()),
+        Some(ours) => Err(format!(
+            "the domain {domain:?} of {user:?} is not this realm's NetBIOS domain {ours} \
+             (set netbios-domain if it is)"
+        )),
+        None => Err(format!(
+            "{user:?} names a NetBIOS domain, and none is set for this realm (netbios-domain)"
+        )),
+    }
+}
+
 /// Digest in the gate: a realm, the nonce key, and an htdigest file.
 #[derive(Debug, Clone)]
 pub struct DigestSettings {
@@ -403,6 +433,47 @@ mod tests {
         assert_eq!(ntlm_message_type(&m), Some(3));
         assert_eq!(ntlm_message_type(b"NTLMSSP\0\x01"), None);
         assert_eq!(ntlm_message_type(b"YIIB"), None);
+    }
+
+    #[test]
+    fn basic_names_in_ad_forms_map_to_principals() {
+        let ours = Some("ADEXAMPLE");
+        for (typed, principal) in [
+            ("bob", "bob"),
+            ("bob@AD.EXAMPLE.TEST", "bob@AD.EXAMPLE.TEST"),
+            ("bob@ad.example.test", "bob@ad.example.test"),
+            ("ADEXAMPLE\\bob", "bob"),
+            ("adexample\\bob", "bob"),
+        ] {
+            assert_eq!(
+                basic_principal(typed, ours).as_deref(),
+                Ok(principal),
+                "{typed}"
+            );
+        }
+        for refused in [
+            "OTHER\\bob",
+            "ADEXAMPLE\\",
+            "ADEXAMPLE\\a\\b",
+            "a/b",
+            "",
+            "a\nb",
+        ] {
+            assert!(basic_principal(refused, ours).is_err(), "{refused}");
+        }
+        let err = basic_principal("OTHER\\bob", ours).unwrap_err();
+        assert!(err.contains("netbios-domain"), "{err}");
+        assert!(basic_principal("ADEXAMPLE\\bob", None).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn basic_names_never_panic_and_never_gain_a_domain(user in ".{0,40}") {
+            if let Ok(principal) = basic_principal(&user, Some("D")) {
+                proptest::prop_assert!(!principal.contains('\\'));
+                proptest::prop_assert!(user.ends_with(&principal));
+            }
+        }
     }
 
     #[test]

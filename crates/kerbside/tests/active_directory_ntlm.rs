@@ -23,6 +23,9 @@ struct Ad {
     domain: &'static TestDomain,
     /// `HTTP/localhost`, an AES-only service account.
     keytab: PathBuf,
+    /// The domain's krb5.conf with `canonicalize = true`: the KDC then answers an
+    /// enterprise name (a UPN) with the account's principal.
+    canon_krb5_conf: PathBuf,
     ca: TestCa,
     cert: TestCert,
 }
@@ -44,11 +47,23 @@ fn ad() -> &'static Ad {
         domain.disable_user("carol").unwrap();
         domain.add_user("dave", "dave-password").unwrap();
         domain.lock_after_wrong_passwords("dave", 2).unwrap();
+        let conf = std::fs::read_to_string(domain.krb5_conf()).unwrap();
+        let canon_krb5_conf = domain.dir().join("krb5-canonicalize.conf");
+        std::fs::write(
+            &canon_krb5_conf,
+            conf.replacen(
+                "[libdefaults]\n",
+                "[libdefaults]\n    canonicalize = true\n",
+                1,
+            ),
+        )
+        .unwrap();
         let ca = TestCa::new();
         let cert = ca.issue(&[]);
         Ad {
             domain,
             keytab,
+            canon_krb5_conf,
             ca,
             cert,
         }
@@ -280,4 +295,211 @@ fn wrong_locked_and_disabled_domain_accounts_are_refused_in_words() {
         "{}",
         run.body
     );
+}
+
+/// A gate on HTTPS with Basic checked against the domain's KDC and the keytab.
+fn basic_gate(ad: &Ad, upstream: &EchoUpstream, canonicalize: bool, extra: &[&str]) -> GateProcess {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env());
+    if canonicalize {
+        cmd.env("KRB5_CONFIG", &ad.canon_krb5_conf);
+    }
+    cmd.env_remove("KRB5CCNAME")
+        .env("KRB5RCACHEDIR", ad.domain.dir())
+        .env("RUST_LOG", "info")
+        .arg("gate")
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .arg("--basic-fallback")
+        .arg("--keytab")
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path())
+        .args(extra);
+    GateProcess::from_command(cmd)
+}
+
+#[test]
+fn basic_fallback_takes_the_names_ad_users_type() {
+    let ad = ad();
+    let upstream = EchoUpstream::start();
+    let gate = basic_gate(ad, &upstream, true, &["--netbios-domain", "ADEXAMPLE"]);
+    let url = gate.url("/");
+    // The account's name, its UPN (an enterprise name the KDC canonicalizes, as
+    // `canonicalize = true` in krb5.conf asks), and the NetBIOS form all log bob in as
+    // bob@AD.EXAMPLE.TEST.
+    for login in [
+        "bob:bob-password",
+        "bob@ad.example.test:bob-password",
+        "ADEXAMPLE\\bob:bob-password",
+        "adexample\\bob:bob-password",
+    ] {
+        let run = curl(&["--basic", "-u", login, &url]);
+        assert_eq!(run.status, 200, "{login}: {run:?}\n{}", gate.log());
+        assert!(
+            run.body.contains("users=bob@AD.EXAMPLE.TEST\n"),
+            "{login}: {}",
+            run.body
+        );
+    }
+    let refused_with = |login: &str, words: &str| {
+        let before = gate.log().len();
+        let run = curl(&["--basic", "-u", login, &url]);
+        assert_eq!(run.status, 401, "{login}: {run:?}\n{}", gate.log());
+        assert!(
+            gate.wait_for_log(|l| l[before..]
+                .lines()
+                .any(|l| l.contains("Basic credentials refused") && l.contains(words))),
+            "{login}: no refusal saying {words:?}:\n{}",
+            gate.log()
+        );
+    };
+    refused_with("bob:wrong", "refused the password");
+    refused_with("ADEXAMPLE\\bob:wrong", "refused the password");
+    refused_with("bob@ad.example.test:wrong", "refused the password");
+    refused_with(
+        "carol:carol-password",
+        "locked out after too many wrong passwords, or disabled",
+    );
+    refused_with(
+        "OTHER\\bob:bob-password",
+        "not this realm's NetBIOS domain ADEXAMPLE",
+    );
+    let log = gate.log();
+    assert!(
+        !log.contains("run kinit"),
+        "a wrong password is not a missing ticket:\n{log}"
+    );
+    assert!(
+        !log.contains("bob-password"),
+        "a password reached the log:\n{log}"
+    );
+
+    // Without --netbios-domain, the realm's first label is the NetBIOS name.
+    let gate = basic_gate(ad, &upstream, false, &[]);
+    let run = curl(&["--basic", "-u", "AD\\bob:bob-password", &gate.url("/")]);
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(
+        run.body.contains("users=bob@AD.EXAMPLE.TEST\n"),
+        "{}",
+        run.body
+    );
+    // Without `canonicalize = true` the KDC leaves a UPN as it was typed: the gate says
+    // what to set.
+    let run = curl(&[
+        "--basic",
+        "-u",
+        "bob@ad.example.test:bob-password",
+        &gate.url("/"),
+    ]);
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert!(
+        gate.wait_for_log(|l| l.contains("set `canonicalize = true`")),
+        "{}",
+        gate.log()
+    );
+}
+
+/// `kerbside fetch` with the domain's krb5.conf, no ticket cache, trusting the test CA.
+fn fetch(ad: &Ad) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.env("KRB5_CONFIG", &ad.canon_krb5_conf)
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/no-ticket", ad.domain.dir().display()),
+        )
+        .arg("fetch")
+        .arg("--cacert")
+        .arg(ad.ca.ca_pem_path());
+    cmd
+}
+
+#[test]
+fn fetch_gets_tickets_from_ad_with_a_password_in_each_name_form() {
+    let ad = ad();
+    let upstream = EchoUpstream::start();
+    let gate = ntlm_gate(ad, &upstream, Setting::Flags, &[]);
+    let url = gate.url("/");
+    // An AS exchange with the DC for the account, the principal, and the UPN (sent as
+    // an enterprise name the DC canonicalizes: `canonicalize = true` in krb5.conf);
+    // Negotiate with the ticket.
+    for user in ["bob", "bob@AD.EXAMPLE.TEST", "bob@ad.example.test"] {
+        let out = fetch(ad)
+            .args(["--negotiate", "-v", "-u", &format!("{user}:bob-password")])
+            .arg(&url)
+            .output()
+            .unwrap();
+        let (body, err) = text(&out);
+        assert!(out.status.success(), "{user}: {err}\n{}", gate.log());
+        assert!(
+            body.contains("users=bob@AD.EXAMPLE.TEST\n"),
+            "{user}: {body}"
+        );
+        assert!(
+            !err.contains("bob-password"),
+            "{user}: the password in -v: {err}"
+        );
+    }
+    // Kerberos, not a password scheme: the gate's plain "authenticated" line.
+    let kerberos_logins = gate
+        .log()
+        .lines()
+        .filter(|l| l.contains(" authenticated ") && l.contains("principal=bob@AD.EXAMPLE.TEST"))
+        .count();
+    assert_eq!(kerberos_logins, 3, "{}", gate.log());
+    // The NetBIOS form is an NTLM name: NTLMv2 with the domain's password, checked by
+    // the DC through winbind.
+    let out = fetch(ad)
+        .args(["--ntlm", "-u", "ADEXAMPLE\\bob:bob-password"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", gate.log());
+    assert!(body.contains("users=bob@AD.EXAMPLE.TEST\n"), "{body}");
+    // A wrong password: the KDC's refusal in words, not "run kinit".
+    let out = fetch(ad)
+        .args(["--negotiate", "-u", "bob@ad.example.test:wrong"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("refused the password of bob@ad.example.test"),
+        "{err}"
+    );
+    // A disabled account: the KDC revokes its credentials.
+    let out = fetch(ad)
+        .args(["--negotiate", "-u", "carol:carol-password"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("locked out after too many wrong passwords, or disabled"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_tunnel_logs_in_to_the_gate_with_an_ad_ticket() {
+    let ad = ad();
+    let upstream = EchoUpstream::start();
+    let gate = ntlm_gate(ad, &upstream, Setting::Flags, &[]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .args(["tunnel", "--listen", "127.0.0.1:0", "--to", &gate.url("/")])
+        .arg("--cacert")
+        .arg(ad.ca.ca_pem_path());
+    let tunnel = GateProcess::from_command(cmd);
+    // curl with no Kerberos at all: the tunnel uses alice's AD ticket.
+    let run = run_curl(&[&tunnel.url("/through")], None).unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}\n{}", tunnel.log(), gate.log());
+    assert!(run.body.contains(ALICE), "{}", run.body);
 }

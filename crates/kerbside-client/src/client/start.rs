@@ -352,7 +352,11 @@ pub(super) fn credential_error(
             "the KDC does not know the user {principal}, so its password gets no Kerberos \
              ticket"
         ),
-        kerbside_gssapi::Problem::Integrity => format!(
+        kerbside_gssapi::Problem::AccountRevoked => format!(
+            "the KDC refused {principal}: the account is locked out after too many wrong \
+             passwords, or disabled (nothing was sent to the server)"
+        ),
+        kerbside_gssapi::Problem::Integrity | kerbside_gssapi::Problem::WrongPassword => format!(
             "the KDC refused the password of {principal}: wrong password (nothing was sent \
              to the server)"
         ),

@@ -480,6 +480,9 @@ pub enum BasicCheck {
     /// The check could not run (handshake limiter closed, task failed, a KDC
     /// exchange that wanted another leg).
     Unavailable,
+    /// The name names no user the server can check (`OTHERDOMAIN\bob`: a NetBIOS
+    /// domain that is not the realm's).
+    UnknownUser,
 }
 
 /// A Basic password, waiting for its check.
@@ -507,6 +510,7 @@ impl ExpectBasicCheck {
                 refuse(Refusal::failed(Failure::BasicWrongPassword))
             }
             BasicCheck::Refused | BasicCheck::Unavailable => refuse(Refusal::unauthorized()),
+            BasicCheck::UnknownUser => refuse(Refusal::failed(Failure::BasicUnknownUser)),
         }
     }
 }

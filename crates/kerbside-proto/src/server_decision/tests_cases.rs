@@ -175,6 +175,24 @@ fn an_ntlm_check_the_domain_controller_cannot_run_is_503_not_a_refusal() {
 }
 
 #[test]
+fn a_basic_name_for_another_domain_is_an_unknown_user_not_a_wrong_password() {
+    let setup = Setup {
+        basic_kdc: true,
+        ..setup(ServerMode::PerRequest)
+    };
+    let Start::Basic(b) = identify(&setup, H1, Brings::Basic.authorization()) else {
+        panic!("not a Basic start")
+    };
+    let BasicRoute::Kdc(check) = b.credentials(Some("OTHER\\bob"), false) else {
+        panic!("not a KDC check")
+    };
+    assert_eq!(
+        check.handle(BasicCheck::UnknownUser),
+        Verdict::Refuse(Refusal::failed(Failure::BasicUnknownUser))
+    );
+}
+
+#[test]
 fn failure_labels_are_distinct() {
     let all = [
         Failure::BadSessionCookie,

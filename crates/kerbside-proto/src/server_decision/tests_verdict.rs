@@ -252,6 +252,7 @@ pub(super) fn walk(start: Start, again: &dyn Fn() -> Start) -> Vec<(Vec<String>,
                         BasicCheck::Verified("alice".into()),
                         BasicCheck::Refused,
                         BasicCheck::Unavailable,
+                        BasicCheck::UnknownUser,
                     ] {
                         let last = match check {
                             BasicCheck::Verified(_) => Last::Success,

@@ -165,6 +165,10 @@ pub struct BasicFallback {
     /// The service the ticket is asked for (a key the keytab holds); by default
     /// `HTTP@<host of the request>`.
     pub service: Option<String>,
+    /// The NetBIOS name of the realm's Active Directory domain: a user name typed as
+    /// `NAME\user` is the principal `user` of the default realm. `None` refuses such
+    /// names.
+    pub netbios_domain: Option<String>,
 }
 
 impl NegotiateConfig {

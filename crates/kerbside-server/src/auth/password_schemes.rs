@@ -78,6 +78,14 @@ pub(super) async fn basic(
     else {
         return check.handle(BasicCheck::Unavailable);
     };
+    let principal =
+        match crate::passwords::basic_principal(&user, fallback.netbios_domain.as_deref()) {
+            Ok(principal) => principal,
+            Err(e) => {
+                tracing::warn!(%user, "Basic credentials refused: {e}");
+                return check.handle(BasicCheck::UnknownUser);
+            }
+        };
     let host = request
         .headers
         .get(http::header::HOST)
@@ -104,7 +112,7 @@ pub(super) async fn basic(
             mutual: kerbside_proto::MutualAuth::Off,
             delegation: kerbside_gssapi::Delegation::None,
             credentials: kerbside_gssapi::ClientCredentials::FreshPassword {
-                principal: user,
+                principal,
                 password,
             },
             channel_bindings: None,
@@ -134,6 +142,9 @@ pub(super) async fn basic(
             let principal = shared
                 .domain_accounts
                 .login(principal, pac.as_deref(), lifetime);
+            if principal.contains("\\@") {
+                tracing::warn!(%principal, "the KDC did not canonicalize the UPN the user typed, so the user is named by it, not by the account: set `canonicalize = true` in [libdefaults] of the gate's krb5.conf");
+            }
             tracing::info!(%principal, path = %request.uri.path(), "authenticated with Basic (checked against the KDC and the keytab)");
             check.handle(BasicCheck::Verified(principal))
         }

@@ -252,6 +252,12 @@ pub struct GateArgs {
     #[arg(long, conflicts_with = "ntlm_users")]
     pub ntlm_winbind: bool,
 
+    /// The NetBIOS name of the realm's Active Directory domain (ADEXAMPLE): with
+    /// --basic-fallback, a user typing NAME\\bob logs in as bob of the default realm.
+    /// Default: the realm's first label (AD for AD.EXAMPLE.COM).
+    #[arg(long, value_name = "NAME")]
+    pub netbios_domain: Option<String>,
+
     /// Samba's configuration for the --ntlm-winbind helpers (`ntlm_auth
     /// --configfile`); ntlm_auth's default (/etc/samba/smb.conf) otherwise.
     #[arg(long, value_name = "FILE")]
@@ -457,6 +463,7 @@ pub(super) struct GateFile {
     ntlm_in_negotiate: Option<bool>,
     ntlm_winbind: Option<bool>,
     ntlm_winbind_smb_conf: Option<PathBuf>,
+    netbios_domain: Option<String>,
     digest_users: Option<PathBuf>,
     digest_realm: Option<String>,
     digest_md5: Option<bool>,
@@ -787,6 +794,7 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
             ..Default::default()
         });
     }
+    config.netbios_domain = args.netbios_domain.or(file.netbios_domain);
     if config.ntlm_in_negotiate && config.ntlm_users.is_none() && config.ntlm_winbind.is_none() {
         return Err("--ntlm-in-negotiate needs --ntlm-users or --ntlm-winbind".to_owned());
     }
