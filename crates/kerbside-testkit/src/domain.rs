@@ -519,6 +519,46 @@ impl TestDomain {
         cmd
     }
 
+    /// Lets the members of `group` use winbindd's privileged pipe (what NTLM checks need),
+    /// as a joined host does for `winbindd_priv`: the pipe's directory gets that group, and
+    /// the directories above it up to the domain's own become traversable (mode 0711).
+    /// Returns the pipe's directory.
+    pub fn grant_privileged_pipe(&self, group: &str) -> io::Result<PathBuf> {
+        check_name("group", group)?;
+        let samba = self.dir().join("samba");
+        let found = ["state/winbindd_privileged", "private/winbindd_privileged"]
+            .iter()
+            .map(|p| samba.join(p))
+            .find(|p| p.join("pipe").exists())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no winbindd_privileged/pipe under {}", samba.display()),
+                )
+            })?;
+        let status = Command::new("chgrp")
+            .arg(group)
+            .arg(&found)
+            .stdin(Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "chgrp {group} {}",
+                found.display()
+            )));
+        }
+        crate::process::chmod(&found, 0o750)?;
+        let mut dir = found.parent();
+        while let Some(d) = dir {
+            crate::process::chmod(d, 0o711)?;
+            if d == self.dir() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(found)
+    }
+
     /// Runs `domain_admin.py` (Samba's Python bindings, Debian's python3) with `args`.
     fn admin_script(&self, args: &[&str]) -> io::Result<()> {
         let script = self.dir().join("domain_admin.py");

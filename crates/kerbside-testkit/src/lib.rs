@@ -80,6 +80,7 @@ pub use redis::Redis;
 pub use request::TestRequest;
 pub use squid::{
     ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,
+    NTLM_WINBIND_HELPER, WINBINDD_PRIV_GROUP,
 };
 
 use std::io;

@@ -28,6 +28,12 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// checking the password.
 pub const NTLM_FAKE_HELPER: &str = "/usr/lib/squid/ntlm_fake_auth";
 
+/// Samba's NTLM helper, checking passwords with the domain controller through winbindd.
+pub const NTLM_WINBIND_HELPER: &str = "/usr/bin/ntlm_auth";
+
+/// The group whose members may use winbindd's privileged pipe (Debian's winbind package).
+pub const WINBINDD_PRIV_GROUP: &str = "winbindd_priv";
+
 /// Squid's Basic helper for an htpasswd-style file.
 pub const BASIC_NCSA_HELPER: &str = "/usr/lib/squid/basic_ncsa_auth";
 
@@ -43,6 +49,13 @@ pub enum ProxyScheme {
     /// Basic through [`BASIC_NCSA_HELPER`], for the accounts of
     /// [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` / `alice-password`).
     Basic,
+    /// NTLM checked by an Active Directory domain controller: Samba's
+    /// [`ntlm_auth --helper-protocol=squid-2.5-ntlmssp`](NTLM_WINBIND_HELPER) through the
+    /// winbindd at `/run/samba/winbindd` (a running [`TestDomain`](crate::TestDomain) that
+    /// has [granted](crate::TestDomain::grant_privileged_pipe) its privileged pipe to
+    /// [`WINBINDD_PRIV_GROUP`]). As root, Squid runs with that group. The user Squid logs is
+    /// `DOMAIN\user` as winbindd names it (`ADEXAMPLE\alice`).
+    NtlmWinbind,
 }
 
 /// How to configure the [`Squid`] harness.
@@ -359,6 +372,9 @@ server_persistent_connections on",
         );
         if let Some(user) = self.user {
             let _ = writeln!(c, "cache_effective_user {user}");
+            if self.opts.scheme == ProxyScheme::NtlmWinbind {
+                let _ = writeln!(c, "cache_effective_group {WINBINDD_PRIV_GROUP}");
+            }
         }
         let _ = writeln!(c, "acl SSL_ports port 1-65535");
         if self.opts.require_auth {
@@ -378,6 +394,12 @@ auth_param negotiate keep_alive on"
                     ),
                     ProxyScheme::NtlmFake => format!(
                         "auth_param ntlm program {NTLM_FAKE_HELPER}
+auth_param ntlm children 2
+auth_param ntlm keep_alive on"
+                    ),
+                    ProxyScheme::NtlmWinbind => format!(
+                        "auth_param ntlm program {NTLM_WINBIND_HELPER} \
+                         --helper-protocol=squid-2.5-ntlmssp
 auth_param ntlm children 2
 auth_param ntlm keep_alive on"
                     ),

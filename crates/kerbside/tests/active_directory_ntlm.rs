@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 
 use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
-    run_curl, run_curl_env, run_password_client, CurlRun, ServiceKeys, TestCa, TestCert, TestDomain,
+    run_curl, run_curl_env, run_password_client, CurlRun, ProxyScheme, ServiceKeys, Squid,
+    SquidOptions, TestCa, TestCert, TestDomain, TestRealm, WINBINDD_PRIV_GROUP,
 };
 
 /// The domain, with the accounts and keytab every test here uses.
@@ -502,4 +503,63 @@ fn the_tunnel_logs_in_to_the_gate_with_an_ad_ticket() {
     let run = run_curl(&[&tunnel.url("/through")], None).unwrap();
     assert_eq!(run.status, 200, "{run:?}\n{}\n{}", tunnel.log(), gate.log());
     assert!(run.body.contains(ALICE), "{}", run.body);
+}
+
+#[test]
+fn fetch_answers_an_ad_backed_squid_with_ntlm() {
+    let ad = ad();
+    ad.domain
+        .grant_privileged_pipe(WINBINDD_PRIV_GROUP)
+        .unwrap();
+    // Squid needs a realm for its own keytab; the NTLM it asks for is the domain's.
+    let realm = TestRealm::start().unwrap();
+    let squid = Squid::start(
+        &realm,
+        SquidOptions {
+            scheme: ProxyScheme::NtlmWinbind,
+            ..SquidOptions::default()
+        },
+    )
+    .unwrap();
+    let origin = EchoUpstream::start();
+    let url = format!("{}/through-squid", origin.url());
+    let through = |login: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+        clean_env(&mut cmd);
+        cmd.env("KRB5_CONFIG", ad.domain.krb5_conf())
+            .env(
+                "KRB5CCNAME",
+                format!("FILE:{}/no-ticket", ad.domain.dir().display()),
+            )
+            .args([
+                "fetch",
+                "-v",
+                "--allow-http-auth=localhost",
+                "--proxy",
+                &squid.url(),
+            ])
+            .args(["--ntlm", "-u", login])
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    // The 407 from Squid is answered with NTLMv2; ntlm_auth has the DC check it.
+    let out = through("ADEXAMPLE\\alice:alice-password");
+    let (body, err) = text(&out);
+    assert!(out.status.success(), "{err}\n{}", squid.cache_log());
+    assert!(body.contains("path=/through-squid"), "{body}");
+    assert!(err.contains("407"), "{err}");
+    assert!(err.contains("Answering the proxy with NTLM"), "{err}");
+    let log = squid.wait_access_log(|l| l.contains("/through-squid") && l.contains(" 200 "));
+    assert!(
+        log.lines().any(|l| l.contains("/through-squid")
+            && l.contains(" 200 ")
+            && l.to_ascii_lowercase().contains("user=adexample\\alice")),
+        "{log}"
+    );
+    // A wrong password: the DC refuses, Squid answers 407 again, fetch gives up.
+    let out = through("ADEXAMPLE\\alice:wrong");
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("407"), "{err}");
 }
