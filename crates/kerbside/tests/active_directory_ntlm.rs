@@ -563,3 +563,48 @@ fn fetch_answers_an_ad_backed_squid_with_ntlm() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("407"), "{err}");
 }
+
+#[test]
+fn a_domain_controller_that_cannot_be_asked_is_a_503_not_a_wrong_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let ad = ad();
+    // An ntlm_auth that dies at once, first on PATH (wbinfo is the real one).
+    let bin = ad.domain.dir().join("broken-ntlm-auth");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("ntlm_auth");
+    std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let upstream = EchoUpstream::start();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .env("PATH", path)
+        .env_remove("KRB5CCNAME")
+        .arg("gate")
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .args(["--auth", "connection", "--ntlm-winbind", "--keytab"])
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path());
+    let gate = GateProcess::from_command(cmd);
+    let run = curl(&[
+        "--ntlm",
+        "-u",
+        "ADEXAMPLE\\alice:alice-password",
+        &gate.url("/"),
+    ]);
+    assert_eq!(run.status, 503, "{run:?}\n{}", gate.log());
+    assert!(
+        gate.wait_for_log(|l| l.contains("could not ask the domain controller")
+            && l.contains("ntlm_auth helper exited")),
+        "{}",
+        gate.log()
+    );
+}
