@@ -562,6 +562,48 @@ fn fetch_answers_an_ad_backed_squid_with_ntlm() {
     let (_, err) = text(&out);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("407"), "{err}");
+
+    // `kerbside proxy` in front of it, with the domain credentials: curl, with no
+    // credentials of its own, gets through; Squid logs the domain user.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.env("KRB5_CONFIG", ad.domain.krb5_conf())
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}/no-ticket", ad.domain.dir().display()),
+        )
+        .args(["proxy", "--listen", "127.0.0.1:0", "--proxy", &squid.url()])
+        .args(["-u", "ADEXAMPLE\\bob:bob-password"]);
+    let proxy = GateProcess::from_command(cmd);
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            "--proxy",
+            &proxy.url,
+        ])
+        .arg(format!("{}/via-kerbside-proxy", origin.url()))
+        .env_remove("http_proxy")
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .output()
+        .unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success() && body.contains("path=/via-kerbside-proxy"),
+        "{body}{err}\n{}\n{}",
+        proxy.log(),
+        squid.cache_log()
+    );
+    let log = squid.wait_access_log(|l| l.contains("/via-kerbside-proxy") && l.contains(" 200 "));
+    assert!(
+        log.lines().any(|l| l.contains("/via-kerbside-proxy")
+            && l.contains(" 200 ")
+            && l.to_ascii_lowercase().contains("user=adexample\\bob")),
+        "{log}"
+    );
 }
 
 #[test]
