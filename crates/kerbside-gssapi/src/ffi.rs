@@ -17,39 +17,6 @@ use libgssapi_sys::{
 #[link(name = "krb5")]
 extern "C" {
     fn krb5_init_context(context: *mut *mut std::ffi::c_void) -> i32;
-    fn krb5_free_context(context: *mut std::ffi::c_void);
-    fn krb5_get_default_realm(
-        context: *mut std::ffi::c_void,
-        realm: *mut *mut std::ffi::c_char,
-    ) -> i32;
-    fn krb5_free_default_realm(context: *mut std::ffi::c_void, realm: *mut std::ffi::c_char);
-}
-
-/// The default realm of this machine's Kerberos configuration (`default_realm` in
-/// krb5.conf, `KRB5_CONFIG`), if it has one.
-pub fn default_realm() -> Option<String> {
-    let mut context: *mut std::ffi::c_void = ptr::null_mut();
-    // SAFETY: krb5_init_context writes a new context or leaves it null.
-    if unsafe { krb5_init_context(&mut context) } != 0 || context.is_null() {
-        return None;
-    }
-    let mut realm: *mut std::ffi::c_char = ptr::null_mut();
-    // SAFETY: context is live; krb5_get_default_realm writes a string we free below.
-    let code = unsafe { krb5_get_default_realm(context, &mut realm) };
-    let found = (code == 0 && !realm.is_null()).then(|| {
-        // SAFETY: on success `realm` is a NUL-terminated string owned by krb5.
-        unsafe { std::ffi::CStr::from_ptr(realm) }
-            .to_string_lossy()
-            .into_owned()
-    });
-    // SAFETY: each is freed once, with the context it came from.
-    unsafe {
-        if !realm.is_null() {
-            krb5_free_default_realm(context, realm);
-        }
-        krb5_free_context(context);
-    }
-    found
 }
 
 /// Keeps one krb5 context open for the life of the process.
@@ -121,8 +88,10 @@ pub(crate) fn is_enterprise_name(name: &str) -> bool {
 /// Imports a name for [`acquire_cred_from`]: for `Usage::Accept`, `service@host` as
 /// a host-based service name or `service/host[@REALM]` as a Kerberos principal; for
 /// `Usage::Initiate`, a Kerberos principal (`alice`, `alice@REALM`), or an enterprise
-/// name for a UPN (`alice@ad.example.com`, see [`is_enterprise_name`]): MIT then asks
-/// the KDC to canonicalize it, and the tickets name the account (`alice@AD.EXAMPLE.COM`).
+/// name for a UPN (`alice@ad.example.com`, see [`is_enterprise_name`]), which the KDC
+/// maps to the account. With `canonicalize = true` in krb5.conf's `[libdefaults]` MIT asks
+/// it to canonicalize the name and the tickets name the account (`alice@AD.EXAMPLE.COM`);
+/// without, they carry the enterprise name (`alice\@ad.example.com@AD.EXAMPLE.COM`).
 fn import_name(name: &str, usage: Usage) -> Result<ImportedName, Status> {
     let oid_bytes = if matches!(usage, Usage::Initiate) && is_enterprise_name(name) {
         NT_KRB5_ENTERPRISE

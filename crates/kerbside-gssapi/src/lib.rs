@@ -35,7 +35,6 @@ pub use acceptor::{
 };
 pub use delegation::DelegatedCredential;
 pub use error::{GssError, Problem, Side};
-pub use ffi::default_realm;
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 pub use replay::{Insert, ReplayCache};
 pub use replay_journal::{Reloaded, ReplayFileError, ReplayJournal};

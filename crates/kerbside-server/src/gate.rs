@@ -553,7 +553,9 @@ impl Gate {
                 realm,
                 service: config.acceptor.clone(),
                 netbios_domain: config.netbios_domain.clone().or_else(|| {
-                    kerbside_gssapi::default_realm()
+                    kerbside_gssapi::krb5::Context::new()
+                        .ok()
+                        .and_then(|c| c.default_realm())
                         .and_then(|r| r.split('.').next().map(str::to_ascii_uppercase))
                         .filter(|label| !label.is_empty())
                 }),
