@@ -387,8 +387,9 @@ fn basic_fallback_takes_the_names_ad_users_type() {
         "{}",
         run.body
     );
-    // Without `canonicalize = true` the KDC leaves a UPN as it was typed: the gate says
-    // what to set.
+    // Without `canonicalize = true` the KDC leaves a UPN as it was typed, but the ticket's
+    // PAC names the account: bob@AD.EXAMPLE.TEST all the same, and no warning (the gate
+    // says to set canonicalize only for a ticket without a PAC to name the account from).
     let run = curl(&[
         "--basic",
         "-u",
@@ -397,7 +398,18 @@ fn basic_fallback_takes_the_names_ad_users_type() {
     ]);
     assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
     assert!(
-        gate.wait_for_log(|l| l.contains("set `canonicalize = true`")),
+        run.body.contains("users=bob@AD.EXAMPLE.TEST\n"),
+        "{}",
+        run.body
+    );
+    assert!(
+        gate.wait_for_log(|l| l.contains("bob@AD.EXAMPLE.TEST path=/")
+            && l.matches("authenticated with Basic").count() == 2),
+        "{}",
+        gate.log()
+    );
+    assert!(
+        !gate.log().contains("set `canonicalize = true`"),
         "{}",
         gate.log()
     );
