@@ -417,7 +417,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__gate)
-            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --proxy-protocol --health-path --shutdown-delay --proxy-protocol-trusted --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --ntlm-winbind --netbios-domain --ntlm-winbind-smb-conf --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --delegation-dir --s4u2proxy --upstream-timeout --max-connections --max-body --log-format --help"
+            opts="-h --config --listen --tls-cert --tls-key --keytab --acceptor --replay-cache --replay-cache-unavailable --upstream --cgi --forward-auth --forward-auth-trusted --forward-auth-cert --proxy-protocol --health-path --whoami-path --shutdown-delay --proxy-protocol-trusted --identity-header --scheme-header --identity-key --auth --session-key --user-map --metrics --channel-binding --basic-fallback --basic-realm --ntlm-users --ntlm-in-negotiate --ntlm-winbind --netbios-domain --ntlm-winbind-smb-conf --digest-users --digest-realm --digest-md5 --digest-nonce-lifetime --basic-users --check --check-principal --check-keytab --check-password-file --check-spn --delegation-dir --s4u2proxy --upstream-timeout --max-connections --max-body --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,6 +451,10 @@ _kerbside() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --replay-cache-unavailable)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -472,6 +476,10 @@ _kerbside() {
                     return 0
                     ;;
                 --health-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --whoami-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -795,13 +803,21 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__proxy)
-            opts="-v -n -u -k -m -x -h --listen --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy --noproxy --help"
+            opts="-v -n -u -k -m -x -h --listen --pac --pac-refresh --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy --noproxy --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pac)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pac-refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
