@@ -1,6 +1,7 @@
 //! Who may use the proxy: a client address on the allow list (`--allow`) and, on
 //! Linux, a loopback client whose socket the proxy's own user owns (found in
-//! `/proc/net/tcp` and `tcp6`), unless `--allow-other-users`.
+//! Linux's netlink `sock_diag`, an exact look-up, or else `/proc/net/tcp` and
+//! `tcp6`), unless `--allow-other-users`.
 
 use std::net::SocketAddr;
 
@@ -68,6 +69,12 @@ impl Access {
             return Ok(());
         };
         let owner = tokio::task::spawn_blocking(move || {
+            // The client's socket: its local address is our peer, its remote ours.
+            #[cfg(target_os = "linux")]
+            match crate::sock_diag::socket_uid(peer, local) {
+                Ok(owner) => return owner,
+                Err(e) => tracing::debug!("sock_diag failed ({e}); reading /proc/net/tcp"),
+            }
             let tables: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
                 .iter()
                 .filter_map(|p| std::fs::read_to_string(p).ok())

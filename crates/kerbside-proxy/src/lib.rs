@@ -43,6 +43,8 @@ pub mod pac;
 mod response;
 pub mod route_source;
 mod server;
+#[cfg(target_os = "linux")]
+mod sock_diag;
 mod splice;
 pub mod upstreams;
 
