@@ -13,6 +13,7 @@ use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
 use crate::name_attr::{self, PacAttribute};
+use crate::keytab::{AcceptorCred, ReloadingCred};
 use crate::replay::{Insert, ReplayCache};
 use crate::replay_journal::{ReplayFileError, ReplayJournal};
 use crate::shared_replay::{Shared, SharedCheck, SharedReplay, WhenUnavailable};
@@ -34,7 +35,7 @@ pub struct AcceptorConfig {
 /// threads; each exchange gets its own [`AcceptContext`].
 #[derive(Debug, Clone)]
 pub struct NegotiateAcceptor {
-    cred: Cred,
+    cred: AcceptorCred,
     config: AcceptorConfig,
     memory: Option<Arc<MemoryReplay>>,
     /// A replay cache shared with other gates, asked after the memory cache
@@ -49,7 +50,7 @@ pub struct NegotiateAcceptor {
 /// with MIT's replay cache off, and the cache that takes its place.
 #[derive(Debug)]
 struct MemoryReplay {
-    cred: Cred,
+    cred: AcceptorCred,
     cache: ReplayCache,
     /// The cache's file, written before an accept is reported, so a restart does not
     /// forget ([`NegotiateAcceptor::with_replay_file`]).
@@ -329,19 +330,36 @@ impl NegotiateAcceptor {
 }
 
 /// Acquires acceptor credentials from the keytab with extra credential-store
-/// entries (`rcache`); with an impersonator, credentials for S4U2Proxy as well.
+/// entries (`rcache`); with an impersonator, credentials for S4U2Proxy as well. A
+/// named keytab is read into memory ([`ReloadingCred`]); if that fails, MIT reads
+/// the file itself, and says in its own words what is wrong with it.
 fn acquire(
     config: &AcceptorConfig,
     impersonator: Option<&str>,
     extra: &[(&str, &str)],
-) -> Result<Cred, GssError> {
+) -> Result<AcceptorCred, GssError> {
     if let Some(impersonator) = impersonator {
         return crate::delegation::acquire_proxy_acceptor(
             config.keytab.as_deref(),
             impersonator,
             extra,
-        );
+        )
+        .map(AcceptorCred::Fixed);
     }
+    if let Some(path) = &config.keytab {
+        match ReloadingCred::new(path, config.acceptor_name.as_deref(), extra) {
+            Ok(memory) => return Ok(AcceptorCred::Memory(Arc::new(memory))),
+            Err(e) => tracing::debug!(
+                keytab = %path.display(),
+                "keytab not read into memory ({e}); MIT reads the file"
+            ),
+        }
+    }
+    acquire_file(config, extra).map(AcceptorCred::Fixed)
+}
+
+/// [`acquire`] with MIT reading the keytab file on every accept.
+fn acquire_file(config: &AcceptorConfig, extra: &[(&str, &str)]) -> Result<Cred, GssError> {
     {
         let subject = config
             .keytab
@@ -408,10 +426,7 @@ impl AcceptContext {
             if let Some(memory) = self.acceptor.memory.clone() {
                 if let Ok(found) = kerbside_proto::krb5::authenticator(token) {
                     let key = ReplayCache::key(found.cipher);
-                    let mut ctx = ServerCtx::new(Some(memory.cred.clone()));
-                    let out = ctx
-                        .step(token, channel_bindings)
-                        .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+                    let (mut ctx, out) = first_step(&memory.cred, token, channel_bindings)?;
                     if ctx.is_complete() {
                         let recorded = memory.record(key);
                         if matches!(recorded, Recorded::Fresh | Recorded::Unrecorded) {
@@ -455,7 +470,13 @@ impl AcceptContext {
                     // with MIT's replay cache, which has not seen this token yet.
                 }
             }
-            self.ctx = Some(ServerCtx::new(Some(self.acceptor.cred.clone())));
+            let (mut ctx, out) = first_step(&self.acceptor.cred, token, channel_bindings)?;
+            let step = finish(&ctx, out);
+            if ctx.is_complete() {
+                self.delegated = ctx.take_delegated_cred().map(DelegatedCredential::new);
+            }
+            self.ctx = Some(ctx);
+            return step;
         }
         let Some(ctx) = self.ctx.as_mut() else {
             return Err(defective());
@@ -476,6 +497,29 @@ impl AcceptContext {
     /// releases it from memory, so nothing of it is kept.
     pub fn take_delegated(&mut self) -> Option<DelegatedCredential> {
         self.delegated.take()
+    }
+}
+
+/// The first `gss_accept_sec_context` of an exchange, in a new context. If it fails
+/// and the keytab changed since it was last read (a ticket for a key added a moment
+/// ago), once more with the keys read again.
+fn first_step(
+    cred: &AcceptorCred,
+    token: &[u8],
+    channel_bindings: Option<&[u8]>,
+) -> Result<(ServerCtx, Option<libgssapi::util::Buf>), GssError> {
+    let mut ctx = ServerCtx::new(Some(cred.get()));
+    match ctx.step(token, channel_bindings) {
+        Ok(out) => Ok((ctx, out)),
+        Err(e) if cred.reload_if_changed() => {
+            tracing::debug!("token refused ({e}) before the keytab was read again; trying again");
+            let mut ctx = ServerCtx::new(Some(cred.get()));
+            let out = ctx
+                .step(token, channel_bindings)
+                .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+            Ok((ctx, out))
+        }
+        Err(e) => Err(GssError::from_raw(e, Side::Acceptor, None)),
     }
 }
 

@@ -24,6 +24,7 @@ mod delegation;
 mod error;
 mod ffi;
 mod initiator;
+mod keytab;
 pub mod krb5;
 mod name_attr;
 mod replay;

@@ -18,7 +18,7 @@
 //! ```
 #![allow(unsafe_code)]
 
-mod ffi;
+pub(crate) mod ffi;
 mod names;
 
 use std::ffi::{CStr, CString};
