@@ -258,7 +258,10 @@ impl ReloadingCred {
     /// Reads the file again if it changed since it was last read; true if new
     /// credentials are in use.
     pub(crate) fn reload_if_changed(&self) -> bool {
-        let mut failed = self.reloading.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut failed = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let stamp = match Stamp::of(&self.path) {
             Ok(stamp) => stamp,
             Err(e) => {

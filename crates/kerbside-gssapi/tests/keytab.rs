@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use kerbside_gssapi::{
-    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, InitiatorConfig,
-    NegotiateAcceptor, NegotiateInitiator,
+    AcceptStep, AcceptorConfig, ClientCredentials, Delegation, InitiatorConfig, NegotiateAcceptor,
+    NegotiateInitiator,
 };
 use kerbside_proto::{Mechanism, MutualAuth, Step};
 use kerbside_testkit::TestRealm;

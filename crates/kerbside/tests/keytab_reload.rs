@@ -52,7 +52,12 @@ fn ticket_kvno(realm: &TestRealm, ccache: &Path) -> u32 {
 
 /// The service's kvnos in `keytab`, as `klist -k` lists them.
 fn keytab_kvnos(realm: &TestRealm, keytab: &Path) -> Vec<u32> {
-    let out = realm.command("klist").arg("-k").arg(keytab).output().unwrap();
+    let out = realm
+        .command("klist")
+        .arg("-k")
+        .arg(keytab)
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     let mut kvnos: Vec<u32> = stdout
@@ -94,7 +99,10 @@ fn keys_added_and_replaced_under_a_running_gate_are_read_without_a_restart() {
         .kadmin(&format!("ktadd -k \"{}\" {SERVICE}", keytab.display()))
         .unwrap();
     let kvnos = keytab_kvnos(&realm, &keytab);
-    assert!(kvnos.contains(&old) && kvnos.contains(&(old + 1)), "{kvnos:?}");
+    assert!(
+        kvnos.contains(&old) && kvnos.contains(&(old + 1)),
+        "{kvnos:?}"
+    );
 
     // A ticket at the new kvno gets in at once (its first failure makes the gate look
     // at the file), and the old ticket still does.
