@@ -323,7 +323,14 @@ fn an_upstream_closing_between_ntlm_legs_gets_one_restart_then_a_clear_502() {
     let (body, err) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}{err}\n{}", p.log());
     assert!(body.contains("127.0.0.1"), "{body}");
-    assert!(body.to_lowercase().contains("closed"), "{body}");
+    // The upstream hangs up as the AUTHENTICATE arrives: a clean close or, when the
+    // message was already in its socket, a reset. Either way the client is told the
+    // connection to that upstream failed.
+    let said = body.to_lowercase();
+    assert!(
+        said.contains("closed") || said.contains("connection error"),
+        "{body}"
+    );
     assert_eq!(
         negotiates.load(Ordering::SeqCst),
         2,
