@@ -101,6 +101,34 @@ pub fn forward_auth(data: &[u8]) {
     }
 }
 
+/// Reads `data` as a `replay-cache` Redis URL (each scheme before it): no panics, an
+/// error never repeats a password, and node lists keep their order and ports.
+pub fn redis_url(data: &[u8]) {
+    use crate::redis_url::RedisTarget;
+    let text = String::from_utf8_lossy(data);
+    for scheme in ["", "redis+sentinel://", "redis+cluster://"] {
+        let url = format!("{scheme}{text}");
+        match RedisTarget::parse(&url) {
+            Ok(RedisTarget::Sentinel { sentinels, .. }) => assert!(!sentinels.is_empty()),
+            Ok(RedisTarget::Cluster { nodes, .. }) => {
+                assert!(nodes.iter().all(|n| n.port != 0 && !n.host.is_empty()));
+            }
+            Ok(RedisTarget::Single(single)) => assert_eq!(single, url),
+            Err(e) => {
+                if let Some((_, after_scheme)) = url.split_once("://") {
+                    if let Some((userinfo, _)) = after_scheme.rsplit_once('@') {
+                        if let Some((_, password)) = userinfo.split_once(':') {
+                            if password.len() >= 4 {
+                                assert!(!e.contains(password), "{e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpora of the server's fuzz targets.
@@ -112,6 +140,7 @@ mod tests {
             ("usermap", super::usermap),
             ("request_path", super::request_path),
             ("forward_auth", super::forward_auth),
+            ("redis_url", super::redis_url),
         ] {
             for (_, data) in kerbside_testkit::fuzz_seeds(target) {
                 check(&data);

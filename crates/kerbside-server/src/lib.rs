@@ -63,6 +63,7 @@ pub mod per_connection;
 mod proxy;
 pub mod proxy_protocol;
 pub mod redis_replay;
+pub mod redis_url;
 pub mod session;
 mod spool;
 mod tls;

@@ -1,7 +1,9 @@
 //! The replay cache that gates behind one balancer share, in Redis
 //! (`replay-cache = "redis://HOST:PORT/DB"`): each Kerberos authenticator the memory cache
 //! has not seen is claimed with one atomic `SET kerbside:replay:<digest> 1 NX PX <ttl>`,
-//! so of two gates shown the same token exactly one accepts it.
+//! so of two gates shown the same token exactly one accepts it. The Redis may be one
+//! server, the primary that Redis Sentinels name (asked again after a failed claim, so a
+//! failover is followed), or a Redis Cluster ([`redis_url`](crate::redis_url)).
 //!
 //! Every call has a deadline ([`DEADLINE`]): a login never waits on a Redis that does not
 //! answer longer than that. An outage is logged once when it starts and once when it ends,
@@ -11,26 +13,57 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kerbside_gssapi::{SharedReplay, SharedReplayError};
+use redis::{ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use crate::metrics::GateMetrics;
+use crate::redis_url::{Login, Node, RedisTarget};
 
-/// The longest a claim may take, connecting included.
+/// The longest a claim may take, connecting (and asking the Sentinels) included.
 pub const DEADLINE: Duration = Duration::from_millis(250);
 
 /// Idle connections kept for the next claims.
 const POOL: usize = 16;
 
-/// A Redis server (or a proxy in front of a cluster's primary) holding the claims.
+/// Redis holding the claims: one server, the primary that Sentinels name, or a Cluster
+/// (see [`redis_url`](crate::redis_url) for the URLs).
 pub struct RedisReplay {
-    client: redis::Client,
+    backend: Backend,
     /// The URL without its password, for messages.
     shown: String,
-    idle: Mutex<Vec<redis::Connection>>,
+    idle: Mutex<Vec<Conn>>,
     down: AtomicBool,
     metrics: Option<GateMetrics>,
+}
+
+enum Backend {
+    Single(redis::Client),
+    Sentinel {
+        sentinels: Vec<Node>,
+        service: String,
+        db: u32,
+        login: Login,
+        /// The primary the Sentinels named last; forgotten when a claim on it fails, so
+        /// the next claim asks again (after a failover, the new primary).
+        primary: Mutex<Option<redis::Client>>,
+    },
+    Cluster(redis::cluster::ClusterClient),
+}
+
+enum Conn {
+    Plain(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn inner(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Plain(conn) => conn,
+            Conn::Cluster(conn) => conn.as_mut(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisReplay {
@@ -43,22 +76,56 @@ impl std::fmt::Debug for RedisReplay {
 
 /// A `replay-cache` URL that is not one Redis takes.
 #[derive(Debug, thiserror::Error)]
-#[error("replay-cache {url:?} is not a Redis URL ({reason}): give redis://HOST:PORT/DB")]
+#[error(
+    "replay-cache {url:?} is not a Redis URL ({reason}): give redis://HOST:PORT/DB, \
+     redis+sentinel://HOST:PORT,.../SERVICE/DB or redis+cluster://HOST:PORT,..."
+)]
 pub struct RedisUrlError {
     url: String,
     reason: String,
 }
 
 impl RedisReplay {
-    /// A client for `url` (`redis://[:PASSWORD@]HOST:PORT/DB`); nothing is connected yet.
+    /// A client for `url` (see [`redis_url`](crate::redis_url)); nothing is connected yet.
     pub fn new(url: &str, metrics: Option<GateMetrics>) -> Result<Self, RedisUrlError> {
         let shown = redact(url);
-        let client = redis::Client::open(url).map_err(|e| RedisUrlError {
+        let refuse = |reason: String| RedisUrlError {
             url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+            reason: reason.replace(url, &shown),
+        };
+        let backend = match RedisTarget::parse(url).map_err(refuse)? {
+            RedisTarget::Single(url) => {
+                Backend::Single(redis::Client::open(url).map_err(|e| refuse(e.to_string()))?)
+            }
+            RedisTarget::Sentinel {
+                sentinels,
+                service,
+                db,
+                login,
+            } => Backend::Sentinel {
+                sentinels,
+                service,
+                db,
+                login,
+                primary: Mutex::new(None),
+            },
+            RedisTarget::Cluster { nodes, login } => {
+                let urls = nodes.iter().map(|n| format!("redis://{}", n.authority()));
+                let mut builder = redis::cluster::ClusterClientBuilder::new(urls)
+                    .connection_timeout(DEADLINE)
+                    .response_timeout(DEADLINE)
+                    .retries(1);
+                if let Some(user) = &login.user {
+                    builder = builder.username(user.clone());
+                }
+                if let Some(password) = &login.password {
+                    builder = builder.password(password.clone());
+                }
+                Backend::Cluster(builder.build().map_err(|e| refuse(e.to_string()))?)
+            }
+        };
         Ok(Self {
-            client,
+            backend,
             shown,
             idle: Mutex::new(Vec::new()),
             down: AtomicBool::new(false),
@@ -68,44 +135,153 @@ impl RedisReplay {
 
     /// Whether `text` names Redis rather than a file.
     pub fn is_url(text: &str) -> bool {
-        text.starts_with("redis://") || text.starts_with("redis+unix://")
+        crate::redis_url::is_redis_url(text)
     }
 
-    fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        let pooled = self
-            .idle
+    /// An idle connection from the pool, if there is one.
+    fn pooled(&self) -> Option<Conn> {
+        self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => self.client.get_connection_with_timeout(DEADLINE)?,
-        };
-        conn.set_read_timeout(Some(DEADLINE))?;
-        conn.set_write_timeout(Some(DEADLINE))?;
-        Ok(conn)
+            .pop()
     }
 
-    fn put_back(&self, conn: redis::Connection) {
+    /// A new connection to the server (for Sentinels: to the primary they name).
+    fn connect(&self, until: Instant) -> RedisResult<Conn> {
+        Ok(match &self.backend {
+            Backend::Single(client) => {
+                Conn::Plain(client.get_connection_with_timeout(left(until)?)?)
+            }
+            Backend::Sentinel { .. } => Conn::Plain(
+                self.primary(until)?
+                    .get_connection_with_timeout(left(until)?)?,
+            ),
+            Backend::Cluster(client) => Conn::Cluster(Box::new(client.get_connection()?)),
+        })
+    }
+
+    /// The primary the Sentinels name now (asked in order, each within the deadline).
+    fn primary(&self, until: Instant) -> RedisResult<redis::Client> {
+        let Backend::Sentinel {
+            sentinels,
+            service,
+            db,
+            login,
+            primary,
+        } = &self.backend
+        else {
+            return Err(RedisError::from((ErrorKind::Client, "not a Sentinel set")));
+        };
+        if let Some(client) = primary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(client);
+        }
+        let mut last = RedisError::from((ErrorKind::Client, "no Sentinel given"));
+        for sentinel in sentinels {
+            match ask_sentinel(sentinel, service, until) {
+                Ok(Some(node)) => {
+                    let url = format!("redis://{}{}/{db}", login.userinfo(), node.authority());
+                    let client = redis::Client::open(url)?;
+                    *primary.lock().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
+                    return Ok(client);
+                }
+                Ok(None) => {
+                    last = RedisError::from((
+                        ErrorKind::Client,
+                        "a Sentinel does not monitor this service",
+                        format!("{} knows no {service:?}", sentinel.authority()),
+                    ));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// After a failed claim: no pooled connection and no remembered primary is trusted.
+    fn forget(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        if let Backend::Sentinel { primary, .. } = &self.backend {
+            *primary.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    fn put_back(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < POOL {
             idle.push(conn);
         }
     }
 
-    fn claim_once(&self, key: &str, ttl: Duration) -> redis::RedisResult<bool> {
-        let mut conn = self.connection()?;
+    /// Claims `key` within [`DEADLINE`]. A pooled connection that fails (the server
+    /// restarted, closed it while idle, or lost its primary role in a failover) gets one
+    /// more try on a new connection, so only a Redis that cannot be reached now refuses.
+    fn claim_once(&self, key: &str, ttl: Duration) -> RedisResult<bool> {
+        let until = Instant::now() + DEADLINE;
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis)
-            .query(&mut conn)?;
+        let set = |conn: &mut Conn| -> RedisResult<Option<String>> {
+            if let Conn::Plain(plain) = conn {
+                plain.set_read_timeout(Some(left(until)?))?;
+                plain.set_write_timeout(Some(left(until)?))?;
+            }
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis)
+                .query(conn.inner())
+        };
+        if let Some(mut conn) = self.pooled() {
+            match set(&mut conn) {
+                Ok(answer) => {
+                    self.put_back(conn);
+                    return Ok(answer.is_some());
+                }
+                Err(e) => {
+                    tracing::debug!(url = %self.shown, "a pooled replay-cache connection failed ({e}); trying a new one");
+                    self.forget();
+                }
+            }
+        }
+        let mut conn = self.connect(until)?;
+        let answer = set(&mut conn)?;
         self.put_back(conn);
-        Ok(set.is_some())
+        Ok(answer.is_some())
     }
+}
+
+/// What is left of the deadline, or a time-out error if nothing is.
+fn left(until: Instant) -> RedisResult<Duration> {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the replay cache's deadline passed",
+        )))
+    } else {
+        Ok(left)
+    }
+}
+
+/// `SENTINEL get-master-addr-by-name SERVICE` on one Sentinel; `None` if it does not
+/// monitor `service`.
+fn ask_sentinel(sentinel: &Node, service: &str, until: Instant) -> RedisResult<Option<Node>> {
+    let client = redis::Client::open(format!("redis://{}", sentinel.authority()))?;
+    let mut conn = client.get_connection_with_timeout(left(until)?)?;
+    conn.set_read_timeout(Some(left(until)?))?;
+    conn.set_write_timeout(Some(left(until)?))?;
+    let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(service)
+        .query(&mut conn)?;
+    Ok(named.map(|(host, port)| Node { host, port }))
 }
 
 impl SharedReplay for RedisReplay {
@@ -123,6 +299,7 @@ impl SharedReplay for RedisReplay {
                 Ok(fresh)
             }
             Err(e) => {
+                self.forget();
                 if let Some(metrics) = &self.metrics {
                     metrics.replay_cache_unavailable();
                 }

@@ -55,6 +55,7 @@ mod process;
 mod pyntlm;
 mod realm;
 mod redis;
+mod redis_ha;
 mod request;
 mod squid;
 
@@ -77,6 +78,7 @@ pub use passwords::{
 pub use pyntlm::{peers_python, require_peers_python, PyNtlmLogEntry, PyNtlmOptions, PyNtlmServer};
 pub use realm::{RealmEnvGuard, TestRealm, REALM};
 pub use redis::Redis;
+pub use redis_ha::{RedisCluster, RedisSentinelSet, SENTINEL_SERVICE};
 pub use request::TestRequest;
 pub use squid::{
     ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,

@@ -5,7 +5,8 @@
 //! lives in a file too: a token made by python-gssapi (a third-party initiator) and
 //! sent by curl stays refused after the gate is stopped (SIGTERM) or killed (SIGKILL)
 //! and started again; a replay cache file the gate cannot trust makes it fall back to
-//! MIT's replay cache, which refuses replays as well.
+//! MIT's replay cache, which refuses replays as well. Shared in Redis, the cache
+//! holds across gates: one server, a Sentinel failover, a Cluster.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -304,4 +305,103 @@ fn gates_sharing_a_redis_replay_cache_refuse_a_token_another_gate_accepted() {
         first.log()
     );
     assert!(first.wait_for_log(|l| l.contains("the shared replay cache answers again")));
+}
+
+/// Redis run for availability: two gates share a replay cache through a Sentinel
+/// (`redis+sentinel://`). A token one accepted is refused by the other; the primary is
+/// killed and the Sentinel promotes the replica: the claim made before survives (the
+/// token stays refused), and logins work again at once through the new primary, found by
+/// asking the Sentinel again. With the Sentinel itself gone, the gates keep the primary
+/// they know.
+#[test]
+fn gates_follow_a_sentinel_failover_of_their_shared_replay_cache() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let mut redis = kerbside_testkit::RedisSentinelSet::start().unwrap();
+    let shared = ["--replay-cache", &redis.url(), "--metrics", "127.0.0.1:0"];
+    let first = start_gate(&realm, &upstream, &shared);
+    let second = start_gate(&realm, &upstream, &shared);
+
+    let before = python_token(&realm);
+    assert_eq!(curl_status(&first, &before), "200", "{}", first.log());
+    assert_eq!(curl_status(&second, &before), "401", "{}", second.log());
+    assert_eq!(curl_status(&second, &python_token(&realm)), "200");
+
+    redis.wait_replicated().unwrap();
+    let (old_primary, replica) = redis.ports();
+    let took = redis.fail_over().unwrap();
+    assert_eq!(redis.primary_port().unwrap(), replica);
+    eprintln!("the Sentinel promoted the replica in {took:?} (primary was :{old_primary})");
+
+    // The pooled connections to the dead primary fail; each gate asks the Sentinel again
+    // within the same login, so no login is refused once the failover is done.
+    for gate in [&first, &second] {
+        assert_eq!(
+            curl_status(gate, &python_token(&realm)),
+            "200",
+            "{}\n{}",
+            gate.log(),
+            redis.logs()
+        );
+    }
+    assert_eq!(curl_status(&first, &before), "401", "{}", first.log());
+    let after = python_token(&realm);
+    assert_eq!(curl_status(&second, &after), "200", "{}", second.log());
+    assert_eq!(curl_status(&first, &after), "401", "{}", first.log());
+    for gate in [&first, &second] {
+        assert_eq!(
+            common::metric(
+                &gate.metrics(),
+                "kerbside_gate_replay_cache_unavailable_total"
+            ),
+            0.0,
+            "{}",
+            gate.log()
+        );
+    }
+
+    // Without the Sentinel, the primary the gates found is still used.
+    redis.stop_sentinel();
+    assert_eq!(
+        curl_status(&first, &python_token(&realm)),
+        "200",
+        "{}",
+        first.log()
+    );
+}
+
+/// A Redis Cluster of three primaries (`redis+cluster://` naming one node): each of a
+/// dozen tokens is accepted by one gate and refused by the other, and the claims are
+/// spread over the nodes by their keys' slots (so the gates follow the cluster's
+/// redirections, not one node).
+#[test]
+fn gates_share_a_replay_cache_in_a_redis_cluster() {
+    let realm = TestRealm::start().unwrap();
+    let upstream = EchoUpstream::start();
+    let cluster = kerbside_testkit::RedisCluster::start().unwrap();
+    let shared = ["--replay-cache", &cluster.url()];
+    let first = start_gate(&realm, &upstream, &shared);
+    let second = start_gate(&realm, &upstream, &shared);
+    for i in 0..12 {
+        let token = python_token(&realm);
+        let (accepts, refuses) = if i % 2 == 0 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        assert_eq!(
+            curl_status(accepts, &token),
+            "200",
+            "{}\n{}",
+            accepts.log(),
+            cluster.logs()
+        );
+        assert_eq!(curl_status(refuses, &token), "401", "{}", refuses.log());
+    }
+    let counts = cluster.key_counts().unwrap();
+    assert_eq!(counts.iter().sum::<u64>(), 12, "{counts:?}");
+    assert!(
+        counts.iter().filter(|&&n| n > 0).count() >= 2,
+        "all claims on one node: {counts:?}"
+    );
 }

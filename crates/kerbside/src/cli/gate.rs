@@ -29,6 +29,7 @@ rules:
   keytab = \"/etc/kerbside/http.keytab\"
   replay-cache = \"/var/lib/kerbside/replay-cache\"  # default: under KRB5RCACHEDIR or /var/tmp
   # replay-cache = \"redis://10.0.0.9:6379/0\"      # shared by gates behind one balancer
+  # replay-cache = \"redis+sentinel://10.0.0.7,10.0.0.8/kerbside/0\"  # or redis+cluster://H:P,...
   # replay-cache-unavailable = \"refuse\"           # or \"local\", while Redis does not answer
   auth = \"cookie\"                 # none | per-request | connection | cookie
   session-key = \"/var/lib/kerbside/session.key\"
@@ -114,11 +115,13 @@ pub struct GateArgs {
     /// Default: $KRB5RCACHEDIR (else /var/tmp)/kerbside_rcache_<acceptor>_<uid>. If it
     /// cannot be used the gate says why and checks replays with MIT's slower cache.
     /// Behind a load balancer, `redis://HOST:PORT/DB` shares the cache between gates
-    /// (a token accepted by one is refused by all).
+    /// (a token accepted by one is refused by all); `redis+sentinel://HOST:PORT,.../SERVICE/DB`
+    /// follows the primary that Sentinels name, `redis+cluster://HOST:PORT,...` uses a
+    /// Redis Cluster.
     #[arg(long, value_name = "FILE|URL")]
     pub replay_cache: Option<PathBuf>,
 
-    /// While the shared replay cache (redis://) does not answer: `refuse` Kerberos
+    /// While the shared replay cache (Redis) does not answer: `refuse` Kerberos
     /// logins (default: no replay window opens), or `local` (this gate's memory cache
     /// decides alone).
     #[arg(long, value_name = "POLICY")]
