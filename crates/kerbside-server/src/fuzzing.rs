@@ -150,6 +150,36 @@ mod tests {
         assert!(seen >= 6, "the seed corpora went missing ({seen} files)");
     }
 
+    /// `fuzz/Cargo.toml` (a workspace of its own, built only by `cargo fuzz`) lists every
+    /// target in `fuzz/fuzz_targets` once, each with its seed corpus, and is valid TOML
+    /// (a merge once left two names in one `[[bin]]`, which nothing else would notice).
+    #[test]
+    fn every_fuzz_target_is_listed_once_with_seeds() {
+        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+        let manifest: toml::Table = toml::from_str(&manifest).unwrap();
+        let bins = manifest["bin"].as_array().unwrap();
+        let mut listed = std::collections::BTreeSet::new();
+        for bin in bins {
+            let name = bin["name"].as_str().unwrap();
+            assert_eq!(
+                bin["path"].as_str(),
+                Some(format!("fuzz_targets/{name}.rs").as_str())
+            );
+            assert!(listed.insert(name.to_owned()), "{name} is listed twice");
+            assert!(!kerbside_testkit::fuzz_seeds(name).is_empty());
+        }
+        let files: std::collections::BTreeSet<String> =
+            std::fs::read_dir(fuzz.join("fuzz_targets"))
+                .unwrap()
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    path.file_stem().unwrap().to_string_lossy().into_owned()
+                })
+                .collect();
+        assert_eq!(listed, files);
+    }
+
     proptest::proptest! {
         /// The request_path target's properties over arbitrary bytes and path-like text,
         /// between fuzzing runs.
