@@ -117,6 +117,17 @@ fn cli(port: u16, args: &[&str]) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Checks the tools and makes the temporary directory `kerbside-redis-KIND-*`.
+fn prepare(kind: &str) -> io::Result<TempDir> {
+    crate::check_tools(&[
+        ("redis-server", "redis-server"),
+        ("redis-cli", "redis-tools"),
+    ])?;
+    tempfile::Builder::new()
+        .prefix(&format!("kerbside-redis-{kind}-"))
+        .tempdir()
+}
+
 /// Polls `check` every 50 ms until it holds or `timeout` passes.
 fn wait_for(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -142,13 +153,7 @@ impl RedisSentinelSet {
     /// Starts the three and waits until the Sentinel knows the replica (so it can fail
     /// over to it).
     pub fn start() -> io::Result<Self> {
-        crate::check_tools(&[
-            ("redis-server", "redis-server"),
-            ("redis-cli", "redis-tools"),
-        ])?;
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-redis-sentinel-")
-            .tempdir()?;
+        let dir = prepare("sentinel")?;
         let (primary, _) = Node::start(dir.path(), "primary", 0, |d, p| Ok(data_node(d, p[0])))?;
         let primary_port = primary.port;
         let (replica, _) = Node::start(dir.path(), "replica", 0, |d, p| {
@@ -296,13 +301,7 @@ impl RedisCluster {
     /// Starts three nodes with cluster mode on (each with its own bus port), joins them
     /// with `redis-cli --cluster create` and waits until every node says `cluster_state:ok`.
     pub fn start() -> io::Result<Self> {
-        crate::check_tools(&[
-            ("redis-server", "redis-server"),
-            ("redis-cli", "redis-tools"),
-        ])?;
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-redis-cluster-")
-            .tempdir()?;
+        let dir = prepare("cluster")?;
         let mut nodes = Vec::new();
         for i in 0..3 {
             let (node, _) = Node::start(dir.path(), &format!("node{i}"), 1, |d, p| {
