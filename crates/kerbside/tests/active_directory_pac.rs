@@ -17,11 +17,11 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::firefox::make_profile;
+use common::firefox::{self, Run, Shot};
 use common::{clean_env, text, GateProcess, RecordingUpstream};
 use kerbside_testkit::{require_tool, ServiceKeys, TestCa, TestCert, TestDomain};
 
@@ -517,51 +517,30 @@ fn firefox_logs_in_to_the_gate_with_an_ad_ticket() {
         .prefix("firefox-")
         .tempdir_in(ad.domain.dir())
         .unwrap();
-    let home = dir.path().join("home");
-    let profile = dir.path().join("profile");
-    std::fs::create_dir_all(&home).unwrap();
-    make_profile(&profile, &ca, true);
     let screenshot = dir.path().join("page.png");
     let mut ccache = std::ffi::OsString::from("FILE:");
     ccache.push(ad.domain.user_ccache("BOB"));
-    let mut cmd = Command::new("firefox-esr");
-    clean_env(&mut cmd);
-    cmd.envs(ad.domain.env())
-        .env("KRB5CCNAME", ccache)
-        .env("HOME", &home)
-        .env("MOZ_HEADLESS", "1")
-        .env("MOZ_CRASHREPORTER_DISABLE", "1")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .arg("--headless")
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--no-remote")
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .arg(gate.url("/intranet/page.html"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let mut env = ad.domain.env();
+    env.push(("KRB5CCNAME".into(), ccache));
+    let url = gate.url("/intranet/page.html");
+    let shot = Shot {
+        dir: dir.path(),
+        ca: &ca,
+        negotiate: true,
+        extra: &[],
+        png: &screenshot,
+        url: &url,
     };
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    let Run {
+        status,
+        stdout,
+        stderr,
+        took,
+    } = firefox::screenshot(&shot, env, || false);
     let seen = upstream.requests();
     let report = format!(
-        "firefox {status:?} after {:?}\nstdout: {stdout}\nstderr: {stderr}\nupstream saw: \
+        "firefox {status:?} after {took:?}\nstdout: {stdout}\nstderr: {stderr}\nupstream saw: \
          {seen:#?}\ngate log:\n{}",
-        started.elapsed(),
         gate.log()
     );
     assert!(status.is_some(), "firefox timed out: {report}");

@@ -20,12 +20,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::firefox::make_profile;
+use common::firefox::{self, make_profile, Run, Shot, FIREFOX_TIMEOUT};
 use common::{clean_env, metric, text, GateProcess, RecordedRequest, RecordingUpstream};
 use kerbside_testkit::{require_tool, TestCa, TestRealm};
-
-/// How long Firefox may take to start, load the page and write the screenshot.
-const FIREFOX_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Fails the test, naming what to install, when Firefox or `certutil` is missing.
 fn require_firefox() {
@@ -55,54 +52,32 @@ fn visit(gate_args: &[&str], negotiate: bool) -> Visit {
     args.extend_from_slice(gate_args);
     let gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &args);
 
-    let home = realm.dir().join("firefox-home");
-    let profile = realm.dir().join("firefox-profile");
-    std::fs::create_dir_all(&home).unwrap();
-    make_profile(&profile, &ca, negotiate);
     let screenshot = realm.dir().join("page.png");
-
-    let mut cmd = Command::new("firefox-esr");
-    clean_env(&mut cmd);
-    cmd.envs(realm.env())
-        .env("HOME", &home)
-        .env("MOZ_HEADLESS", "1")
-        .env("MOZ_CRASHREPORTER_DISABLE", "1")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .arg("--headless")
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--no-remote")
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .arg(gate.url(PAGE))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
     let refused = |text: &str| metric(text, "kerbside_gate_responses_total{class=\"4xx\"}") >= 1.0;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > FIREFOX_TIMEOUT {
-            let _ = child.kill();
-            break None;
-        }
+    let url = gate.url(PAGE);
+    let shot = Shot {
+        dir: realm.dir(),
+        ca: &ca,
+        negotiate,
+        extra: &[],
+        png: &screenshot,
+        url: &url,
+    };
+    let Run {
+        status,
+        stdout,
+        stderr,
+        took,
+    } = firefox::screenshot(&shot, realm.env(), || {
         if !negotiate && refused(&gate.metrics()) {
             // Firefox got its 401. Headless --screenshot never finishes on an error
             // response without a body (it shows its own error page instead), so give
             // Firefox time to come back with a token, then stop it.
             std::thread::sleep(Duration::from_secs(3));
-            let _ = child.kill();
-            break child.wait().ok();
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
-    let took = started.elapsed();
+        false
+    });
     eprintln!("firefox {gate_args:?} took {took:?}");
 
     let seen = upstream.requests();
@@ -417,41 +392,22 @@ fn firefox_logs_in_to_the_axum_example() {
     let ca = TestCa::new();
     let cert = ca.issue(&["localhost", "127.0.0.1"]);
     let app = common::example_app::start(&realm, Some(&cert));
-    let home = realm.dir().join("firefox-home");
-    let profile = realm.dir().join("firefox-profile");
-    std::fs::create_dir_all(&home).unwrap();
-    make_profile(&profile, &ca, true);
     let screenshot = realm.dir().join("private.png");
-    let mut cmd = Command::new("firefox-esr");
-    clean_env(&mut cmd);
-    cmd.envs(realm.env())
-        .env("HOME", &home)
-        .env("MOZ_HEADLESS", "1")
-        .env("MOZ_CRASHREPORTER_DISABLE", "1")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["--headless", "--no-remote", "--profile"])
-        .arg(&profile)
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .arg(app.url("/private"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > FIREFOX_TIMEOUT {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let url = app.url("/private");
+    let shot = Shot {
+        dir: realm.dir(),
+        ca: &ca,
+        negotiate: true,
+        extra: &[],
+        png: &screenshot,
+        url: &url,
     };
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    let Run {
+        status,
+        stdout,
+        stderr,
+        ..
+    } = firefox::screenshot(&shot, realm.env(), || false);
     let report = format!(
         "firefox {status:?}\nstdout: {stdout}\nstderr: {stderr}\napp log:\n{}",
         app.log()
@@ -489,45 +445,26 @@ fn firefox_shows_the_whoami_page() {
         &upstream.url(),
         &["--auth", "cookie", "--session-key", &key_arg],
     );
-    let home = realm.dir().join("firefox-home");
-    let profile = realm.dir().join("firefox-profile");
-    std::fs::create_dir_all(&home).unwrap();
-    make_profile(&profile, &ca, true);
     let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let screenshot = out_dir.join("whoami-firefox.png");
     let _ = std::fs::remove_file(&screenshot);
-    let mut cmd = Command::new("firefox-esr");
-    clean_env(&mut cmd);
-    cmd.envs(realm.env())
-        .env("HOME", &home)
-        .env("MOZ_HEADLESS", "1")
-        .env("MOZ_CRASHREPORTER_DISABLE", "1")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["--headless", "--no-remote", "--profile"])
-        .arg(&profile)
-        .args(["--window-size", "1200,700", "--screenshot"])
-        .arg(&screenshot)
-        .arg(gate.url("/.kerbside/whoami"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > FIREFOX_TIMEOUT {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let url = gate.url("/.kerbside/whoami");
+    let shot = Shot {
+        dir: realm.dir(),
+        ca: &ca,
+        negotiate: true,
+        extra: &["--window-size", "1200,700"],
+        png: &screenshot,
+        url: &url,
     };
-    let out = child.wait_with_output().unwrap();
+    let Run {
+        status,
+        stdout,
+        stderr,
+        ..
+    } = firefox::screenshot(&shot, realm.env(), || false);
     let report = format!(
-        "firefox {status:?}: {:?}\ngate log:\n{}",
-        text(&out),
+        "firefox {status:?}: {stdout}\n{stderr}\ngate log:\n{}",
         gate.log()
     );
     assert!(status.is_some(), "firefox timed out: {report}");

@@ -65,3 +65,98 @@ pub fn make_profile(dir: &Path, ca: &TestCa, negotiate: bool) {
         ca_pem,
     ]);
 }
+
+/// How long Firefox may take to start, load the page and write the screenshot.
+pub const FIREFOX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// What one headless run of Firefox did.
+pub struct Run {
+    /// Its exit status; `None` when it did not finish within [`FIREFOX_TIMEOUT`].
+    pub status: Option<std::process::ExitStatus>,
+    /// Its standard output and error, as text.
+    pub stdout: String,
+    /// Its standard error, as text.
+    pub stderr: String,
+    /// How long it ran.
+    pub took: std::time::Duration,
+}
+
+/// A page for headless Firefox to take a screenshot of.
+pub struct Shot<'a> {
+    /// Where its home and fresh profile go (see [`make_profile`]).
+    pub dir: &'a Path,
+    /// The CA the profile trusts.
+    pub ca: &'a TestCa,
+    /// Whether the profile does Negotiate with `localhost`.
+    pub negotiate: bool,
+    /// Arguments before `--screenshot` (e.g. `--window-size`).
+    pub extra: &'a [&'a str],
+    /// Where the screenshot goes.
+    pub png: &'a Path,
+    /// The page.
+    pub url: &'a str,
+}
+
+/// Runs headless Firefox with the environment `env` for `shot`. `give_up()` is asked
+/// every 100 ms; when it says so, or after [`FIREFOX_TIMEOUT`] (then `status` is
+/// `None`), Firefox is killed.
+pub fn screenshot<K, V>(
+    shot: &Shot<'_>,
+    env: impl IntoIterator<Item = (K, V)>,
+    mut give_up: impl FnMut() -> bool,
+) -> Run
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let home = shot.dir.join("firefox-home");
+    let profile = shot.dir.join("firefox-profile");
+    std::fs::create_dir_all(&home).unwrap();
+    make_profile(&profile, shot.ca, shot.negotiate);
+    let mut cmd = Command::new("firefox-esr");
+    super::clean_env(&mut cmd);
+    cmd.envs(env)
+        .env("HOME", &home)
+        .env("MOZ_HEADLESS", "1")
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile)
+        .args(shot.extra)
+        .arg("--screenshot")
+        .arg(shot.png)
+        .arg(shot.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("firefox-esr: {e}: run scripts/install-deps.sh"));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > FIREFOX_TIMEOUT {
+            let _ = child.kill();
+            break None;
+        }
+        if give_up() {
+            let _ = child.kill();
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    Run {
+        status,
+        stdout,
+        stderr,
+        took: started.elapsed(),
+    }
+}
