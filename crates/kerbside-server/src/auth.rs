@@ -259,7 +259,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Send,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -281,206 +283,286 @@ where
         // Only the head is looked at while authenticating; the body waits (and is
         // never read for a request that is refused).
         let (mut head, body) = request.into_parts();
+        let mut unread = Some(body);
+        let expects_continue = head
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let h1 = head.version < Version::HTTP_2;
         Box::pin(async move {
-            let config = &shared.config;
-            let method = head.method.clone();
-            let path = head.uri.path().to_owned();
-            let query = head.uri.query().map(str::to_owned);
-            let h2 = head.version == Version::HTTP_2;
-            let connection = PerConnection::from_extensions(&head.extensions);
-            let conn = connection.map(|c| c.auth().clone());
-            // A TlsChannel of the request (forward-auth: the front proxy's certificate)
-            // takes the place of the connection's own.
-            let binding = match head.extensions.get::<TlsChannel>() {
-                Some(channel) => channel.binding.clone(),
-                None => connection.and_then(|c| c.binding().cloned()),
-            };
-            let facts = RequestFacts {
-                h2,
-                per_connection: connection.is_some(),
-                binding: binding.is_some(),
-            };
-            let authorization = read_authorization(
-                head.headers
-                    .get_all(AUTHORIZATION)
-                    .iter()
-                    .map(HeaderValue::as_bytes),
-            );
-            let setup = &shared.setup;
-            if setup.needs_connection() && connection.is_none() {
-                // The builder refuses such a layer without a ConnectionSupply; this is
-                // the last defence (a server that did not do what it said, or a layer
-                // made with_config).
-                let how = shared.supply.map_or(
-                    "serve the app with into_make_service_with_connect_info::<PerConnection>() \
-                     (axum) or wrap each connection's service in PerConnection::new(peer) (hyper)",
-                    ConnectionSupply::how,
+            let unread = &mut unread;
+            let mut result = async {
+                let config = &shared.config;
+                let method = head.method.clone();
+                let path = head.uri.path().to_owned();
+                let query = head.uri.query().map(str::to_owned);
+                let h2 = head.version == Version::HTTP_2;
+                let connection = PerConnection::from_extensions(&head.extensions);
+                let conn = connection.map(|c| c.auth().clone());
+                // A TlsChannel of the request (forward-auth: the front proxy's certificate)
+                // takes the place of the connection's own.
+                let binding = match head.extensions.get::<TlsChannel>() {
+                    Some(channel) => channel.binding.clone(),
+                    None => connection.and_then(|c| c.binding().cloned()),
+                };
+                let facts = RequestFacts {
+                    h2,
+                    per_connection: connection.is_some(),
+                    binding: binding.is_some(),
+                };
+                let authorization = read_authorization(
+                    head.headers
+                        .get_all(AUTHORIZATION)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
                 );
-                tracing::error!(
-                    "this layer keeps state per connection (connection mode, NTLM, or channel \
-                     bindings required), but the request carries no PerConnection: {how}"
-                );
-            } else if let Err(e) = &authorization {
-                tracing::warn!(%path, error = %e, "bad Authorization header");
-            }
-            let other_scheme = match &authorization {
-                Ok(Presented::OtherScheme(scheme)) => Some(scheme.clone()),
-                _ => None,
-            };
-            let start = match server_decision::identify(setup, facts, authorization) {
-                Start::Reject(refusal) => return Ok(shared.refuse_with(&refusal, h2)),
-                start => start,
-            };
-            match (&other_scheme, &start) {
-                (Some(scheme), Start::Remembered(_) | Start::AskRules(_)) => {
-                    tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
+                let setup = &shared.setup;
+                if setup.needs_connection() && connection.is_none() {
+                    // The builder refuses such a layer without a ConnectionSupply; this is
+                    // the last defence (a server that did not do what it said, or a layer
+                    // made with_config).
+                    let how = shared.supply.map_or(
+                        "serve the app with into_make_service_with_connect_info::<PerConnection>() \
+                         (axum) or wrap each connection's service in PerConnection::new(peer) (hyper)",
+                        ConnectionSupply::how,
+                    );
+                    tracing::error!(
+                        "this layer keeps state per connection (connection mode, NTLM, or channel \
+                         bindings required), but the request carries no PerConnection: {how}"
+                    );
+                } else if let Err(e) = &authorization {
+                    tracing::warn!(%path, error = %e, "bad Authorization header");
                 }
-                (Some(scheme), Start::Answer(Verdict::Refuse(_))) => {
-                    tracing::info!(%scheme, "these credentials need connection mode; asking again");
-                }
-                _ => {}
-            }
-            // The session cookie is opened once per request; what it gave decides
-            // with the rest.
-            let opened = config
-                .sessions
-                .as_ref()
-                .map(|codec| codec.from_request(&head.headers, SystemTime::now()));
-            let session = match &opened {
-                None => SessionState::Off,
-                Some(Ok(None)) => SessionState::Absent,
-                Some(Ok(Some(session))) => SessionState::Valid(session.principal.clone()),
-                Some(Err(_)) => SessionState::Refused,
-            };
-            // A cookie that did not open is cleared with the next 401, so a browser
-            // stops sending it.
-            let stale_cookie = match &config.sessions {
-                Some(codec) if session.clears_with_refusal() => {
-                    Some(codec.clear_cookie_header(config.secure_cookies))
-                }
-                _ => None,
-            };
-            let (verdict, set_cookie) =
-                carry_out(&shared, &head, start, conn, binding, session).await;
-            let login = match verdict {
-                Verdict::Refuse(refusal) => {
-                    shared.count(refusal.failure);
-                    let mut response = shared.refuse_with(&refusal, h2);
-                    clear_cookie(&mut response, stale_cookie.as_deref());
-                    return Ok(response);
-                }
-                Verdict::Http11Required => return Ok(http11_required()),
-                Verdict::Anonymous { failure } => {
-                    if let (Some(Failure::BadSessionCookie), Some(Err(e))) = (failure, &opened) {
-                        tracing::info!("session cookie refused: {e}");
+                let other_scheme = match &authorization {
+                    Ok(Presented::OtherScheme(scheme)) => Some(scheme.clone()),
+                    _ => None,
+                };
+                let start = match server_decision::identify(setup, facts, authorization) {
+                    Start::Reject(refusal) => return Ok(shared.refuse_with(&refusal, h2)),
+                    start => start,
+                };
+                match (&other_scheme, &start) {
+                    (Some(scheme), Start::Remembered(_) | Start::AskRules(_)) => {
+                        tracing::info!(%scheme, "credentials of another scheme; asking for Negotiate");
                     }
-                    shared.count(failure);
-                    None
+                    (Some(scheme), Start::Answer(Verdict::Refuse(_))) => {
+                        tracing::info!(%scheme, "these credentials need connection mode; asking again");
+                    }
+                    _ => {}
                 }
-                Verdict::Authenticated(login) => Some(login),
-            };
-            let principal = login.as_ref().map(|l| l.principal.as_str());
-            let domain = match &login {
-                Some(login) => {
-                    shared
-                        .domain_accounts
-                        .resolved(
-                            &login.principal,
-                            login.kerberos,
-                            config.group_names.as_ref(),
+                // The session cookie is opened once per request; what it gave decides
+                // with the rest.
+                let opened = config
+                    .sessions
+                    .as_ref()
+                    .map(|codec| codec.from_request(&head.headers, SystemTime::now()));
+                let session = match &opened {
+                    None => SessionState::Off,
+                    Some(Ok(None)) => SessionState::Absent,
+                    Some(Ok(Some(session))) => SessionState::Valid(session.principal.clone()),
+                    Some(Err(_)) => SessionState::Refused,
+                };
+                // A cookie that did not open is cleared with the next 401, so a browser
+                // stops sending it.
+                let stale_cookie = match &config.sessions {
+                    Some(codec) if session.clears_with_refusal() => {
+                        Some(codec.clear_cookie_header(config.secure_cookies))
+                    }
+                    _ => None,
+                };
+                let (verdict, set_cookie) =
+                    carry_out(&shared, &head, start, conn, binding, session).await;
+                let login = match verdict {
+                    Verdict::Refuse(refusal) => {
+                        shared.count(refusal.failure);
+                        let mut response = shared.refuse_with(&refusal, h2);
+                        clear_cookie(&mut response, stale_cookie.as_deref());
+                        return Ok(response);
+                    }
+                    Verdict::Http11Required => return Ok(http11_required()),
+                    Verdict::Anonymous { failure } => {
+                        if let (Some(Failure::BadSessionCookie), Some(Err(e))) = (failure, &opened) {
+                            tracing::info!("session cookie refused: {e}");
+                        }
+                        shared.count(failure);
+                        None
+                    }
+                    Verdict::Authenticated(login) => Some(login),
+                };
+                let principal = login.as_ref().map(|l| l.principal.as_str());
+                let domain = match &login {
+                    Some(login) => {
+                        shared
+                            .domain_accounts
+                            .resolved(
+                                &login.principal,
+                                login.kerberos,
+                                config.group_names.as_ref(),
+                            )
+                            .await
+                    }
+                    None => None,
+                };
+                let domain_groups = domain.as_ref().map_or(&[][..], |d| d.groups.as_slice());
+                let verdict = match config.access.decide_for(
+                    &method,
+                    &path,
+                    query.as_deref(),
+                    principal,
+                    domain_groups,
+                ) {
+                    Decision::Allow => RuleVerdict::Allow,
+                    Decision::Authenticate => RuleVerdict::Authenticate,
+                    Decision::Deny { reason } => {
+                        tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
+                        RuleVerdict::Deny
+                    }
+                };
+                match after_rules(verdict, config.mode.into(), h2) {
+                    AfterRules::Pass => {}
+                    AfterRules::Http11Required => return Ok(http11_required()),
+                    AfterRules::Challenge => {
+                        let mut response = shared.refuse(StatusCode::UNAUTHORIZED, h2);
+                        clear_cookie(&mut response, stale_cookie.as_deref());
+                        return Ok(response);
+                    }
+                    AfterRules::Forbidden => return Ok(shared.refuse(StatusCode::FORBIDDEN, h2)),
+                }
+                head.headers.remove(AUTHORIZATION);
+                if let Some(codec) = &config.sessions {
+                    strip_cookie(&mut head.headers, codec.cookie_name());
+                }
+                let (principal, final_token, info) = match login {
+                    Some(login) => {
+                        let mut who =
+                            Authenticated::new(login.principal.clone(), login.scheme, login.kerberos);
+                        let groups = config.access.groups();
+                        who.groups = groups
+                            .names()
+                            .filter(|g| groups.contains(g, &login.principal))
+                            .map(str::to_owned)
+                            .collect();
+                        who.groups
+                            .extend(domain_groups.iter().map(|g| g.label().to_owned()));
+                        who.channel_bound = login.channel_bound;
+                        who.domain = domain.clone();
+                        head.extensions.insert(who);
+                        head.extensions.insert(login_details(login.source, &opened));
+                        (
+                            Some(login.principal),
+                            login.final_token,
+                            login.authentication_info,
                         )
-                        .await
-                }
-                None => None,
-            };
-            let domain_groups = domain.as_ref().map_or(&[][..], |d| d.groups.as_slice());
-            let verdict = match config.access.decide_for(
-                &method,
-                &path,
-                query.as_deref(),
-                principal,
-                domain_groups,
-            ) {
-                Decision::Allow => RuleVerdict::Allow,
-                Decision::Authenticate => RuleVerdict::Authenticate,
-                Decision::Deny { reason } => {
-                    tracing::warn!(principal = principal.unwrap_or("-"), %method, %path, "access denied: {reason}");
-                    RuleVerdict::Deny
-                }
-            };
-            match after_rules(verdict, config.mode.into(), h2) {
-                AfterRules::Pass => {}
-                AfterRules::Http11Required => return Ok(http11_required()),
-                AfterRules::Challenge => {
-                    let mut response = shared.refuse(StatusCode::UNAUTHORIZED, h2);
-                    clear_cookie(&mut response, stale_cookie.as_deref());
-                    return Ok(response);
-                }
-                AfterRules::Forbidden => return Ok(shared.refuse(StatusCode::FORBIDDEN, h2)),
-            }
-            head.headers.remove(AUTHORIZATION);
-            if let Some(codec) = &config.sessions {
-                strip_cookie(&mut head.headers, codec.cookie_name());
-            }
-            let (principal, final_token, info) = match login {
-                Some(login) => {
-                    let mut who =
-                        Authenticated::new(login.principal.clone(), login.scheme, login.kerberos);
-                    let groups = config.access.groups();
-                    who.groups = groups
-                        .names()
-                        .filter(|g| groups.contains(g, &login.principal))
-                        .map(str::to_owned)
-                        .collect();
-                    who.groups
-                        .extend(domain_groups.iter().map(|g| g.label().to_owned()));
-                    who.channel_bound = login.channel_bound;
-                    who.domain = domain.clone();
-                    head.extensions.insert(who);
-                    head.extensions.insert(login_details(login.source, &opened));
-                    (
-                        Some(login.principal),
-                        login.final_token,
-                        login.authentication_info,
-                    )
-                }
-                None => (None, None, None),
+                    }
+                    None => (None, None, None),
+                };
+                // Taken here or, for the layer's own answers, after them; never both.
+            let Some(body) = unread.take() else {
+                tracing::error!("the request's body was already taken");
+                return Ok(shared.refuse(StatusCode::INTERNAL_SERVER_ERROR, h2));
             };
             let request = Request::from_parts(head, body);
-            let mut response = inner.call(request).await?;
-            let status = client_status(principal.is_some(), response.status().as_u16());
-            if status != response.status().as_u16() {
-                // The backend refused a user we authenticated (hgweb does for a user
-                // missing from allow-push). Relaying its 401 with our challenge would
-                // make clients retry forever: it is a 403.
-                tracing::warn!(
-                    principal = principal.as_deref().unwrap_or("-"),
-                    %method,
-                    %path,
-                    "the upstream refused an authenticated user; answering 403"
-                );
-                response = refuse::<ResBody>(StatusCode::FORBIDDEN, None);
+                let mut response = inner.call(request).await?;
+                let status = client_status(principal.is_some(), response.status().as_u16());
+                if status != response.status().as_u16() {
+                    // The backend refused a user we authenticated (hgweb does for a user
+                    // missing from allow-push). Relaying its 401 with our challenge would
+                    // make clients retry forever: it is a 403.
+                    tracing::warn!(
+                        principal = principal.as_deref().unwrap_or("-"),
+                        %method,
+                        %path,
+                        "the upstream refused an authenticated user; answering 403"
+                    );
+                    response = refuse::<ResBody>(StatusCode::FORBIDDEN, None);
+                }
+                let headers = response.headers_mut();
+                if let Some(token) = final_token {
+                    if let Ok(value) = HeaderValue::from_str(&challenge(Some(&token))) {
+                        headers.append(WWW_AUTHENTICATE, value);
+                    }
+                }
+                if persistent_auth(config.mode.into(), principal.is_some(), h2) {
+                    headers.insert("persistent-auth", HeaderValue::from_static("true"));
+                }
+                if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    headers.append(SET_COOKIE, cookie);
+                }
+                if let Some(info) = info.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    headers.insert("authentication-info", info);
+                }
+                if let Some(m) = shared.metrics() {
+                    m.response(response.status());
+                }
+                Ok(response)
             }
-            let headers = response.headers_mut();
-            if let Some(token) = final_token {
-                if let Ok(value) = HeaderValue::from_str(&challenge(Some(&token))) {
-                    headers.append(WWW_AUTHENTICATE, value);
+            .await;
+            // The layer answered without passing the request on: its body was never read.
+            if let (Some(body), Ok(response)) = (unread.take(), result.as_mut()) {
+                if h1 {
+                    discard_unread_body(body, expects_continue, response).await;
                 }
             }
-            if persistent_auth(config.mode.into(), principal.is_some(), h2) {
-                headers.insert("persistent-auth", HeaderValue::from_static("true"));
-            }
-            if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                headers.append(SET_COOKIE, cookie);
-            }
-            if let Some(info) = info.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                headers.insert("authentication-info", info);
-            }
-            if let Some(m) = shared.metrics() {
-                m.response(response.status());
-            }
-            Ok(response)
+            result
         })
+    }
+}
+
+/// How much of a refused request's body is read and thrown away, so that the client's
+/// next leg (NTLM, Negotiate, Digest after a 401) can come on the same connection.
+const DISCARD_LIMIT: usize = 64 * 1024;
+
+/// How long the discarding may take.
+const DISCARD_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Before the layer's own answer to an HTTP/1.1 request goes out, reads and throws away
+/// the body nobody read, as Apache's `ap_discard_request_body` does: up to
+/// [`DISCARD_LIMIT`] bytes within [`DISCARD_DEADLINE`]. A body that is larger, slower, or
+/// not sent yet (`Expect: 100-continue`: reading it would ask the client for it) makes
+/// the answer say `Connection: close`, so the client does not send its next request on a
+/// connection the server closes (without it, hyper gives up on the connection while the
+/// answer still promises keep-alive, and a client such as httpx fails with "Server
+/// disconnected").
+async fn discard_unread_body<B, R>(body: B, expects_continue: bool, response: &mut Response<R>)
+where
+    B: http_body::Body,
+{
+    use bytes::Buf as _;
+    use http_body_util::BodyExt as _;
+
+    if body.is_end_stream() {
+        return;
+    }
+    let small = body
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= DISCARD_LIMIT as u64);
+    let drained = !expects_continue
+        && body.size_hint().lower() <= DISCARD_LIMIT as u64
+        && tokio::time::timeout(DISCARD_DEADLINE, async {
+            let mut body = std::pin::pin!(body);
+            let mut read = 0usize;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { return false };
+                if let Some(data) = frame.data_ref() {
+                    read = read.saturating_add(data.remaining());
+                    if read > DISCARD_LIMIT {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false);
+    if !drained {
+        tracing::debug!(
+            small,
+            "closing the connection after this answer: the request's body was not read"
+        );
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
 }
 

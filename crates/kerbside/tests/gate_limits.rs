@@ -1,7 +1,8 @@
 //! The gate's limits, run as a process against real clients (curl, raw TCP): it
 //! refuses to start unable to authenticate anyone, cuts off stalled upstreams (504),
 //! caps connections, backs off when accept fails, bounds request bodies (413), and
-//! answers an oversized header with 431 over HTTP/1.1 and HTTP/2 alike.
+//! answers an oversized header with 431 over HTTP/1.1 and HTTP/2 alike, and reads the
+//! unread body of a request it refuses so the connection can carry the next leg.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -843,4 +844,87 @@ fn headers_an_upstream_names_in_connection_stay_on_its_hop() {
     assert!(head.contains("x-end-to-end: 3"), "{head}");
     assert!(!head.contains("x-hop-one"), "{head}");
     assert!(!head.contains("x-hop-two"), "{head}");
+}
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from `stream`; gives
+/// its head, lower-cased, or `None` if the connection ended first.
+fn read_response(stream: &mut TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(head)
+}
+
+/// A request the gate refuses itself (401) comes with a body nobody reads. The gate
+/// reads and drops a small one, even when it arrives after the 401 is decided, so the
+/// client's next leg can come on the same connection (as Apache does); a large body, or
+/// one the client will send only after `100 Continue`, gets `Connection: close` on the
+/// 401, so no client sends its next leg into a connection the gate is closing.
+#[test]
+fn a_refused_requests_body_is_read_so_the_connection_can_carry_the_next_leg() {
+    let upstream = EchoUpstream::start();
+    let gate = GateProcess::start(realm(), None, &upstream.url(), &["--auth", "connection"]);
+    let addr = gate.url.strip_prefix("http://").unwrap().to_owned();
+
+    // The head first; the body 300 ms later, long after the gate decided on its 401.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 40000\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&[b'k'; 40000]).unwrap();
+    let first = read_response(&mut stream).unwrap();
+    assert!(first.starts_with("http/1.1 401"), "{first}");
+    assert!(!first.contains("connection: close"), "{first}");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let second = read_response(&mut stream);
+    assert!(
+        second
+            .as_deref()
+            .is_some_and(|h| h.starts_with("http/1.1 401")),
+        "the connection did not carry a second request: {second:?}\n{}",
+        gate.log()
+    );
+
+    // Over 64 KiB: not read, and the 401 says the connection ends.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n")
+        .unwrap();
+    let big = read_response(&mut stream).unwrap();
+    assert!(
+        big.starts_with("http/1.1 401") && big.contains("connection: close"),
+        "{big}"
+    );
+
+    // Expect: 100-continue: the body is not asked for.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    let expecting = read_response(&mut stream).unwrap();
+    assert!(
+        expecting.starts_with("http/1.1 401") && expecting.contains("connection: close"),
+        "{expecting}"
+    );
 }

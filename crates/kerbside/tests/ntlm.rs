@@ -292,7 +292,7 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
     .unwrap();
     assert_eq!(run.status, 401, "{run:?}");
 
-    // requests-ntlm (pyspnego underneath) with a POST, then two more requests on the
+    // requests-ntlm (pyspnego underneath): a GET, then two more requests on the
     // authenticated connection.
     let facts = run_password_client(&[
         "requests-ntlm",
@@ -322,6 +322,28 @@ fn curl_and_requests_ntlm_log_in_to_the_gate() {
             |l| l.contains("authenticated with NTLM") && l.contains("channel_bound=true")
         ),
         "{}",
+        gate.log()
+    );
+    // A 60 kB POST: requests-ntlm sends the body with every leg; the gate reads it
+    // after each 401 so the handshake stays on its connection.
+    let facts = run_password_client(&[
+        "requests-ntlm",
+        &gate.url("/"),
+        "--user",
+        &ALICE.ntlm_name(),
+        "--password",
+        ALICE.password,
+        "--ca",
+        ca.ca_pem_path().to_str().unwrap(),
+        "--post-bytes",
+        "60000",
+    ])
+    .unwrap();
+    assert_eq!(
+        facts.get("statuses"),
+        "401,401,200",
+        "{}\n{}",
+        facts.raw,
         gate.log()
     );
     let facts = run_password_client(&[
