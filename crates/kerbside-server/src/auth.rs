@@ -510,10 +510,12 @@ where
 
 /// How much of a refused request's body is read and thrown away, so that the client's
 /// next leg (NTLM, Negotiate, Digest after a 401) can come on the same connection.
-const DISCARD_LIMIT: usize = 64 * 1024;
+/// Browsers and requests-ntlm send the whole body with every leg of a handshake, so a
+/// form or a small upload must fit; larger uploads end the connection.
+const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// How long the discarding may take.
-const DISCARD_DEADLINE: Duration = Duration::from_secs(2);
+const DISCARD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Before the layer's own answer to an HTTP/1.1 request goes out, reads and throws away
 /// the body nobody read, as Apache's `ap_discard_request_body` does: up to

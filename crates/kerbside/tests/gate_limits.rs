@@ -903,7 +903,7 @@ fn a_refused_requests_body_is_read_so_the_connection_can_carry_the_next_leg() {
         gate.log()
     );
 
-    // Over 64 KiB: not read, and the 401 says the connection ends.
+    // Over 1 MiB: not read, and the 401 says the connection ends.
     let mut stream = TcpStream::connect(&addr).unwrap();
     stream
         .write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n")
