@@ -104,6 +104,13 @@ impl Haproxy {
     /// Each backend's status as HAProxy's checks see it (`UP`, `DOWN`, `no check`...),
     /// by backend index, read from the stats socket.
     pub fn statuses(&self) -> io::Result<Vec<String>> {
+        self.stat("status")
+    }
+
+    /// One column of `show stat` (`status`, `scur` for the sessions open now, `stot` for
+    /// all sessions so far, `srv_abrt`...) for each backend, by backend index, read from
+    /// the stats socket.
+    pub fn stat(&self, name: &str) -> io::Result<Vec<String>> {
         let mut socket = UnixStream::connect(&self.stats)?;
         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
         socket.write_all(b"show stat\n")?;
@@ -115,21 +122,21 @@ impl Haproxy {
             .and_then(|h| h.strip_prefix("# "))
             .ok_or_else(|| io::Error::other(format!("no stats header in {csv:?}")))?;
         let column = |name: &str| header.split(',').position(|c| c == name);
-        let (sv, status) = column("svname")
-            .zip(column("status"))
-            .ok_or_else(|| io::Error::other(format!("no svname/status in {header:?}")))?;
+        let (sv, wanted) = column("svname")
+            .zip(column(name))
+            .ok_or_else(|| io::Error::other(format!("no svname/{name} in {header:?}")))?;
         let mut out = Vec::new();
         for line in lines {
             let fields: Vec<&str> = line.split(',').collect();
-            if let (Some(name), Some(state)) = (fields.get(sv), fields.get(status)) {
-                if let Some(i) = name
+            if let (Some(server), Some(value)) = (fields.get(sv), fields.get(wanted)) {
+                if let Some(i) = server
                     .strip_prefix("gate")
                     .and_then(|n| n.parse::<usize>().ok())
                 {
                     if out.len() <= i {
                         out.resize(i + 1, String::new());
                     }
-                    out[i] = (*state).to_owned();
+                    out[i] = (*value).to_owned();
                 }
             }
         }
