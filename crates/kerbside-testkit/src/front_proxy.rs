@@ -107,6 +107,11 @@ impl FrontProxy {
         self.port
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The temporary directory.
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()

@@ -91,6 +91,11 @@ impl Haproxy {
         self.proxy.port()
     }
 
+    /// HAProxy's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.proxy.pid()
+    }
+
     /// The server's temporary directory, deleted on drop.
     pub fn dir(&self) -> &Path {
         self.proxy.path()

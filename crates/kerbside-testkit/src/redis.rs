@@ -64,6 +64,11 @@ impl Redis {
         self.port
     }
 
+    /// The running server's process id (for its CPU time); `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops Redis (SIGTERM, then SIGKILL); its port stays free for [`restart`](Self::restart).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
