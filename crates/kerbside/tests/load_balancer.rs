@@ -11,10 +11,17 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{curl, kerbside, metric, text, GateProcess, HeadEchoUpstream};
 use kerbside_testkit::{Backend, Haproxy, HaproxyOptions, SendProxy, TestCa, TestCert, TestRealm};
+
+/// One realm for the binary.
+fn realm() -> &'static TestRealm {
+    static REALM: OnceLock<TestRealm> = OnceLock::new();
+    REALM.get_or_init(|| TestRealm::start().unwrap())
+}
 
 /// A TLS gate in front of `upstream` that takes the PROXY protocol from loopback.
 fn gate(realm: &TestRealm, cert: &TestCert, upstream: &str, extra: &[&str]) -> GateProcess {
@@ -86,13 +93,13 @@ fn wait_statuses(haproxy: &Haproxy, want: impl Fn(&[String]) -> bool) -> Vec<Str
 
 #[test]
 fn the_client_address_comes_through_haproxy_with_the_proxy_protocol_v1_and_v2() {
-    let realm = TestRealm::start().unwrap();
+    let realm = realm();
     let ca = TestCa::new();
     let cert = ca.issue(&["localhost"]);
     let upstream = HeadEchoUpstream::start(Duration::ZERO);
     let gates = [
-        gate(&realm, &cert, &upstream.url(), &[]),
-        gate(&realm, &cert, &upstream.url(), &[]),
+        gate(realm, &cert, &upstream.url(), &[]),
+        gate(realm, &cert, &upstream.url(), &[]),
     ];
     let haproxy = Haproxy::start(&HaproxyOptions {
         backends: vec![
@@ -115,7 +122,7 @@ fn the_client_address_comes_through_haproxy_with_the_proxy_protocol_v1_and_v2() 
     // Round robin: two requests, one through each gate, each from 127.0.0.2. Without
     // the PROXY protocol the gates would see HAProxy's 127.0.0.1.
     for _ in 0..2 {
-        let out = through(&realm, ca.ca_pem_path(), &haproxy, "127.0.0.2", "/app");
+        let out = through(realm, ca.ca_pem_path(), &haproxy, "127.0.0.2", "/app");
         let report = format!("{:?}\n{}", text(&out), haproxy.log());
         assert_eq!(status_of(&out), 200, "{report}");
         assert_eq!(echoed(&out, "x-forwarded-for"), ["127.0.0.2"], "{report}");
@@ -142,12 +149,12 @@ fn the_client_address_comes_through_haproxy_with_the_proxy_protocol_v1_and_v2() 
 
 #[test]
 fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
-    let realm = TestRealm::start().unwrap();
+    let realm = realm();
     let ca = TestCa::new();
     let cert = ca.issue(&["localhost"]);
     let upstream = HeadEchoUpstream::start(Duration::ZERO);
     let gate = gate(
-        &realm,
+        realm,
         &cert,
         &upstream.url(),
         &["--proxy-protocol-trusted", "127.0.0.1"],
@@ -156,7 +163,7 @@ fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
 
     // curl's own PROXY v1 header, from a trusted address: the health endpoint answers
     // without a ticket, and a login works.
-    let health = curl(&realm, ca.ca_pem_path())
+    let health = curl(realm, ca.ca_pem_path())
         .args(["-i", "--haproxy-protocol", "--interface", "127.0.0.1"])
         .arg(format!("https://localhost:{port}/.kerbside/health"))
         .output()
@@ -169,7 +176,7 @@ fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
         gate.log()
     );
     assert!(text(&health).0.ends_with("ready\n"), "{:?}", text(&health));
-    let login = curl(&realm, ca.ca_pem_path())
+    let login = curl(realm, ca.ca_pem_path())
         .args(["-i", "--haproxy-protocol", "--negotiate", "-u", ":"])
         .args(["--interface", "127.0.0.1"])
         .arg(format!("https://localhost:{port}/x"))
@@ -178,7 +185,7 @@ fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
     assert_eq!(status_of(&login), 200, "{:?}\n{}", text(&login), gate.log());
 
     // A client that talks to the gate directly, as if there were no balancer.
-    let direct = curl(&realm, ca.ca_pem_path())
+    let direct = curl(realm, ca.ca_pem_path())
         .args(["-i", "--negotiate", "-u", ":"])
         .arg(format!("https://localhost:{port}/x"))
         .output()
@@ -196,7 +203,7 @@ fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
 
     // A valid header from 127.0.0.2, which is not the trusted balancer (127.0.0.1 is):
     // it could claim any address, so the connection is closed.
-    let untrusted = curl(&realm, ca.ca_pem_path())
+    let untrusted = curl(realm, ca.ca_pem_path())
         .args(["-i", "--haproxy-protocol", "--interface", "127.0.0.2"])
         .arg(format!("https://localhost:{port}/.kerbside/health"))
         .output()
@@ -221,12 +228,12 @@ fn connections_without_a_header_or_from_untrusted_addresses_are_closed() {
 
 #[test]
 fn a_draining_gate_is_taken_out_by_the_health_checks_without_a_client_error() {
-    let realm = TestRealm::start().unwrap();
+    let realm = realm();
     let ca = TestCa::new();
     let cert = ca.issue(&["localhost"]);
     let upstream = HeadEchoUpstream::start(Duration::ZERO);
-    let mut draining = gate(&realm, &cert, &upstream.url(), &["--shutdown-delay", "3"]);
-    let staying = gate(&realm, &cert, &upstream.url(), &[]);
+    let mut draining = gate(realm, &cert, &upstream.url(), &["--shutdown-delay", "3"]);
+    let staying = gate(realm, &cert, &upstream.url(), &[]);
     let haproxy = Haproxy::start(&HaproxyOptions {
         backends: vec![
             Backend {
@@ -265,7 +272,7 @@ fn a_draining_gate_is_taken_out_by_the_health_checks_without_a_client_error() {
         draining.is_running(),
         "the gate stopped before the balancer took it out"
     );
-    let health = curl(&realm, ca.ca_pem_path())
+    let health = curl(realm, ca.ca_pem_path())
         .args(["-i", "--haproxy-protocol"])
         .arg(format!(
             "https://localhost:{}/.kerbside/health",
@@ -278,7 +285,7 @@ fn a_draining_gate_is_taken_out_by_the_health_checks_without_a_client_error() {
 
     // Every client request meanwhile goes to the other gate, and succeeds.
     for _ in 0..6 {
-        let out = through(&realm, ca.ca_pem_path(), &haproxy, "127.0.0.1", "/app");
+        let out = through(realm, ca.ca_pem_path(), &haproxy, "127.0.0.1", "/app");
         assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), haproxy.log());
     }
     let exit = draining.wait_exit(Duration::from_secs(15));
@@ -289,7 +296,7 @@ fn a_draining_gate_is_taken_out_by_the_health_checks_without_a_client_error() {
     );
     assert!(draining.log().contains("draining"), "{}", draining.log());
     for _ in 0..4 {
-        let out = through(&realm, ca.ca_pem_path(), &haproxy, "127.0.0.1", "/app");
+        let out = through(realm, ca.ca_pem_path(), &haproxy, "127.0.0.1", "/app");
         assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), haproxy.log());
     }
 }
