@@ -192,20 +192,23 @@ fn a_gate_killed_under_load_costs_no_more_errors_than_the_connections_it_held() 
     let upstream = &cluster.upstream;
     assert!(wait_until(Duration::from_secs(30), || upstream.received() >= 30));
 
-    // What the killed gate holds at the kill: the connections open on it now, plus any
-    // HAProxy opens to it between this count and the moment its checks take it out
-    // (its session total; those after the kill are refused and redispatched).
+    // What the killed gate holds at the kill: the connections open on it now, plus
+    // those HAProxy opens to it between this count and the moment its checks take it
+    // out (its session total), less those HAProxy redispatched to another gate because
+    // the dead one refused them.
     let victim = port_of(&cluster.gates[1]);
-    let sessions_before: u64 = cluster.haproxy.stat("stot").unwrap()[1].parse().unwrap();
-    let held = connections_to(victim);
+    let count = |column: &str| -> u64 { cluster.haproxy.stat(column).unwrap()[1].parse().unwrap() };
+    let (sessions_before, redispatched_before) = (count("stot"), count("wredis"));
+    let held = connections_to(victim) as u64;
     let pid = cluster.gates[1].pid();
     let killed_at = now();
     signal(pid, "-KILL");
     let statuses = wait_statuses(&cluster.haproxy, |s| s[1].starts_with("DOWN"));
     assert!(statuses[1].starts_with("DOWN"), "{statuses:?}");
     let down_at = now();
-    let sessions_after: u64 = cluster.haproxy.stat("stot").unwrap()[1].parse().unwrap();
-    let in_flight = held as u64 + (sessions_after - sessions_before);
+    let opened = count("stot") - sessions_before;
+    let redispatched = count("wredis") - redispatched_before;
+    let in_flight = held + opened.saturating_sub(redispatched);
 
     let served = upstream.received();
     assert!(wait_until(Duration::from_secs(30), || upstream.received()
@@ -213,8 +216,8 @@ fn a_gate_killed_under_load_costs_no_more_errors_than_the_connections_it_held() 
     let records = load.finish();
     let errors = failures(&records).len() as u64;
     eprintln!(
-        "killed gate held {held} connections (+{} opened before it was out); {}",
-        sessions_after - sessions_before,
+        "killed gate held {held} connections, +{opened} opened to it before it was out, \
+         {redispatched} of them redispatched: {in_flight} in flight; {}",
         summary(&records)
     );
     assert!(
