@@ -13,9 +13,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::{clean_env, curl, kerbside, text, GateProcess, HeadEchoUpstream};
-use kerbside_testkit::{
-    Backend, Haproxy, HaproxyOptions, Redis, SendProxy, TestCa, TestCert, TestRealm,
-};
+use kerbside_testkit::{Backend, Haproxy, HaproxyOptions, Redis, SendProxy, TestCa, TestRealm};
 
 /// One realm for the binary, with tickets for alice and bob.
 pub fn realm() -> &'static TestRealm {
@@ -29,19 +27,44 @@ pub fn realm() -> &'static TestRealm {
     })
 }
 
-/// One CA and a certificate for localhost, for the binary.
-pub fn tls() -> &'static (TestCa, TestCert) {
-    static TLS: OnceLock<(TestCa, TestCert)> = OnceLock::new();
+/// The PEM files of a CA and of a certificate it issued for localhost.
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// One CA and certificate for the binary, written into the realm's directory (which
+/// the realm's watchdog deletes when the process ends; a `TestCa` kept in a static
+/// would leave its own directory behind).
+pub fn tls() -> &'static Tls {
+    static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(|| {
         let ca = TestCa::new();
         let cert = ca.issue(&["localhost"]);
-        (ca, cert)
+        let dir = realm().dir();
+        let tls = Tls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("localhost.pem"),
+            key: dir.join("localhost.key"),
+        };
+        std::fs::write(&tls.ca, ca.ca_pem()).unwrap();
+        std::fs::write(&tls.cert, cert.cert_pem()).unwrap();
+        std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tls.key)
+            .unwrap()
+            .write_all(cert.key_pem().as_bytes())
+            .unwrap();
+        tls
     })
 }
 
 /// The CA's PEM file.
 pub fn ca() -> &'static Path {
-    tls().0.ca_pem_path()
+    &tls().ca
 }
 
 /// The tests that put load on the machine (2 cores) run one at a time.
@@ -54,7 +77,6 @@ pub fn load_lock() -> MutexGuard<'static, ()> {
 /// serves metrics.
 pub fn gate(upstream: &str, extra: &[&str]) -> GateProcess {
     let realm = realm();
-    let cert = &tls().1;
     let mut cmd = kerbside(realm);
     cmd.args([
         "gate",
@@ -67,9 +89,9 @@ pub fn gate(upstream: &str, extra: &[&str]) -> GateProcess {
     .arg(realm.keytab())
     .args(["--upstream", upstream])
     .arg("--tls-cert")
-    .arg(cert.cert_pem_path())
+    .arg(&tls().cert)
     .arg("--tls-key")
-    .arg(cert.key_pem_path())
+    .arg(&tls().key)
     .arg("--proxy-protocol")
     .args(extra);
     GateProcess::from_command(cmd)
