@@ -4,8 +4,8 @@
 # checks, loaded with `kerbside bench` (per-request and handshake modes): CPU per request
 # of the gates, HAProxy and Redis, and errors; and one gate with its memory replay cache
 # against one with Redis (the cost of the Redis check per login). Rewrites the "Many
-# gates behind HAProxy" section of BENCHMARKS.md. Not part of the test suite. About 2
-# minutes on 2 cores. Needs the Debian packages of scripts/install-deps.sh (krb5-kdc,
+# gates behind HAProxy" section of BENCHMARKS.md. Not part of the test suite. About 5
+# minutes on 2 cores (7 with ROUNDS=5). Needs the Debian packages of scripts/install-deps.sh (krb5-kdc,
 # haproxy, redis-server, lighttpd); touches nothing outside temporary directories and
 # free loopback ports.
 #
