@@ -59,9 +59,22 @@ pub struct TestCa {
     ca_der: Vec<u8>,
     ca_pem_path: PathBuf,
     dir: TempDir,
+    /// Where its own and its certificates' directories go (`None`: the system's).
+    parent: Option<PathBuf>,
 }
 
 impl TestCa {
+    /// [`TestCa::new`], with its directory and those of the certificates it issues
+    /// inside `parent`: for a CA kept in a `static` (never dropped), inside a realm's or
+    /// domain's directory, which is removed when the test process ends.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestCa::new`].
+    pub fn new_in(parent: &Path) -> TestCa {
+        Self::make(Some(parent.to_owned()))
+    }
+
     /// Generates the CA key and self-signed certificate and writes `ca.pem`.
     ///
     /// # Panics
@@ -69,9 +82,11 @@ impl TestCa {
     /// If key generation or writing the file fails.
     #[allow(clippy::new_without_default)]
     pub fn new() -> TestCa {
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-ca-")
-            .tempdir()
+        Self::make(None)
+    }
+
+    fn make(parent: Option<PathBuf>) -> TestCa {
+        let dir = temp_dir("kerbside-ca-", parent.as_deref())
             .expect("create the CA's temporary directory");
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -102,6 +117,7 @@ impl TestCa {
             ca_der: cert.der().to_vec(),
             ca_pem_path,
             dir,
+            parent,
         }
     }
 
@@ -159,9 +175,7 @@ impl TestCa {
             .signed_by(&key, &self.issuer)
             .expect("sign the server certificate");
 
-        let dir = tempfile::Builder::new()
-            .prefix("kerbside-cert-")
-            .tempdir()
+        let dir = temp_dir("kerbside-cert-", self.parent.as_deref())
             .expect("create the certificate's temporary directory");
         let cert_pem = cert.pem();
         let key_pem = key.serialize_pem();
@@ -244,5 +258,15 @@ impl TestCert {
     /// The issuing CA's certificate in PEM.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+}
+
+/// A new temporary directory named `prefix*`, in `parent` or the system's.
+fn temp_dir(prefix: &str, parent: Option<&Path>) -> std::io::Result<TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    match parent {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
     }
 }

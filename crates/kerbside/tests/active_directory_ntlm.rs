@@ -59,7 +59,8 @@ fn ad() -> &'static Ad {
             ),
         )
         .unwrap();
-        let ca = TestCa::new();
+        // In the domain's directory, which its watchdog removes: this CA is never dropped.
+        let ca = TestCa::new_in(domain.dir());
         let cert = ca.issue(&[]);
         Ad {
             domain,

@@ -29,7 +29,8 @@ fn realm() -> &'static TestRealm {
 fn tls() -> &'static (TestCa, TestCert) {
     static TLS: OnceLock<(TestCa, TestCert)> = OnceLock::new();
     TLS.get_or_init(|| {
-        let ca = TestCa::new();
+        // In the realm's directory: a CA in a static is never dropped.
+        let ca = TestCa::new_in(realm().dir());
         let cert = ca.issue(&[]);
         (ca, cert)
     })
