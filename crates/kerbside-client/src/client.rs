@@ -124,6 +124,8 @@ pub struct Client {
     driver: Arc<DriverSettings>,
     tls_any: Arc<rustls::ClientConfig>,
     tls_h1: Arc<rustls::ClientConfig>,
+    /// TLS to an `https://` proxy (HTTP/1.1: `CONNECT` needs it).
+    tls_proxy: Arc<rustls::ClientConfig>,
     shared: Arc<Shared>,
 }
 
@@ -163,6 +165,7 @@ impl Client {
         Ok(Self {
             tls_any: client_config(&config.tls, any)?,
             tls_h1: client_config(&config.tls, &[b"http/1.1"])?,
+            tls_proxy: client_config(&config.proxy_tls, &[b"http/1.1"])?,
             driver: Arc::new(driver),
             config: Arc::new(config),
             shared: Arc::new(Shared::default()),
@@ -178,6 +181,7 @@ impl Client {
             driver: self.driver.clone(),
             tls_any: self.tls_any.clone(),
             tls_h1: self.tls_h1.clone(),
+            tls_proxy: self.tls_proxy.clone(),
             shared: Arc::new(Shared {
                 pool: Mutex::default(),
                 next_id: AtomicU64::new(0),

@@ -186,15 +186,7 @@ where
             via_proxy: false,
         });
     }
-    let name = match origin.host.parse::<IpAddr>() {
-        Ok(ip) => ServerName::IpAddress(ip.into()),
-        Err(_) => ServerName::try_from(origin.host.clone()).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidUrl,
-                format!("{} is not a valid host name: {e}", origin.host),
-            )
-        })?,
-    };
+    let name = server_name(&origin.host)?;
     let stream = TlsConnector::from(tls.clone())
         .connect(name, io)
         .await
@@ -225,9 +217,58 @@ where
     })
 }
 
+/// A connection to a proxy: TCP, or TLS over TCP for an `https://` proxy.
+pub(crate) trait ProxyStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ProxyStream for T {}
+
+/// A connection to a proxy, boxed.
+pub(crate) type ProxyIo = Box<dyn ProxyStream>;
+
+/// Opens a connection to `proxy`: TCP, then TLS (offering HTTP/1.1 only, the
+/// proxy's name checked against its certificate with `tls`) for an `https://`
+/// proxy.
+pub(crate) async fn proxy_connection(
+    proxy: &crate::proxy::ProxyAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    settings: &crate::tls::TlsSettings,
+) -> Result<(ProxyIo, String), Error> {
+    let (stream, peer) = tcp(&proxy.host, proxy.port).await?;
+    if !proxy.tls {
+        return Ok((Box::new(stream), peer));
+    }
+    let name = server_name(&proxy.host)?;
+    let stream = TlsConnector::from(tls.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Tls,
+                settings.explain_proxy_handshake_failure(&proxy.host, proxy.port, &e),
+                e,
+            )
+        })?;
+    Ok((Box::new(stream), peer))
+}
+
+/// The TLS name of `host`: an IP address or a DNS name.
+fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(host.to_owned()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidUrl,
+                format!("{host} is not a valid host name: {e}"),
+            )
+        }),
+    }
+}
+
 /// An HTTP/1.1 connection to a proxy that can be upgraded into a `CONNECT` tunnel.
-pub(crate) async fn proxy_h1(tcp: TcpStream) -> Result<http1::SendRequest<WireBody>, Error> {
-    let (sender, connection) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| {
+pub(crate) async fn proxy_h1(io: ProxyIo) -> Result<http1::SendRequest<WireBody>, Error> {
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await.map_err(|e| {
         Error::with_source(
             ErrorKind::Http,
             format!("HTTP/1.1 setup with the proxy failed: {e}"),

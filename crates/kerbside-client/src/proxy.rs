@@ -25,6 +25,8 @@ pub struct ProxySettings {
 pub(crate) struct ProxyAddr {
     pub host: String,
     pub port: u16,
+    /// An `https://` proxy: TLS to the proxy, then HTTP (and `CONNECT`) inside.
+    pub tls: bool,
 }
 
 impl ProxySettings {
@@ -84,10 +86,12 @@ impl ProxySettings {
             .ok()?;
         matcher.intercept(&destination)?;
         let host = proxy.host()?.trim_start_matches('[').trim_end_matches(']');
+        let tls = proxy.scheme_str() == Some("https");
         Some(ProxyAddr {
             host: host.to_ascii_lowercase(),
-            // curl's default proxy port.
-            port: proxy.port_u16().unwrap_or(1080),
+            // curl's default proxy ports.
+            port: proxy.port_u16().unwrap_or(if tls { 443 } else { 1080 }),
+            tls,
         })
     }
 }
@@ -101,8 +105,8 @@ pub fn split_list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses a proxy URL; a bare `host:port` means `http://host:port`. Only `http://`
-/// proxies are supported.
+/// Parses a proxy URL; a bare `host:port` means `http://host:port`. `http://` and
+/// `https://` (TLS to the proxy) proxies are supported.
 pub fn parse_proxy(v: &str) -> Result<Uri, Error> {
     let v = v.trim();
     let with_scheme = if v.contains("://") {
@@ -116,10 +120,10 @@ pub fn parse_proxy(v: &str) -> Result<Uri, Error> {
             format!("proxy {v:?} is not a URL: {e}"),
         )
     })?;
-    if uri.scheme_str() != Some("http") {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(Error::new(
             ErrorKind::InvalidUrl,
-            format!("proxy {v:?}: only http:// proxies are supported"),
+            format!("proxy {v:?}: only http:// and https:// proxies are supported"),
         ));
     }
     if uri.host().is_none() {
@@ -150,7 +154,8 @@ mod tests {
             p.route(&origin("http://www.example/")),
             Some(ProxyAddr {
                 host: "proxy.example".into(),
-                port: 3128
+                port: 3128,
+                tls: false,
             })
         );
         assert_eq!(p.route(&origin("https://www.example/")).unwrap().port, 8080);
@@ -228,9 +233,17 @@ mod tests {
     }
 
     #[test]
-    fn only_http_proxies() {
+    fn http_and_https_proxies_only() {
         assert!(parse_proxy("socks5://p:1080").is_err());
-        assert!(parse_proxy("https://p:443").is_err());
         assert_eq!(parse_proxy("p:3128").unwrap().port_u16(), Some(3128));
+        let tls = ProxySettings::all(parse_proxy("https://P.example").unwrap());
+        assert_eq!(
+            tls.route(&origin("https://www.example/")),
+            Some(ProxyAddr {
+                host: "p.example".into(),
+                port: 443,
+                tls: true,
+            })
+        );
     }
 }

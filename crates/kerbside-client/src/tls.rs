@@ -49,26 +49,51 @@ impl TlsSettings {
     /// Why a TLS handshake with `host:port` failed, in words that say what to do,
     /// for the error `tokio-rustls` returned.
     pub fn explain_handshake_failure(&self, host: &str, port: u16, e: &std::io::Error) -> String {
+        self.explain(host, port, e, "server", "--cacert")
+    }
+
+    /// [`explain_handshake_failure`](Self::explain_handshake_failure) for the TLS
+    /// handshake with an `https://` proxy, whose CA is given with `--proxy-cacert`.
+    pub fn explain_proxy_handshake_failure(
+        &self,
+        host: &str,
+        port: u16,
+        e: &std::io::Error,
+    ) -> String {
+        self.explain(host, port, e, "proxy", "--proxy-cacert")
+    }
+
+    fn explain(&self, host: &str, port: u16, e: &std::io::Error, peer: &str, flag: &str) -> String {
         let rustls_error = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
         let why = match rustls_error {
-            Some(rustls::Error::InvalidCertificate(c)) => self.certificate_problem(host, c),
-            Some(other) => other.to_string(),
-            None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                "the server closed the connection during the handshake (does it speak TLS \
-                 on this port?)"
-                    .to_owned()
+            Some(rustls::Error::InvalidCertificate(c)) => {
+                let text = self.certificate_problem(host, c);
+                if flag == "--cacert" {
+                    text
+                } else {
+                    text.replace("--cacert", flag).replace("server", peer)
+                }
             }
+            Some(other) => other.to_string(),
+            None if e.kind() == std::io::ErrorKind::UnexpectedEof => format!(
+                "the {peer} closed the connection during the handshake (does it speak TLS \
+                 on this port?)"
+            ),
             None => e.to_string(),
         };
-        format!("TLS handshake with {host}:{port} failed: {why}")
+        if peer == "server" {
+            format!("TLS handshake with {host}:{port} failed: {why}")
+        } else {
+            format!("TLS handshake with the {peer} {host}:{port} failed: {why}")
+        }
     }
 
     fn certificate_problem(&self, host: &str, error: &CertificateError) -> String {
         let trust = match &self.ca_file {
             Some(path) => format!(
-                "{} holds neither the CA that issued it nor the certificate itself",
+                "{} (--cacert) holds neither the CA that issued it nor the certificate itself",
                 path.display()
             ),
             None => "no CA of this system's trust store issued it; pass the CA (or the \
@@ -113,9 +138,15 @@ impl TlsSettings {
                         .join(", ")
                 }
             ),
-            CertificateError::BadSignature => {
-                "the signature on the server's certificate does not verify".to_owned()
-            }
+            CertificateError::BadSignature => match &self.ca_file {
+                Some(path) => format!(
+                    "the signature on the server's certificate does not verify with the CA of \
+                     that name in {} (--cacert): another CA of the same name issued it; give \
+                     the right one",
+                    path.display()
+                ),
+                None => "the signature on the server's certificate does not verify".to_owned(),
+            },
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "the server's certificate is not meant for a TLS server".to_owned()
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use kerbside_proto::forward_proxy::route::{RouteChoice, UpstreamKind};
+use kerbside_proto::forward_proxy::route::RouteChoice;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::observe::RequestObserver;
@@ -83,11 +83,6 @@ pub(crate) async fn connect(
                         StatusCode::GATEWAY_TIMEOUT,
                     )),
                 }
-            }
-            RouteChoice::Proxy(u) if u.kind == UpstreamKind::Https => {
-                last_error = format!("{u}: HTTPS upstream proxies are not supported yet");
-                tracing::warn!(request = id, upstream = %u, "skipped: HTTPS upstream proxies are not supported yet");
-                continue;
             }
             RouteChoice::Proxy(u) => {
                 let client = match shared.upstreams.client(u) {

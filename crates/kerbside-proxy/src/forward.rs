@@ -10,7 +10,7 @@ use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kerbside_client::{BoxError, RequestBody};
-use kerbside_proto::forward_proxy::route::{RouteChoice, UpstreamKind};
+use kerbside_proto::forward_proxy::route::RouteChoice;
 
 use crate::observe::RequestObserver;
 use crate::response::{status_for, text, ProxyBody};
@@ -102,10 +102,6 @@ pub(crate) async fn forward(
     for (i, choice) in choices.iter().enumerate() {
         let (client, upstream) = match choice {
             RouteChoice::Direct => (shared.upstreams.direct().clone(), None),
-            RouteChoice::Proxy(u) if u.kind == UpstreamKind::Https => {
-                tracing::warn!(request = id, upstream = %u, "skipped: HTTPS upstream proxies are not supported yet");
-                continue;
-            }
             RouteChoice::Proxy(u) => match shared.upstreams.client(u) {
                 Ok(c) => (c, Some(u)),
                 Err(e) => {

@@ -86,6 +86,64 @@ impl Haproxy {
         Ok(Haproxy { proxy, stats, log })
     }
 
+    /// HAProxy as a TLS terminator in TCP mode: TLS on its port with `cert` (issued
+    /// by a [`TestCa`](crate::TestCa)), the plain bytes passed to `127.0.0.1:backend`.
+    /// In front of a [`Squid`](crate::Squid) it makes an `https://` proxy (Debian's
+    /// Squid is built without OpenSSL, so it has no `https_port` of its own).
+    pub fn tls_terminator(cert: &crate::TestCert, backend: u16) -> io::Result<Haproxy> {
+        crate::check_tools(&[("haproxy", "haproxy")])?;
+        let dir = FrontProxy::dir("kerbside-haproxy-tls-", None)?;
+        let root = dir.path().to_path_buf();
+        let pem = root.join("proxy.pem");
+        fs::write(&pem, format!("{}{}", cert.cert_pem(), cert.key_pem()))?;
+        let conf = root.join("haproxy.cfg");
+        let log = root.join("haproxy.log");
+        let stats = root.join("stats.sock");
+        let haproxy = |flag: &str| {
+            let mut cmd = Command::new(sbin("haproxy"));
+            cmd.arg(flag).arg("-f").arg(&conf);
+            cmd
+        };
+        let render = |port: u16| {
+            format!(
+                "# Written by kerbside-testkit; a private TLS terminator.
+global
+    stats socket {stats} mode 600 level admin
+    maxconn 512
+    log stderr format short local0 info
+
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+
+listen tls
+    bind 127.0.0.1:{port} ssl crt {pem}
+    server backend 127.0.0.1:{backend}
+",
+                stats = stats.display(),
+                pem = pem.display()
+            )
+        };
+        let proxy = FrontProxy::start(
+            dir,
+            true,
+            Launch {
+                name: "haproxy",
+                config: conf.clone(),
+                output: log.clone(),
+                render: &render,
+                check: &|| haproxy("-c"),
+                run: &|| haproxy("-db"),
+                logs: &|| log_tails(&[("haproxy output", &log, 6000)]),
+            },
+        )?;
+        Ok(Haproxy { proxy, stats, log })
+    }
+
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.proxy.port()

@@ -11,7 +11,7 @@ use super::attempt::{drain, Failure};
 use super::event::{redacted, Event, Observer};
 use super::proxy_auth::{ProxyAuth, ProxyStep};
 use super::Client;
-use crate::conn::{establish, proxy_h1, tcp, Conn, Origin};
+use crate::conn::{establish, proxy_connection, proxy_h1, tcp, Conn, Origin, ProxyIo};
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;
 use kerbside_proto::driver::ProxyReconnect;
@@ -34,7 +34,7 @@ impl Client {
         observer.event(&Event::Connecting {
             host: host.clone(),
             port,
-            tls: origin.tls && route.is_none(),
+            tls: route.as_ref().map_or(origin.tls, |p| p.tls),
         });
         let via_proxy = route.is_some();
         let connect = self.connect(origin, h1_only, route, host.clone(), port, observer);
@@ -71,10 +71,50 @@ impl Client {
     ) -> Result<Conn, Failure> {
         let tls = if h1_only { &self.tls_h1 } else { &self.tls_any };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (stream, peer) = tcp(&host, port).await?;
-        let conn = match route {
-            None => establish(stream, origin, tls, &self.config.tls, id).await?,
-            Some(_) if !origin.tls => {
+        let (conn, peer) = match route {
+            None => {
+                let (stream, peer) = tcp(&host, port).await?;
+                (
+                    establish(stream, origin, tls, &self.config.tls, id).await?,
+                    peer,
+                )
+            }
+            Some(proxy) => {
+                let (stream, peer) = self.proxy_connection(&proxy).await?;
+                (
+                    self.through_proxy(stream, proxy, origin, tls, id, observer)
+                        .await?,
+                    peer,
+                )
+            }
+        };
+        observer.event(&Event::Connected {
+            conn: id,
+            peer,
+            protocol: conn.protocol(),
+        });
+        Ok(conn)
+    }
+
+    /// A connection (TCP, or TLS for an `https://` proxy) to `proxy`.
+    async fn proxy_connection(&self, proxy: &ProxyAddr) -> Result<(ProxyIo, String), Error> {
+        proxy_connection(proxy, &self.tls_proxy, &self.config.proxy_tls).await
+    }
+
+    /// HTTP to `origin` over `stream` to `proxy`: requests in absolute form for
+    /// `http://`, a `CONNECT` tunnel and TLS inside it for `https://`.
+    async fn through_proxy(
+        &self,
+        stream: ProxyIo,
+        proxy: ProxyAddr,
+        origin: &Origin,
+        tls: &std::sync::Arc<rustls::ClientConfig>,
+        id: u64,
+        observer: &dyn Observer,
+    ) -> Result<Conn, Failure> {
+        let (host, port) = (proxy.host.clone(), proxy.port);
+        Ok(match proxy {
+            _ if !origin.tls => {
                 observer.event(&Event::Proxy {
                     host,
                     port,
@@ -84,7 +124,7 @@ impl Client {
                 conn.via_proxy = true;
                 conn
             }
-            Some(proxy) => {
+            proxy => {
                 observer.event(&Event::Proxy {
                     host,
                     port,
@@ -100,13 +140,7 @@ impl Client {
                 )
                 .await?
             }
-        };
-        observer.event(&Event::Connected {
-            conn: id,
-            peer,
-            protocol: conn.protocol(),
-        });
-        Ok(conn)
+        })
     }
 
     /// Opens a `CONNECT` tunnel to `host:port` through the proxy the settings name
@@ -140,10 +174,10 @@ impl Client {
         observer.event(&Event::Connecting {
             host: proxy.host.clone(),
             port: proxy.port,
-            tls: false,
+            tls: proxy.tls,
         });
         let open = async {
-            let (stream, _) = tcp(&proxy.host, proxy.port).await?;
+            let (stream, _) = self.proxy_connection(&proxy).await?;
             observer.event(&Event::Proxy {
                 host: proxy.host.clone(),
                 port: proxy.port,
@@ -183,7 +217,7 @@ impl Client {
     /// proxy (407) on the same connection.
     pub(super) async fn tunnel(
         &self,
-        stream: tokio::net::TcpStream,
+        stream: ProxyIo,
         proxy: &ProxyAddr,
         origin: &Origin,
         observer: &dyn Observer,
@@ -253,7 +287,7 @@ impl Client {
                                 ),
                             )));
                         }
-                        let (stream, _) = tcp(&proxy.host, proxy.port).await?;
+                        let (stream, _) = self.proxy_connection(proxy).await?;
                         sender = proxy_h1(stream).await?;
                     }
                 }

@@ -65,7 +65,7 @@ impl ProxyAuth {
             || settings
                 .schemes
                 .plain_http
-                .check("Negotiate", &self.proxy.host, Transport::Plain)
+                .check("Negotiate", &self.proxy.host, self.transport(client))
                 .is_err()
         {
             return;
@@ -108,6 +108,15 @@ impl ProxyAuth {
                 message: format!("no Negotiate token before the proxy's 407: {e}"),
             }),
             Err(_) => {}
+        }
+    }
+
+    /// How the connection to the proxy is protected: TLS for an `https://` proxy.
+    fn transport(&self, client: &Client) -> Transport {
+        match (self.proxy.tls, client.config.proxy_tls.insecure) {
+            (false, _) => Transport::Plain,
+            (true, false) => Transport::Tls,
+            (true, true) => Transport::InsecureTls,
         }
     }
 
@@ -283,7 +292,7 @@ impl ProxyAuth {
                 &challenges,
                 None,
                 &self.proxy.host,
-                Transport::Plain,
+                self.transport(client),
                 &unavailable,
             )
             .map_err(|e| {

@@ -82,6 +82,9 @@ pub struct ClientConfig {
     pub continue_timeout: Duration,
     /// Forward proxies.
     pub proxy: ProxySettings,
+    /// Certificate checking of `https://` proxies (curl's `--proxy-cacert`,
+    /// `--proxy-insecure`): the system's roots by default, not [`tls`](Self::tls).
+    pub proxy_tls: TlsSettings,
     /// Keep cookies (session cookies of servers such as mod_auth_gssapi's
     /// `GssapiUseSessions`) in memory for the life of the client; never written to
     /// disk, `Secure` ones only sent over TLS.
@@ -114,6 +117,7 @@ impl Default for ClientConfig {
             max_challenge_body: 1024 * 1024,
             continue_timeout: Duration::from_secs(1),
             proxy: ProxySettings::default(),
+            proxy_tls: TlsSettings::default(),
             cookies: true,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             timeout: None,

@@ -63,7 +63,9 @@ impl std::fmt::Display for RouteChoice {
 #[non_exhaustive]
 pub enum RouteError {
     /// An upstream with a scheme kerbside does not speak to a proxy.
-    #[error("proxy {0:?}: only http:// upstream proxies are supported (socks is not)")]
+    #[error(
+        "proxy {0:?}: only http:// and https:// upstream proxies are supported (socks is not)"
+    )]
     UnsupportedScheme(String),
     /// No host, a bad port, or characters that do not belong in an address.
     #[error("proxy {0:?} is not HOST:PORT or http://HOST:PORT")]
@@ -132,8 +134,9 @@ pub fn parse_upstream(text: &str) -> Result<Upstream, RouteError> {
     Ok(Upstream { kind, host, port })
 }
 
-/// Parses `--proxy` values: each comma-separated, every entry an upstream. Only
-/// `http://` upstreams: a list naming another kind is refused whole.
+/// Parses `--proxy` values: each comma-separated, every entry an upstream,
+/// `http://` or `https://` (TLS to the proxy); a list naming another kind (SOCKS) is
+/// refused whole.
 pub fn parse_proxy_list<'a>(
     values: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<Upstream>, RouteError> {
@@ -145,9 +148,6 @@ pub fn parse_proxy_list<'a>(
         .filter(|e| !e.is_empty())
     {
         let upstream = parse_upstream(entry)?;
-        if upstream.kind != UpstreamKind::Http {
-            return Err(RouteError::UnsupportedScheme(entry.to_owned()));
-        }
         if !list.contains(&upstream) {
             list.push(upstream);
         }
@@ -318,9 +318,16 @@ mod tests {
             ]
         );
         assert_eq!(l[2].to_string(), "http://[::1]:1");
+        assert_eq!(
+            parse_proxy_list(["https://P:1"]).unwrap(),
+            vec![Upstream {
+                kind: UpstreamKind::Https,
+                host: "p".into(),
+                port: 1
+            }]
+        );
         for bad in [
             "socks5://p:1",
-            "https://p:1",
             "p:0",
             "p:99999",
             "http://u:pw@p:1",

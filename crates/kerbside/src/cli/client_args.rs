@@ -194,8 +194,9 @@ pub struct ClientArgs {
     )]
     pub max_time: Option<std::time::Duration>,
 
-    /// Go through this HTTP proxy (`http://host:port` or `host:port`); `https://`
-    /// URLs go through a CONNECT tunnel. A `407` with `Proxy-Authenticate: Negotiate`
+    /// Go through this proxy (`http://host:port` or `host:port`, or
+    /// `https://host:port` for TLS to the proxy, checked with --proxy-cacert);
+    /// `https://` URLs go through a CONNECT tunnel. A `407` with `Proxy-Authenticate: Negotiate`
     /// is answered with a ticket for HTTP@<proxy host>, which — the proxy being plain
     /// HTTP — needs `--allow-http-auth=<proxy host>`. Default: `http_proxy`,
     /// `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY` from the environment, as
@@ -203,6 +204,12 @@ pub struct ClientArgs {
     /// client's `Proxy:` header).
     #[arg(short = 'x', long, value_name = "URL", help_heading = "Proxy")]
     pub proxy: Vec<String>,
+
+    /// Trust only the CA certificates in this PEM file for an `https://` proxy's
+    /// certificate (curl's --proxy-cacert). Default: the system's roots (--cacert is
+    /// for the server, not the proxy).
+    #[arg(long, value_name = "FILE", help_heading = "Proxy")]
+    pub proxy_cacert: Option<PathBuf>,
 
     /// Hosts to reach without the proxy, comma-separated: names (with their
     /// subdomains), IP addresses, CIDR ranges, `*` for all; default `no_proxy` or
@@ -283,6 +290,10 @@ impl ClientArgs {
             tls: TlsSettings {
                 ca_file: self.cacert.clone(),
                 insecure: self.insecure,
+            },
+            proxy_tls: TlsSettings {
+                ca_file: self.proxy_cacert.clone(),
+                insecure: false,
             },
             auth: AuthSettings {
                 schemes: SchemePolicy {

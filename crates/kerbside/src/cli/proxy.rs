@@ -26,7 +26,9 @@ use super::client_args::ClientArgs;
 #[derive(Debug, Args)]
 #[command(
     mut_arg("proxy", |a| a.help(
-        "Upstream proxy, `http://host:port` or `host:port`; comma-separated or repeated \
+        "Upstream proxy, `http://host:port` or `host:port`, or `https://host:port` (TLS to \
+         the proxy, its certificate checked with --proxy-cacert or the system's roots); \
+         comma-separated or repeated \
          for failover, tried in order (one that cannot be reached or answers 5xx to CONNECT \
          is tried last for --proxy-retry-after). Default: https_proxy (for CONNECT) and \
          http_proxy (plain HTTP) from the environment, lower case only")),
@@ -54,8 +56,8 @@ pub struct ProxyArgs {
     pub listen: SocketAddr,
 
     /// A PAC file (proxy auto-config), a path or an http:// or https:// URL:
-    /// FindProxyForURL decides each request's route (DIRECT, PROXY and fallbacks,
-    /// in order; HTTPS and SOCKS entries are skipped). Evaluated on a thread of
+    /// FindProxyForURL decides each request's route (DIRECT, PROXY, HTTPS and
+    /// fallbacks, in order; SOCKS entries are skipped). Evaluated on a thread of
     /// its own with a time and memory limit; re-read when it changes. One that
     /// cannot be fetched or run means DIRECT, with a warning. Not with --proxy.
     #[arg(long, value_name = "FILE|URL")]
