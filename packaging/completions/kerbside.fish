@@ -170,7 +170,7 @@ complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l pac-refresh 
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l auth-proxies -d 'Upstream proxies that may receive your credentials, comma-separated host patterns (as --noproxy). Default: the hosts given with --proxy, and the PAC server\'s domain (wpad.corp.example: corp.example). Any other upstream (a PAC file\'s or the environment\'s) is used without credentials' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l allow -d 'Client addresses that may use the proxy, as CIDR ranges or addresses (repeatable or comma-separated). Default: 127.0.0.0/8 and ::1' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l proxy-retry-after -d 'How long an upstream that failed is tried last, in seconds' -r
-complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics' -r
+complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics: requests, tunnels, handshakes and failures, and with --pac the PAC evaluation times (a histogram) and PAC failures by kind' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l check -d 'Print the route and authentication decision for URL, and exit' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l log-format -d 'Log format: `text` (default) or `json`' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand proxy" -l mutual -d 'Mutual authentication: `required` (the server must prove itself with a final token), `optional` (check the token if sent), `off`' -r

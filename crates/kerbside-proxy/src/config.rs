@@ -9,6 +9,7 @@ use kerbside_proto::forward_proxy::failover::DEFAULT_RETRY_AFTER;
 use kerbside_proto::forward_proxy::hosts::ClientAllowList;
 use kerbside_proto::forward_proxy::route::CredentialAllowList;
 
+use crate::metrics::Metrics;
 use crate::route_source::{FixedRouteSource, RouteSource};
 
 /// The default listening address.
@@ -44,6 +45,9 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// How long in-flight requests and tunnels get after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where the counters and histograms go (`--metrics`), shared with a
+    /// [`PacRouteSource`](crate::pac::PacRouteSource).
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -76,6 +80,7 @@ impl Default for ProxyConfig {
             tunnel_idle_timeout: Duration::from_secs(600),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            metrics: Arc::new(Metrics::default()),
         }
     }
 }

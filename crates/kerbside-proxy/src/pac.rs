@@ -16,10 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use kerbside_client::{Client, ClientConfig, ProxySettings, RequestBody};
-use kerbside_pac::{PacEngine, PacLimits};
+use kerbside_pac::{PacEngine, PacError, PacLimits};
 use kerbside_proto::forward_proxy::hosts::{HostList, HostPattern};
 use kerbside_proto::forward_proxy::route::{parse_pac_result, Route, RouteChoice};
 
+use crate::metrics::{Metrics, PAC_EVALUATION_SECONDS};
 use crate::route_source::{RouteFuture, RouteQuery, RouteSource};
 
 /// The largest PAC file read.
@@ -122,6 +123,7 @@ pub struct PacRouteSource {
     fetcher: Client,
     refresh: Duration,
     state: Mutex<PacState>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for PacRouteSource {
@@ -143,12 +145,15 @@ impl PacRouteSource {
     /// Reads the PAC file once (a failure is logged and means `DIRECT` until a
     /// later read works), then re-reads it in the background while the source
     /// is in use. `client` supplies TLS settings for an `https://` PAC URL; its
-    /// credentials and proxy are not used. Must run inside a tokio runtime.
+    /// credentials and proxy are not used. Evaluation times and failures go to
+    /// `metrics` (the proxy's, [`ProxyConfig::metrics`](crate::ProxyConfig::metrics)).
+    /// Must run inside a tokio runtime.
     pub async fn start(
         location: PacLocation,
         client: &ClientConfig,
         limits: PacLimits,
         refresh: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, String> {
         let engine = PacEngine::start(limits).map_err(|e| e.to_string())?;
         let mut config = client.clone();
@@ -163,6 +168,7 @@ impl PacRouteSource {
             fetcher,
             refresh,
             state: Mutex::new(PacState::default()),
+            metrics,
         });
         source.reload().await;
         let weak = Arc::downgrade(&source);
@@ -237,6 +243,7 @@ impl PacRouteSource {
             Ok(Some(text)) => text,
             Ok(None) => return,
             Err(e) => {
+                self.failed("fetch");
                 let mut state = self.state();
                 let kept = state.loaded.is_some();
                 if state.problem.as_deref() != Some(e.as_str()) {
@@ -269,6 +276,7 @@ impl PacRouteSource {
                 state.problem = None;
             }
             Err(e) => {
+                self.failed(failure_kind(&e));
                 tracing::warn!(
                     "{}: {e}; requests go DIRECT until it is fixed",
                     self.location
@@ -303,9 +311,19 @@ impl PacRouteSource {
             }
         }
         let started = Instant::now();
-        let route = match self.engine.find_proxy(&query.url, &query.host).await {
-            Ok(answer) => read_answer(&self.location, &answer, &query.host),
+        let answer = self.engine.find_proxy(&query.url, &query.host).await;
+        self.metrics
+            .observe(PAC_EVALUATION_SECONDS, &[], started.elapsed().as_secs_f64());
+        let route = match answer {
+            Ok(answer) => match read_answer(&self.location, &answer, &query.host) {
+                Ok(route) => route,
+                Err(direct) => {
+                    self.failed("bad-answer");
+                    direct
+                }
+            },
             Err(e) => {
+                self.failed(failure_kind(&e));
                 tracing::warn!(host = %query.host, "{}: {e}; this host goes DIRECT", self.location);
                 direct(format!(
                     "the {} failed for {}: {e}: DIRECT",
@@ -327,6 +345,27 @@ impl PacRouteSource {
     }
 }
 
+impl PacRouteSource {
+    /// Counts one PAC failure of `kind`.
+    fn failed(&self, kind: &str) {
+        self.metrics
+            .inc("kerbside_proxy_pac_failures_total", &[("kind", kind)]);
+    }
+}
+
+/// The `kind` label of a PAC failure.
+fn failure_kind(e: &PacError) -> &'static str {
+    match e {
+        PacError::Script(_) => "script",
+        PacError::NoFunction => "no-function",
+        PacError::Exception(_) => "exception",
+        PacError::NotAString(_) => "not-a-string",
+        PacError::TimeLimit(_) => "time-limit",
+        PacError::MemoryLimit(_) => "memory-limit",
+        _ => "engine",
+    }
+}
+
 fn direct(reason: String) -> Route {
     Route {
         choices: vec![RouteChoice::Direct],
@@ -334,14 +373,15 @@ fn direct(reason: String) -> Route {
     }
 }
 
-/// Reads `FindProxyForURL`'s answer for `host`.
-fn read_answer(location: &PacLocation, answer: &str, host: &str) -> Route {
+/// Reads `FindProxyForURL`'s answer for `host`; one that cannot be read is an
+/// error holding the `DIRECT` route to take instead.
+fn read_answer(location: &PacLocation, answer: &str, host: &str) -> Result<Route, Route> {
     let shown: String = answer.chars().take(200).collect();
     match parse_pac_result(answer) {
-        Ok((choices, skipped)) if choices.is_empty() => direct(format!(
+        Ok((choices, skipped)) if choices.is_empty() => Ok(direct(format!(
             "the {location} answered {shown:?} for {host}: nothing kerbside can use ({}): DIRECT",
             skipped.join(", ")
-        )),
+        ))),
         Ok((choices, skipped)) => {
             let mut reason = format!("the {location} answered {shown:?} for {host}");
             if !skipped.is_empty() {
@@ -350,13 +390,13 @@ fn read_answer(location: &PacLocation, answer: &str, host: &str) -> Route {
                     skipped.join(", ")
                 ));
             }
-            Route { choices, reason }
+            Ok(Route { choices, reason })
         }
         Err(e) => {
             tracing::warn!(%host, "{location}: {e}; this host goes DIRECT");
-            direct(format!(
+            Err(direct(format!(
                 "the {location} answered badly for {host}: {e}: DIRECT"
-            ))
+            )))
         }
     }
 }
@@ -437,16 +477,18 @@ mod tests {
     #[test]
     fn answers_are_read_in_order_and_bad_ones_go_direct() {
         let loc = PacLocation::File("p.pac".into());
-        let r = read_answer(&loc, "PROXY a:1; HTTPS b:443; SOCKS s:1; DIRECT", "h");
+        let read = |answer: &str| read_answer(&loc, answer, "h").unwrap_or_else(|r| r);
+        let r = read("PROXY a:1; HTTPS b:443; SOCKS s:1; DIRECT");
         assert_eq!(r.choices.len(), 3);
         assert!(
             r.reason.contains("skipped, not supported: SOCKS s:1"),
             "{}",
             r.reason
         );
-        let r = read_answer(&loc, "SOCKS5 s:1", "h");
+        let r = read("SOCKS5 s:1");
         assert_eq!(r.choices, vec![RouteChoice::Direct]);
-        let r = read_answer(&loc, "PROXY", "h");
+        assert!(read_answer(&loc, "PROXY", "h").is_err());
+        let r = read("PROXY");
         assert_eq!(r.choices, vec![RouteChoice::Direct]);
         assert!(r.reason.contains("answered badly"), "{}", r.reason);
     }

@@ -91,7 +91,7 @@ impl std::fmt::Debug for ProxyServer {
 impl ProxyServer {
     /// Builds the upstream clients and binds the listening address.
     pub async fn bind(config: ProxyConfig) -> std::io::Result<ProxyServer> {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = config.metrics.clone();
         let upstreams = Upstreams::new(&config, metrics.clone())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let listener = TcpListener::bind(config.listen).await?;

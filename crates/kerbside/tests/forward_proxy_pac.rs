@@ -3,7 +3,8 @@
 //! test realm; its access log names the user), curl as the client. PAC routing
 //! (direct for one host, through Squid for another, the fallback when the first
 //! choice is dead), an unreachable PAC, a PAC that loops forever, a PAC naming a
-//! proxy not on the credential allow list, a PAC changed on disk.
+//! proxy not on the credential allow list, a PAC changed on disk; the PAC's
+//! evaluation-time histogram and failure counter, scraped from `--metrics` by curl.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -51,6 +52,38 @@ fn status_of(out: &std::process::Output) -> u16 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// A loopback port free a moment ago, for `--metrics`.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `--metrics` page on `port`, fetched by curl once it is served.
+fn scrape(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = curl(realm(), &std::env::temp_dir())
+            .args(["--max-time", "5", "--fail"])
+            .arg(format!("http://127.0.0.1:{port}/metrics"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "no metrics: {:?}", text(&out));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the series `series` (name and labels) in a metrics page.
+fn metric(page: &str, series: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn served_line(log: &str, what: &str) -> bool {
@@ -158,7 +191,16 @@ fn pac_routes_direct_through_squid_and_to_the_fallback() {
     )
     .unwrap();
     let server = PacServer::start(dir.path());
-    let (p, port) = proxy(realm, &["--pac", &server.url("proxy.pac")]);
+    let metrics = free_port();
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--pac",
+            &server.url("proxy.pac"),
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
 
     // 127.0.0.1: DIRECT (Squid never sees it).
     let out = curl_via(port, &[], &format!("{}/direct", origin.url()));
@@ -194,6 +236,31 @@ fn pac_routes_direct_through_squid_and_to_the_fallback() {
         p.wait_for_log(|l| l.contains("proxy.pac answered")),
         "{}",
         p.log()
+    );
+
+    // Three evaluations (127.0.0.1, localhost, a tunnel to localhost), each in a
+    // bucket; no failure.
+    let page = scrape(metrics);
+    assert_eq!(
+        metric(&page, "kerbside_proxy_pac_evaluation_seconds_count"),
+        Some(3),
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "kerbside_proxy_pac_evaluation_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(3),
+        "{page}"
+    );
+    assert!(
+        page.contains("# TYPE kerbside_proxy_pac_evaluation_seconds histogram"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("kerbside_proxy_pac_failures_total{"),
+        "{page}"
     );
 
     // --check reads the same PAC.
@@ -249,7 +316,16 @@ fn a_pac_that_loops_forever_meets_the_time_limit() {
         "function FindProxyForURL(url, host) { for (;;) { try { } catch (e) { } } }",
     )
     .unwrap();
-    let (p, port) = proxy(realm, &["--pac", pac.to_str().unwrap()]);
+    let metrics = free_port();
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--pac",
+            pac.to_str().unwrap(),
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
     let out = curl_via(port, &[], &format!("{}/x", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
@@ -261,6 +337,30 @@ fn a_pac_that_loops_forever_meets_the_time_limit() {
     // The proxy still answers (the next request for the host is cached).
     let out = curl_via(port, &[], &format!("{}/y", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    // One evaluation (the second answer came from the cache), one time-limit
+    // failure, above the 2.5 s bucket (the limit is 3 s).
+    let page = scrape(metrics);
+    assert_eq!(
+        metric(
+            &page,
+            "kerbside_proxy_pac_failures_total{kind=\"time-limit\"}"
+        ),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "kerbside_proxy_pac_evaluation_seconds_count"),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "kerbside_proxy_pac_evaluation_seconds_bucket{le=\"2.5\"}"
+        ),
+        Some(0),
+        "{page}"
+    );
 }
 
 #[test]

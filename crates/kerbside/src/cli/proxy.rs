@@ -96,7 +96,9 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SECS", default_value = "300")]
     pub proxy_retry_after: u64,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics.
+    /// Serve Prometheus metrics at http://ADDR/metrics: requests, tunnels,
+    /// handshakes and failures, and with --pac the PAC evaluation times (a
+    /// histogram) and PAC failures by kind.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<SocketAddr>,
 
@@ -234,6 +236,7 @@ async fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String
     let mut client = client?;
     // Upstream connections stay HTTP/1.1 (a proxy's handshake binds to one).
     client.http2 = false;
+    let metrics = Arc::new(kerbside_proxy::metrics::Metrics::default());
     let routes: Arc<dyn RouteSource> = match pac {
         Some(location) => {
             PacRouteSource::start(
@@ -241,6 +244,7 @@ async fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String
                 &client,
                 PacLimits::default(),
                 Duration::from_secs(args.pac_refresh.max(1)),
+                metrics.clone(),
             )
             .await?
         }
@@ -255,6 +259,7 @@ async fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String
         retry_after: Duration::from_secs(args.proxy_retry_after),
         client,
         origin_auth: args.origin_auth,
+        metrics,
         ..ProxyConfig::default()
     };
     Ok((config, args))
