@@ -40,6 +40,9 @@ _kerbside() {
             kerbside,man)
                 cmd="kerbside__subcmd__man"
                 ;;
+            kerbside,nt-hash)
+                cmd="kerbside__subcmd__nt__subcmd__hash"
+                ;;
             kerbside,ntlm-passwd)
                 cmd="kerbside__subcmd__ntlm__subcmd__passwd"
                 ;;
@@ -73,6 +76,9 @@ _kerbside() {
             kerbside__subcmd__help,man)
                 cmd="kerbside__subcmd__help__subcmd__man"
                 ;;
+            kerbside__subcmd__help,nt-hash)
+                cmd="kerbside__subcmd__help__subcmd__nt__subcmd__hash"
+                ;;
             kerbside__subcmd__help,ntlm-passwd)
                 cmd="kerbside__subcmd__help__subcmd__ntlm__subcmd__passwd"
                 ;;
@@ -89,7 +95,7 @@ _kerbside() {
 
     case "${cmd}" in
         kerbside)
-            opts="-h -V --help --version fetch gate tunnel proxy bench ntlm-passwd digest-passwd doctor man completions help"
+            opts="-h -V --help --version fetch gate tunnel proxy bench ntlm-passwd nt-hash digest-passwd doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,7 +617,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__help)
-            opts="fetch gate tunnel proxy bench ntlm-passwd digest-passwd doctor man completions help"
+            opts="fetch gate tunnel proxy bench ntlm-passwd nt-hash digest-passwd doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,6 +742,20 @@ _kerbside() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kerbside__subcmd__help__subcmd__nt__subcmd__hash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kerbside__subcmd__help__subcmd__ntlm__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -786,6 +806,24 @@ _kerbside() {
             fi
             case "${prev}" in
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kerbside__subcmd__nt__subcmd__hash)
+            opts="-h --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -22,7 +22,17 @@
 //! user = "alice@EXAMPLE.COM"
 //! password = "battery staple"
 //! schemes = ["negotiate"]
+//!
+//! [[credential]]
+//! host = "proxy.example.com"
+//! user = 'EXAMPLE\alice'
+//! nt_hash = "8846F7EAEE8FB117AD06BDD830B7586C"  # instead of a password: NTLM only
 //! ```
+//!
+//! An `nt_hash` (the MD4 of the UTF-16LE password in hex, as `kerbside nt-hash` and
+//! cntlm's `-H` print it as `PassNT`) stands for the password where NTLM (v2) is all
+//! that is needed; Basic, Digest and a Kerberos password need the password itself, and
+//! a credential holding only its hash is refused for them with a message that says so.
 //!
 //! [`Keyring::lookup`] prefers an exact host over a wildcard over a realm; see there.
 //! [`CredentialSources`] puts the keyring between the command line and `~/.netrc`.
@@ -41,7 +51,7 @@ use serde::Deserialize;
 
 mod sources;
 
-pub use sources::{CredentialSource, CredentialSources, FoundCredential};
+pub use sources::{CredentialSource, CredentialSources, FoundCredential, Secret};
 
 /// The largest keyring or netrc file [`Keyring::load`] and [`load_netrc`] read.
 pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
@@ -71,22 +81,42 @@ enum Target {
     Realm(String),
 }
 
-/// A user name and password, and the schemes they may be used with.
+/// A user name and password (or the password's NT hash), and the schemes they may be
+/// used with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyringCredential {
     /// The user name as written: `alice`, `EXAMPLE\alice` or `alice@EXAMPLE.COM`.
     pub user: String,
-    /// The password.
-    pub password: String,
+    /// The password, or its NT hash.
+    pub secret: KeyringSecret,
     /// The schemes this credential may answer, strongest first, without duplicates.
     pub schemes: Vec<SchemeKind>,
+}
+
+/// What a keyring credential holds. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeyringSecret {
+    /// The password itself (`password = "..."`): answers every scheme.
+    Password(String),
+    /// The NT hash of the password (`nt_hash = "32 hex digits"`, cntlm's `PassNT`):
+    /// answers NTLM only.
+    NtHash([u8; 16]),
+}
+
+impl fmt::Debug for KeyringSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Password(_) => Redacted.fmt(f),
+            Self::NtHash(_) => f.debug_tuple("NtHash").field(&Redacted).finish(),
+        }
+    }
 }
 
 impl fmt::Debug for KeyringCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyringCredential")
             .field("user", &self.user)
-            .field("password", &Redacted)
+            .field("password", &self.secret)
             .field("schemes", &self.schemes)
             .finish()
     }
@@ -96,10 +126,26 @@ impl KeyringCredential {
     fn found(&self, source: CredentialSource) -> FoundCredential<'_> {
         FoundCredential {
             user: &self.user,
-            password: &self.password,
+            secret: match &self.secret {
+                KeyringSecret::Password(p) => Secret::Password(p),
+                KeyringSecret::NtHash(h) => Secret::NtHash(h),
+            },
             source,
         }
     }
+}
+
+/// Reads an NT hash written as 32 hexadecimal digits (either case).
+pub fn parse_nt_hash(text: &str) -> Option<[u8; 16]> {
+    let text = text.trim();
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Stands in for a secret in `Debug` output.
@@ -199,7 +245,9 @@ struct RawCredential {
     user: String,
     /// Read as any value and checked by hand, so that a password of the wrong type (a bare
     /// number) is not quoted by serde's "invalid type" message.
-    password: toml::Value,
+    password: Option<toml::Value>,
+    /// The password's NT hash instead of the password (NTLM only); checked by hand too.
+    nt_hash: Option<toml::Value>,
     schemes: Option<Vec<String>>,
 }
 
@@ -376,9 +424,30 @@ fn credential(raw: RawCredential) -> Result<KeyringEntry, String> {
     if raw.user.is_empty() {
         return Err("`user` is empty".to_owned());
     }
-    let toml::Value::String(password) = raw.password else {
-        return Err("`password` must be a string (put it in quotes)".to_owned());
+    let secret = match (raw.password, raw.nt_hash) {
+        (Some(toml::Value::String(password)), None) => KeyringSecret::Password(password),
+        (Some(_), None) => {
+            return Err("`password` must be a string (put it in quotes)".to_owned());
+        }
+        (None, Some(toml::Value::String(hash))) => {
+            KeyringSecret::NtHash(parse_nt_hash(&hash).ok_or_else(|| {
+                "`nt_hash` must be 32 hexadecimal digits (as `kerbside nt-hash` or cntlm's \
+                 -H prints it as PassNT)"
+                    .to_owned()
+            })?)
+        }
+        (None, Some(_)) => {
+            return Err("`nt_hash` must be a string (put it in quotes)".to_owned());
+        }
+        (Some(_), Some(_)) => {
+            return Err(
+                "both `password` and `nt_hash`; give one (the password answers every scheme)"
+                    .to_owned(),
+            );
+        }
+        (None, None) => return Err("missing field `password` (or `nt_hash`)".to_owned()),
     };
+    let raw_schemes_given = raw.schemes.is_some();
     let schemes = match raw.schemes {
         None => SchemeKind::ALL.to_vec(),
         Some(names) => {
@@ -407,11 +476,21 @@ fn credential(raw: RawCredential) -> Result<KeyringEntry, String> {
             schemes
         }
     };
+    if matches!(secret, KeyringSecret::NtHash(_))
+        && raw_schemes_given
+        && !schemes.contains(&SchemeKind::Ntlm)
+    {
+        return Err(
+            "an `nt_hash` answers NTLM only, and `schemes` leaves NTLM out; add \"ntlm\" or \
+             give the `password`"
+                .to_owned(),
+        );
+    }
     Ok(KeyringEntry {
         target,
         credential: KeyringCredential {
             user: raw.user,
-            password,
+            secret,
             schemes,
         },
     })
@@ -595,7 +674,10 @@ pub fn fuzz_check(data: &[u8]) {
     }
     let mut blanked = keyring.clone();
     for entry in &mut blanked.entries {
-        entry.credential.password.clear();
+        entry.credential.secret = match entry.credential.secret {
+            KeyringSecret::Password(_) => KeyringSecret::Password(String::new()),
+            KeyringSecret::NtHash(_) => KeyringSecret::NtHash([0; 16]),
+        };
     }
     assert_eq!(format!("{keyring:?}"), format!("{blanked:?}"));
 }
@@ -655,7 +737,7 @@ mod tests {
             exact,
             &KeyringCredential {
                 user: r"EXAMPLE\alice".into(),
-                password: "exact-secret".into(),
+                secret: KeyringSecret::Password("exact-secret".into()),
                 schemes: vec![SchemeKind::Ntlm, SchemeKind::Basic],
             }
         );
@@ -673,7 +755,7 @@ mod tests {
             .map(|line| line.trim_start_matches("//!").trim_start())
             .collect::<Vec<_>>()
             .join("\n");
-        assert_eq!(Keyring::parse(&module_doc).unwrap().len(), 3);
+        assert_eq!(Keyring::parse(&module_doc).unwrap().len(), 4);
     }
 
     #[test]
@@ -800,6 +882,76 @@ mod tests {
     }
 
     #[test]
+    fn an_nt_hash_stands_for_the_password_for_ntlm_only() {
+        let keyring = Keyring::parse(
+            "[[credential]]\nhost = 'proxy'\nuser = 'CORP\\alice'\n\
+             nt_hash = '8846f7eaee8fb117ad06bdd830b7586c'\n",
+        )
+        .unwrap();
+        let sources = CredentialSources::new().with_keyring(keyring);
+        let found = sources
+            .lookup("proxy", None, SchemeKind::Basic)
+            .map(|f| (f.secret, f.password(SchemeKind::Basic, "the proxy proxy")));
+        let hash = parse_nt_hash("8846F7EAEE8FB117AD06BDD830B7586C").unwrap();
+        assert_eq!(
+            hash,
+            kerbside_proto::scheme::ntlm::crypto::nt_hash("password")
+        );
+        let (secret, password) = found.unwrap();
+        assert_eq!(secret, Secret::NtHash(&hash));
+        let refusal = password.unwrap_err();
+        assert!(
+            refusal.contains("the proxy proxy asks for Basic, which needs CORP\\alice's password")
+                && refusal.contains("only its NT hash"),
+            "{refusal}"
+        );
+        assert!(!format!("{secret:?}").contains("88"), "{secret:?}");
+        for (text, expected) in [
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'u'\nnt_hash = '8846F7EA'",
+                "`nt_hash` must be 32 hexadecimal digits",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'u'\nnt_hash = 'zz46F7EAEE8FB117AD06BDD830B7586C'",
+                "`nt_hash` must be 32 hexadecimal digits",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'u'\nnt_hash = 5",
+                "`nt_hash` must be a string",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'u'\npassword = 'p'\n\
+                 nt_hash = '8846F7EAEE8FB117AD06BDD830B7586C'",
+                "both `password` and `nt_hash`",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'u'\n\
+                 nt_hash = '8846F7EAEE8FB117AD06BDD830B7586C'\nschemes = ['basic']",
+                "answers NTLM only",
+            ),
+        ] {
+            let e = detail(Keyring::parse(text));
+            assert!(e.contains(expected), "{text}: {e}");
+            assert!(!e.contains("8846"), "{e}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn nt_hashes_read_back(bytes in proptest::array::uniform16(any::<u8>())) {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(parse_nt_hash(&hex), Some(bytes));
+            prop_assert_eq!(parse_nt_hash(&hex.to_uppercase()), Some(bytes));
+            prop_assert_eq!(parse_nt_hash(&hex[1..]), None);
+        }
+
+        #[test]
+        fn nt_hash_parsing_never_panics(text in ".{0,40}") {
+            let _ = parse_nt_hash(&text);
+        }
+    }
+
+    #[test]
     fn errors_never_quote_a_password() {
         for text in [
             "[[credential]]\nhost = 'h'\nuser = 'u'\npassword = \"hunter2",
@@ -853,7 +1005,7 @@ mod tests {
             sources.lookup(host, None, scheme).map(|found| {
                 (
                     found.user.to_owned(),
-                    found.password.to_owned(),
+                    found.password(scheme, host).unwrap_or_default().to_owned(),
                     found.source,
                 )
             })

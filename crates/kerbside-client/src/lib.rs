@@ -32,6 +32,7 @@ pub use error::{Error, ErrorKind};
 pub use kerbside_gssapi::{ClientCredentials, Delegation};
 pub use keyring::{
     CredentialSource, CredentialSources, FoundCredential, Keyring, KeyringCredential, KeyringError,
+    KeyringSecret, Secret,
 };
 pub use proxy::{parse_proxy, split_list, ProxySettings};
 pub use redact::redact_header;

@@ -116,7 +116,12 @@ pub(crate) fn ntlm_inputs(
     channel_bindings: Option<Vec<u8>>,
 ) -> Result<(NtlmCredentials, ClientInputs), String> {
     let (domain, user) = split_domain(found.user);
-    let credentials = NtlmCredentials::from_password(domain, user, found.password);
+    let credentials = match found.secret {
+        crate::keyring::Secret::Password(password) => {
+            NtlmCredentials::from_password(domain, user, password)
+        }
+        crate::keyring::Secret::NtHash(hash) => NtlmCredentials::from_nt_hash(domain, user, *hash),
+    };
     let inputs = ClientInputs {
         timestamp_fallback: filetime_now(),
         client_challenge: random::<8>()?,

@@ -45,6 +45,9 @@ enum Command {
     /// Add or change a user of the gate's NTLM users file (`--ntlm-users`); the
     /// password is read from standard input without echo.
     NtlmPasswd(cli::passwd::NtlmPasswdArgs),
+    /// Print the NT hash of a password (cntlm -H's PassNT), or a keyring entry holding
+    /// it (`--host`): NTLM to a proxy or server without the password on disk.
+    NtHash(cli::passwd::NtHashArgs),
     /// Add or change a user of the gate's Digest users file (`--digest-users`,
     /// htdigest lines); the password is read from standard input without echo.
     DigestPasswd(cli::passwd::DigestPasswdArgs),
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime.block_on(cli::bench::run(args)),
         Command::Doctor(args) => runtime.block_on(cli::doctor::run(args)),
         Command::NtlmPasswd(args) => cli::passwd::run_ntlm(args),
+        Command::NtHash(args) => cli::passwd::run_nt_hash(args),
         Command::DigestPasswd(args) => cli::passwd::run_digest(args),
         Command::Man(_) | Command::Completions(_) => ExitCode::SUCCESS,
     }

@@ -272,14 +272,24 @@ impl ProxyAuth {
                     .is_none()
             })
             .map(|k| {
-                (
-                    k,
-                    format!(
+                let ntlm = settings
+                    .passwords
+                    .lookup(&self.proxy.host, None, SchemeKind::Ntlm);
+                let why = match ntlm {
+                    // An NT hash answers NTLM only: say so rather than "none".
+                    Some(found) if matches!(found.secret, crate::keyring::Secret::NtHash(_)) => {
+                        match found.password(k, &format!("the proxy {}", self.proxy.host)) {
+                            Err(e) => e,
+                            Ok(_) => String::new(),
+                        }
+                    }
+                    _ => format!(
                         "no user name and password for the proxy {}: give -u or put them \
                          in the keyring file",
                         self.proxy.host
                     ),
-                )
+                };
+                (k, why)
             })
             .collect();
         unavailable.push((
@@ -318,7 +328,10 @@ impl ProxyAuth {
                 channel_binding: false,
             });
             if chosen.kind == SchemeKind::Basic {
-                self.header = Some(crate::schemes::basic(found.user, found.password)?);
+                let password = found
+                    .password(chosen.kind, &format!("the proxy {}", self.proxy.host))
+                    .map_err(|e| Failure::Fatal(Error::new(ErrorKind::Auth, e)))?;
+                self.header = Some(crate::schemes::basic(found.user, password)?);
                 self.driver.started(SchemeKind::Basic);
                 return Ok(ProxyStep::Retry);
             }

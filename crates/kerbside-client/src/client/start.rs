@@ -83,8 +83,11 @@ impl Client {
                     target_reason: found.source.describe().to_owned(),
                     channel_binding: false,
                 });
+                let password = found.password(kind, &origin.host).map_err(|e| {
+                    StartError::Failure(Failure::Fatal(Error::new(ErrorKind::Auth, e)))
+                })?;
                 if kind == SchemeKind::Basic {
-                    let credentials = crate::schemes::basic(found.user, found.password)
+                    let credentials = crate::schemes::basic(found.user, password)
                         .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
                     return Ok((
                         credentials,
@@ -99,7 +102,7 @@ impl Client {
                 let session = crate::schemes::DigestState::start(
                     challenges,
                     found.user,
-                    found.password,
+                    password,
                     settings.allow_digest_md5,
                 )
                 .map_err(|e| StartError::Failure(Failure::Fatal(e)))?;
@@ -216,7 +219,12 @@ impl Client {
                 )?;
                 (header, Some(signed))
             }
-            None => (crate::schemes::basic(found.user, found.password)?, None),
+            None => {
+                let password = found
+                    .password(kind, &origin.host)
+                    .map_err(|e| Error::new(ErrorKind::Auth, e))?;
+                (crate::schemes::basic(found.user, password)?, None)
+            }
         };
         Ok(Some((
             header,

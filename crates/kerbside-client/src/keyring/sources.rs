@@ -7,7 +7,7 @@ use kerbside_proto::SchemeKind;
 
 use super::{
     default_keyring_path, default_netrc_path, load_netrc, normalize_host, Env, Keyring,
-    KeyringCredential, KeyringError, Redacted,
+    KeyringCredential, KeyringError, KeyringSecret, Redacted,
 };
 
 /// Where a user name and password come from, in order of precedence:
@@ -51,25 +51,61 @@ impl CredentialSource {
     }
 }
 
-/// A user name and password found by [`CredentialSources::lookup`]. Its `Debug` output
-/// never shows the password.
+/// A user name and password (or its NT hash) found by [`CredentialSources::lookup`].
+/// Its `Debug` output never shows the secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FoundCredential<'a> {
     /// The user name.
     pub user: &'a str,
-    /// The password.
-    pub password: &'a str,
+    /// The password, or its NT hash.
+    pub secret: Secret<'a>,
     /// Where it came from, for `-v` and for error messages.
     pub source: CredentialSource,
+}
+
+/// The secret of a [`FoundCredential`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Secret<'a> {
+    /// The password.
+    Password(&'a str),
+    /// The password's NT hash (a keyring's `nt_hash`): NTLM only.
+    NtHash(&'a [u8; 16]),
+}
+
+impl fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Password(_) => Redacted.fmt(f),
+            Self::NtHash(_) => f.debug_tuple("NtHash").field(&Redacted).finish(),
+        }
+    }
 }
 
 impl fmt::Debug for FoundCredential<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FoundCredential")
             .field("user", &self.user)
-            .field("password", &Redacted)
+            .field("password", &self.secret)
             .field("source", &self.source)
             .finish()
+    }
+}
+
+impl<'a> FoundCredential<'a> {
+    /// The password, for `scheme` (Basic, Digest, a Kerberos password) at `host`; a
+    /// credential that holds only the NT hash cannot answer it, and the error says so
+    /// and what to do.
+    pub fn password(&self, scheme: SchemeKind, host: &str) -> Result<&'a str, String> {
+        match self.secret {
+            Secret::Password(p) => Ok(p),
+            Secret::NtHash(_) => Err(format!(
+                "{host} asks for {}, which needs {}'s password, but the keyring file holds \
+                 only its NT hash (nt_hash), which answers NTLM only: put the `password` in \
+                 the keyring file for {host}, or give -u",
+                scheme.name(),
+                self.user
+            )),
+        }
     }
 }
 
@@ -87,7 +123,7 @@ impl CredentialSources {
     ) -> Self {
         self.command_line = Some(KeyringCredential {
             user: user.into(),
-            password: password.into(),
+            secret: KeyringSecret::Password(password.into()),
             schemes: SchemeKind::ALL.to_vec(),
         });
         self
@@ -159,7 +195,7 @@ impl CredentialSources {
         let entry = self.netrc.as_ref()?.lookup(normalize_host(host).as_str())?;
         Some(FoundCredential {
             user: entry.login.as_deref()?,
-            password: entry.password.as_deref()?,
+            secret: Secret::Password(entry.password.as_deref()?),
             source: CredentialSource::Netrc,
         })
     }

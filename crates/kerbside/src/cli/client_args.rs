@@ -141,7 +141,7 @@ pub struct ClientArgs {
     /// name is never taken for a Kerberos principal) and password. Without -u, the
     /// keyring file ($KERBSIDE_KEYRING, else ~/.config/kerbside/keyring.toml; refused
     /// unless mode 600) may hold a password for the host (for Negotiate, used only
-    /// when there is no ticket).
+    /// when there is no ticket), or for NTLM only its NT hash (`kerbside nt-hash`).
     #[arg(
         short = 'u',
         long = "user",
@@ -266,13 +266,20 @@ impl ClientArgs {
         {
             // No -u and no --keytab: a Kerberos password for this host from the keyring
             // file, used only when there is no ticket.
+            // An NT-hash entry cannot get a ticket: the ticket cache is used, and -v
+            // says why no password was.
             if let Some(found) =
                 sources.lookup(uri.host().unwrap_or_default(), None, SchemeKind::Negotiate)
             {
-                credentials = ClientCredentials::Password {
-                    principal: found.user.to_owned(),
-                    password: found.password.to_owned(),
-                };
+                match found.password(SchemeKind::Negotiate, uri.host().unwrap_or_default()) {
+                    Ok(password) => {
+                        credentials = ClientCredentials::Password {
+                            principal: found.user.to_owned(),
+                            password: password.to_owned(),
+                        };
+                    }
+                    Err(e) => tracing::debug!("no Kerberos password from the keyring: {e}"),
+                }
             }
         }
         // Given more than once, the last one counts (as curl).

@@ -1,6 +1,8 @@
 //! `kerbside ntlm-passwd FILE USER` and `kerbside digest-passwd FILE USER REALM`: add
 //! or replace a user in the gate's NTLM users file (NT hashes) or Digest users file
 //! (htdigest lines), the password read from standard input without echo.
+//! `kerbside nt-hash USER [--host HOST]`: the NT hash of a password for the client's
+//! keyring file (cntlm's `-H`).
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, IsTerminal, Write};
@@ -25,6 +27,25 @@ pub struct NtlmPasswdArgs {
     pub file: PathBuf,
     /// The user: `alice` (any domain) or `EXAMPLE\alice`.
     pub user: String,
+}
+
+/// Arguments of `kerbside nt-hash`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints `PassNT <32 hex digits>` as cntlm -H does. With --host, prints instead a keyring \
+entry to append to the keyring file ($KERBSIDE_KEYRING, else \
+~/.config/kerbside/keyring.toml, mode 600):
+  kerbside nt-hash 'CORP\\alice' --host proxy.corp.example >> ~/.config/kerbside/keyring.toml
+An `nt_hash` answers NTLM (v2) only: a proxy or server that asks for Basic, Digest or a \
+Kerberos password gets a clear refusal. The hash is as good as the password to anyone who \
+reads it, for NTLM; keep the file private. The password is read from standard input: asked \
+for twice without echo on a terminal, else its first line.")]
+pub struct NtHashArgs {
+    /// The user: `alice` or `CORP\alice` (the domain goes into NTLM, not the hash).
+    pub user: String,
+    /// Print a keyring entry for this host (or `*.domain`) instead of the bare hash.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// Arguments of `kerbside digest-passwd`.
@@ -70,6 +91,45 @@ pub fn run_ntlm(args: NtlmPasswdArgs) -> ExitCode {
         })
     });
     report(result, &args.user, &args.file)
+}
+
+/// Runs `kerbside nt-hash`.
+pub fn run_nt_hash(args: NtHashArgs) -> ExitCode {
+    let password = match read_password(&args.user) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kerbside: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let hex: String = nt_hash(&password)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    match &args.host {
+        None => println!("PassNT          {hex}"),
+        Some(host) => println!(
+            "[[credential]]\nhost = {}\nuser = {}\nnt_hash = \"{hex}\"\nschemes = [\"ntlm\"]",
+            toml_string(host),
+            toml_string(&args.user)
+        ),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Runs `kerbside digest-passwd`.
