@@ -81,8 +81,8 @@ pub use redis::Redis;
 pub use redis_ha::{RedisCluster, RedisSentinelSet, SENTINEL_SERVICE};
 pub use request::TestRequest;
 pub use squid::{
-    ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, NEGOTIATE_HELPER, NTLM_FAKE_HELPER,
-    NTLM_WINBIND_HELPER, WINBINDD_PRIV_GROUP,
+    ProxyScheme, Squid, SquidOptions, BASIC_NCSA_HELPER, DIGEST_FILE_HELPER, NEGOTIATE_HELPER,
+    NTLM_FAKE_HELPER, NTLM_WINBIND_HELPER, WINBINDD_PRIV_GROUP,
 };
 
 use std::io;

@@ -34,6 +34,9 @@ pub const NTLM_WINBIND_HELPER: &str = "/usr/bin/ntlm_auth";
 /// The group whose members may use winbindd's privileged pipe (Debian's winbind package).
 pub const WINBINDD_PRIV_GROUP: &str = "winbindd_priv";
 
+/// Squid's Digest helper for a file of `user:password` lines.
+pub const DIGEST_FILE_HELPER: &str = "/usr/lib/squid/digest_file_auth";
+
 /// Squid's Basic helper for an htpasswd-style file.
 pub const BASIC_NCSA_HELPER: &str = "/usr/lib/squid/basic_ncsa_auth";
 
@@ -49,6 +52,10 @@ pub enum ProxyScheme {
     /// Basic through [`BASIC_NCSA_HELPER`], for the accounts of
     /// [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` / `alice-password`).
     Basic,
+    /// Digest (MD5, as Squid offers it) through [`DIGEST_FILE_HELPER`], for the
+    /// accounts of [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` /
+    /// `alice-password`), realm `kerbside test proxy`. Clients must allow MD5.
+    Digest,
     /// NTLM checked by an Active Directory domain controller: Samba's
     /// [`ntlm_auth --helper-protocol=squid-2.5-ntlmssp`](NTLM_WINBIND_HELPER) through the
     /// winbindd at `/run/samba/winbindd` (a running [`TestDomain`](crate::TestDomain) that
@@ -170,6 +177,15 @@ impl Squid {
                     ));
                 }
             }
+            chmod(&passwd, 0o644)?;
+        }
+        if opts.scheme == ProxyScheme::Digest {
+            let passwd = root.join("digest-passwd");
+            let lines: String = crate::PASSWORD_USERS
+                .iter()
+                .map(|u| format!("{}:{}\n", u.name, u.password))
+                .collect();
+            fs::write(&passwd, lines)?;
             chmod(&passwd, 0o644)?;
         }
 
@@ -402,6 +418,11 @@ auth_param ntlm keep_alive on"
                          --helper-protocol=squid-2.5-ntlmssp
 auth_param ntlm children 2
 auth_param ntlm keep_alive on"
+                    ),
+                    ProxyScheme::Digest => format!(
+                        "auth_param digest program {DIGEST_FILE_HELPER} {root}/digest-passwd
+auth_param digest children 2
+auth_param digest realm kerbside test proxy"
                     ),
                     ProxyScheme::Basic => format!(
                         "auth_param basic program {BASIC_NCSA_HELPER} {root}/passwd

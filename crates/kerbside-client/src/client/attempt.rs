@@ -92,11 +92,10 @@ impl Client {
             }
             None => self.new_conn(origin, known.h1_only, observer).await?,
         };
-        let mut proxy_auth = self
-            .config
-            .proxy
-            .route(origin)
-            .map(|p| ProxyAuth::new(p, self.config.auth.max_auth_rounds));
+        let mut proxy_auth = self.config.proxy.route(origin).map(|p| {
+            ProxyAuth::new(p, self.config.auth.max_auth_rounds)
+                .for_request(parts.method.as_str(), parts.uri.to_string())
+        });
         let (mut ready, preempt) = opening.connected(reused, conn.authenticated);
         let mut exchange = None;
         let mut authorization = None;

@@ -223,11 +223,12 @@ impl Client {
         observer: &dyn Observer,
     ) -> Result<hyper::upgrade::Upgraded, Failure> {
         let mut sender = proxy_h1(stream).await?;
-        let mut auth = ProxyAuth::new(proxy.clone(), self.config.auth.max_auth_rounds);
+        let authority = format!("{}:{}", origin.authority_host(), origin.port);
+        let mut auth = ProxyAuth::new(proxy.clone(), self.config.auth.max_auth_rounds)
+            .for_request("CONNECT", authority.clone());
         if self.proxy_wants_negotiate(proxy) {
             auth.preempt_negotiate(self, observer).await;
         }
-        let authority = format!("{}:{}", origin.authority_host(), origin.port);
         loop {
             let mut request = Request::builder()
                 .method(http::Method::CONNECT)

@@ -41,6 +41,9 @@ pub(super) struct ProxyAuth {
     preemptive: bool,
     /// The scheme of the exchange that completed on this connection.
     established: Option<SchemeKind>,
+    /// The method and request target a Digest response covers (`CONNECT host:port`,
+    /// `GET http://host/path`).
+    request: (String, String),
 }
 
 impl ProxyAuth {
@@ -53,7 +56,15 @@ impl ProxyAuth {
             header: None,
             preemptive: false,
             established: None,
+            request: ("CONNECT".to_owned(), String::new()),
         }
+    }
+
+    /// The request the credentials go with: its method and target, as sent to the
+    /// proxy (Digest signs them).
+    pub(super) fn for_request(mut self, method: &str, target: String) -> Self {
+        self.request = (method.to_owned(), target);
+        self
     }
 
     /// A fresh Negotiate token before any `407`, for a proxy known to want one
@@ -248,6 +259,16 @@ impl ProxyAuth {
                     ),
                 )))
             }
+            Decision::GiveUp(ProxyGiveUp::DigestRefused) => {
+                return Err(Failure::Fatal(Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "the proxy {}:{} refused the Digest credentials: wrong user name or \
+                         password",
+                        self.proxy.host, self.proxy.port
+                    ),
+                )))
+            }
             Decision::GiveUp(ProxyGiveUp::TooManyChallenges { seen, max }) => {
                 return Err(too_many(seen, max))
             }
@@ -262,40 +283,39 @@ impl ProxyAuth {
             }
         }
         let settings = &client.config.auth;
-        // Passwords for the proxy's host; Digest is not answered to proxies.
-        let mut unavailable: Vec<(SchemeKind, String)> = [SchemeKind::Ntlm, SchemeKind::Basic]
-            .into_iter()
-            .filter(|k| {
-                settings
-                    .passwords
-                    .lookup(&self.proxy.host, None, *k)
-                    .is_none()
-            })
-            .map(|k| {
-                let ntlm = settings
-                    .passwords
-                    .lookup(&self.proxy.host, None, SchemeKind::Ntlm);
-                let why = match ntlm {
-                    // An NT hash answers NTLM only: say so rather than "none".
-                    Some(found) if matches!(found.secret, crate::keyring::Secret::NtHash(_)) => {
-                        match found.password(k, &format!("the proxy {}", self.proxy.host)) {
-                            Err(e) => e,
-                            Ok(_) => String::new(),
+        // Passwords for the proxy's host.
+        let unavailable: Vec<(SchemeKind, String)> =
+            [SchemeKind::Ntlm, SchemeKind::Digest, SchemeKind::Basic]
+                .into_iter()
+                .filter(|k| {
+                    settings
+                        .passwords
+                        .lookup(&self.proxy.host, None, *k)
+                        .is_none()
+                })
+                .map(|k| {
+                    let ntlm = settings
+                        .passwords
+                        .lookup(&self.proxy.host, None, SchemeKind::Ntlm);
+                    let why = match ntlm {
+                        // An NT hash answers NTLM only: say so rather than "none".
+                        Some(found)
+                            if matches!(found.secret, crate::keyring::Secret::NtHash(_)) =>
+                        {
+                            match found.password(k, &format!("the proxy {}", self.proxy.host)) {
+                                Err(e) => e,
+                                Ok(_) => String::new(),
+                            }
                         }
-                    }
-                    _ => format!(
-                        "no user name and password for the proxy {}: give -u or put them \
+                        _ => format!(
+                            "no user name and password for the proxy {}: give -u or put them \
                          in the keyring file",
-                        self.proxy.host
-                    ),
-                };
-                (k, why)
-            })
-            .collect();
-        unavailable.push((
-            SchemeKind::Digest,
-            "kerbside does not answer Digest to proxies".to_owned(),
-        ));
+                            self.proxy.host
+                        ),
+                    };
+                    (k, why)
+                })
+                .collect();
         let chosen = settings
             .schemes
             .choose_among(
@@ -327,12 +347,29 @@ impl ProxyAuth {
                 target_reason: found.source.describe().to_owned(),
                 channel_binding: false,
             });
-            if chosen.kind == SchemeKind::Basic {
+            if matches!(chosen.kind, SchemeKind::Basic | SchemeKind::Digest) {
                 let password = found
                     .password(chosen.kind, &format!("the proxy {}", self.proxy.host))
                     .map_err(|e| Failure::Fatal(Error::new(ErrorKind::Auth, e)))?;
-                self.header = Some(crate::schemes::basic(found.user, password)?);
-                self.driver.started(SchemeKind::Basic);
+                self.header = Some(if chosen.kind == SchemeKind::Basic {
+                    crate::schemes::basic(found.user, password)?
+                } else {
+                    let session = crate::schemes::DigestState::start(
+                        &challenges,
+                        found.user,
+                        password,
+                        settings.allow_digest_md5,
+                    )
+                    .map_err(|e| {
+                        Failure::Fatal(Error::new(
+                            ErrorKind::Auth,
+                            format!("proxy {}: {e}", self.proxy.host),
+                        ))
+                    })?;
+                    let (method, target) = &self.request;
+                    session.authorization(method, target, None)?.0
+                });
+                self.driver.started(chosen.kind);
                 return Ok(ProxyStep::Retry);
             }
             let (credentials, inputs) = crate::schemes::ntlm_inputs(&found, &self.proxy.host, None)

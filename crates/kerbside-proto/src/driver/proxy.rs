@@ -8,8 +8,8 @@ use crate::policy::SchemeKind;
 /// exchange, when to choose a scheme, when to send again, when to give up.
 ///
 /// The proxy keeps the authentication with the connection (Negotiate, NTLM), or
-/// Basic credentials go with every request; a `407` after Basic credentials means
-/// they were refused.
+/// password credentials (Basic, Digest) go with the request; a `407` after them
+/// means they were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyAuthDriver {
     max_rounds: u32,
@@ -29,8 +29,8 @@ enum Phase {
     Idle,
     /// A token of a connection-based exchange is out.
     Token(SchemeKind),
-    /// Basic credentials go with every request.
-    Basic,
+    /// Password credentials (Basic, Digest) go with the request.
+    Password(SchemeKind),
 }
 
 /// What to do with a response from (or through) the proxy.
@@ -68,6 +68,8 @@ pub enum ProxyTokenResult {
 pub enum ProxyGiveUp {
     /// The proxy answered `407` to Basic credentials: wrong user name or password.
     BasicRefused,
+    /// The proxy answered `407` to Digest credentials: wrong user name or password.
+    DigestRefused,
     /// The proxy refused the token of this scheme.
     Rejected(SchemeKind),
     /// The proxy answered `407` more often than allowed.
@@ -111,8 +113,11 @@ impl ProxyAuthDriver {
     /// A response came from the proxy (`status`).
     pub fn handle_response(&mut self, status: u16) -> ProxyStep {
         match self.phase {
-            Phase::Basic if status == 407 => ProxyStep::GiveUp(ProxyGiveUp::BasicRefused),
-            Phase::Basic => ProxyStep::Done,
+            Phase::Password(SchemeKind::Digest) if status == 407 => {
+                ProxyStep::GiveUp(ProxyGiveUp::DigestRefused)
+            }
+            Phase::Password(_) if status == 407 => ProxyStep::GiveUp(ProxyGiveUp::BasicRefused),
+            Phase::Password(_) => ProxyStep::Done,
             Phase::Token(kind) => ProxyStep::Exchange(kind),
             Phase::Idle if status != 407 => ProxyStep::Done,
             Phase::Idle => {
@@ -152,10 +157,10 @@ impl ProxyAuthDriver {
     }
 
     /// The chosen scheme made its first credentials: send the request again with
-    /// them. Basic goes with every request from now on.
+    /// them. Basic and Digest go with the request, not the connection.
     pub fn started(&mut self, kind: SchemeKind) -> ProxyStep {
-        if kind == SchemeKind::Basic {
-            self.phase = Phase::Basic;
+        if matches!(kind, SchemeKind::Basic | SchemeKind::Digest) {
+            self.phase = Phase::Password(kind);
         } else {
             self.phase = Phase::Token(kind);
             self.tokens = 1;
@@ -244,6 +249,18 @@ mod tests {
     }
 
     #[test]
+    fn a_407_to_digest_credentials_is_a_refusal_and_no_token_exchange() {
+        let mut d = ProxyAuthDriver::new(4);
+        d.handle_response(407);
+        assert_eq!(d.started(SchemeKind::Digest), ProxyStep::Resend);
+        assert_eq!(d.handle_response(200), ProxyStep::Done);
+        assert_eq!(
+            d.handle_response(407),
+            ProxyStep::GiveUp(ProxyGiveUp::DigestRefused)
+        );
+    }
+
+    #[test]
     fn the_client_gives_up_after_max_auth_rounds_407s() {
         let mut d = ProxyAuthDriver::new(2);
         for _ in 0..2 {
@@ -273,7 +290,7 @@ mod tests {
             max in 0u32..6,
             statuses in proptest::collection::vec(prop_oneof![Just(200u16), Just(407u16)], 0..64),
             results in proptest::collection::vec(0u8..3, 0..64),
-            kinds in proptest::collection::vec(prop_oneof![Just(Negotiate), Just(Ntlm), Just(Basic)], 0..64),
+            kinds in proptest::collection::vec(prop_oneof![Just(Negotiate), Just(Ntlm), Just(Basic), Just(SchemeKind::Digest)], 0..64),
         ) {
             let mut d = ProxyAuthDriver::new(max);
             let mut statuses = statuses.into_iter().chain(std::iter::repeat(407));

@@ -14,7 +14,6 @@ use kerbside_proto::forward_proxy::hosts::{ClientAllowList, HostList};
 use kerbside_proto::forward_proxy::route::{
     parse_proxy_list, CredentialAllowList, FixedRoutes, Upstream,
 };
-use kerbside_proto::SchemeKind;
 use kerbside_proxy::pac::{PacLocation, PacRouteSource};
 use kerbside_proxy::route_source::{RouteQuery, RouteSource};
 use kerbside_proxy::upstreams::CredentialDecision;
@@ -216,7 +215,7 @@ async fn resolve(mut args: ProxyArgs) -> Result<(ProxyConfig, ProxyArgs), String
     let allow = ClientAllowList::parse(args.allow.iter().map(String::as_str))
         .map_err(|e| format!("--allow: {e}"))?;
     // No scheme flag: every scheme the upstream may offer; the strongest one the
-    // user holds credentials for is answered (Digest is never sent to a proxy).
+    // user holds credentials for is answered.
     let c = &args.client;
     if !(c.anyauth || c.negotiate || c.ntlm || c.digest || c.basic || c.negotiate_preemptive) {
         args.client.anyauth = true;
@@ -322,7 +321,6 @@ async fn check(config: &ProxyConfig, url: &str) -> Result<String, String> {
         .schemes
         .enabled
         .iter()
-        .filter(|k| **k != SchemeKind::Digest)
         .map(|k| k.name())
         .collect();
     for (i, choice) in route.choices.iter().enumerate() {
