@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libgssapi::context::{SecurityContext, ServerCtx};
-use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::{Error as RawError, MajorFlags};
+
+use crate::accept_ctx::{AcceptorHandle, ServerContext};
 
 use crate::delegation::DelegatedCredential;
 use crate::error::{GssError, Side};
@@ -125,7 +125,7 @@ pub enum ReplayCheck {
 #[derive(Debug)]
 pub struct AcceptContext {
     /// Started at the first token, with the credentials that token calls for.
-    ctx: Option<ServerCtx>,
+    ctx: Option<ServerContext>,
     acceptor: NegotiateAcceptor,
     /// What the completed exchange left to act in the client's name.
     delegated: Option<DelegatedCredential>,
@@ -359,7 +359,10 @@ fn acquire(
 }
 
 /// [`acquire`] with MIT reading the keytab file on every accept.
-fn acquire_file(config: &AcceptorConfig, extra: &[(&str, &str)]) -> Result<Cred, GssError> {
+fn acquire_file(
+    config: &AcceptorConfig,
+    extra: &[(&str, &str)],
+) -> Result<AcceptorHandle, GssError> {
     {
         let subject = config
             .keytab
@@ -371,21 +374,16 @@ fn acquire_file(config: &AcceptorConfig, extra: &[(&str, &str)]) -> Result<Cred,
                 let kt = format!("FILE:{}", path.display());
                 let mut store = vec![("keytab", kt.as_str())];
                 store.extend_from_slice(extra);
-                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, &store)
+                ffi::acquire_acceptor(config.acceptor_name.as_deref(), ffi::Usage::Accept, &store)
                     .map_err(|s| status_error(s, Side::Acceptor, subject))
             }
             None => {
-                ffi::acquire_cred_from(config.acceptor_name.as_deref(), ffi::Usage::Accept, extra)
+                ffi::acquire_acceptor(config.acceptor_name.as_deref(), ffi::Usage::Accept, extra)
                     .or_else(|e| {
                         if !extra.is_empty() {
                             return Err(e);
                         }
-                        Cred::acquire(None, None, CredUsage::Accept, None).map_err(|e| {
-                            ffi::Status {
-                                major: e.major.bits(),
-                                minor: e.minor,
-                            }
-                        })
+                        ffi::acquire_default_acceptor()
                     })
                     .map_err(|s| status_error(s, Side::Acceptor, subject))
             }
@@ -447,12 +445,7 @@ impl AcceptContext {
                             }
                         }
                         match recorded {
-                            Recorded::Fresh => {
-                                let step = finish(&ctx, out);
-                                self.delegated =
-                                    ctx.take_delegated_cred().map(DelegatedCredential::new);
-                                return step;
-                            }
+                            Recorded::Fresh => return finish(&mut ctx, out, &mut self.delegated),
                             Recorded::Replay => {
                                 tracing::warn!(
                                     wrapping = ?found.wrapping,
@@ -471,10 +464,7 @@ impl AcceptContext {
                 }
             }
             let (mut ctx, out) = first_step(&self.acceptor.cred, token, channel_bindings)?;
-            let step = finish(&ctx, out);
-            if ctx.is_complete() {
-                self.delegated = ctx.take_delegated_cred().map(DelegatedCredential::new);
-            }
+            let step = finish(&mut ctx, out, &mut self.delegated);
             self.ctx = Some(ctx);
             return step;
         }
@@ -484,11 +474,7 @@ impl AcceptContext {
         let out = ctx
             .step(token, channel_bindings)
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
-        let step = finish(ctx, out);
-        if ctx.is_complete() {
-            self.delegated = ctx.take_delegated_cred().map(DelegatedCredential::new);
-        }
-        step
+        finish(ctx, out, &mut self.delegated)
     }
 
     /// Once the exchange is complete: the credential the client's login left to act
@@ -507,13 +493,13 @@ fn first_step(
     cred: &AcceptorCred,
     token: &[u8],
     channel_bindings: Option<&[u8]>,
-) -> Result<(ServerCtx, Option<libgssapi::util::Buf>), GssError> {
-    let mut ctx = ServerCtx::new(Some(cred.get()));
+) -> Result<(ServerContext, Option<Vec<u8>>), GssError> {
+    let mut ctx = ServerContext::new(cred.get());
     match ctx.step(token, channel_bindings) {
         Ok(out) => Ok((ctx, out)),
         Err(e) if cred.reload_if_changed() => {
             tracing::debug!("token refused ({e}) before the keytab was read again; trying again");
-            let mut ctx = ServerCtx::new(Some(cred.get()));
+            let mut ctx = ServerContext::new(cred.get());
             let out = ctx
                 .step(token, channel_bindings)
                 .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
@@ -523,42 +509,58 @@ fn first_step(
     }
 }
 
-/// The step's result once `gss_accept_sec_context` has answered.
-fn finish(ctx: &ServerCtx, out: Option<libgssapi::util::Buf>) -> Result<AcceptStep, GssError> {
-    {
-        let out = out.map(|b| b.to_vec()).filter(|t| !t.is_empty());
-        if !ctx.is_complete() {
-            return match out {
-                Some(t) => Ok(AcceptStep::Continue(t)),
-                None => Err(defective()),
-            };
-        }
-        let source = ctx
-            .source_name()
-            .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
-        let principal = source.to_string();
-        let pac = match name_attr::pac(&source) {
-            PacAttribute::Verified(pac) => Some(pac),
-            PacAttribute::Absent => None,
-            PacAttribute::Unverified => {
-                tracing::warn!(%principal, "the ticket's PAC is not verified by GSSAPI; ignored");
-                None
-            }
-            PacAttribute::Failed { major, minor } => {
-                tracing::warn!(%principal, major, minor, "cannot read the ticket's PAC; ignored");
-                None
-            }
+/// The step's result once `gss_accept_sec_context` has answered; a completed
+/// context's delegated credential goes to `delegated`. The PAC is asked for (one name
+/// attribute call); everything else came with the accept itself ([`ServerContext`]).
+fn finish(
+    ctx: &mut ServerContext,
+    out: Option<Vec<u8>>,
+    delegated: &mut Option<DelegatedCredential>,
+) -> Result<AcceptStep, GssError> {
+    let out = out.filter(|t| !t.is_empty());
+    if !ctx.is_complete() {
+        return match out {
+            Some(t) => Ok(AcceptStep::Continue(t)),
+            None => Err(defective()),
         };
-        let flags = ctx.flags().map(|f| f.bits()).unwrap_or(0);
-        Ok(AcceptStep::Done {
-            principal,
-            token: out,
-            delegated: ctx.delegated_cred().is_some(),
-            channel_bound: flags & GSS_C_CHANNEL_BOUND_FLAG != 0,
-            lifetime: ctx.lifetime().ok(),
-            pac,
-        })
     }
+    let Some(established) = ctx.take_established() else {
+        return Err(GssError::from_raw(
+            RawError {
+                major: MajorFlags::GSS_S_FAILURE,
+                minor: 0,
+            },
+            Side::Acceptor,
+            None,
+        ));
+    };
+    let principal = established
+        .source
+        .display()
+        .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
+    let pac = match name_attr::pac(&established.source) {
+        PacAttribute::Verified(pac) => Some(pac),
+        PacAttribute::Absent => None,
+        PacAttribute::Unverified => {
+            tracing::warn!(%principal, "the ticket's PAC is not verified by GSSAPI; ignored");
+            None
+        }
+        PacAttribute::Failed { major, minor } => {
+            tracing::warn!(%principal, major, minor, "cannot read the ticket's PAC; ignored");
+            None
+        }
+    };
+    let was_delegated = established.delegated.is_some();
+    *delegated = established.delegated.map(DelegatedCredential::new);
+    Ok(AcceptStep::Done {
+        principal,
+        token: out,
+        delegated: was_delegated,
+        channel_bound: established.flags & GSS_C_CHANNEL_BOUND_FLAG != 0,
+        lifetime: (established.lifetime > 0)
+            .then(|| Duration::from_secs(u64::from(established.lifetime))),
+        pac,
+    })
 }
 
 /// What MIT's replay cache says for a replay: `GSS_S_DUPLICATE_TOKEN`.

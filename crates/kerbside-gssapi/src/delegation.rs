@@ -25,6 +25,7 @@ use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL};
 
+use crate::accept_ctx::AcceptorHandle;
 use crate::error::{GssError, Side};
 use crate::ffi;
 use crate::initiator::status_error;
@@ -83,7 +84,7 @@ pub(crate) fn acquire_proxy_acceptor(
     keytab: Option<&Path>,
     impersonator: &str,
     extra: &[(&str, &str)],
-) -> Result<Cred, GssError> {
+) -> Result<AcceptorHandle, GssError> {
     let subject = Some(impersonator.to_owned());
     let Some((_, realm)) = impersonator.rsplit_once('@') else {
         return Err(GssError::from_status(
@@ -118,6 +119,6 @@ pub(crate) fn acquire_proxy_acceptor(
         .map_err(|e| GssError::from_raw(e, Side::Initiator, subject.clone()))?;
     let mut store: Vec<(&str, &str)> = base.to_vec();
     store.extend_from_slice(extra);
-    ffi::acquire_cred_from(None, ffi::Usage::Both, &store)
+    ffi::acquire_acceptor(None, ffi::Usage::Both, &store)
         .map_err(|s| status_error(s, Side::Acceptor, subject))
 }

@@ -7,6 +7,8 @@ use std::ffi::CString;
 use std::ptr;
 
 use libgssapi::credential::Cred;
+
+use crate::accept_ctx::AcceptorHandle;
 use libgssapi_sys::{
     gss_OID_desc, gss_OID_set_desc, gss_acquire_cred_from, gss_buffer_desc, gss_cred_id_t,
     gss_cred_usage_t, gss_import_name, gss_key_value_element_desc, gss_key_value_set_desc,
@@ -85,7 +87,7 @@ pub(crate) fn is_enterprise_name(name: &str) -> bool {
         .is_some_and(|(user, suffix)| !user.is_empty() && suffix.chars().any(char::is_lowercase))
 }
 
-/// Imports a name for [`acquire_cred_from`]: for `Usage::Accept`, `service@host` as
+/// Imports a name for [`raw_acquire`]: for `Usage::Accept`, `service@host` as
 /// a host-based service name or `service/host[@REALM]` as a Kerberos principal; for
 /// `Usage::Initiate`, a Kerberos principal (`alice`, `alice@REALM`), or an enterprise
 /// name for a UPN (`alice@ad.example.com`, see [`is_enterprise_name`]), which the KDC
@@ -151,6 +153,17 @@ pub(crate) fn acquire_krb5_initiator(
 /// [`acquire_krb5_initiator`]. An acceptor otherwise also gets gss-ntlmssp's
 /// credential, which needs no keytab, so a missing keytab would go unnoticed.
 fn acquire_krb5(name: Option<&str>, usage: Usage, store: &[(&str, &str)]) -> Result<Cred, Status> {
+    let cred = acquire_krb5_raw(name, usage, store)?;
+    // SAFETY: cred is a fresh handle; Cred takes ownership and releases it on drop.
+    Ok(unsafe { Cred::from_c(cred) })
+}
+
+/// [`acquire_krb5`], the handle the caller's to release.
+fn acquire_krb5_raw(
+    name: Option<&str>,
+    usage: Usage,
+    store: &[(&str, &str)],
+) -> Result<gss_cred_id_t, Status> {
     let mut krb5 = [oid(MECH_KRB5)];
     let probe = raw_acquire(name, usage, store, &mut krb5)?;
     release(probe);
@@ -168,8 +181,7 @@ fn acquire_krb5(name: Option<&str>, usage: Usage, store: &[(&str, &str)]) -> Res
         release(cred);
         return Err(Status { major, minor });
     }
-    // SAFETY: cred is a fresh handle; Cred takes ownership and releases it on drop.
-    Ok(unsafe { Cred::from_c(cred) })
+    Ok(cred)
 }
 
 fn release(mut cred: gss_cred_id_t) {
@@ -178,14 +190,26 @@ fn release(mut cred: gss_cred_id_t) {
     unsafe { gss_release_cred(&mut minor, &mut cred) };
 }
 
-/// Acquires credentials through `gss_acquire_cred_from` with a credential store
-/// (`keytab` for an acceptor, `ccache` for an initiator), for `name` or any name.
-pub(crate) fn acquire_cred_from(
+/// Acceptor credentials through `gss_acquire_cred_from` with a credential store
+/// (`keytab`, `rcache`...), for `name` or any name, restricted to Kerberos as
+/// [`acquire_krb5`] does, with the raw handle kept for kerbside's own
+/// `gss_accept_sec_context` ([`AcceptorHandle`]).
+pub(crate) fn acquire_acceptor(
     name: Option<&str>,
     usage: Usage,
     store: &[(&str, &str)],
-) -> Result<Cred, Status> {
-    acquire_krb5(name, usage, store)
+) -> Result<AcceptorHandle, Status> {
+    let cred = acquire_krb5_raw(name, usage, store)?;
+    // SAFETY: cred is a fresh handle nothing else owns.
+    Ok(unsafe { AcceptorHandle::from_raw(cred) })
+}
+
+/// The default acceptor credentials, for every mechanism (`gss_acquire_cred` with no
+/// name and no credential store): the last resort when no keytab is named.
+pub(crate) fn acquire_default_acceptor() -> Result<AcceptorHandle, Status> {
+    let cred = raw_acquire(None, Usage::Accept, &[], &mut [])?;
+    // SAFETY: cred is a fresh handle nothing else owns.
+    Ok(unsafe { AcceptorHandle::from_raw(cred) })
 }
 
 /// `gss_acquire_cred_from` for `mechs` (all mechanisms when empty); the handle is the

@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use libgssapi::credential::Cred;
-
+use crate::accept_ctx::AcceptorHandle;
 use crate::ffi;
 use crate::krb5::ffi::{
     krb5_context, krb5_free_context, krb5_free_keytab_entry_contents, krb5_init_context,
@@ -178,7 +177,7 @@ impl MemoryKeytab {
 /// Credentials acquired from one reading of the keytab. Fields drop in order: the
 /// credentials (and their handle on the memory keytab) before the keytab itself.
 struct Loaded {
-    cred: Cred,
+    cred: AcceptorHandle,
     _keytab: MemoryKeytab,
     stamp: Stamp,
 }
@@ -232,7 +231,7 @@ impl ReloadingCred {
 
     /// The credentials to start an exchange with; looks at the file first if the
     /// last look was a second ago or more.
-    pub(crate) fn get(&self) -> Cred {
+    pub(crate) fn get(&self) -> AcceptorHandle {
         let now = self.epoch.elapsed().as_millis() as u64;
         let due = self.next_check.load(Ordering::Relaxed);
         if now >= due
@@ -315,7 +314,7 @@ fn load(
     let (keytab, _entries) = MemoryKeytab::load(path)?;
     let mut store: Vec<(&str, &str)> = vec![("keytab", keytab.name.as_str())];
     store.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let cred = ffi::acquire_cred_from(acceptor_name, ffi::Usage::Accept, &store).map_err(|s| {
+    let cred = ffi::acquire_acceptor(acceptor_name, ffi::Usage::Accept, &store).map_err(|s| {
         format!(
             "no acceptor credentials from it (GSSAPI major {:#x}, minor {})",
             s.major, s.minor
@@ -333,7 +332,7 @@ fn load(
 pub(crate) enum AcceptorCred {
     /// Acquired once; MIT reads the keytab on every accept (a `FILE:` keytab named
     /// by the environment, or constrained delegation).
-    Fixed(Cred),
+    Fixed(AcceptorHandle),
     /// From a [`ReloadingCred`].
     Memory(Arc<ReloadingCred>),
 }
@@ -349,7 +348,7 @@ impl fmt::Debug for AcceptorCred {
 
 impl AcceptorCred {
     /// The credentials to start an exchange with.
-    pub(crate) fn get(&self) -> Cred {
+    pub(crate) fn get(&self) -> AcceptorHandle {
         match self {
             Self::Fixed(cred) => cred.clone(),
             Self::Memory(m) => m.get(),

@@ -19,6 +19,7 @@
 //! them on a blocking thread.
 #![warn(missing_docs)]
 
+mod accept_ctx;
 mod acceptor;
 mod delegation;
 mod error;

@@ -8,29 +8,15 @@
 
 use std::ptr;
 
-use libgssapi::name::Name;
-use libgssapi_sys::{
-    gss_buffer_desc, gss_get_name_attribute, gss_name_t, gss_release_buffer, OM_uint32,
-};
+use libgssapi_sys::{gss_buffer_desc, gss_get_name_attribute, gss_release_buffer, OM_uint32};
+
+use crate::accept_ctx::SourceName;
 
 /// MIT's attribute for the whole PAC (`urn:mspac:`).
 const MSPAC: &[u8] = b"urn:mspac:";
 
 /// `GSS_S_UNAVAILABLE`: the name has no such attribute (a ticket without a PAC).
 const GSS_S_UNAVAILABLE: u32 = 16 << 16;
-
-/// The raw handle inside a `libgssapi` [`Name`], borrowed for as long as `name` lives.
-///
-/// `libgssapi` 0.11 keeps it in a private field (`struct Name(gss_name_t)`) and offers no
-/// accessor, so it is copied out of the value. The assertion makes this fail to compile if
-/// `Name` ever holds more than the one handle.
-fn raw(name: &Name) -> gss_name_t {
-    const _: () = assert!(std::mem::size_of::<Name>() == std::mem::size_of::<gss_name_t>());
-    // SAFETY: `Name` is a struct of exactly one field, a `gss_name_t` (checked by size
-    // above, so it sits at offset 0 with no other data); copying out the pointer does not
-    // take ownership: the caller uses it only while `name` is alive and never releases it.
-    unsafe { std::mem::transmute_copy::<Name, gss_name_t>(name) }
-}
 
 /// What `urn:mspac:` gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +52,7 @@ fn empty_buffer() -> OwnedBuffer {
 }
 
 /// The PAC of `name` (the source name of an accepted context).
-pub(crate) fn pac(name: &Name) -> PacAttribute {
+pub(crate) fn pac(name: &SourceName) -> PacAttribute {
     let mut attribute = gss_buffer_desc {
         length: MSPAC.len(),
         value: MSPAC.as_ptr() as *mut std::ffi::c_void,
@@ -78,12 +64,12 @@ pub(crate) fn pac(name: &Name) -> PacAttribute {
     // -1: the first (and, for urn:mspac:, only) value.
     let mut more: i32 = -1;
     let mut minor: OM_uint32 = 0;
-    // SAFETY: `raw(name)` is a live name for the duration of the call; `attribute` points at
+    // SAFETY: `name.raw()` is a live name for the duration of the call; `attribute` points at
     // a static string GSSAPI only reads; `value` and `display` receive buffers we release.
     let major = unsafe {
         gss_get_name_attribute(
             &mut minor,
-            raw(name),
+            name.raw(),
             &mut attribute,
             &mut authenticated,
             &mut complete,

@@ -44,6 +44,53 @@ fn login_with_mutual_authentication() {
     assert_eq!(init.step(Some(&final_token)).unwrap(), Step::Done(None));
 }
 
+/// What the accept itself reports besides the name (kerbside asks
+/// `gss_accept_sec_context` for it in the one call): the ticket's remaining lifetime,
+/// whether the token was bound to the channel the acceptor was given, and no
+/// delegation unless asked for.
+#[test]
+fn the_accept_reports_lifetime_and_channel_binding() {
+    let realm = TestRealm::start().unwrap();
+    let _env = realm.enter();
+    let binding = b"tls-server-end-point:0123456789abcdef0123456789abcdef".to_vec();
+    let mut bound = InitiatorConfig::for_host("localhost");
+    bound.channel_bindings = Some(binding.clone());
+    let (_init, token) = first_token(&bound).unwrap();
+    let AcceptStep::Done {
+        principal,
+        channel_bound,
+        lifetime,
+        delegated,
+        ..
+    } = acceptor(&realm)
+        .context()
+        .step(&token, Some(&binding))
+        .unwrap()
+    else {
+        panic!("one leg");
+    };
+    assert_eq!(principal, "alice@EXAMPLE.TEST");
+    assert!(
+        channel_bound,
+        "the token carries the binding the acceptor checked"
+    );
+    assert!(!delegated);
+    let lifetime = lifetime.expect("the ticket's lifetime");
+    // The realm's tickets live 10 hours (max_life) and were just issued; MIT adds the
+    // clock skew (5 minutes) to an acceptor's context lifetime.
+    assert!(
+        lifetime > std::time::Duration::from_secs(3600)
+            && lifetime <= std::time::Duration::from_secs(10 * 3600 + 300),
+        "{lifetime:?}"
+    );
+
+    let (_init, token) = first_token(&InitiatorConfig::for_host("localhost")).unwrap();
+    let AcceptStep::Done { channel_bound, .. } = acceptor(&realm).accept(&token).unwrap() else {
+        panic!("one leg");
+    };
+    assert!(!channel_bound, "no binding in the token, none given");
+}
+
 #[test]
 fn a_tampered_final_token_fails_mutual_authentication() {
     let realm = TestRealm::start().unwrap();

@@ -960,18 +960,42 @@ The whole run took {:.0} s.
   A/B is within this machine's noise with `kerbside bench` (median of 4 rounds, 251 →
   246 µs) and clear with the python-gssapi generator (median of 3 rounds, 324 → 247 µs).
 * **Where the rest of a login goes** (callgrind, same run): of the instructions of one
-  accept, 63% are `gss_accept_sec_context` (of which the AES decryption and checksums
-  ~35%, PAC verification 6%), and **31% are `krb5_init_context`**: MIT's GSSAPI makes
-  and frees a krb5 context in nearly every call (`gss_accept_sec_context`,
-  `gss_inquire_context`, `gss_display_name`, `gss_release_name`,
-  `gss_delete_sec_context`), each re-reading profile values from the shared parsed
-  krb5.conf; the three inquiries after the accept (name, flags, lifetime, through
-  libgssapi's `ServerCtx`) and the name's display and release are 24%, deleting the
-  context 8%. One `gss_inquire_context` for everything (libgssapi's `info()`) was tried
-  and is worse (+17%: it also returns and frees the target name and mechanism); cutting
-  these needs our own binding of `gss_inquire_context` with only the source name, flags
-  and lifetime asked, which `libgssapi` does not expose the context handle for (not
-  done).
+  accept, 63% were `gss_accept_sec_context` (of which the AES decryption and checksums
+  ~35%, PAC verification 6%), and 31% `krb5_init_context`, which MIT's GSSAPI calls in
+  nearly every call; the three inquiries after the accept (name, flags, lifetime,
+  through libgssapi's `ServerCtx`, one `gss_inquire_context` each) and the name's
+  display and release were most of the rest.
+* **One call for what the accept knows** (done, issue 15): kerbside binds
+  `gss_accept_sec_context` itself (`crates/kerbside-gssapi/src/accept_ctx.rs`) and asks
+  it for the client's name, the flags, the lifetime and a delegated credential in the
+  same call; a context completed by a later leg is asked once, one
+  `gss_inquire_context` for all three. Callgrind (`accept_loop --replay-cache memory
+  -n 300`, instructions inside `NegotiateAcceptor::accept`, 301 accepts): **392.6k →
+  343.1k per accept (−12.6%)**; the GSSAPI calls after the accept (inquiries, display,
+  release, PAC attribute, delete) 182k → 90k. `accept_loop -n 2000`, CPU per accept
+  (2 runs each, machine loaded by other builds): 60.9/64.0 → 51.7/51.0 µs. The
+  principal now comes from `gss_display_name` as an error when GSSAPI cannot display it
+  (libgssapi's `Display` gave the text `<name can't be displayed>`, which would have
+  passed for a user name).
+* **`krb5_init_context` per call: what is left, and why it stays** (issue 15). MIT
+  1.20's krb5 mechanism makes a fresh krb5 context (`krb5_gss_init_context` →
+  `krb5_init_context`, ~17k instructions: 12 profile lookups in the parsed krb5.conf,
+  trace and plugin set-up) in each of: the accept itself (the context's own, freed by
+  `gss_delete_sec_context`), each conversion of the client's name to a mechglue name
+  (two inside the accept, because SPNEGO wraps the krb5 name in a second mechglue name),
+  `gss_display_name`, `gss_get_name_attribute` (the PAC) and `gss_release_name`: six
+  per login now (eight before), ~29% of an accept's instructions (counted with
+  an `LD_PRELOAD` shim on `krb5_init_context` and callgrind). MIT offers no way to hand
+  it a context: `krb5_gss_use_kdc_context` only switches these to
+  `krb5int_init_context_kdc` (the KDC's profile, the same work), and
+  `gss_krb5_import_cred` / `gss_acquire_cred_from` supply a keytab or ccache, not a
+  context. The profile is already kept parsed (above), so no file is read; what is
+  left is MIT's own per-call set-up. The remaining ways to cut it are not cheap:
+  accepting the krb5 token under our own SPNEGO (one name conversion less, but the
+  SPNEGO reply and mechListMIC become ours) or our own `krb5_rd_req` accept (the whole
+  security surface of the accept becomes ours); neither is done. Asking for the PAC
+  only when a ticket can carry one would save ~19k instructions per MIT-realm login,
+  but only the ticket (encrypted) says whether it has one.
 ",
         memory["connections_open"],
         env.args.memory_conns,
