@@ -305,12 +305,21 @@ impl ReverseProxy {
     }
 }
 
+/// How many idle keep-alive connections to the upstream are kept for reuse. Without a
+/// bound, a burst of N concurrent requests leaves N (or more: a request that waits for
+/// a connection also opens one, and the loser is kept) idle connections behind, each
+/// ~30 KiB in the gate (hyper's buffers and task) and a connection slot upstream, for
+/// the pool's idle timeout (90 s).
+const UPSTREAM_IDLE_CONNECTIONS: usize = 256;
+
 /// A client for upstreams that gives up connecting after `timeout`.
 fn upstream_client(timeout: Duration) -> Client<HttpConnector, ForwardBody<Incoming>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(timeout));
-    Client::builder(TokioExecutor::new()).build(connector)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(UPSTREAM_IDLE_CONNECTIONS)
+        .build(connector)
 }
 
 /// Waits for `response` while the request keeps moving: `None` once nothing has
