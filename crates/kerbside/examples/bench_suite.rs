@@ -905,7 +905,9 @@ Per-request runs end when their 8000 tokens made ahead are used up (that is the 
 (`kerbside bench --mode reuse -c {n} --requests {n} --server-memory`), then left idle: the
 gate's PSS grew from {} KiB to {} KiB (RSS {} → {} KiB), **{:.1} KiB per connection**
 (target ≤ 32 KiB: {}): hyper's read and write buffers (~16 and ~8 KiB), rustls's record
-buffer (4 KiB), the connection's task (~4 KiB), the TLS keys and the identity.
+buffer (4 KiB), the connection's task (~4 KiB), the TLS keys and the identity; the
+burst of logins also leaves up to 256 idle upstream connections in the pool (~30 KiB
+each, about 8 KiB of this figure per client connection at 1000).
 
 The same after 3 s of requests on all {n} connections (`-d 3s` instead of `--requests`):
 PSS {} → {} KiB, {:.1} KiB per connection; what is above the idle figure is the
@@ -985,7 +987,24 @@ allocator's high-water mark of the load and the upstream connections the pool ke
   `Persistent-Auth: true` or the cookie is opened (XChaCha20-Poly1305), and the access
   rules see a principal; that is 5–20 µs on a base of 50–70 µs, so the 10% margin is met
   in some runs and cells and missed in others (the table says which for this run). Both
-  modes stay well below Apache's figures for the same modes.
+  modes stay well below Apache's figures for the same modes. Where cookie mode spends
+  its extra (`perf record -g` of the gate, cookie mode, HTTPS, `kerbside bench --mode
+  reuse -c 2`, December 2026): opening the cookie (XChaCha20-Poly1305 with its key set-up,
+  ~1.9% of the gate's samples), finding, checking and removing it in the `Cookie` header
+  and its base64 (~1.2%): about 3% of the gate's CPU, 2–3 µs per request; no
+  `Set-Cookie` is made after the login. The rest of the gap between the rounds is this
+  machine's noise (no-auth rounds themselves vary by ±15%); the gate's CPU at this rate
+  is mostly the kernel's (task switches and wake-ups, ~25% of samples).
+* **Memory per idle connection** (issue 15): `heaptrack` of the gate holding 300 idle
+  authenticated TLS connections (python-gssapi tokens, one request each): per connection
+  hyper's read buffer (16 KiB), its write buffer (8 KiB, allocated with the connection),
+  rustls's record buffer (4 KiB) and the connection's task (3.9 KiB), plus the TLS keys
+  and the identity. hyper's buffers cannot be made smaller from outside without also
+  lowering the header limit (64 KiB, which Negotiate tokens with a PAC need), so the
+  idle figure stays above 32 KiB. Done: the upstream pool keeps at most 256 idle
+  connections (it was unbounded, and a burst left one or more idle upstream connections
+  per client connection behind, ~30 KiB each, for 90 s): after 3 s of load on 1000
+  connections, 66.1 → 58.5 KiB per connection.
 * **Keytab in memory** (done, issue 15): the keytab's entries are copied once into MIT's
   `MEMORY:` keytab (krb5 keytab API, `crates/kerbside-gssapi/src/keytab.rs`) and the
   acceptor credentials acquired from it; the file's inode, size and mtime are looked at
