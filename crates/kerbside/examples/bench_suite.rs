@@ -999,9 +999,15 @@ allocator's high-water mark of the load and the upstream connections the pool ke
   authenticated TLS connections (python-gssapi tokens, one request each): per connection
   hyper's read buffer (16 KiB), its write buffer (8 KiB, allocated with the connection),
   rustls's record buffer (4 KiB) and the connection's task (3.9 KiB), plus the TLS keys
-  and the identity. hyper's buffers cannot be made smaller from outside without also
-  lowering the header limit (64 KiB, which Negotiate tokens with a PAC need), so the
-  idle figure stays above 32 KiB. Done: the upstream pool keeps at most 256 idle
+  and the identity. The read buffer is 16 KiB rather than hyper's 8 because
+  hyper-util's HTTP/1-or-2 detection reads the first 24 bytes and hands them to hyper
+  alone; hyper's next `reserve(8 KiB)` on top of those 24 bytes doubles the buffer.
+  Serving TLS connections whose ALPN is not `h2` with hyper's HTTP/1 builder directly
+  would save those 8 KiB, but hyper-util 0.1.21 has no graceful-shutdown hook for an
+  HTTP/1 connection with upgrades, which the gate's draining needs (not done). hyper's
+  buffers cannot otherwise be made smaller from outside without also lowering the
+  header limit (64 KiB, which Negotiate tokens with a PAC need), so the idle figure
+  stays above 32 KiB. Done: the upstream pool keeps at most 256 idle
   connections (it was unbounded, and a burst left one or more idle upstream connections
   per client connection behind, ~30 KiB each, for 90 s): after 3 s of load on 1000
   connections, 66.1 → 58.5 KiB per connection.
