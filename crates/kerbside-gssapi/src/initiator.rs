@@ -147,6 +147,9 @@ pub struct NegotiateInitiator {
     ctx: ClientCtx,
     target: String,
     channel_bindings: Option<Vec<u8>>,
+    /// `identity target`: the key of the cold-start gate (`first_token.rs`).
+    cold_key: String,
+    started: bool,
 }
 
 impl NegotiateInitiator {
@@ -176,6 +179,8 @@ impl NegotiateInitiator {
             ctx: ClientCtx::new(cred, target, flags, Some(GSS_MECH_SPNEGO)),
             target: config.target.clone(),
             channel_bindings: config.channel_bindings.clone(),
+            cold_key: format!("{} {}", config.credentials.identity_key(), config.target),
+            started: false,
         })
     }
 
@@ -251,10 +256,14 @@ impl Mechanism for NegotiateInitiator {
     type Error = GssError;
 
     fn step(&mut self, input: Option<&[u8]>) -> Result<Step, GssError> {
-        let out = self
-            .ctx
-            .step(input, self.channel_bindings.as_deref())
-            .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(self.target.clone())))?;
+        let first = !std::mem::replace(&mut self.started, true);
+        let (ctx, bindings) = (&mut self.ctx, self.channel_bindings.as_deref());
+        let out = if first {
+            crate::first_token::first_token(&self.cold_key, || ctx.step(input, bindings))
+        } else {
+            ctx.step(input, bindings)
+        }
+        .map_err(|e| GssError::from_raw(e, Side::Initiator, Some(self.target.clone())))?;
         let token = out.map(|b| b.to_vec()).filter(|t| !t.is_empty());
         if self.ctx.is_complete() {
             Ok(Step::Done(token))

@@ -24,6 +24,7 @@ mod acceptor;
 mod delegation;
 mod error;
 mod ffi;
+mod first_token;
 mod initiator;
 mod keytab;
 pub mod krb5;
