@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::access::Access;
@@ -25,6 +25,27 @@ use crate::upstreams::Upstreams;
 
 /// The most bytes of a request head (larger gets `431`).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// The listen queue: connections the kernel completes before the proxy accepts
+/// them. A burst of new clients (a build starting 1000 downloads) must wait
+/// there, not be dropped: a dropped SYN is retried only after 1 s, then 3 s. The
+/// kernel caps it at `net.core.somaxconn` (4096 on current Linux); the default of
+/// `TcpListener::bind` is 128, which 1000 tunnels opened at once overflowed
+/// (`nstat` `TcpExtListenDrops`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// What every request handler shares.
 pub(crate) struct Shared {
@@ -94,7 +115,7 @@ impl ProxyServer {
         let metrics = config.metrics.clone();
         let upstreams = Upstreams::new(&config, metrics.clone())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = listen(config.listen)?;
         let local = listener.local_addr()?;
         Ok(ProxyServer {
             listener,
