@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use kerbside_proto::forward_proxy::hosts::canonical_ip;
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketType};
@@ -21,11 +20,14 @@ const NLM_F_REQUEST: u16 = 1;
 const IPPROTO_TCP: u8 = 6;
 /// `ENOENT`: no such socket.
 const ENOENT: i32 = 2;
-/// The kernel answers at once; the deadline is for a wedged one.
-const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// The uid owning the TCP socket whose local address is `local` and remote
 /// address `remote`; `Ok(None)` when the kernel has no such socket.
+///
+/// Never blocks, so it is called on the async runtime: the kernel answers a
+/// `sock_diag` request inside the `send` (the answer is queued when `send`
+/// returns), and the answer is taken with `MSG_DONTWAIT`; a missing one is an
+/// error (`WouldBlock`), and the caller falls back to the tables.
 pub(crate) fn socket_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
     let request = request(local, remote);
     let fd = rustix::net::socket(
@@ -33,14 +35,9 @@ pub(crate) fn socket_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Op
         SocketType::DGRAM,
         Some(netlink::SOCK_DIAG),
     )?;
-    rustix::net::sockopt::set_socket_timeout(
-        &fd,
-        rustix::net::sockopt::Timeout::Recv,
-        Some(ANSWER_WITHIN),
-    )?;
     rustix::net::send(&fd, &request, SendFlags::empty())?;
     let mut answer = [0u8; 1024];
-    let (len, _) = rustix::net::recv(&fd, &mut answer[..], RecvFlags::empty())?;
+    let (len, _) = rustix::net::recv(&fd, &mut answer[..], RecvFlags::DONTWAIT)?;
     parse_answer(answer.get(..len).unwrap_or_default())
 }
 
