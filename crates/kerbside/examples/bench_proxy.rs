@@ -21,6 +21,9 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
+#[path = "bench_support/plot.rs"]
+mod plot;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,8 +46,11 @@ struct Args {
     cntlm: PathBuf,
     px: PathBuf,
     out: Option<PathBuf>,
+    svg: Option<PathBuf>,
     secs: u64,
     command: String,
+    /// Only kerbside proxy and the reference (a quicker run while tuning).
+    only_kerbside: bool,
 }
 
 fn args() -> Args {
@@ -53,17 +59,24 @@ fn args() -> Args {
         cntlm: "/usr/sbin/cntlm".into(),
         px: "target/px-venv/bin/px".into(),
         out: None,
+        svg: None,
         secs: 5,
         command: "scripts/bench-proxy.sh".into(),
+        only_kerbside: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--only-kerbside" {
+            a.only_kerbside = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         match flag.as_str() {
             "--kerbside" => a.kerbside = value.into(),
             "--cntlm" => a.cntlm = value.into(),
             "--px" => a.px = value.into(),
             "--out" => a.out = Some(value.into()),
+            "--svg" => a.svg = Some(value.into()),
             "--secs" => a.secs = value.parse().unwrap(),
             "--command" => a.command = value,
             _ => panic!("unknown flag {flag}"),
@@ -78,6 +91,8 @@ struct Proxy {
     addr: SocketAddr,
     child: Option<Child>,
     pid: u32,
+    /// The upstream proxy's pid, for the diagnostics.
+    upstream: Option<u32>,
 }
 
 impl Drop for Proxy {
@@ -116,6 +131,7 @@ fn spawn(name: &'static str, mut cmd: Command, port: u16, log: &Path) -> Proxy {
         addr,
         child: Some(child),
         pid,
+        upstream: None,
     }
 }
 
@@ -399,6 +415,63 @@ async fn throughput(proxy: Option<SocketAddr>, origin: SocketAddr) -> Option<f64
     Some(BIG_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64())
 }
 
+/// `n` CONNECT tunnels to `origin` (plain HTTP) through `proxy`, all open at once
+/// (each waits for the others after its `200`), then a GET of `/bench` through
+/// each: `(tunnels that completed their GET, failures)`.
+async fn at_once(proxy: SocketAddr, origin: SocketAddr, n: usize) -> (u64, u64) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let open = async {
+                    let s = TcpStream::connect(proxy).await?;
+                    s.set_nodelay(true)?;
+                    let mut r = BufReader::new(s);
+                    r.get_mut()
+                        .write_all(
+                            format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n")
+                                .as_bytes(),
+                        )
+                        .await?;
+                    let (status, _) = read_response(&mut r).await?;
+                    if status == 200 {
+                        Ok(r)
+                    } else {
+                        Err(std::io::Error::other(format!("CONNECT answered {status}")))
+                    }
+                };
+                let tunnel = tokio::time::timeout(Duration::from_secs(60), open).await;
+                barrier.wait().await;
+                let Ok(Ok(mut r)) = tunnel else {
+                    return false;
+                };
+                let get = async {
+                    r.get_mut()
+                        .write_all(
+                            format!("GET /bench HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes(),
+                        )
+                        .await?;
+                    read_response(&mut r).await
+                };
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(60), get).await,
+                    Ok(Ok((200, _)))
+                )
+            })
+        })
+        .collect();
+    let mut done = (0, 0);
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            done.0 += 1;
+        } else {
+            done.1 += 1;
+        }
+    }
+    done
+}
+
 #[derive(Default, Clone)]
 struct Row {
     name: String,
@@ -406,6 +479,11 @@ struct Row {
     get64: Option<(f64, f64, u64, u64)>,
     tunnels: Option<(f64, u64)>,
     mbps: Option<f64>,
+    /// The proxy's CPU µs per tunnel (CONNECT+TLS+GET), and per MB through one.
+    tunnel_cpu: Option<f64>,
+    cpu_per_mb: Option<f64>,
+    /// 1000 tunnels at once: completed, failed.
+    at_once: Option<(u64, u64)>,
     note: String,
 }
 
@@ -424,7 +502,15 @@ async fn measure(
     // Warm up: the first handshakes with the upstream are not timed.
     // Warm up: the first handshakes with the upstream (one per upstream connection,
     // up to 64) are not timed; the cells measure the steady state.
+    let drops = listen_drops();
     let warm = gets(p.addr, url, 64, 3.0).await;
+    eprintln!(
+        "bench-proxy:   {}: warm-up: {} ok, {} errors, listen drops +{}",
+        p.name,
+        warm.ok,
+        warm.errors,
+        listen_drops() - drops
+    );
     if warm.ok == 0 {
         row.note = format!(
             "no successful request in the warm-up ({} errors)",
@@ -433,11 +519,19 @@ async fn measure(
         return row;
     }
     for clients in [4usize, 64] {
+        let drops = listen_drops();
         let before = cpu_micros(p.pid);
         let started = Instant::now();
         let t = gets(p.addr, url, clients, secs as f64).await;
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_micros(p.pid) - before;
+        eprintln!(
+            "bench-proxy:   {}: {clients} clients: {} ok, {} errors, listen drops +{}",
+            p.name,
+            t.ok,
+            t.errors,
+            listen_drops() - drops
+        );
         let cell = (
             t.ok as f64 / elapsed,
             if t.ok > 0 {
@@ -454,12 +548,49 @@ async fn measure(
             row.get64 = Some(cell);
         }
     }
+    let (before, up_before, drops_before) = (cpu_micros(p.pid), upstream_cpu(p), listen_drops());
     let started = Instant::now();
     let t = tunnels(Some(p.addr), tls_target, tls, 8, secs as f64).await;
     row.tunnels = Some((t.ok as f64 / started.elapsed().as_secs_f64(), t.errors));
+    let per = |v: u64| v as f64 / t.ok.max(1) as f64;
+    row.tunnel_cpu = Some(per(cpu_micros(p.pid) - before));
+    eprintln!(
+        "bench-proxy:   {}: tunnels: {:.0} µs CPU per tunnel in the proxy, {:.0} in its \
+         upstream; listen drops +{}",
+        p.name,
+        per(cpu_micros(p.pid) - before),
+        per(upstream_cpu(p) - up_before),
+        listen_drops() - drops_before
+    );
+    let before = cpu_micros(p.pid);
     row.mbps = throughput(Some(p.addr), origin).await;
+    row.cpu_per_mb = Some((cpu_micros(p.pid) - before) as f64 / (BIG_BYTES as f64 / 1e6));
     row
 }
+
+/// CPU µs of the proxy's upstream (Squid and its helpers), for the diagnostics.
+fn upstream_cpu(p: &Proxy) -> u64 {
+    p.upstream.map_or(0, cpu_micros)
+}
+
+/// The kernel's count of connections dropped at a full listen queue
+/// (`TcpExtListenDrops` of `nstat`), machine-wide.
+fn listen_drops() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenDrops")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Tunnels opened at once by [`at_once`] (issue 13: 0 errors at 1000).
+const AT_ONCE: usize = 1000;
 
 fn f0(v: f64) -> String {
     if v.is_nan() {
@@ -471,6 +602,12 @@ fn f0(v: f64) -> String {
 
 fn main() {
     let a = args();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let realm = TestRealm::start().unwrap();
     let ca = TestCa::new();
     let cert = ca.issue(&[]);
@@ -537,13 +674,19 @@ fn main() {
             .env_remove("http_proxy")
             .args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--proxy"])
             .arg(format!("localhost:{}", squid_k.port()));
-        let p = spawn("kerbside proxy", cmd, port, &logs.join("kerbside.log"));
+        let mut p = spawn("kerbside proxy", cmd, port, &logs.join("kerbside.log"));
+        p.upstream = Some(squid_k.pid());
         say("kerbside proxy");
-        rows.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
+        let mut row = runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs));
+        say(&format!("kerbside proxy, {AT_ONCE} tunnels at once"));
+        let drops = listen_drops();
+        row.at_once = Some(runtime.block_on(at_once(p.addr, plain, AT_ONCE)));
+        eprintln!("bench-proxy:   listen drops +{}", listen_drops() - drops);
+        rows.push(row);
     }
     // kerbside proxy in front of the open Squid: the proxy's own cost, without
     // authentication upstream.
-    {
+    if !a.only_kerbside {
         let port = free_port().unwrap();
         let mut cmd = Command::new(&a.kerbside);
         cmd.envs(realm.env())
@@ -551,17 +694,47 @@ fn main() {
             .env_remove("http_proxy")
             .args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--proxy"])
             .arg(format!("localhost:{}", squid_open.port()));
-        let p = spawn(
+        let mut p = spawn(
             "kerbside proxy, open Squid (no auth)",
             cmd,
             port,
             &logs.join("kerbside-open.log"),
         );
+        p.upstream = Some(squid_open.pid());
         say("kerbside proxy, open Squid");
         extra.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
     }
+    let skipped = |name: &str| Row {
+        name: name.into(),
+        note: "not run: --only-kerbside".into(),
+        ..Row::default()
+    };
+    // kerbside proxy with no upstream (tunnels straight to the origin): its own
+    // cost per tunnel and per MB, against "direct to the origin".
+    if !a.only_kerbside {
+        let port = free_port().unwrap();
+        let mut cmd = Command::new(&a.kerbside);
+        cmd.envs(realm.env())
+            .env_remove("https_proxy")
+            .env_remove("http_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("HTTP_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .args(["proxy", "--listen", &format!("127.0.0.1:{port}")]);
+        let p = spawn(
+            "kerbside proxy, no upstream (direct to the origin)",
+            cmd,
+            port,
+            &logs.join("kerbside-direct.log"),
+        );
+        say("kerbside proxy, no upstream");
+        extra.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
+    }
     // cntlm: NTLMv2 with alice's password to the NTLM Squid.
-    if a.cntlm.exists() {
+    if a.only_kerbside {
+        rows.push(skipped("cntlm"));
+    } else if a.cntlm.exists() {
         let port = free_port().unwrap();
         let conf = logs.join("cntlm.conf");
         std::fs::write(
@@ -589,7 +762,9 @@ fn main() {
         });
     }
     // px: Negotiate (alice's ticket, through libcurl's GSSAPI) to the Kerberos Squid.
-    if a.px.exists() {
+    if a.only_kerbside {
+        rows.push(skipped("px"));
+    } else if a.px.exists() {
         let port = free_port().unwrap();
         let mut cmd = Command::new(&a.px);
         cmd.envs(realm.env())
@@ -615,9 +790,15 @@ fn main() {
             addr: SocketAddr::from(([127, 0, 0, 1], squid_open.port())),
             child: None,
             pid: squid_open.pid(),
+            upstream: None,
         };
         say("Squid directly");
-        rows.push(runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs)));
+        let mut row = runtime.block_on(measure(&p, &url, tls_target, tls.clone(), plain, a.secs));
+        say(&format!("Squid directly, {AT_ONCE} tunnels at once"));
+        let drops = listen_drops();
+        row.at_once = Some(runtime.block_on(at_once(p.addr, plain, AT_ONCE)));
+        eprintln!("bench-proxy:   listen drops +{}", listen_drops() - drops);
+        rows.push(row);
     }
     let direct_tunnels = runtime.block_on(tunnels(None, tls_target, tls.clone(), 8, a.secs as f64));
     let direct_tunnel_rate = direct_tunnels.ok as f64 / a.secs as f64;
@@ -637,11 +818,14 @@ fn main() {
          Kerberos ticket) to Squid with `negotiate_kerberos_auth`; cntlm (Debian's, no \
          Kerberos) with NTLM to Squid with an NTLM helper; the reference is an open \
          Squid used directly. Origin: lighttpd, `/bench` (96 bytes) over HTTP, and over \
-         HTTPS for the tunnels; MB/s is a 256 MiB file through one CONNECT tunnel.\n",
-        a.command, a.secs
+         HTTPS for the tunnels; MB/s is a 256 MiB file through one CONNECT tunnel. \
+         CPU µs/tunnel and µs/MB are the proxy's own CPU (Squid's with its helpers) per \
+         CONNECT+TLS+GET and per MB through the tunnel: the figures the load on this \
+         shared machine changes least. Load average at the start: {}.\n",
+        a.command, a.secs, load
     );
-    let _ = writeln!(md, "| | GET req/s, 4 clients | CPU µs/req, 4 | GET req/s, 64 clients | CPU µs/req, 64 | errors / reconnects | CONNECT+TLS+GET /s (8 clients) | tunnel MB/s |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| | GET req/s, 4 clients | CPU µs/req, 4 | GET req/s, 64 clients | CPU µs/req, 64 | errors / reconnects | CONNECT+TLS+GET /s (8 clients) | CPU µs/tunnel | tunnel MB/s | CPU µs/MB |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let g = |c: Option<(f64, f64, u64, u64)>| {
             c.map_or(("—".into(), "—".into(), 0, 0), |(rps, cpu, e, rc)| {
@@ -653,7 +837,7 @@ fn main() {
         let (t, te) = r.tunnels.map_or(("—".into(), 0), |(v, e)| (f0(v), e));
         let _ = writeln!(
             md,
-            "| {}{} | {r4} | {c4} | {r64} | {c64} | {} / {} | {t}{} | {} |",
+            "| {}{} | {r4} | {c4} | {r64} | {c64} | {} / {} | {t}{} | {} | {} | {} |",
             r.name,
             if r.note.trim().is_empty() {
                 String::new()
@@ -667,7 +851,9 @@ fn main() {
             } else {
                 String::new()
             },
+            r.tunnel_cpu.map_or("—".into(), f0),
             r.mbps.map_or("failed".into(), f0),
+            r.cpu_per_mb.map_or("—".into(), f0),
         );
     }
     for r in &extra {
@@ -680,15 +866,17 @@ fn main() {
         let (r64, c64) = g(r.get64);
         let _ = writeln!(
             md,
-            "| {} | {r4} | {c4} | {r64} | {c64} | | {} | {} |",
+            "| {} | {r4} | {c4} | {r64} | {c64} | | {} | {} | {} | {} |",
             r.name,
             r.tunnels.map_or("—".into(), |(v, _)| f0(v)),
+            r.tunnel_cpu.map_or("—".into(), f0),
             r.mbps.map_or("failed".into(), f0),
+            r.cpu_per_mb.map_or("—".into(), f0),
         );
     }
     let _ = writeln!(
         md,
-        "| direct to the origin | | | | | | {} | {} |\n",
+        "| direct to the origin | | | | | | {} | | {} | |\n",
         f0(direct_tunnel_rate),
         direct_mbps.map_or("failed".into(), f0)
     );
@@ -706,8 +894,9 @@ fn main() {
     let _ = writeln!(
         md,
         "kerbside proxy's CPU per request against cntlm's: {}; against px's: {}. \
-         Tunnel set-up rate against Squid used directly: {}; tunnel throughput against direct: {}.\n\
-         \"reconnects\" counts new client connections the proxy forced by closing after a response (cntlm closes after each one, announcing keep-alive).\n<!-- bench-proxy:end -->",
+         Tunnel set-up rate against Squid used directly: {}; tunnel throughput against direct: {}. \
+         {AT_ONCE} tunnels open at once, then a GET through each: kerbside proxy {}, Squid directly {}.\n\
+         \"reconnects\" counts new client connections the proxy forced by closing after a response (cntlm closes after each one, announcing keep-alive).\n{}<!-- bench-proxy:end -->",
         ratio(&rows[1]),
         ratio(&rows[2]),
         match (k.tunnels, rows[3].tunnels) {
@@ -718,8 +907,22 @@ fn main() {
             (Some(a), Some(b)) => format!("{:.0}%", 100.0 * a / b),
             _ => "not measured".into(),
         },
+        at_once_text(k.at_once),
+        at_once_text(rows[3].at_once),
+        a.svg.as_ref().map_or(String::new(), |svg| format!(
+            "\n![The figures above as bars]({})\n",
+            svg.display()
+        )),
     );
     println!("{md}");
+    if let Some(svg) = &a.svg {
+        std::fs::write(
+            svg,
+            plot(&rows, &extra, direct_tunnel_rate, direct_mbps, &a.command),
+        )
+        .unwrap();
+        eprintln!("bench-proxy: wrote {}", svg.display());
+    }
     if let Some(out) = &a.out {
         let old = std::fs::read_to_string(out).unwrap_or_default();
         let new = match (
@@ -737,4 +940,77 @@ fn main() {
         std::fs::write(out, new).unwrap();
         eprintln!("bench-proxy: wrote {}", out.display());
     }
+}
+
+fn at_once_text(cell: Option<(u64, u64)>) -> String {
+    match cell {
+        Some((ok, 0)) => format!("all {ok} completed, 0 errors"),
+        Some((ok, errors)) => format!("{ok} completed, {errors} errors"),
+        None => "not measured".into(),
+    }
+}
+
+/// The table as bars: CPU per keep-alive GET, tunnels per second, MB/s.
+fn plot(
+    rows: &[Row],
+    extra: &[Row],
+    direct_tunnels: f64,
+    direct_mbps: Option<f64>,
+    command: &str,
+) -> String {
+    use plot::{Bar, Panel};
+    let short = |name: &str| name.split(" (").next().unwrap_or(name).to_owned();
+    let all: Vec<&Row> = rows.iter().chain(extra).collect();
+    let bars = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Bar> {
+        all.iter()
+            .filter(|r| !r.note.starts_with("not run"))
+            .map(|r| Bar {
+                label: short(&r.name),
+                value: f(r),
+                accent: r.name.starts_with("kerbside"),
+            })
+            .collect()
+    };
+    let mut tunnels = bars(&|r| r.tunnels.map(|t| t.0));
+    tunnels.push(Bar {
+        label: "direct to the origin".into(),
+        value: Some(direct_tunnels),
+        accent: false,
+    });
+    let mut mbps = bars(&|r| r.mbps);
+    mbps.push(Bar {
+        label: "direct to the origin".into(),
+        value: direct_mbps,
+        accent: false,
+    });
+    plot::bars_svg(
+        &format!("Forward proxies on this machine: {command}"),
+        &[
+            Panel {
+                title: "Proxy CPU per keep-alive GET, 4 clients (less is better)".into(),
+                unit: "µs".into(),
+                bars: bars(&|r| r.get4.map(|c| c.1)),
+            },
+            Panel {
+                title: "Proxy CPU per keep-alive GET, 64 clients (less is better)".into(),
+                unit: "µs".into(),
+                bars: bars(&|r| r.get64.map(|c| c.1)),
+            },
+            Panel {
+                title: "CONNECT + TLS + GET per second, 8 clients".into(),
+                unit: "/s".into(),
+                bars: tunnels,
+            },
+            Panel {
+                title: "Proxy CPU per CONNECT + TLS + GET (less is better)".into(),
+                unit: "µs".into(),
+                bars: bars(&|r| r.tunnel_cpu),
+            },
+            Panel {
+                title: "MB/s through one tunnel".into(),
+                unit: "MB/s".into(),
+                bars: mbps,
+            },
+        ],
+    )
 }
