@@ -11,13 +11,14 @@
 //! this gate the first context asks the KDC and the others wait for it, then take
 //! the ticket from the cache.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// `identity target` pairs with a first token made (the ticket is in the cache).
 static WARM: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-/// Held while a cold first token is made.
-static COLD: Mutex<()> = Mutex::new(());
+/// Per cold `identity target`: held while its first token is made (one key per
+/// lock, so a KDC that does not answer for one realm holds up only its own).
+static COLD: Mutex<Option<HashMap<String, Arc<Mutex<()>>>>> = Mutex::new(None);
 
 fn is_warm(key: &str) -> bool {
     WARM.lock()
@@ -32,13 +33,23 @@ pub(crate) fn first_token<T, E>(key: &str, make: impl FnOnce() -> Result<T, E>) 
     if is_warm(key) {
         return make();
     }
-    let _alone = COLD.lock().unwrap_or_else(PoisonError::into_inner);
+    let lock = COLD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .entry(key.to_owned())
+        .or_default()
+        .clone();
+    let _alone = lock.lock().unwrap_or_else(PoisonError::into_inner);
     let result = make();
     if result.is_ok() {
         WARM.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(HashSet::new)
             .insert(key.to_owned());
+        if let Some(cold) = COLD.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            cold.remove(key);
+        }
     }
     result
 }
@@ -71,6 +82,21 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "cold: one at a time");
         assert!(is_warm("alice HTTP@cold.test"));
+        // Another cold target does not wait for a slow one: the slow first token
+        // finishes only after the quick one did (a deadline, not a sleep, if not).
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let slow = std::thread::spawn(move || {
+            first_token("alice HTTP@slow.test", || {
+                entered_tx.send(()).unwrap();
+                done.recv_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|_| "the quick target waited for the slow one")
+            })
+        });
+        entered.recv().unwrap();
+        first_token("alice HTTP@quick.test", || Ok::<(), ()>(())).unwrap();
+        done_tx.send(()).unwrap();
+        slow.join().unwrap().unwrap();
         assert!(!is_warm("alice HTTP@other.test"));
         // A failed first token leaves the target cold.
         assert!(first_token("alice HTTP@fails.test", || Err::<(), ()>(())).is_err());
