@@ -100,7 +100,8 @@ pub fn ntlm_users(data: &[u8]) {
 
 /// Feeds `data` as lines of an `ntlm_auth` ntlm-server-1 answer to the reader, and checks
 /// that a request made for any name keeps its lines; see
-/// [`scheme::ntlm::helper`](crate::scheme::ntlm::helper).
+/// [`scheme::ntlm::helper`](crate::scheme::ntlm::helper). Also reads `data` as `wbinfo`'s
+/// answers about an account ([`scheme::ntlm::wbinfo`](crate::scheme::ntlm::wbinfo)).
 pub fn ntlm_helper(data: &[u8]) {
     crate::scheme::ntlm::helper::fuzz_check(data);
 }

@@ -155,15 +155,17 @@ impl DomainAccounts {
         }
     }
 
-    /// The account of a Kerberos login `principal`, with its groups named through `names`
-    /// (kept as SIDs without it).
+    /// The account of a login `principal` the domain vouched for (Kerberos, or NTLM checked
+    /// by the domain controller), with its groups named through `names` (kept as SIDs
+    /// without it). A name from the gate's own users files gets none, even if it reads
+    /// like a domain user's.
     pub(crate) async fn resolved(
         &self,
         principal: &str,
-        kerberos: bool,
+        vouched_by_domain: bool,
         names: Option<&GroupNames>,
     ) -> Option<DomainAccount> {
-        if !kerberos {
+        if !vouched_by_domain {
             return None;
         }
         let mut account = self.get(principal)?;

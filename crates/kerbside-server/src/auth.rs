@@ -104,6 +104,16 @@ impl NegotiateLayer {
     }
 }
 
+/// Whether the domain vouched for `login`'s name, so its Active Directory account (kept
+/// at login) applies: Kerberos, or NTLM (also inside Negotiate) when the domain controller
+/// checks it (`--ntlm-winbind`, which leaves no NTLM users file).
+fn vouched_by_domain(config: &NegotiateConfig, login: &Login) -> bool {
+    use kerbside_proto::SchemeKind;
+    login.kerberos
+        || (config.ntlm.as_ref().is_some_and(|n| n.is_domain())
+            && matches!(login.scheme, SchemeKind::Ntlm | SchemeKind::Negotiate))
+}
+
 /// How the login was made, for the request's extensions (no credential in it).
 fn login_details(
     source: kerbside_proto::server_decision::Source,
@@ -396,7 +406,7 @@ where
                             .domain_accounts
                             .resolved(
                                 &login.principal,
-                                login.kerberos,
+                                vouched_by_domain(config, login),
                                 config.group_names.as_ref(),
                             )
                             .await

@@ -69,6 +69,7 @@ mod spool;
 mod tls;
 pub mod usermap;
 pub mod whoami;
+mod winbind_account;
 
 pub use auth::{
     http11_required_as_error, AuthMode, BasicFallback, ChannelBindingPolicy, Http11Required,

@@ -14,10 +14,11 @@
 //! nonsense is killed and replaced by a new one on the next call; at most
 //! [`MAX_HELPERS`] run at once, and a call waits (within its deadline) for one to be free.
 //!
-//! The user is named `user@REALM` with the user name as winbindd names domain users (lower
-//! case), so `ALICE` and `alice` are one user, as with Kerberos. Only the gate's own domain
-//! (its NetBIOS or DNS name, or none) is taken, and user names in UPN form are refused: the
-//! helper does not say which account a UPN belongs to.
+//! Once the domain controller said yes, the user is named `account@REALM` by the account's
+//! SID (`erin`, `ERIN` and `ADEXAMPLE\erin` are all one user), with the groups of its logon
+//! token, both asked of winbindd and cached ([`crate::winbind_account`]). Only the gate's own domain (its
+//! NetBIOS or DNS name, or none) is taken, and user names in UPN form are refused: the helper
+//! does not say which account a UPN belongs to.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ use kerbside_proto::scheme::ntlm::server::ExpectSessionKey;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
+
+use crate::identity::DomainAccount;
+use crate::winbind_account::AccountLookup;
 
 /// How long one check may take, waiting for a free helper included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,9 +67,10 @@ impl WinbindDomain {
         }
     }
 
-    /// The principal a user the domain controller is about to check is known by:
-    /// `user@REALM`, the user name in lower case as winbindd names domain users. Refuses
-    /// another domain and names that do not name one account of this one.
+    /// The principal a user the domain controller is about to check is known by in logs
+    /// until the account is looked up: `user@REALM`, the user name in lower case as
+    /// winbindd names domain users. Refuses another domain and names that do not name one
+    /// account of this one.
     pub fn principal(&self, user: &str, domain: &str) -> Result<String, WinbindRefusal> {
         let ours = domain.is_empty()
             || domain.eq_ignore_ascii_case(&self.netbios)
@@ -164,6 +169,7 @@ impl Default for WinbindConfig {
 pub struct WinbindNtlm {
     domain: WinbindDomain,
     pool: HelperPool,
+    accounts: AccountLookup,
 }
 
 impl WinbindNtlm {
@@ -192,6 +198,7 @@ impl WinbindNtlm {
             args.push(arg);
         }
         Self {
+            accounts: AccountLookup::new(config.wbinfo.clone(), &domain.netbios, &domain.realm),
             domain,
             pool: HelperPool {
                 program: config.ntlm_auth.clone(),
@@ -225,6 +232,18 @@ impl WinbindNtlm {
             HelperVerdict::Authenticated { session_key } => Ok((principal, session_key)),
             HelperVerdict::Refused(refusal) => Err(WinbindRefusal::Dc { principal, refusal }),
         }
+    }
+
+    /// The account of `user`, whose logon the domain controller accepted: its principal
+    /// (`account@REALM`, see [`crate::winbind_account`]) and its SID and group SIDs. Winbindd not answering is [`WinbindRefusal::Unavailable`].
+    pub async fn account(&self, user: &str) -> Result<(String, DomainAccount), WinbindRefusal> {
+        self.accounts.account(user).await.map_err(|e| {
+            WinbindRefusal::Unavailable(format!(
+                "the domain controller accepted {user}@{} but winbind cannot say who the account \
+                 is: {e}",
+                self.domain.realm
+            ))
+        })
     }
 }
 

@@ -23,6 +23,7 @@ use kerbside_proto::scheme::ntlm::NtlmError;
 use kerbside_proto::spnego::{SpnegoError, SpnegoExpectAuthenticate, SpnegoNtlmAcceptor};
 use kerbside_proto::{Challenge, Credentials};
 
+use crate::identity::DomainAccount;
 use crate::ntlm_winbind::{WinbindNtlm, WinbindRefusal};
 
 /// The largest user file read.
@@ -94,6 +95,19 @@ enum NtlmVerifier {
     Users(Arc<NtlmUsers>),
     /// The domain controller, through winbindd (`--ntlm-winbind`).
     Winbind(Arc<WinbindNtlm>),
+}
+
+/// A verified NTLM logon.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NtlmLogin {
+    /// The user's name: as the users file spells it, or for a domain account
+    /// `account@REALM` as winbindd names the account (`alice@AD.EXAMPLE.TEST`).
+    pub principal: String,
+    /// Whether the TLS channel bindings matched.
+    pub channel_bound: bool,
+    /// The domain account and its groups (`--ntlm-winbind`); `None` for the users file.
+    pub account: Option<DomainAccount>,
 }
 
 /// Why an NTLM logon was refused.
@@ -192,16 +206,21 @@ impl NtlmSettings {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether the domain controller checks the responses (`--ntlm-winbind`): then every
+    /// NTLM login is a domain account's.
+    pub fn is_domain(&self) -> bool {
+        matches!(self.verifier, NtlmVerifier::Winbind(_))
+    }
+
     /// Checks the NegTokenResp with the AUTHENTICATE (and its mechListMIC): the final
-    /// NegTokenResp for the client, the user's name, and whether channel bindings
-    /// matched.
+    /// NegTokenResp for the client and the login.
     pub async fn spnego_verify(
         &self,
         pending: SpnegoExpectAuthenticate,
         token: &[u8],
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
-    ) -> Result<(Vec<u8>, String, bool), NtlmRefusal> {
+    ) -> Result<(Vec<u8>, NtlmLogin), NtlmRefusal> {
         match &self.verifier {
             NtlmVerifier::Users(users) => {
                 let lookup = |user: &str, domain: &str| users.lookup(user, domain);
@@ -209,42 +228,64 @@ impl NtlmSettings {
                     pending.handle_response(token, verify_inputs(binding, check, &lookup))?;
                 Ok((
                     reply,
-                    name_in(users, &done.user, &done.domain),
-                    done.channel_bound,
+                    NtlmLogin {
+                        principal: name_in(users, &done.user, &done.domain),
+                        channel_bound: done.channel_bound,
+                        account: None,
+                    },
                 ))
             }
             NtlmVerifier::Winbind(winbind) => {
                 let pending = pending.handle_response_remote(token)?;
-                let (principal, key) = winbind.check(pending.ntlm()).await?;
+                let user = pending.ntlm().user().to_owned();
+                let (_, key) = winbind.check(pending.ntlm()).await?;
                 let (reply, done) =
                     pending.handle_session_key(key, check_inputs(binding, check))?;
-                Ok((reply, principal, done.channel_bound))
+                let (principal, account) = winbind.account(&user).await?;
+                Ok((
+                    reply,
+                    NtlmLogin {
+                        principal,
+                        channel_bound: done.channel_bound,
+                        account: Some(account),
+                    },
+                ))
             }
         }
     }
 
     /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent: the
-    /// user's name (as the users file spells it, see [`NtlmUsers::find`], or
-    /// `user@REALM` for a domain account) and whether channel bindings matched.
+    /// login, with the user's name as the users file spells it (see [`NtlmUsers::find`]),
+    /// or for a domain account `account@REALM` as winbindd names it, with its groups.
     pub async fn verify(
         &self,
         pending: ExpectAuthenticate,
         authenticate: &[u8],
         binding: Option<&[u8]>,
         check: ChannelBindingCheck,
-    ) -> Result<(String, bool), NtlmRefusal> {
+    ) -> Result<NtlmLogin, NtlmRefusal> {
         match &self.verifier {
             NtlmVerifier::Users(users) => {
                 let lookup = |user: &str, domain: &str| users.lookup(user, domain);
                 let done = pending
                     .handle_authenticate(authenticate, verify_inputs(binding, check, &lookup))?;
-                Ok((name_in(users, &done.user, &done.domain), done.channel_bound))
+                Ok(NtlmLogin {
+                    principal: name_in(users, &done.user, &done.domain),
+                    channel_bound: done.channel_bound,
+                    account: None,
+                })
             }
             NtlmVerifier::Winbind(winbind) => {
                 let pending = pending.handle_authenticate_remote(authenticate)?;
-                let (principal, key) = winbind.check(&pending).await?;
+                let user = pending.user().to_owned();
+                let (_, key) = winbind.check(&pending).await?;
                 let done = pending.handle_session_key(key, check_inputs(binding, check))?;
-                Ok((principal, done.channel_bound))
+                let (principal, account) = winbind.account(&user).await?;
+                Ok(NtlmLogin {
+                    principal,
+                    channel_bound: done.channel_bound,
+                    account: Some(account),
+                })
             }
         }
     }

@@ -76,9 +76,15 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long Samba and its children get to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// A user's password for [`TestDomain::add_user`]: the domain's password policy is relaxed
-/// (no complexity, no expiry), so any non-empty password will do.
-pub const AD_USERS: &[(&str, &str)] = &[("alice", "alice-password"), ("bob", "bob-password")];
+/// The users every domain starts with, and their passwords (the domain's password policy is
+/// relaxed: no complexity, no expiry, so any non-empty password will do). `Erin` has a
+/// capital in her account name: Kerberos (from the PAC) and winbind (in lower case) spell
+/// her differently, and the gate must name her one way.
+pub const AD_USERS: &[(&str, &str)] = &[
+    ("alice", "alice-password"),
+    ("bob", "bob-password"),
+    ("Erin", "erin-password"),
+];
 
 /// Which keys a service account has, as `msDS-SupportedEncryptionTypes` decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

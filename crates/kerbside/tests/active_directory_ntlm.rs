@@ -1,7 +1,8 @@
 //! NTLM and passwords for Active Directory accounts, against a Samba AD domain controller
 //! ([`TestDomain`]): the gate with `--ntlm-winbind` has the DC check NTLM through winbindd
 //! (curl, requests-ntlm, curl's SPNEGO with gss-ntlmssp, kerbside fetch), wrong, locked and
-//! disabled accounts are refused in words.
+//! disabled accounts are refused in words; a domain user logged in with NTLM gets the
+//! groups Kerberos gives them (nested groups, for access rules and the groups header).
 //!
 //! One domain for the whole binary ([`TestDomain::shared`]): provisioning costs seconds.
 #![allow(clippy::unwrap_used)]
@@ -48,6 +49,17 @@ fn ad() -> &'static Ad {
         domain.disable_user("carol").unwrap();
         domain.add_user("dave", "dave-password").unwrap();
         domain.lock_after_wrong_passwords("dave", 2).unwrap();
+        // Erin (a capital in her account name) is in ntlm-developers through
+        // ntlm-frontend; alice is in neither.
+        domain.add_group("ntlm-developers").unwrap();
+        domain.add_group("ntlm-frontend").unwrap();
+        domain
+            .add_group_member("ntlm-developers", "ntlm-frontend")
+            .unwrap();
+        domain.add_group_member("ntlm-frontend", "Erin").unwrap();
+        domain
+            .kinit("erin", "erin-password", &domain.user_ccache("erin"))
+            .unwrap();
         let conf = std::fs::read_to_string(domain.krb5_conf()).unwrap();
         let canon_krb5_conf = domain.dir().join("krb5-canonicalize.conf");
         std::fs::write(
@@ -662,4 +674,302 @@ fn a_domain_controller_that_cannot_be_asked_is_a_503_not_a_wrong_password() {
         "{}",
         gate.log()
     );
+
+    // The DC accepts the response, but winbind cannot say who the account is (a wbinfo
+    // whose account lookups fail; the gate's start-up questions still answered): 503 too,
+    // never a login under a name the domain did not give.
+    let bin = ad.domain.dir().join("broken-wbinfo");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v wbinfo"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let fake = bin.join("wbinfo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --name-to-sid*) echo 'WBC_ERR_WINBIND_NOT_AVAILABLE' >&2; exit 1;; esac\nexec {} \"$@\"\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .env("PATH", path)
+        .env_remove("KRB5CCNAME")
+        .arg("gate")
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .args([
+            "--auth",
+            "connection",
+            "--ntlm-winbind",
+            "--ntlm-winbind-smb-conf",
+        ])
+        .arg(ad.domain.smb_conf())
+        .arg("--keytab")
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path());
+    let gate = GateProcess::from_command(cmd);
+    let run = curl(&[
+        "--ntlm",
+        "-u",
+        "ADEXAMPLE\\alice:alice-password",
+        &gate.url("/"),
+    ]);
+    assert_eq!(run.status, 503, "{run:?}\n{}", gate.log());
+    assert!(
+        gate.wait_for_log(|l| l.contains("winbind cannot say who the account is")
+            && l.contains("WBC_ERR_WINBIND_NOT_AVAILABLE")),
+        "{}",
+        gate.log()
+    );
+}
+
+/// An upstream that answers each request with one line: the identity and groups headers
+/// it got (`user=…;groups=…`), so curl and requests-ntlm (which reports the first line of
+/// the body) both show them.
+fn who_upstream() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let port = common::serve_each_connection(|stream| {
+        let _ = (|| -> std::io::Result<()> {
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let mut writer = stream;
+            loop {
+                let (mut user, mut groups) = (String::from("-"), String::from("-"));
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(": ") {
+                        match name.to_ascii_lowercase().as_str() {
+                            "x-remote-user" => user = value.to_owned(),
+                            "x-remote-groups" => groups = value.to_owned(),
+                            _ => {}
+                        }
+                    }
+                }
+                let body = format!("user={user};groups={groups}\n");
+                write!(
+                    writer,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                writer.flush()?;
+            }
+        })();
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The `user` and the sorted `ADEXAMPLE\…` groups of a [`who_upstream`] body.
+fn who(body: &str) -> (String, Vec<String>) {
+    let line = body.lines().next().unwrap_or_default();
+    let (user, groups) = line
+        .strip_prefix("user=")
+        .and_then(|l| l.split_once(";groups="))
+        .unwrap_or_else(|| panic!("not an upstream answer: {body:?}"));
+    let mut groups: Vec<String> = groups
+        .split(',')
+        .filter(|g| g.starts_with("ADEXAMPLE\\"))
+        .map(str::to_owned)
+        .collect();
+    groups.sort();
+    (user.to_owned(), groups)
+}
+
+#[test]
+fn ntlm_logins_get_the_groups_kerberos_logins_get() {
+    let ad = ad();
+    let sid = ad
+        .domain
+        .samba_tool(&["group", "show", "ntlm-developers", "--attributes=objectSid"])
+        .unwrap();
+    let sid = sid
+        .lines()
+        .find_map(|l| l.strip_prefix("objectSid: "))
+        .unwrap_or_else(|| panic!("no objectSid in {sid}"))
+        .trim()
+        .to_owned();
+    let config = ad.domain.dir().join("gate-ntlm-groups.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"ntlm-winbind = true
+ntlm-winbind-smb-conf = {smb_conf:?}
+ntlm-in-negotiate = true
+auth = "connection"
+groups-header = "X-Remote-Groups"
+upstream = "{upstream}"
+
+[[access]]
+path = "/"
+authenticated = true
+
+[[access]]
+path = "/dev"
+groups = ["ADEXAMPLE\\ntlm-developers"]
+
+[[access]]
+path = "/by-sid"
+groups = ["{sid}"]
+"#,
+            smb_conf = ad.domain.smb_conf(),
+            upstream = who_upstream(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .env_remove("KRB5CCNAME")
+        .env("KRB5RCACHEDIR", ad.domain.dir())
+        .env("RUST_LOG", "info")
+        .args(["gate", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--keytab")
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path());
+    let gate = GateProcess::from_command(cmd);
+    let erin = "Erin@AD.EXAMPLE.TEST";
+    // What winbind calls her. winbindd answers `--sid-to-name` from a cache it fills, on a
+    // name-to-SID lookup, with the name in lower case: after the gate's own `--name-to-sid`
+    // it says `erin`. Naming NTLM users in the account's case needs the DC's own answer
+    // (libwbclient's wbcAuthenticateUserEx, or S4U2Self for a PAC): not done yet.
+    let ntlm_name = "erin@AD.EXAMPLE.TEST";
+
+    // Kerberos (`kinit erin`, in lower case): the PAC names the account and its groups.
+    let mut ccache = std::ffi::OsString::from("FILE:");
+    ccache.push(ad.domain.user_ccache("erin"));
+    let krb5_conf = ad.domain.krb5_conf().as_os_str();
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &gate.url("/dev/kerberos")],
+        Some(ad.ca.ca_pem_path()),
+        &[("KRB5CCNAME", &ccache), ("KRB5_CONFIG", krb5_conf)],
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    let (user, kerberos_groups) = who(&run.body);
+    assert_eq!(user, erin, "{}", run.body);
+    for group in [
+        "ADEXAMPLE\\ntlm-developers",
+        "ADEXAMPLE\\ntlm-frontend",
+        "ADEXAMPLE\\Domain Users",
+    ] {
+        assert!(
+            kerberos_groups.iter().any(|g| g == group),
+            "{group} missing from {kerberos_groups:?}"
+        );
+    }
+    eprintln!("Erin's groups with Kerberos: {kerberos_groups:?}");
+
+    // NTLM (curl), in every spelling: the same name and the same groups, let in by the
+    // rule naming the group (erin is in it through ntlm-frontend) and by the one naming
+    // its SID.
+    for login in [
+        "erin:erin-password",
+        "ERIN:erin-password",
+        "ADEXAMPLE\\erin:erin-password",
+    ] {
+        for path in ["/dev/ntlm", "/by-sid/ntlm"] {
+            let run = curl(&["--ntlm", "-u", login, &gate.url(path)]);
+            assert_eq!(run.status, 200, "{login} {path}: {run:?}\n{}", gate.log());
+            let (user, groups) = who(&run.body);
+            assert_eq!(user, ntlm_name, "{login}: {}", run.body);
+            assert_eq!(groups, kerberos_groups, "{login}: NTLM and Kerberos differ");
+        }
+    }
+    assert!(
+        gate.wait_for_log(|l| l.lines().any(|l| l.contains("authenticated with NTLM")
+            && l.contains("principal=erin@AD.EXAMPLE.TEST"))),
+        "{}",
+        gate.log()
+    );
+
+    // requests-ntlm (pyspnego): the same.
+    let facts = run_password_client(&[
+        "requests-ntlm",
+        &gate.url("/dev/python"),
+        "--user",
+        "ADEXAMPLE\\erin",
+        "--password",
+        "erin-password",
+        "--ca",
+        ad.ca.ca_pem_path().to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
+    let (user, groups) = who(facts.get("body"));
+    assert_eq!(user, ntlm_name, "{}", facts.raw);
+    assert_eq!(groups, kerberos_groups, "{}", facts.raw);
+
+    // NTLM inside Negotiate (curl with gss-ntlmssp and no ticket): the same.
+    let cred = ad.domain.dir().join("ntlm-client-erin");
+    std::fs::write(&cred, "ADEXAMPLE:erin:erin-password\n").unwrap();
+    let none = format!("FILE:{}/no-ticket", ad.domain.dir().display());
+    let run = run_curl_env(
+        &["--negotiate", "-u", ":", &gate.url("/dev/spnego")],
+        Some(ad.ca.ca_pem_path()),
+        &[
+            ("NTLM_USER_FILE", cred.as_os_str()),
+            ("NTLMUSER", OsStr::new("ADEXAMPLE\\erin")),
+            ("KRB5CCNAME", OsStr::new(&none)),
+            ("KRB5_CONFIG", krb5_conf),
+        ],
+    )
+    .unwrap();
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert_eq!(
+        who(&run.body),
+        (ntlm_name.to_owned(), kerberos_groups.clone())
+    );
+
+    // alice is in neither group: 403 by name and by SID, let in elsewhere.
+    for path in ["/dev/x", "/by-sid/x"] {
+        let run = curl(&[
+            "--ntlm",
+            "-u",
+            "ADEXAMPLE\\alice:alice-password",
+            &gate.url(path),
+        ]);
+        assert_eq!(run.status, 403, "{path}: {run:?}\n{}", gate.log());
+    }
+    let run = curl(&["--ntlm", "-u", "alice:alice-password", &gate.url("/open")]);
+    assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
+    assert_eq!(who(&run.body).0, "alice@AD.EXAMPLE.TEST");
+
+    // Basic checked against the KDC names her the same way.
+    let upstream = EchoUpstream::start();
+    let basic = basic_gate(ad, &upstream, false, &[]);
+    for login in ["erin:erin-password", "ERIN:erin-password"] {
+        let run = curl(&["--basic", "-u", login, &basic.url("/")]);
+        assert_eq!(run.status, 200, "{login}: {run:?}\n{}", basic.log());
+        assert!(
+            run.body.contains("users=Erin@AD.EXAMPLE.TEST\n"),
+            "{login}: {}",
+            run.body
+        );
+    }
 }

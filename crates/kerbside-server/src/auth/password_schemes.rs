@@ -229,7 +229,11 @@ pub(super) async fn ntlm(
                 m.handshake(result.is_ok(), started.elapsed());
             }
             match result {
-                Ok((principal, channel_bound)) => {
+                Ok(login) => {
+                    let (principal, channel_bound) = (login.principal, login.channel_bound);
+                    if let Some(account) = login.account {
+                        shared.domain_accounts.insert(&principal, account, None);
+                    }
                     tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM");
                     expect.handle(Ok(Verified {
                         principal,
@@ -303,7 +307,11 @@ pub(super) async fn spnego_ntlm_authenticate(
         m.handshake(result.is_ok(), started.elapsed());
     }
     match result {
-        Ok((reply, principal, channel_bound)) => {
+        Ok((reply, login)) => {
+            let (principal, channel_bound) = (login.principal, login.channel_bound);
+            if let Some(account) = login.account {
+                shared.domain_accounts.insert(&principal, account, None);
+            }
             tracing::info!(%principal, channel_bound, path = %request.uri.path(), "authenticated with NTLM inside Negotiate");
             expect.handle(Ok(Verified {
                 principal,

@@ -333,6 +333,7 @@ pub(crate) fn fuzz_check(data: &[u8]) {
                 .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)));
         }
     }
+    super::wbinfo::fuzz_check(&text);
     let (user, domain) = text.split_once('\\').unwrap_or((&text, ""));
     let request = encode_request(user, domain, [0; 8], data);
     let request = String::from_utf8(request).expect("requests are ASCII");

@@ -11,6 +11,8 @@
 //! - [`users`]: the gate's NTLM users file (`DOMAIN\user:NTHASH`).
 //! - [`helper`]: Samba's `ntlm_auth` ntlm-server-1 protocol, for a domain controller to check
 //!   the NTLMv2 response ([`server::ExpectSessionKey`]).
+//! - [`wbinfo`]: what `wbinfo` says about a domain account (its SID, its name in the
+//!   directory's case, its groups), read after the domain controller accepted a logon.
 //!
 //! Time (FILETIME), client and server challenges and the random session key are arguments:
 //! nothing here reads a clock or a random number generator. LM and NTLMv1 responses are never
@@ -58,6 +60,7 @@ pub mod helper;
 pub mod message;
 pub mod server;
 pub mod users;
+pub mod wbinfo;
 
 /// A time as NTLM carries it: a Windows FILETIME, 100 ns units since 1601-01-01 UTC, from
 /// the time since the Unix epoch (the caller reads the clock).
