@@ -338,6 +338,36 @@ impl ServerContext {
         (major & ERROR_MASK == 0 && !source.0.is_null()).then_some((source, flags, lifetime))
     }
 
+    /// The service principal the established context's ticket is for (`HTTP/host@REALM`):
+    /// one `gss_inquire_context`; `None` if GSSAPI cannot say.
+    pub(crate) fn target_name(&self) -> Option<String> {
+        if self.handle.is_null() || !self.is_complete() {
+            return None;
+        }
+        let mut target: gss_name_t = ptr::null_mut();
+        let mut minor: OM_uint32 = 0;
+        // SAFETY: the handle is a live, established context; only the target name is
+        // asked for, and the name received is ours to release (SourceName).
+        let major = unsafe {
+            gss_inquire_context(
+                &mut minor,
+                self.handle,
+                ptr::null_mut(),
+                &mut target,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        let target = SourceName(target);
+        if major & ERROR_MASK != 0 || target.0.is_null() {
+            return None;
+        }
+        target.display().ok()
+    }
+
     /// What the completed context says about the client, taken once (`None` before
     /// completion, after it was taken, or if GSSAPI could not say).
     pub(crate) fn take_established(&mut self) -> Option<Established> {

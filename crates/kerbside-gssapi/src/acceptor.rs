@@ -44,6 +44,9 @@ pub struct NegotiateAcceptor {
     /// The account whose TGT makes S4U2Proxy credentials
     /// ([`with_constrained_delegation`](Self::with_constrained_delegation)).
     impersonator: Option<String>,
+    /// Whether each login says which service its ticket was for (one more
+    /// `gss_inquire_context`; [`reporting_service`](Self::reporting_service)).
+    report_service: bool,
 }
 
 /// The fast path of [`NegotiateAcceptor::with_memory_replay_cache`]: credentials
@@ -155,6 +158,10 @@ pub enum AcceptStep {
         /// one (an MIT KDC's), or one GSSAPI did not verify. Read it with
         /// [`kerbside_proto::pac::Pac`].
         pac: Option<Vec<u8>>,
+        /// The service principal the client's ticket is for (`HTTP/host@REALM`), asked of
+        /// the established context only when the acceptor reports it
+        /// ([`NegotiateAcceptor::reporting_service`]); `None` otherwise.
+        service: Option<String>,
     },
 }
 
@@ -181,6 +188,7 @@ impl NegotiateAcceptor {
             memory: None,
             shared: None,
             impersonator: None,
+            report_service: false,
         })
     }
 
@@ -212,6 +220,7 @@ impl NegotiateAcceptor {
             memory: None,
             shared: None,
             impersonator: Some(impersonator.to_owned()),
+            report_service: false,
         })
     }
 
@@ -238,6 +247,7 @@ impl NegotiateAcceptor {
             })),
             shared: self.shared.clone(),
             impersonator: self.impersonator.clone(),
+            report_service: self.report_service,
         })
     }
 
@@ -294,6 +304,7 @@ impl NegotiateAcceptor {
             })),
             shared: self.shared.clone(),
             impersonator: self.impersonator.clone(),
+            report_service: self.report_service,
         })
     }
 
@@ -320,6 +331,7 @@ impl NegotiateAcceptor {
                 ttl: clock_skew.saturating_mul(2),
             })),
             impersonator: self.impersonator.clone(),
+            report_service: self.report_service,
         }
     }
 
@@ -406,6 +418,15 @@ impl NegotiateAcceptor {
         }
     }
 
+    /// Makes each completed login say which service principal its ticket was for
+    /// ([`AcceptStep::Done`]'s `service`), for a server that accepts with the whole keytab
+    /// and decides per request which services it takes. Off by default: it costs one
+    /// `gss_inquire_context` per login.
+    pub fn reporting_service(mut self, on: bool) -> Self {
+        self.report_service = on;
+        self
+    }
+
     /// Accepts a single-leg token (the common Kerberos case) in a fresh context.
     pub fn accept(&self, token: &[u8]) -> Result<AcceptStep, GssError> {
         self.context().step(token, None)
@@ -445,7 +466,14 @@ impl AcceptContext {
                             }
                         }
                         match recorded {
-                            Recorded::Fresh => return finish(&mut ctx, out, &mut self.delegated),
+                            Recorded::Fresh => {
+                                return finish(
+                                    &mut ctx,
+                                    out,
+                                    &mut self.delegated,
+                                    self.acceptor.report_service,
+                                )
+                            }
                             Recorded::Replay => {
                                 tracing::warn!(
                                     wrapping = ?found.wrapping,
@@ -464,7 +492,12 @@ impl AcceptContext {
                 }
             }
             let (mut ctx, out) = first_step(&self.acceptor.cred, token, channel_bindings)?;
-            let step = finish(&mut ctx, out, &mut self.delegated);
+            let step = finish(
+                &mut ctx,
+                out,
+                &mut self.delegated,
+                self.acceptor.report_service,
+            );
             self.ctx = Some(ctx);
             return step;
         }
@@ -474,7 +507,7 @@ impl AcceptContext {
         let out = ctx
             .step(token, channel_bindings)
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
-        finish(ctx, out, &mut self.delegated)
+        finish(ctx, out, &mut self.delegated, self.acceptor.report_service)
     }
 
     /// Once the exchange is complete: the credential the client's login left to act
@@ -516,6 +549,7 @@ fn finish(
     ctx: &mut ServerContext,
     out: Option<Vec<u8>>,
     delegated: &mut Option<DelegatedCredential>,
+    report_service: bool,
 ) -> Result<AcceptStep, GssError> {
     let out = out.filter(|t| !t.is_empty());
     if !ctx.is_complete() {
@@ -560,6 +594,11 @@ fn finish(
         lifetime: (established.lifetime > 0)
             .then(|| Duration::from_secs(u64::from(established.lifetime))),
         pac,
+        service: if report_service {
+            ctx.target_name()
+        } else {
+            None
+        },
     })
 }
 

@@ -188,6 +188,13 @@ pub fn pac_logon_info(data: &[u8]) {
     crate::pac::fuzz_check_logon_info(data);
 }
 
+/// Reads `data` as acceptor names (first line, comma-separated) and a request's `Host`
+/// (second line), and checks tickets against them; see
+/// [`acceptor_names`](crate::acceptor_names).
+pub fn acceptor_names(data: &[u8]) {
+    crate::acceptor_names::fuzz_check(data);
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the checked-in seed corpus of every fuzz target.
@@ -196,6 +203,7 @@ mod tests {
         let mut seen = 0;
         for (target, check) in [
             ("auth_header", super::auth_header as fn(&[u8])),
+            ("acceptor_names", super::acceptor_names),
             ("cert_binding", super::cert_binding),
             ("netrc", super::netrc),
             ("cookie", super::cookie),

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acceptor_names;
 pub mod cert_names;
 pub mod channel_binding;
 pub mod cookie;

@@ -86,8 +86,17 @@ impl NegotiateLayer {
     }
 
     /// A layer told how requests carry their [`PerConnection`] (for its log).
-    pub(crate) fn with_supply(config: NegotiateConfig, supply: Option<ConnectionSupply>) -> Self {
+    pub(crate) fn with_supply(
+        mut config: NegotiateConfig,
+        supply: Option<ConnectionSupply>,
+    ) -> Self {
         let permits = config.max_handshakes.max(1);
+        // A list of names or {HOSTNAME} is decided per request, on the ticket's service.
+        if config.acceptor_names.gssapi_name().is_none()
+            && config.acceptor_names != kerbside_proto::acceptor_names::AcceptorNames::Any
+        {
+            config.acceptor = config.acceptor.take().map(|a| a.reporting_service(true));
+        }
         Self {
             shared: Arc::new(Shared {
                 memory_acceptor: config

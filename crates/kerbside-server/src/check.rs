@@ -152,6 +152,7 @@ pub fn check(config: &GateConfig, probe: Option<&Probe>) -> CheckReport {
         Some(path) => keytab::report_keytab(&mut report, &path, probe),
         None => Vec::new(),
     };
+    names::report_acceptor_names(&mut report, &config.acceptor_names, &principals);
     names::report_names(
         &mut report,
         config.acceptor.as_deref(),

@@ -103,8 +103,11 @@ pub struct GateConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The keytab; `None` uses `KRB5_KTNAME`.
     pub keytab: Option<PathBuf>,
-    /// Accept only tickets for this service name.
+    /// Accept only tickets for this service name (GSSAPI holds the ticket to it).
     pub acceptor: Option<String>,
+    /// Which services a ticket may be for when that is decided per request: a list, or
+    /// `{HOSTNAME}` (`acceptor` is then `None`: any key of the keytab opens a ticket).
+    pub acceptor_names: kerbside_proto::acceptor_names::AcceptorNames,
     /// The replay cache file; `None` is the default place
     /// (`kerbside_gssapi::ReplayJournal::default_path`).
     pub replay_cache: Option<PathBuf>,
@@ -212,6 +215,7 @@ impl GateConfig {
             tls: None,
             keytab: None,
             acceptor: None,
+            acceptor_names: Default::default(),
             replay_cache: None,
             replay_cache_redis: None,
             replay_cache_unavailable: kerbside_gssapi::WhenUnavailable::Refuse,
@@ -539,6 +543,7 @@ impl Gate {
         let layer = NegotiateLayer::with_config(NegotiateConfig {
             mode: config.mode,
             acceptor,
+            acceptor_names: config.acceptor_names.clone(),
             replay_cache: config.replay_cache.clone(),
             sessions,
             // Behind a front proxy with TLS (its certificate given), the browser's

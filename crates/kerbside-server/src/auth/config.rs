@@ -93,6 +93,12 @@ pub struct NegotiateConfig {
     pub mode: AuthMode,
     /// The keytab's credentials (unused in [`AuthMode::None`]).
     pub acceptor: Option<NegotiateAcceptor>,
+    /// Which services a ticket may be for: with a list or `{HOSTNAME}` the acceptor
+    /// takes any key of its keytab and this decides, per request, against the ticket's
+    /// service and the request's host ([`AcceptorNames::check`]).
+    ///
+    /// [`AcceptorNames::check`]: kerbside_proto::acceptor_names::AcceptorNames::check
+    pub acceptor_names: kerbside_proto::acceptor_names::AcceptorNames,
     /// Where accepted authenticators are kept so a restart does not forget them
     /// (`NegotiateAcceptor::with_replay_file`); `None` is the default place, under
     /// `KRB5RCACHEDIR` or `/var/tmp`. If the file cannot be used, MIT's replay
@@ -198,6 +204,7 @@ impl NegotiateConfig {
             delegation: None,
             group_names: None,
             shared_replay: None,
+            acceptor_names: Default::default(),
         }
     }
 }

@@ -142,6 +142,13 @@ async fn negotiate(
     let outcome = match accepted {
         Err(outcome) => outcome,
         Ok(Ok(AcceptStep::Done {
+            ref principal,
+            ref service,
+            ..
+        })) if !right_service(shared, request, principal, service.as_deref()) => {
+            KerberosOutcome::Refused
+        }
+        Ok(Ok(AcceptStep::Done {
             principal,
             token,
             channel_bound,
@@ -193,4 +200,33 @@ async fn negotiate(
         }
     }
     (verdict, lifetime)
+}
+
+/// Whether the ticket's `service` is one the gate takes for this request (a list of
+/// acceptor names, or `{HOSTNAME}`: see [`AcceptorNames`]); a ticket for another one is
+/// refused (`401`) with a line in the log saying which service and which host.
+///
+/// [`AcceptorNames`]: kerbside_proto::acceptor_names::AcceptorNames
+pub(super) fn right_service(
+    shared: &Shared,
+    request: &http::request::Parts,
+    principal: &str,
+    service: Option<&str>,
+) -> bool {
+    let names = &shared.config.acceptor_names;
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.authority().map(|a| a.as_str()));
+    match names.check(service.unwrap_or("(unknown)"), host) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%principal, path = %request.uri.path(), "Negotiate token refused: {e}");
+            if let Some(m) = shared.metrics() {
+                m.failure("wrong_service");
+            }
+            false
+        }
+    }
 }

@@ -134,6 +134,13 @@ pub(super) async fn basic(
     }
     match result {
         Ok(Ok(AcceptStep::Done {
+            ref principal,
+            ref service,
+            ..
+        })) if !super::identify::right_service(shared, request, principal, service.as_deref()) => {
+            check.handle(BasicCheck::Refused)
+        }
+        Ok(Ok(AcceptStep::Done {
             principal,
             pac,
             lifetime,

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use kerbside_proto::acceptor_names::AcceptorNames;
 use kerbside_proto::cert_names::{covers, subject_alt_names, CertName};
 use rustls_pki_types::pem::PemObject;
 
@@ -31,6 +32,48 @@ fn kerberos_hosts(acceptor: Option<&str>, principals: &[PrincipalKeys]) -> Vec<S
         .collect();
     hosts.dedup();
     hosts
+}
+
+/// Says which service names tickets are accepted for (`acceptor`: one, a list, or
+/// `{HOSTNAME}`), and that every listed name has a key in the keytab.
+pub(crate) fn report_acceptor_names(
+    report: &mut CheckReport,
+    names: &AcceptorNames,
+    principals: &[PrincipalKeys],
+) {
+    match names {
+        AcceptorNames::Any | AcceptorNames::One(_) => {}
+        AcceptorNames::Hostname => {
+            let hosts = kerberos_hosts(None, principals);
+            report.ok(format!(
+                "acceptor names: {} — the keytab has HTTP/ keys for {}",
+                names.describe(),
+                if hosts.is_empty() {
+                    "no host".to_owned()
+                } else {
+                    hosts.join(", ")
+                }
+            ));
+        }
+        AcceptorNames::List(list) => {
+            report.ok(format!("acceptor names: {}", names.describe()));
+            for name in list {
+                let in_keytab = principals.iter().any(|p| {
+                    let realm = p.principal.rsplit_once('@').map(|(_, r)| r);
+                    p.components.len() == 2
+                        && p.components[0] == name.service
+                        && p.components[1].eq_ignore_ascii_case(&name.host)
+                        && name.realm.as_deref().is_none_or(|r| Some(r) == realm)
+                });
+                if !in_keytab && !principals.is_empty() {
+                    report.problem(format!(
+                        "the acceptor name {name} has no key in the keytab: clients asking \
+                         for it will be refused; export its key into the keytab"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Compares the acceptor's hosts with the certificate's names, and says which host names

@@ -106,9 +106,13 @@ pub struct GateArgs {
     pub keytab: Option<PathBuf>,
 
     /// Accept only tickets for this service (`HTTP@host` or `HTTP/host@REALM`);
-    /// by default a ticket for any key in the keytab is accepted.
+    /// by default a ticket for any key in the keytab is accepted. Repeat it to accept
+    /// any of several names (one keytab with several SPNs, e.g. the load balancer's name
+    /// and the node's own), or give `{HOSTNAME}`: the ticket must be for
+    /// HTTP/<the request's Host, without port, in lower case>. A ticket for another
+    /// service gets 401 and a log line saying which.
     #[arg(long, value_name = "NAME")]
-    pub acceptor: Option<String>,
+    pub acceptor: Vec<String>,
 
     /// File where accepted Kerberos authenticators are kept, so a token seen before
     /// a restart is still refused after it (mode 0600, owned by the gate's user).
@@ -428,6 +432,23 @@ pub(super) struct MountFile {
     forward_auth: bool,
 }
 
+/// `acceptor = "NAME"` or `acceptor = ["NAME", ...]` in the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -436,7 +457,7 @@ pub(super) struct GateFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     keytab: Option<PathBuf>,
-    acceptor: Option<String>,
+    acceptor: Option<OneOrMany>,
     replay_cache: Option<PathBuf>,
     replay_cache_unavailable: Option<String>,
     upstream: Option<String>,
@@ -685,7 +706,15 @@ fn resolve(args: GateArgs) -> Result<(GateConfig, String), String> {
     );
     config.tls = tls;
     config.keytab = args.keytab.or(file.keytab);
-    config.acceptor = args.acceptor.or(file.acceptor);
+    let acceptor = if args.acceptor.is_empty() {
+        file.acceptor.map(OneOrMany::into_vec).unwrap_or_default()
+    } else {
+        args.acceptor
+    };
+    let names = kerbside_proto::acceptor_names::AcceptorNames::parse(&acceptor)
+        .map_err(|e| e.to_string())?;
+    config.acceptor = names.gssapi_name().map(str::to_owned);
+    config.acceptor_names = names;
     match args.replay_cache.or(file.replay_cache) {
         Some(cache)
             if kerbside_server::redis_replay::RedisReplay::is_url(&cache.to_string_lossy()) =>
@@ -904,7 +933,11 @@ fn probe(args: &GateArgs) -> Result<Option<kerbside_server::check::Probe>, Strin
             password: String::new(),
         },
     };
-    let service = match (&args.check_spn, &args.acceptor) {
+    let plain_acceptor = args
+        .acceptor
+        .iter()
+        .find(|a| a.as_str() != kerbside_proto::acceptor_names::HOSTNAME);
+    let service = match (&args.check_spn, plain_acceptor) {
         (Some(s), _) | (None, Some(s)) => s.clone(),
         (None, None) => {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
