@@ -146,7 +146,7 @@ pub struct GateConfig {
     /// Take NTLMSSP inside Negotiate too (needs `ntlm_users` or `ntlm_winbind`).
     pub ntlm_in_negotiate: bool,
     /// NTLM for the accounts of the domain the host is joined to, checked by its domain
-    /// controller through winbindd and `ntlm_auth` helpers (instead of `ntlm_users`).
+    /// controller through winbindd (libwbclient; instead of `ntlm_users`).
     pub ntlm_winbind: Option<crate::ntlm_winbind::WinbindConfig>,
     /// The NetBIOS name of the realm's AD domain, for Basic names typed `NAME\user`;
     /// `None`: the first label of the default realm (`AD` for `AD.EXAMPLE.COM`).

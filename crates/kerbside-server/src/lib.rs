@@ -68,6 +68,7 @@ pub mod session;
 mod spool;
 mod tls;
 pub mod usermap;
+mod wbclient;
 pub mod whoami;
 mod winbind_account;
 

@@ -101,8 +101,8 @@ enum NtlmVerifier {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NtlmLogin {
-    /// The user's name: as the users file spells it, or for a domain account
-    /// `account@REALM` as winbindd names the account (`alice@AD.EXAMPLE.TEST`).
+    /// The user's name: as the users file spells it, or for a domain account the
+    /// principal Kerberos would give it (`Erin@AD.EXAMPLE.TEST`, from the logon record).
     pub principal: String,
     /// Whether the TLS channel bindings matched.
     pub channel_bound: bool,
@@ -237,15 +237,14 @@ impl NtlmSettings {
             }
             NtlmVerifier::Winbind(winbind) => {
                 let pending = pending.handle_response_remote(token)?;
-                let user = pending.ntlm().user().to_owned();
-                let (_, key) = winbind.check(pending.ntlm()).await?;
+                let logon = winbind.check(pending.ntlm()).await?;
                 let (reply, done) =
-                    pending.handle_session_key(key, check_inputs(binding, check))?;
-                let (principal, account) = winbind.account(&user).await?;
+                    pending.handle_session_key(logon.session_key, check_inputs(binding, check))?;
+                let account = winbind.account(&logon).await?;
                 Ok((
                     reply,
                     NtlmLogin {
-                        principal,
+                        principal: logon.principal,
                         channel_bound: done.channel_bound,
                         account: Some(account),
                     },
@@ -256,7 +255,7 @@ impl NtlmSettings {
 
     /// Checks an AUTHENTICATE message against the CHALLENGE this connection sent: the
     /// login, with the user's name as the users file spells it (see [`NtlmUsers::find`]),
-    /// or for a domain account `account@REALM` as winbindd names it, with its groups.
+    /// or for a domain account as Kerberos names it (`Erin@REALM`), with its groups.
     pub async fn verify(
         &self,
         pending: ExpectAuthenticate,
@@ -277,12 +276,12 @@ impl NtlmSettings {
             }
             NtlmVerifier::Winbind(winbind) => {
                 let pending = pending.handle_authenticate_remote(authenticate)?;
-                let user = pending.user().to_owned();
-                let (_, key) = winbind.check(&pending).await?;
-                let done = pending.handle_session_key(key, check_inputs(binding, check))?;
-                let (principal, account) = winbind.account(&user).await?;
+                let logon = winbind.check(&pending).await?;
+                let done =
+                    pending.handle_session_key(logon.session_key, check_inputs(binding, check))?;
+                let account = winbind.account(&logon).await?;
                 Ok(NtlmLogin {
-                    principal,
+                    principal: logon.principal,
                     channel_bound: done.channel_bound,
                     account: Some(account),
                 })

@@ -1,32 +1,23 @@
-//! The domain account behind an NTLM logon the domain controller accepted: its SID, its
-//! name and its groups, asked of winbindd with `wbinfo` and cached, so a user logged in with
-//! NTLM gets the groups (for rules, the groups header and `REMOTE_USER_GROUPS`) Kerberos
-//! gives them from the PAC.
+//! The groups of a domain account whose NTLM logon the domain controller accepted, asked of
+//! winbindd with `wbinfo --user-sids` and cached, so a user logged in with NTLM gets the
+//! groups (for rules, the groups header and `REMOTE_USER_GROUPS`) Kerberos gives them from
+//! the PAC.
 //!
-//! **Why `wbinfo`.** The Kerberos path gets all of this from the ticket's PAC; NTLM's
-//! `ntlm_auth` helper says only "yes" and the session key. `wbinfo` is what the gate
-//! already uses to name a PAC's group SIDs ([`crate::ad_groups`]): the same winbindd, the
-//! same channel to the DC, no new dependency (libwbclient bindings would save a process
-//! per call, but a user is looked up once per [`AccountLookup::TTL`], not per request).
-//! Three calls: `--name-to-sid` (the account's SID), then together `--sid-to-name` (its
-//! name) and `--user-sids` (the groups of its logon token, nested membership and
-//! domain-local groups included, as the PAC lists them). The group SIDs are then named like
-//! a PAC's ([`crate::ad_groups::GroupNames`]). `BUILTIN` aliases (`S-1-5-32-…`), which
-//! winbindd adds and a PAC does not carry, are left out, so a rule matches the same
-//! groups whichever scheme the user logged in with.
-//!
-//! **The name's case.** winbindd keeps the answer of a name-to-SID lookup in its cache in
-//! both directions, the name in lower case, so after `--name-to-sid=ADEXAMPLE\erin`,
-//! `--sid-to-name` says `erin`, not `Erin` (Samba 4.17, for `winbind cache time`). An account
-//! whose name has capitals is named in lower case here (`erin@REALM`), while Kerberos names it
-//! from the PAC (`Erin@REALM`); the domain controller's own spelling would need the logon's
-//! answer itself (libwbclient's `wbcAuthenticateUserEx`), not a lookup.
+//! **Why `wbinfo`.** The Kerberos path gets the groups from the ticket's PAC; the NTLM
+//! logon record names the account and its SID ([`crate::wbclient`]). `wbinfo --user-sids`
+//! gives the groups of the account's logon token, nested membership and domain-local groups
+//! included, as a PAC lists them: the same tool the gate already uses to name a PAC's group
+//! SIDs ([`crate::ad_groups`]), which then names these the same way. It is asked by SID,
+//! never by name (a name-to-SID lookup would leave winbindd's cache naming the account in
+//! lower case). `BUILTIN` aliases (`S-1-5-32-…`), which winbindd adds and a PAC does not
+//! carry, are left out, so a rule matches the same groups whichever scheme the user logged
+//! in with.
 //!
 //! **Never waiting twice.** An answer is used for [`AccountLookup::TTL`]; after that it is
-//! still used at once and asked again in the background. Only a user never seen before
-//! makes a login wait, at most [`AccountLookup::DEADLINE`]; if winbindd cannot answer
-//! then, the logon cannot be named and is refused as "the domain controller cannot be
-//! asked" (`503`, as for the NTLM check itself).
+//! still used at once and asked again in the background. Only an account never seen
+//! before makes a login wait, at most [`AccountLookup::DEADLINE`]; if winbindd cannot answer
+//! then, the logon is refused as "the domain controller cannot be asked" (`503`, as for the
+//! NTLM check itself), never let in without its groups.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -34,15 +25,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use kerbside_proto::scheme::ntlm::wbinfo::{parse_name_to_sid, parse_sid_to_name, parse_user_sids};
+use kerbside_proto::scheme::ntlm::wbinfo::{is_sid, parse_user_sids};
 use tokio::process::Command;
 
 use crate::identity::{DomainAccount, DomainGroup};
 
-/// At most this many users are remembered; beyond it, aged answers are dropped first.
-const MAX_USERS: usize = 50_000;
+/// At most this many accounts are remembered; beyond it, aged answers are dropped first.
+const MAX_ACCOUNTS: usize = 50_000;
 
-/// Who a domain user is, by the name typed at an NTLM logon; cheap to clone (shared).
+/// The groups of domain accounts, by SID; cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub(crate) struct AccountLookup {
     inner: Arc<Inner>,
@@ -52,44 +43,29 @@ pub(crate) struct AccountLookup {
 struct Inner {
     wbinfo: PathBuf,
     netbios: String,
-    realm: String,
     ttl: Duration,
     deadline: Duration,
-    /// By the user name in lower case.
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Group SIDs by user SID, and when they were asked.
+    cache: Mutex<HashMap<String, (Vec<String>, Instant)>>,
     refreshing: Mutex<HashSet<String>>,
-}
-
-#[derive(Debug, Clone)]
-struct Cached {
-    principal: String,
-    account: DomainAccount,
-    fetched: Instant,
 }
 
 impl AccountLookup {
     /// How long an answer is used before it is asked again (in the background).
     pub(crate) const TTL: Duration = crate::ad_groups::GroupNames::DEFAULT_TTL;
-    /// How long a logon of a user never seen before waits for winbindd.
+    /// How long a logon of an account never seen before waits for winbindd.
     pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
-    /// Lookups with the `wbinfo` program for the domain `netbios` of realm `realm`.
-    pub(crate) fn new(wbinfo: PathBuf, netbios: &str, realm: &str) -> Self {
-        Self::with_times(wbinfo, netbios, realm, Self::TTL, Self::DEADLINE)
+    /// Lookups with the `wbinfo` program for the domain `netbios`.
+    pub(crate) fn new(wbinfo: PathBuf, netbios: &str) -> Self {
+        Self::with_times(wbinfo, netbios, Self::TTL, Self::DEADLINE)
     }
 
-    fn with_times(
-        wbinfo: PathBuf,
-        netbios: &str,
-        realm: &str,
-        ttl: Duration,
-        deadline: Duration,
-    ) -> Self {
+    fn with_times(wbinfo: PathBuf, netbios: &str, ttl: Duration, deadline: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 wbinfo,
                 netbios: netbios.to_owned(),
-                realm: realm.to_owned(),
                 ttl,
                 deadline,
                 cache: Mutex::new(HashMap::new()),
@@ -98,91 +74,82 @@ impl AccountLookup {
         }
     }
 
-    /// The principal (`account@REALM`, as winbindd names the account) and the account (SID,
-    /// group SIDs) of the domain user `user` (a plain account name, any case), or why
-    /// winbindd could not say (a problem in words).
-    pub(crate) async fn account(&self, user: &str) -> Result<(String, DomainAccount), String> {
-        let key = user.to_lowercase();
-        let cached = lock(&self.inner.cache).get(&key).cloned();
-        if let Some(cached) = cached {
-            if cached.fetched.elapsed() >= self.inner.ttl {
-                self.refresh_in_background(key);
-            }
-            return Ok((cached.principal, cached.account));
+    /// The account `account_name` with SID `user_sid`, and the SIDs of its groups (no
+    /// names yet), or why winbindd could not say (a problem in words).
+    pub(crate) async fn account(
+        &self,
+        user_sid: &str,
+        account_name: &str,
+    ) -> Result<DomainAccount, String> {
+        if !is_sid(user_sid) {
+            return Err(format!("{user_sid:?} is not a SID"));
         }
-        let deadline = Instant::now() + self.inner.deadline;
-        let fresh = self.inner.fetch(user, deadline).await?;
-        self.inner.remember(key, &fresh);
-        Ok((fresh.principal, fresh.account))
+        let cached = lock(&self.inner.cache).get(user_sid).cloned();
+        let groups = match cached {
+            Some((groups, asked)) => {
+                if asked.elapsed() >= self.inner.ttl {
+                    self.refresh_in_background(user_sid.to_owned());
+                }
+                groups
+            }
+            None => {
+                let deadline = Instant::now() + self.inner.deadline;
+                let groups = self.inner.fetch(user_sid, deadline).await?;
+                self.inner.remember(user_sid, &groups);
+                groups
+            }
+        };
+        let mut account = DomainAccount::new(account_name, self.inner.netbios.clone());
+        account.sid = Some(user_sid.to_owned());
+        account.groups = groups
+            .into_iter()
+            .map(|sid| DomainGroup { sid, name: None })
+            .collect();
+        Ok(account)
     }
 
-    fn refresh_in_background(&self, key: String) {
-        if !lock(&self.inner.refreshing).insert(key.clone()) {
+    fn refresh_in_background(&self, sid: String) {
+        if !lock(&self.inner.refreshing).insert(sid.clone()) {
             return;
         }
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             let deadline = Instant::now() + inner.deadline;
-            match inner.fetch(&key, deadline).await {
-                Ok(fresh) => inner.remember(key.clone(), &fresh),
+            match inner.fetch(&sid, deadline).await {
+                Ok(groups) => inner.remember(&sid, &groups),
                 Err(e) => tracing::info!(
-                    user = %key,
-                    "cannot refresh a domain account through winbind ({e}); keeping what \
-                     was known"
+                    %sid,
+                    "cannot refresh a domain account's groups through winbind ({e}); keeping \
+                     what was known"
                 ),
             }
-            lock(&inner.refreshing).remove(&key);
+            lock(&inner.refreshing).remove(&sid);
         });
     }
 }
 
 impl Inner {
-    async fn fetch(&self, user: &str, deadline: Instant) -> Result<Cached, String> {
-        let qualified = format!("{}\\{user}", self.netbios);
+    async fn fetch(&self, user_sid: &str, deadline: Instant) -> Result<Vec<String>, String> {
         let out = self
-            .wbinfo(&format!("--name-to-sid={qualified}"), deadline)
+            .wbinfo(&format!("--user-sids={user_sid}"), deadline)
             .await?;
-        let sid = parse_name_to_sid(&out)
-            .ok_or_else(|| format!("winbind has no user account {qualified:?}: {out:?}"))?;
-        let (to_name, user_sids) = (format!("--sid-to-name={sid}"), format!("--user-sids={sid}"));
-        let (name, groups) = tokio::join!(
-            self.wbinfo(&to_name, deadline),
-            self.wbinfo(&user_sids, deadline),
-        );
-        let (name, groups) = (name?, groups?);
-        let account = parse_sid_to_name(&name)
-            .filter(|a| a.domain.eq_ignore_ascii_case(&self.netbios))
-            .ok_or_else(|| {
-                format!(
-                    "winbind names {sid} {name:?}, not a user of {}",
-                    self.netbios
-                )
-            })?;
-        let groups = parse_user_sids(&groups)
-            .ok_or_else(|| format!("wbinfo --user-sids={sid} answered {groups:?}"))?;
-        let mut domain_account = DomainAccount::new(account.name.clone(), self.netbios.clone());
-        domain_account.groups = groups
+        let groups = parse_user_sids(&out)
+            .ok_or_else(|| format!("wbinfo --user-sids={user_sid} answered {out:?}"))?;
+        Ok(groups
             .into_iter()
-            .filter(|g| *g != sid && !g.starts_with("S-1-5-32-"))
-            .map(|sid| DomainGroup { sid, name: None })
-            .collect();
-        domain_account.sid = Some(sid);
-        Ok(Cached {
-            principal: format!("{}@{}", account.name, self.realm),
-            account: domain_account,
-            fetched: Instant::now(),
-        })
+            .filter(|g| g != user_sid && !g.starts_with("S-1-5-32-"))
+            .collect())
     }
 
-    fn remember(&self, key: String, fresh: &Cached) {
+    fn remember(&self, user_sid: &str, groups: &[String]) {
         let mut cache = lock(&self.cache);
-        if cache.len() >= MAX_USERS && !cache.contains_key(&key) {
-            cache.retain(|_, c| c.fetched.elapsed() < self.ttl);
-            if cache.len() >= MAX_USERS {
+        if cache.len() >= MAX_ACCOUNTS && !cache.contains_key(user_sid) {
+            cache.retain(|_, (_, asked)| asked.elapsed() < self.ttl);
+            if cache.len() >= MAX_ACCOUNTS {
                 cache.clear();
             }
         }
-        cache.insert(key, fresh.clone());
+        cache.insert(user_sid.to_owned(), (groups.to_vec(), Instant::now()));
     }
 
     /// `wbinfo ARG`'s output, within `deadline`; a failure in words.
@@ -243,56 +210,45 @@ mod tests {
     }
 
     const SAMBA: &str = r#"case "$1" in
-  --name-to-sid=ADEXAMPLE\\erin|--name-to-sid=ADEXAMPLE\\ERIN) echo 'S-1-5-21-1-2-3-1107 SID_USER (1)';;
-  --name-to-sid=*) echo "failed to call wbcLookupName: WBC_ERR_DOMAIN_NOT_FOUND" >&2; exit 1;;
-  --sid-to-name=S-1-5-21-1-2-3-1107) echo 'ADEXAMPLE\Erin 1';;
   --user-sids=S-1-5-21-1-2-3-1107) printf 'S-1-5-21-1-2-3-1107\nS-1-5-21-1-2-3-513\nS-1-5-21-1-2-3-1105\nS-1-5-32-545\n';;
+  *) echo "failed to call wbcLookupUserSids: WBC_ERR_DOMAIN_NOT_FOUND" >&2; exit 1;;
 esac"#;
 
+    const ERIN: &str = "S-1-5-21-1-2-3-1107";
+
     #[tokio::test]
-    async fn a_user_is_named_in_the_account_s_case_with_its_groups_once() {
+    async fn an_account_gets_its_token_groups_once() {
         let dir = tempfile::tempdir().unwrap();
-        let lookup = AccountLookup::new(
-            fake_wbinfo(dir.path(), SAMBA),
-            "ADEXAMPLE",
-            "AD.EXAMPLE.TEST",
-        );
-        let (principal, account) = lookup.account("erin").await.unwrap();
-        assert_eq!(principal, "Erin@AD.EXAMPLE.TEST");
+        let lookup = AccountLookup::new(fake_wbinfo(dir.path(), SAMBA), "ADEXAMPLE");
+        let account = lookup.account(ERIN, "Erin").await.unwrap();
         assert_eq!(account.down_level_name(), "ADEXAMPLE\\Erin");
-        assert_eq!(account.sid.as_deref(), Some("S-1-5-21-1-2-3-1107"));
+        assert_eq!(account.sid.as_deref(), Some(ERIN));
         let groups: Vec<&str> = account.groups.iter().map(|g| g.sid.as_str()).collect();
         assert_eq!(groups, ["S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-1105"]);
-        assert_eq!(calls(dir.path()), 3);
-        let (again, _) = lookup.account("ERIN").await.unwrap();
-        assert_eq!(again, principal);
-        assert_eq!(calls(dir.path()), 3, "the second logon asks nothing");
+        assert_eq!(calls(dir.path()), 1);
+        lookup.account(ERIN, "Erin").await.unwrap();
+        assert_eq!(calls(dir.path()), 1, "the second logon asks nothing");
     }
 
     #[tokio::test]
-    async fn an_unknown_or_unanswered_user_is_a_problem_in_words() {
+    async fn an_unknown_or_unanswered_account_is_a_problem_in_words() {
         let dir = tempfile::tempdir().unwrap();
-        let lookup = AccountLookup::new(
-            fake_wbinfo(dir.path(), SAMBA),
-            "ADEXAMPLE",
-            "AD.EXAMPLE.TEST",
-        );
-        let err = lookup.account("nobody").await.unwrap_err();
+        let lookup = AccountLookup::new(fake_wbinfo(dir.path(), SAMBA), "ADEXAMPLE");
+        let err = lookup.account("S-1-5-21-9-9", "x").await.unwrap_err();
         assert!(err.contains("WBC_ERR_DOMAIN_NOT_FOUND"), "{err}");
+        assert!(lookup.account("erin", "x").await.is_err());
         let slow = AccountLookup::with_times(
             fake_wbinfo(dir.path(), "exec sleep 60"),
             "ADEXAMPLE",
-            "AD.EXAMPLE.TEST",
             AccountLookup::TTL,
             Duration::from_millis(200),
         );
         let started = Instant::now();
-        let err = slow.account("erin").await.unwrap_err();
+        let err = slow.account(ERIN, "Erin").await.unwrap_err();
         assert!(err.contains("no answer within"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let missing =
-            AccountLookup::new("/nonexistent/wbinfo".into(), "ADEXAMPLE", "AD.EXAMPLE.TEST");
-        let err = missing.account("erin").await.unwrap_err();
+        let missing = AccountLookup::new("/nonexistent/wbinfo".into(), "ADEXAMPLE");
+        let err = missing.account(ERIN, "Erin").await.unwrap_err();
         assert!(err.contains("apt-get install winbind"), "{err}");
     }
 
@@ -302,15 +258,14 @@ esac"#;
         let lookup = AccountLookup::with_times(
             fake_wbinfo(dir.path(), SAMBA),
             "ADEXAMPLE",
-            "AD.EXAMPLE.TEST",
             Duration::ZERO,
             Duration::from_secs(20),
         );
-        lookup.account("erin").await.unwrap();
-        let (principal, _) = lookup.account("erin").await.unwrap();
-        assert_eq!(principal, "Erin@AD.EXAMPLE.TEST");
+        lookup.account(ERIN, "Erin").await.unwrap();
+        let account = lookup.account(ERIN, "Erin").await.unwrap();
+        assert_eq!(account.groups.len(), 2);
         let waited = Instant::now();
-        while calls(dir.path()) < 6 {
+        while calls(dir.path()) < 2 {
             assert!(waited.elapsed() < Duration::from_secs(20), "no refresh");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

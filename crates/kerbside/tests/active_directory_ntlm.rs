@@ -1,8 +1,9 @@
 //! NTLM and passwords for Active Directory accounts, against a Samba AD domain controller
 //! ([`TestDomain`]): the gate with `--ntlm-winbind` has the DC check NTLM through winbindd
 //! (curl, requests-ntlm, curl's SPNEGO with gss-ntlmssp, kerbside fetch), wrong, locked and
-//! disabled accounts are refused in words; a domain user logged in with NTLM gets the
-//! groups Kerberos gives them (nested groups, for access rules and the groups header).
+//! disabled accounts are refused in words; a domain user logged in with NTLM is named
+//! (`Erin@AD.EXAMPLE.TEST`, the account's own case) and grouped (nested groups, for access
+//! rules and the groups header) exactly as with Kerberos.
 //!
 //! One domain for the whole binary ([`TestDomain::shared`]): provisioning costs seconds.
 #![allow(clippy::unwrap_used)]
@@ -635,51 +636,7 @@ fn fetch_answers_an_ad_backed_squid_with_ntlm() {
 fn a_domain_controller_that_cannot_be_asked_is_a_503_not_a_wrong_password() {
     use std::os::unix::fs::PermissionsExt;
     let ad = ad();
-    // An ntlm_auth that dies at once, first on PATH (wbinfo is the real one).
-    let bin = ad.domain.dir().join("broken-ntlm-auth");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("ntlm_auth");
-    std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let upstream = EchoUpstream::start();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
-    clean_env(&mut cmd);
-    cmd.envs(ad.domain.env())
-        .env("PATH", path)
-        .env_remove("KRB5CCNAME")
-        .arg("gate")
-        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
-        .args(["--auth", "connection", "--ntlm-winbind", "--keytab"])
-        .arg(&ad.keytab)
-        .arg("--tls-cert")
-        .arg(ad.cert.cert_pem_path())
-        .arg("--tls-key")
-        .arg(ad.cert.key_pem_path());
-    let gate = GateProcess::from_command(cmd);
-    let run = curl(&[
-        "--ntlm",
-        "-u",
-        "ADEXAMPLE\\alice:alice-password",
-        &gate.url("/"),
-    ]);
-    assert_eq!(run.status, 503, "{run:?}\n{}", gate.log());
-    assert!(
-        gate.wait_for_log(|l| l.contains("could not ask the domain controller")
-            && l.contains("ntlm_auth helper exited")),
-        "{}",
-        gate.log()
-    );
-
-    // The DC accepts the response, but winbind cannot say who the account is (a wbinfo
-    // whose account lookups fail; the gate's start-up questions still answered): 503 too,
-    // never a login under a name the domain did not give.
-    let bin = ad.domain.dir().join("broken-wbinfo");
-    std::fs::create_dir_all(&bin).unwrap();
     let real = String::from_utf8(
         Command::new("sh")
             .args(["-c", "command -v wbinfo"])
@@ -688,51 +645,72 @@ fn a_domain_controller_that_cannot_be_asked_is_a_503_not_a_wrong_password() {
             .stdout,
     )
     .unwrap();
-    let fake = bin.join("wbinfo");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in --name-to-sid*) echo 'WBC_ERR_WINBIND_NOT_AVAILABLE' >&2; exit 1;; esac\nexec {} \"$@\"\n",
-            real.trim()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
-    clean_env(&mut cmd);
-    cmd.envs(ad.domain.env())
-        .env("PATH", path)
-        .env_remove("KRB5CCNAME")
-        .arg("gate")
-        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
-        .args([
-            "--auth",
-            "connection",
-            "--ntlm-winbind",
-            "--ntlm-winbind-smb-conf",
+    // A gate whose wbinfo is `fake` first on PATH, with `env` added.
+    let gate_with = |name: &str, fake: &str, env: &[(&str, &OsStr)]| {
+        let bin = ad.domain.dir().join(name);
+        std::fs::create_dir_all(&bin).unwrap();
+        let wbinfo = bin.join("wbinfo");
+        std::fs::write(&wbinfo, fake.replace("REAL", real.trim())).unwrap();
+        std::fs::set_permissions(&wbinfo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+        clean_env(&mut cmd);
+        cmd.envs(ad.domain.env())
+            .envs(env.iter().copied())
+            .env("PATH", path)
+            .env_remove("KRB5CCNAME")
+            .arg("gate")
+            .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+            .args(["--auth", "connection", "--ntlm-winbind", "--keytab"])
+            .arg(&ad.keytab)
+            .arg("--tls-cert")
+            .arg(ad.cert.cert_pem_path())
+            .arg("--tls-key")
+            .arg(ad.cert.key_pem_path());
+        GateProcess::from_command(cmd)
+    };
+    let alice = |gate: &GateProcess| {
+        curl(&[
+            "--ntlm",
+            "-u",
+            "ADEXAMPLE\\alice:alice-password",
+            &gate.url("/"),
         ])
-        .arg(ad.domain.smb_conf())
-        .arg("--keytab")
-        .arg(&ad.keytab)
-        .arg("--tls-cert")
-        .arg(ad.cert.cert_pem_path())
-        .arg("--tls-key")
-        .arg(ad.cert.key_pem_path());
-    let gate = GateProcess::from_command(cmd);
-    let run = curl(&[
-        "--ntlm",
-        "-u",
-        "ADEXAMPLE\\alice:alice-password",
-        &gate.url("/"),
-    ]);
+    };
+
+    // The gate's own check cannot reach winbindd (libwbclient's `_NO_WINBINDD=1`; wbinfo's
+    // start-up questions still reach it): 503.
+    let gate = gate_with(
+        "plain-wbinfo",
+        "#!/bin/sh\nexec env -u _NO_WINBINDD REAL \"$@\"\n",
+        &[("_NO_WINBINDD", OsStr::new("1"))],
+    );
+    let run = alice(&gate);
     assert_eq!(run.status, 503, "{run:?}\n{}", gate.log());
     assert!(
-        gate.wait_for_log(|l| l.contains("winbind cannot say who the account is")
+        gate.wait_for_log(
+            |l| l.contains("could not ask the domain controller through winbindd")
+                && l.contains("winbindd: WBC_ERR_")
+        ),
+        "{}",
+        gate.log()
+    );
+
+    // The DC accepts the response, but winbind cannot give the account's groups (a wbinfo
+    // whose --user-sids fails): 503 too, never a login without the groups rules may need.
+    let gate = gate_with(
+        "broken-wbinfo",
+        "#!/bin/sh\ncase \"$1\" in --user-sids*) echo 'WBC_ERR_WINBIND_NOT_AVAILABLE' >&2; exit 1;; esac\nexec REAL \"$@\"\n",
+        &[],
+    );
+    let run = alice(&gate);
+    assert_eq!(run.status, 503, "{run:?}\n{}", gate.log());
+    assert!(
+        gate.wait_for_log(|l| l.contains("winbind cannot give the account's groups")
             && l.contains("WBC_ERR_WINBIND_NOT_AVAILABLE")),
         "{}",
         gate.log()
@@ -798,7 +776,7 @@ fn who(body: &str) -> (String, Vec<String>) {
 }
 
 #[test]
-fn ntlm_logins_get_the_groups_kerberos_logins_get() {
+fn ntlm_logins_are_named_and_grouped_as_kerberos_logins() {
     let ad = ad();
     let sid = ad
         .domain
@@ -854,11 +832,6 @@ groups = ["{sid}"]
         .arg(ad.cert.key_pem_path());
     let gate = GateProcess::from_command(cmd);
     let erin = "Erin@AD.EXAMPLE.TEST";
-    // What winbind calls her. winbindd answers `--sid-to-name` from a cache it fills, on a
-    // name-to-SID lookup, with the name in lower case: after the gate's own `--name-to-sid`
-    // it says `erin`. Naming NTLM users in the account's case needs the DC's own answer
-    // (libwbclient's wbcAuthenticateUserEx, or S4U2Self for a PAC): not done yet.
-    let ntlm_name = "erin@AD.EXAMPLE.TEST";
 
     // Kerberos (`kinit erin`, in lower case): the PAC names the account and its groups.
     let mut ccache = std::ffi::OsString::from("FILE:");
@@ -897,13 +870,13 @@ groups = ["{sid}"]
             let run = curl(&["--ntlm", "-u", login, &gate.url(path)]);
             assert_eq!(run.status, 200, "{login} {path}: {run:?}\n{}", gate.log());
             let (user, groups) = who(&run.body);
-            assert_eq!(user, ntlm_name, "{login}: {}", run.body);
+            assert_eq!(user, erin, "{login}: {}", run.body);
             assert_eq!(groups, kerberos_groups, "{login}: NTLM and Kerberos differ");
         }
     }
     assert!(
         gate.wait_for_log(|l| l.lines().any(|l| l.contains("authenticated with NTLM")
-            && l.contains("principal=erin@AD.EXAMPLE.TEST"))),
+            && l.contains("principal=Erin@AD.EXAMPLE.TEST"))),
         "{}",
         gate.log()
     );
@@ -922,7 +895,7 @@ groups = ["{sid}"]
     .unwrap();
     assert_eq!(facts.get("status"), "200", "{}\n{}", facts.raw, gate.log());
     let (user, groups) = who(facts.get("body"));
-    assert_eq!(user, ntlm_name, "{}", facts.raw);
+    assert_eq!(user, erin, "{}", facts.raw);
     assert_eq!(groups, kerberos_groups, "{}", facts.raw);
 
     // NTLM inside Negotiate (curl with gss-ntlmssp and no ticket): the same.
@@ -941,10 +914,7 @@ groups = ["{sid}"]
     )
     .unwrap();
     assert_eq!(run.status, 200, "{run:?}\n{}", gate.log());
-    assert_eq!(
-        who(&run.body),
-        (ntlm_name.to_owned(), kerberos_groups.clone())
-    );
+    assert_eq!(who(&run.body), (erin.to_owned(), kerberos_groups.clone()));
 
     // alice is in neither group: 403 by name and by SID, let in elsewhere.
     for path in ["/dev/x", "/by-sid/x"] {

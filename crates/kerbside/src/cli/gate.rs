@@ -252,10 +252,10 @@ pub struct GateArgs {
     pub ntlm_in_negotiate: bool,
 
     /// Accept NTLM (NTLMv2 only) for the accounts of the Active Directory domain this
-    /// host is joined to, checked by its domain controller through winbindd with Samba's
-    /// ntlm_auth helpers; the user is `user@REALM`, as with Kerberos. Needs --auth
-    /// connection, a running winbindd, and the right to its privileged pipe (root, or
-    /// the group winbindd_priv).
+    /// host is joined to, checked by its domain controller through winbindd (Samba's
+    /// libwbclient); the user is `Account@REALM` with the groups of the account, as with
+    /// Kerberos. Needs --auth connection, a running winbindd, and the right to its
+    /// privileged pipe (root, or the group winbindd_priv).
     #[arg(long, conflicts_with = "ntlm_users")]
     pub ntlm_winbind: bool,
 
@@ -265,8 +265,9 @@ pub struct GateArgs {
     #[arg(long, value_name = "NAME")]
     pub netbios_domain: Option<String>,
 
-    /// Samba's configuration for the --ntlm-winbind helpers (`ntlm_auth
-    /// --configfile`); ntlm_auth's default (/etc/samba/smb.conf) otherwise.
+    /// Samba's configuration for --ntlm-winbind. Not needed since the check goes through
+    /// libwbclient, which finds winbindd at its socket; accepted (and ignored) so
+    /// existing configurations keep working.
     #[arg(long, value_name = "FILE")]
     pub ntlm_winbind_smb_conf: Option<PathBuf>,
 
