@@ -11,8 +11,8 @@
 //! - [`users`]: the gate's NTLM users file (`DOMAIN\user:NTHASH`).
 //! - [`helper`]: Samba's `ntlm_auth` ntlm-server-1 protocol, for a domain controller to check
 //!   the NTLMv2 response ([`server::ExpectSessionKey`]).
-//! - [`wbinfo`]: what `wbinfo` says about a domain account (its SID, its name in the
-//!   directory's case, its groups), read after the domain controller accepted a logon.
+//! - [`wbinfo`]: the groups `wbinfo --user-sids` gives a domain account, read after the
+//!   domain controller accepted a logon.
 //!
 //! Time (FILETIME), client and server challenges and the random session key are arguments:
 //! nothing here reads a clock or a random number generator. LM and NTLMv1 responses are never
