@@ -453,8 +453,15 @@ where
                 }
                 let (principal, final_token, info) = match login {
                     Some(login) => {
-                        let mut who =
-                            Authenticated::new(login.principal.clone(), login.scheme, login.kerberos);
+                        // A name the domain vouched for (NTLM through winbind too) is the
+                        // account's Kerberos principal: the user map applies to it as to
+                        // a Kerberos login.
+                        let principal_form = vouched_by_domain(config, &login);
+                        let mut who = Authenticated::new(
+                            login.principal.clone(),
+                            login.scheme,
+                            principal_form,
+                        );
                         let groups = config.access.groups();
                         who.groups = groups
                             .names()

@@ -22,9 +22,11 @@ pub struct Authenticated {
     /// `AUTH_TYPE` and the scheme header carry.
     pub scheme: SchemeKind,
     /// Whether `principal` is a Kerberos principal (Negotiate with Kerberos, Basic checked
-    /// against the KDC), which a CGI user map turns into a user name; `false` for a name
-    /// from the gate's own users files (NTLM, also inside Negotiate; Digest; Basic with an
-    /// htpasswd file), which is already a user name and is passed as it is.
+    /// against the KDC, and NTLM checked by the domain controller with `--ntlm-winbind`,
+    /// which names the account as Kerberos does), which a user map turns into a user name;
+    /// `false` for a name from the gate's own users files (NTLM, also inside Negotiate;
+    /// Digest; Basic with an htpasswd file), which is already a user name and is passed as
+    /// it is.
     pub kerberos: bool,
     /// The realm of a Kerberos principal (the part after the last unescaped `@`),
     /// `None` for a name from the gate's users files.

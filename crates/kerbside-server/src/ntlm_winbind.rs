@@ -169,6 +169,8 @@ pub struct DcLogon {
     pub user_sid: String,
     /// Its `sAMAccountName`.
     pub account_name: String,
+    /// Its user principal name, from the logon record.
+    pub upn: Option<String>,
 }
 
 /// NTLM checked by the domain controller: the domain and the way to ask it.
@@ -262,11 +264,24 @@ impl WinbindNtlm {
                         ours: self.domain.netbios.clone(),
                     });
                 }
+                // winbindd's record of an NTLM logon carries no UPN (it comes from the
+                // logon's info3): AD's implicit one is the account at the realm's DNS
+                // name, which is how a Kerberos ticket's PAC names it.
+                let upn = logon.upn.or_else(|| {
+                    usable.then(|| {
+                        format!(
+                            "{}@{}",
+                            logon.account_name,
+                            self.domain.realm.to_ascii_lowercase()
+                        )
+                    })
+                });
                 Ok(DcLogon {
                     principal: named,
                     session_key: logon.session_key,
                     user_sid: logon.user_sid,
                     account_name: logon.account_name,
+                    upn,
                 })
             }
             crate::wbclient::Outcome::Refused(message) => Err(WinbindRefusal::Dc {
@@ -283,7 +298,8 @@ impl WinbindNtlm {
     /// checked), with the SIDs of its groups (see [`crate::winbind_account`]). Winbindd
     /// not answering is [`WinbindRefusal::Unavailable`].
     pub async fn account(&self, logon: &DcLogon) -> Result<DomainAccount, WinbindRefusal> {
-        self.accounts
+        let mut account = self
+            .accounts
             .account(&logon.user_sid, &logon.account_name)
             .await
             .map_err(|e| {
@@ -292,7 +308,9 @@ impl WinbindNtlm {
                      groups: {e}",
                     logon.principal
                 ))
-            })
+            })?;
+        account.upn = logon.upn.clone();
+        Ok(account)
     }
 }
 

@@ -135,6 +135,9 @@ pub(crate) struct Logon {
     pub domain_name: String,
     /// The account's SID.
     pub user_sid: String,
+    /// Its user principal name: the record's own, else the implicit one AD gives every
+    /// account (`sAMAccountName@dns.domain`, as a Kerberos ticket's PAC names it).
+    pub upn: Option<String>,
     /// The NTLMv2 session base key.
     pub session_key: [u8; 16],
 }
@@ -262,10 +265,20 @@ unsafe fn read_logon(info: &AuthUserInfo) -> Outcome {
         return Outcome::Unavailable("winbindd's logon record has no account".into());
     }
     let user_sid = sid_string(&(*info.sids).sid);
+    let own = text(info.user_principal);
+    let dns_domain = text(info.dns_domain_name).to_ascii_lowercase();
+    let upn = if !own.is_empty() {
+        Some(own)
+    } else if !dns_domain.is_empty() {
+        Some(format!("{account_name}@{dns_domain}"))
+    } else {
+        None
+    };
     Outcome::Authenticated(Logon {
         account_name,
         domain_name,
         user_sid,
+        upn,
         session_key: info.user_session_key,
     })
 }

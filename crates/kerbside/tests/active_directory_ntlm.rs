@@ -816,21 +816,7 @@ groups = ["{sid}"]
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
-    clean_env(&mut cmd);
-    cmd.envs(ad.domain.env())
-        .env_remove("KRB5CCNAME")
-        .env("KRB5RCACHEDIR", ad.domain.dir())
-        .env("RUST_LOG", "info")
-        .args(["gate", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--keytab")
-        .arg(&ad.keytab)
-        .arg("--tls-cert")
-        .arg(ad.cert.cert_pem_path())
-        .arg("--tls-key")
-        .arg(ad.cert.key_pem_path());
-    let gate = GateProcess::from_command(cmd);
+    let gate = gate_with_config_file(ad, &config);
     let erin = "Erin@AD.EXAMPLE.TEST";
 
     // Kerberos (`kinit erin`, in lower case): the PAC names the account and its groups.
@@ -941,5 +927,97 @@ groups = ["{sid}"]
             "{login}: {}",
             run.body
         );
+    }
+}
+
+/// The gate with the domain's keytab, TLS, and the configuration file `config`.
+fn gate_with_config_file(ad: &Ad, config: &std::path::Path) -> GateProcess {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerbside"));
+    clean_env(&mut cmd);
+    cmd.envs(ad.domain.env())
+        .env_remove("KRB5CCNAME")
+        .env("KRB5RCACHEDIR", ad.domain.dir())
+        .env("RUST_LOG", "info")
+        .args(["gate", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--keytab")
+        .arg(&ad.keytab)
+        .arg("--tls-cert")
+        .arg(ad.cert.cert_pem_path())
+        .arg("--tls-key")
+        .arg(ad.cert.key_pem_path());
+    GateProcess::from_command(cmd)
+}
+
+/// `user-map` names a domain user who logged in with NTLM (checked by the DC) the way it
+/// names them after Kerberos: CGI's `REMOTE_USER` is the short name, the down-level name
+/// or the UPN, whichever spelling the client typed.
+#[test]
+fn user_map_names_an_ntlm_login_as_it_names_a_kerberos_login() {
+    let ad = ad();
+    let program = ad.domain.dir().join("remote-user.cgi");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nREMOTE_USER=%s\\n' \"$REMOTE_USER\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut ccache = std::ffi::OsString::from("FILE:");
+    ccache.push(ad.domain.user_ccache("erin"));
+    for (map, expected) in [
+        ("strip-realm", Some("Erin")),
+        ("down-level", Some("ADEXAMPLE\\Erin")),
+        // AD's implicit UPN; its case is the PAC's (checked: NTLM gives the same).
+        ("upn", None),
+    ] {
+        let config = ad
+            .domain
+            .dir()
+            .join(format!("gate-ntlm-user-map-{map}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "ntlm-winbind = true\nauth = \"connection\"\nuser-map = \"{map}\"\ncgi = {program:?}\n"
+            ),
+        )
+        .unwrap();
+        let gate = gate_with_config_file(ad, &config);
+        let run = run_curl_env(
+            &["--negotiate", "-u", ":", &gate.url("/")],
+            Some(ad.ca.ca_pem_path()),
+            &[
+                ("KRB5CCNAME", &ccache),
+                ("KRB5_CONFIG", ad.domain.krb5_conf().as_os_str()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(run.status, 200, "{map} Kerberos: {run:?}\n{}", gate.log());
+        let kerberos = run
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("REMOTE_USER="))
+            .unwrap_or_else(|| panic!("{map}: no REMOTE_USER in {}", run.body))
+            .to_owned();
+        match expected {
+            Some(expected) => assert_eq!(kerberos, expected, "{map}"),
+            None => assert!(
+                kerberos.eq_ignore_ascii_case("erin@ad.example.test"),
+                "{map}: {kerberos}"
+            ),
+        }
+        for login in ["erin:erin-password", "ADEXAMPLE\\ERIN:erin-password"] {
+            let run = curl(&["--ntlm", "-u", login, &gate.url("/")]);
+            assert_eq!(run.status, 200, "{map} {login}: {run:?}\n{}", gate.log());
+            assert!(
+                run.body.contains(&format!("REMOTE_USER={kerberos}\n")),
+                "{map} {login}: {} (Kerberos gave {kerberos})\n{}",
+                run.body,
+                gate.log()
+            );
+        }
     }
 }
