@@ -66,9 +66,9 @@ impl std::fmt::Display for ServiceName {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptorNameError {
-    /// Not `SERVICE/host@REALM`, `SERVICE@host` or `{HOSTNAME}`.
+    /// Not `SERVICE/host[@REALM]`, `SERVICE@host` or `{HOSTNAME}`.
     #[error(
-        "the acceptor name {0:?} is not SERVICE/host@REALM, SERVICE@host or {{HOSTNAME}} \
+        "the acceptor name {0:?} is not SERVICE/host[@REALM], SERVICE@host or {{HOSTNAME}} \
          (e.g. HTTP/www.example.com@EXAMPLE.COM)"
     )]
     Malformed(String),
@@ -205,10 +205,11 @@ impl ServiceName {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         };
         let (service, host, realm) = match text.split_once('/') {
-            Some((service, rest)) => {
-                let (host, realm) = rest.rsplit_once('@').ok_or_else(bad)?;
-                (service, host, Some(realm))
-            }
+            // `HTTP/host` without a realm: the default realm's, as GSSAPI reads it.
+            Some((service, rest)) => match rest.rsplit_once('@') {
+                Some((host, realm)) => (service, host, Some(realm)),
+                None => (service, rest, None),
+            },
             None => {
                 let (service, host) = text.split_once('@').ok_or_else(bad)?;
                 (service, host, None)
@@ -325,19 +326,23 @@ mod tests {
         assert_eq!(n.describe(), "HTTP/a.test@R.TEST, HTTP@b.test");
     }
 
+    /// `HTTP/host` without a realm (GSSAPI adds the default realm) is taken alone, as
+    /// before lists existed, and in a list stands for that host in any realm.
+    #[test]
+    fn a_principal_without_its_realm_is_taken() {
+        let one = names(&["HTTP/stale.example.test"]);
+        assert_eq!(one.gssapi_name(), Some("HTTP/stale.example.test"));
+        let list = names(&["HTTP/a.test", "HTTP/b.test@R.TEST"]);
+        assert!(list.check("HTTP/a.test@ANY.TEST", None).is_ok());
+        assert!(list.check("HTTP/c.test@R.TEST", None).is_err());
+    }
+
     #[test]
     fn one_name_is_left_to_gssapi_and_bad_names_are_refused() {
         let n = names(&["HTTP/a.test@R.TEST"]);
         assert_eq!(n.gssapi_name(), Some("HTTP/a.test@R.TEST"));
         assert_eq!(names(&[]), AcceptorNames::Any);
-        for bad in [
-            "HTTP",
-            "HTTP/a.test",
-            "/a@R",
-            "HTTP/a b@R",
-            "HTTP@",
-            "{HOST}",
-        ] {
+        for bad in ["HTTP", "/a@R", "HTTP/a b@R", "HTTP@", "{HOST}"] {
             assert!(AcceptorNames::parse(&[bad.to_owned()]).is_err(), "{bad:?}");
         }
         assert_eq!(

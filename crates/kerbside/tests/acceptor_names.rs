@@ -193,7 +193,7 @@ fn gate_check_reports_the_acceptor_names() {
         "{report}"
     );
     // A malformed name is refused in words before anything starts.
-    let (ok, report) = check(&["--acceptor", "HTTP/a.test"]);
+    let (ok, report) = check(&["--acceptor", "HTTP/a test"]);
     assert!(!ok);
-    assert!(report.contains("is not SERVICE/host@REALM"), "{report}");
+    assert!(report.contains("is not SERVICE/host[@REALM]"), "{report}");
 }
