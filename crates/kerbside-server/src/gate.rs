@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -34,6 +33,7 @@ use crate::auth::{
 use crate::body::{BoxError, GateBody};
 use crate::canonical_path::{prefix_matches, CanonicalPathLayer};
 use crate::cgi::{CgiConfig, CgiService};
+use crate::drain::{Drain, DrainWatcher};
 use crate::forward_auth::{Endpoint, ForwardAuthLayer, ForwardAuthSettings};
 use crate::health::{Draining, HealthLayer};
 use crate::identity_headers::IdentityHeaders;
@@ -677,7 +677,19 @@ impl Gate {
             .max_header_list_size(MAX_HEADER_BYTES as u32)
             .keep_alive_interval(Some(Duration::from_secs(60)));
         let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
+        // TLS connections that did not choose h2 by ALPN are HTTP/1.1: served without
+        // the auto builder's HTTP/2 detection, whose 24-byte read before hyper's own
+        // reads doubles each idle connection's read buffer (8 → 16 KiB).
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        // max_header_size too: max_buf_size alone is checked only while the head is
+        // incomplete, so a bigger head that arrives in one read got through.
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .max_header_size(MAX_HEADER_BYTES);
+        let http1 = Arc::new(http1);
+        let drain = Drain::new();
         if let Some(listener) = self.metrics_listener {
             tokio::spawn(serve_metrics(listener, self.metrics.clone()));
         }
@@ -706,6 +718,7 @@ impl Gate {
             let _ = tcp.set_nodelay(true);
             let connection = Connection {
                 builder: builder.clone(),
+                http1: http1.clone(),
                 tls: self.tls.clone(),
                 binding: self.binding.clone(),
                 layer: self.layer.clone(),
@@ -716,7 +729,7 @@ impl Gate {
                 proxy_protocol: self.proxy_protocol.clone(),
                 health: self.health.clone(),
             };
-            let watcher = graceful.watcher();
+            let watcher = drain.watcher();
             let guard = self.metrics.connection();
             tokio::spawn(async move {
                 let _guard = guard;
@@ -728,7 +741,7 @@ impl Gate {
         // in the backlog while requests in flight finish.
         drop(self.listener);
         tracing::info!("shutting down: finishing requests in flight");
-        if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        if tokio::time::timeout(Duration::from_secs(30), drain.shutdown())
             .await
             .is_err()
         {
@@ -748,6 +761,8 @@ async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
 /// What one accepted connection needs from the gate, moved into its task.
 struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
+    /// For TLS connections whose ALPN is not `h2`.
+    http1: Arc<hyper::server::conn::http1::Builder>,
     tls: Option<TlsAcceptor>,
     binding: Option<Arc<Vec<u8>>>,
     layer: NegotiateLayer,
@@ -762,7 +777,7 @@ struct Connection {
 impl Connection {
     /// Takes the client's address (from the PROXY protocol header when it is on), then
     /// TLS, then serves HTTP until the connection ends or the gate drains it.
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, watcher: DrainWatcher) {
         let (stream, remote) = match &self.proxy_protocol {
             None => (Prefixed::new(tcp), peer),
             Some(settings) => {
@@ -812,18 +827,29 @@ impl Connection {
                             return;
                         }
                     };
-                let conn = self
-                    .builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%remote, "connection ended: {e}");
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let conn = self
+                        .builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.serve(conn, |c| c.graceful_shutdown()).await {
+                        tracing::debug!(%remote, "connection ended: {e}");
+                    }
+                } else {
+                    let conn = self
+                        .http1
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    if let Err(e) = watcher.serve(conn, |c| c.graceful_shutdown()).await {
+                        tracing::debug!(%remote, "connection ended: {e}");
+                    }
                 }
             }
+            // Plain HTTP keeps the detection: clients may speak h2c with prior knowledge.
             None => {
                 let conn = self
                     .builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                if let Err(e) = watcher.serve(conn, |c| c.graceful_shutdown()).await {
                     tracing::debug!(%remote, "connection ended: {e}");
                 }
             }

@@ -42,6 +42,7 @@ pub mod canonical_path;
 pub mod cgi;
 pub mod check;
 pub mod delegation;
+mod drain;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;

@@ -891,24 +891,63 @@ fn a_slow_client_is_cut_off_after_the_header_timeout() {
     assert_eq!(statuses(&body), ["200"], "{err}\n{}", gate.log());
 }
 
+/// Python (http.client, ssl with ALPN `http/1.1`, a python-gssapi token): one
+/// authenticated request on a keep-alive connection, which it then holds idle, and
+/// prints what the gate sent next (`b''`: it closed the connection).
+const IDLE_HTTP11_CLIENT: &str = r#"
+import base64, http.client, ssl, sys, gssapi
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.set_alpn_protocols(["http/1.1"])
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx, timeout=25)
+name = gssapi.Name("HTTP@localhost", gssapi.NameType.hostbased_service)
+token = gssapi.SecurityContext(name=name, usage="initiate").step()
+c.request("GET", "/idle", headers={"Authorization": "Negotiate " + base64.b64encode(token).decode()})
+r = c.getresponse()
+r.read()
+print(r.status, c.sock.selected_alpn_protocol(), r.getheader("Connection"), flush=True)
+print(repr(c.sock.recv(1)), flush=True)
+"#;
+
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
     let (realm, ca, cert) = tls_realm();
     let upstream = HeadEchoUpstream::start(Duration::from_secs(2));
     let mut gate = GateProcess::start(&realm, Some(&cert), &upstream.url(), &[]);
     let port = port_of(&gate);
-    let request = curl(&realm, ca.ca_pem_path())
-        .args(["--negotiate", "-u", ":", "-w", WRITE_OUT])
-        .arg(gate.url("/slow"))
+    // An idle authenticated HTTP/1.1 keep-alive connection (served without HTTP/2
+    // detection): the drain closes it rather than waiting 30 s for it.
+    let mut idle = realm
+        .command(kerbside_testkit::require_peers_python())
+        .arg("-c")
+        .arg(IDLE_HTTP11_CLIENT)
+        .arg(port.to_string())
+        .arg(ca.ca_pem_path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut idle_out = std::io::BufReader::new(idle.stdout.take().unwrap());
+    let mut served = String::new();
+    std::io::BufRead::read_line(&mut idle_out, &mut served).unwrap();
+    assert_eq!(served.trim(), "200 http/1.1 None", "{}", gate.log());
+    // Requests in flight over HTTP/2 and over HTTP/1.1 finish.
+    let requests: Vec<_> = ["--http2", "--http1.1"]
+        .into_iter()
+        .map(|version| {
+            curl(&realm, ca.ca_pem_path())
+                .args([version, "--negotiate", "-u", ":", "-w", WRITE_OUT])
+                .arg(gate.url("/slow"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream.received() == 0 {
+    while upstream.received() < 3 {
         assert!(
             Instant::now() < deadline,
-            "no request upstream: {}",
+            "requests not upstream: {}",
             gate.log()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -918,16 +957,27 @@ fn sigterm_lets_a_request_in_flight_finish() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let out = request.wait_with_output().unwrap();
-    let (body, err) = text(&out);
-    assert!(out.status.success(), "{err}\n{}", gate.log());
-    assert_eq!(statuses(&body), ["200"], "{body}\n{err}\n{}", gate.log());
-    assert!(body.contains("GET /slow HTTP/1.1"), "{body}");
+    for request in requests {
+        let out = request.wait_with_output().unwrap();
+        let (body, err) = text(&out);
+        assert!(out.status.success(), "{err}\n{}", gate.log());
+        assert_eq!(statuses(&body), ["200"], "{body}\n{err}\n{}", gate.log());
+        assert!(body.contains("GET /slow HTTP/1.1"), "{body}");
+    }
+    let mut closed = String::new();
+    idle_out.read_to_string(&mut closed).unwrap();
+    let idle = idle.wait_with_output().unwrap();
+    assert_eq!(closed.trim(), "b''", "{}", text(&idle).1);
     let status = gate
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("the gate did not exit: {}", gate.log()));
     assert!(status.success(), "{status:?}\n{}", gate.log());
     assert!(gate.log().contains("shutting down"), "{}", gate.log());
+    assert!(
+        !gate.log().contains("still in flight"),
+        "the drain waited out its deadline: {}",
+        gate.log()
+    );
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the port still takes connections"
