@@ -904,7 +904,7 @@ Per-request runs end when their 8000 tokens made ahead are used up (that is the 
 {} keep-alive connections, each authenticated by one request
 (`kerbside bench --mode reuse -c {n} --requests {n} --server-memory`), then left idle: the
 gate's PSS grew from {} KiB to {} KiB (RSS {} → {} KiB), **{:.1} KiB per connection**
-(target ≤ 32 KiB: {}): hyper's read and write buffers (~16 and ~8 KiB), rustls's record
+(target ≤ 32 KiB: {}): hyper's read and write buffers (~8 KiB each), rustls's record
 buffer (4 KiB), the connection's task (~4 KiB), the TLS keys and the identity; the
 burst of logins also leaves up to 256 idle upstream connections in the pool (~30 KiB
 each, about 8 KiB of this figure per client connection at 1000).
