@@ -402,7 +402,6 @@ pub fn parse_lookup_sids(output: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn wbinfo_output_is_read_line_by_line() {
@@ -419,26 +418,7 @@ mod tests {
         assert_eq!(names.len(), 3, "{names:?}");
     }
 
-    /// A fake `wbinfo` that appends each call to `calls` and answers from a table.
-    fn fake_wbinfo(dir: &std::path::Path, body: &str) -> PathBuf {
-        let path = dir.join("wbinfo");
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> '{}'\n{body}\n",
-                dir.join("calls").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    fn calls(dir: &std::path::Path) -> usize {
-        std::fs::read_to_string(dir.join("calls"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    }
+    pub(crate) use super::fake::{calls, fake_wbinfo};
 
     #[tokio::test]
     async fn names_are_looked_up_once_and_unknown_sids_stay_sids() {
@@ -582,5 +562,36 @@ esac"#,
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A fake `wbinfo` for the tests of the winbind look-ups (here and in
+/// [`winbind_account`](crate::winbind_account)).
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// A `wbinfo` in `dir` that appends each call's first argument to `dir/calls` and
+    /// answers with the shell `body`.
+    pub(crate) fn fake_wbinfo(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("wbinfo");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> '{}'\n{body}\n",
+                dir.join("calls").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// How many times the fake was called.
+    pub(crate) fn calls(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("calls"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
     }
 }

@@ -186,28 +186,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
-    /// A fake `wbinfo` that logs each call to `calls` and answers like Samba 4.17's.
-    fn fake_wbinfo(dir: &std::path::Path, body: &str) -> PathBuf {
-        let path = dir.join("wbinfo");
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\necho \"$1\" >> '{}'\n{body}\n",
-                dir.join("calls").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    fn calls(dir: &std::path::Path) -> usize {
-        std::fs::read_to_string(dir.join("calls"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    }
+    use crate::ad_groups::fake::{calls, fake_wbinfo};
 
     const SAMBA: &str = r#"case "$1" in
   --user-sids=S-1-5-21-1-2-3-1107) printf 'S-1-5-21-1-2-3-1107\nS-1-5-21-1-2-3-513\nS-1-5-21-1-2-3-1105\nS-1-5-32-545\n';;
