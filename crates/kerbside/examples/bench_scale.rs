@@ -17,12 +17,13 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
+#[path = "bench_support/gate_url.rs"]
+mod gate_url;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kerbside_testkit::{
@@ -99,22 +100,7 @@ fn gate(a: &Args, realm: &TestRealm, cert: &TestCert, upstream: &str, extra: &[&
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        // Read (and drop) every line so the gate never blocks on a full pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(rest.split(',').next().unwrap_or("").to_owned());
-                }
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the gate did not start");
+    let url = gate_url::listening_url(&mut child);
     let port = url.rsplit(':').next().unwrap().parse().unwrap();
     Gate { child, port }
 }

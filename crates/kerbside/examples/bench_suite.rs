@@ -19,13 +19,14 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
+#[path = "bench_support/gate_url.rs"]
+mod gate_url;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kerbside_testkit::{free_port, Apache, ApacheOptions, TestCa, TestCert, TestRealm};
@@ -344,23 +345,7 @@ fn gate(env: &Env, mode: &str, tls: bool, upstream: &str, extra: &[&str]) -> Pro
             .arg(env.cert.key_pem_path());
     }
     let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        // Read (and drop) every line so the gate never blocks on a full pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(rest.split(',').next().unwrap_or("").to_owned());
-                }
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the gate did not start")
-        .replace("127.0.0.1", "localhost");
+    let url = gate_url::listening_url(&mut child).replace("127.0.0.1", "localhost");
     Proc { child, url }
 }
 
