@@ -9,6 +9,7 @@ pub mod docs;
 pub mod doctor;
 pub mod fetch;
 pub mod gate;
+mod gate_probe;
 pub mod passwd;
 pub mod proxy;
 pub mod tunnel;
