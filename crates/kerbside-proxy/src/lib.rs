@@ -36,6 +36,7 @@
 mod access;
 pub mod config;
 mod connect;
+mod fd_limit;
 mod forward;
 pub mod metrics;
 mod observe;
@@ -49,6 +50,7 @@ mod splice;
 pub mod upstreams;
 
 pub use config::ProxyConfig;
+pub use fd_limit::raise_open_file_limit;
 pub use route_source::{FixedRouteSource, RouteSource};
 pub use server::ProxyServer;
 pub use upstreams::Upstreams;

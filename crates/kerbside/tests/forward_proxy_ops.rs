@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{curl, kerbside, text, EchoUpstream, GateProcess, HeadEchoUpstream};
+use common::{clean_env, curl, kerbside, text, EchoUpstream, GateProcess, HeadEchoUpstream};
 use kerbside_testkit::{Squid, SquidOptions, TestRealm};
 
 fn realm() -> &'static TestRealm {
@@ -336,5 +336,39 @@ fn an_upstream_closing_between_ntlm_legs_gets_one_restart_then_a_clear_502() {
         2,
         "one restart on a new connection, then give up\n{}",
         p.log()
+    );
+}
+
+/// Started under a soft open-file limit of 256 (hard 4096, set with util-linux's
+/// `prlimit`), the proxy raises its soft limit to the hard one, so a few hundred tunnels
+/// do not exhaust it, and says so in its log.
+#[test]
+fn the_proxy_raises_its_soft_open_file_limit_to_the_hard_one() {
+    let mut cmd = Command::new("prlimit");
+    clean_env(&mut cmd);
+    cmd.envs(realm().env())
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .args(["--nofile=256:4096", "--"])
+        .arg(env!("CARGO_BIN_EXE_kerbside"));
+    let (proxy, _) = proxy_with(cmd, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open-file limit in {limits}"));
+    assert_eq!(
+        open_files
+            .split_whitespace()
+            .skip(3)
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["4096", "4096"],
+        "{open_files}"
+    );
+    assert!(
+        proxy.wait_for_log(|l| l.contains("open-file limit raised from 256 to 4096")),
+        "{}",
+        proxy.log()
     );
 }

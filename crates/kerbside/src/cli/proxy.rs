@@ -444,6 +444,11 @@ pub async fn run(args: ProxyArgs) -> ExitCode {
     if !config.allow.only_loopback() {
         tracing::warn!("--allow lets in clients beyond this machine; each acts with your identity");
     }
+    if let Some((before, after)) = kerbside_proxy::raise_open_file_limit() {
+        tracing::info!(
+            "open-file limit raised from {before} to {after} (each tunnel holds two descriptors)"
+        );
+    }
     let routes = config.routes.describe();
     let server = match ProxyServer::bind(config).await {
         Ok(s) => s,
