@@ -32,6 +32,10 @@ names+=(python3 python3-venv python3-dev)
 names+=(cntlm)
 # the Debian package's test: build (cargo-deb), check (lintian), install into a fresh root
 names+=(debootstrap lintian)
+# npm for the registry test through kerbside proxy (tests/forward_proxy_registries.rs):
+# Debian's, unless an npm is on PATH already (NodeSource's nodejs bundles one, and
+# Debian's npm package would conflict with it)
+command -v npm >/dev/null || names+=(npm)
 
 # The Python peers' venv (tests/python_peers.rs): made with the first python3 on PATH,
 # remade when crates/kerbside/tests/peers/requirements.txt or that python changes.
