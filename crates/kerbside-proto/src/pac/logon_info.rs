@@ -218,18 +218,24 @@ fn read_inline(r: &mut Ndr<'_>) -> Result<Inline, PacError> {
     })
 }
 
+/// Whether a deferred array of `count` elements follows: its pointer was set. A null
+/// pointer with a count is `refusal`.
+fn deferred(present: bool, count: u32, refusal: &'static str) -> Result<bool, PacError> {
+    match (present, count) {
+        (true, _) => Ok(true),
+        (false, 0) => Ok(false),
+        (false, _) => Err(PacError::BadNdr(refusal)),
+    }
+}
+
 /// A deferred `GROUP_MEMBERSHIP` array of `count` elements, if its pointer was set.
 fn memberships(
     r: &mut Ndr<'_>,
     present: bool,
     count: u32,
 ) -> Result<Vec<GroupMembership>, PacError> {
-    if !present {
-        return if count == 0 {
-            Ok(Vec::new())
-        } else {
-            Err(PacError::BadNdr("a group count with no groups"))
-        };
+    if !deferred(present, count, "a group count with no groups")? {
+        return Ok(Vec::new());
     }
     r.conformance(count, 8)?;
     (0..count)
@@ -249,12 +255,8 @@ fn extra_sids(
     present: bool,
     count: u32,
 ) -> Result<Vec<SidAndAttributes>, PacError> {
-    if !present {
-        return if count == 0 {
-            Ok(Vec::new())
-        } else {
-            Err(PacError::BadNdr("a SID count with no SIDs"))
-        };
+    if !deferred(present, count, "a SID count with no SIDs")? {
+        return Ok(Vec::new());
     }
     r.conformance(count, 8)?;
     let mut elements = Vec::with_capacity(count as usize);
