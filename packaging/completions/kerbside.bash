@@ -109,7 +109,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__bench)
-            opts="-c -d -n -k -h --mode --connections --duration --requests --tokens --expect-status --timeout --allow-remote --server-pid --server-children --server-memory --json --spn --mutual --channel-binding --ccache --keytab --principal --cacert --insecure --help"
+            opts="-c -d -n -k -h --mode --connections --duration --requests --tokens --expect-status --timeout --allow-remote --server-pid --server-children --server-memory --idle --json --spn --mutual --channel-binding --ccache --keytab --principal --cacert --insecure --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,6 +156,10 @@ _kerbside() {
                     return 0
                     ;;
                 --server-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -220,6 +220,7 @@ complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l tokens -d 'T
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l expect-status -d 'The status a successful request gets' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l timeout -d 'Give up on a request (counted as a `timeout` error) after this long' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l server-pid -d 'Report the CPU time this server process (and the children it reaped) used per successful request, from /proc/PID/stat; repeat (or separate with commas) to sum several processes' -r
+complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l idle -d 'With --server-memory: hold the connections open and idle this long after the run, then read the servers\' memory again (e.g. 15s)' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l spn -d 'Kerberos service name instead of HTTP@<host of the URL>: `HTTP@host` or `HTTP/host@REALM`' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l mutual -d 'Mutual authentication: `required` (every authenticated response must carry a final token that verifies), `optional` (verify the token when sent), `off`' -r
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -l channel-binding -d 'Bind tokens to the TLS channel (RFC 5929 tls-server-end-point) on HTTPS' -r -f -a "on\t'Enabled'

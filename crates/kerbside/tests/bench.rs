@@ -399,27 +399,28 @@ fn apache_reverse_proxy_with_all_its_processes_counted() {
     )
     .unwrap();
     let pid = apache.pid().to_string();
-    for (path, mode) in [
-        ("/public/x", "plain"),
-        ("/private/x", "per-request"),
-        ("/bound/x", "reuse"),
-        ("/session/x", "reuse"),
+    for (path, mode, idle) in [
+        ("/public/x", "plain", None),
+        ("/private/x", "per-request", None),
+        ("/bound/x", "reuse", Some("1s")),
+        ("/session/x", "reuse", None),
     ] {
-        let (code, report) = bench(
-            &realm,
-            ca.ca_pem_path(),
-            &[
-                &apache.url(path),
-                "--mode",
-                mode,
-                "-n",
-                "20",
-                "--server-pid",
-                &pid,
-                "--server-children",
-                "--server-memory",
-            ],
-        );
+        let url = apache.url(path);
+        let mut args = vec![
+            url.as_str(),
+            "--mode",
+            mode,
+            "-n",
+            "20",
+            "--server-pid",
+            &pid,
+            "--server-children",
+            "--server-memory",
+        ];
+        if let Some(idle) = idle {
+            args.extend(["--idle", idle]);
+        }
+        let (code, report) = bench(&realm, ca.ca_pem_path(), &args);
         assert_eq!(code, 0, "{path}: {report:#}\n{}", apache.error_log());
         assert_clean(&report, 20);
         let pids = report["server_cpu"]["pids"].as_array().unwrap();
@@ -429,6 +430,16 @@ fn apache_reverse_proxy_with_all_its_processes_counted() {
         );
         assert!(report["server_cpu"]["us_per_request"].is_number());
         assert_eq!(count(&report, "/server_memory/connections_open"), 2);
+        match idle {
+            // Read again after the connections stayed idle, still open (Apache's
+            // KeepAliveTimeout is longer than a second).
+            Some(_) => {
+                assert_eq!(count(&report, "/server_memory/idle/connections_open"), 2);
+                assert_eq!(report["server_memory"]["idle"]["after_s"], 1.0);
+                assert!(report["server_memory"]["idle"]["pss_kib"].as_u64().unwrap() > 0);
+            }
+            None => assert!(report["server_memory"].get("idle").is_none(), "{report:#}"),
+        }
     }
     // Connection-bound and session locations let the connection in after one token.
     let log = apache.access_log();

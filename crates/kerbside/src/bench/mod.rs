@@ -52,7 +52,7 @@ use cpu::{clock_ticks, read_cpu, read_cpus, read_memory, server_processes, CpuTi
 pub use failure::ErrorKind;
 use load::{drive, Shared, Tally};
 pub use report::Report;
-use report::{Latency, Mutual, ServerCpu, ServerMemory, Tokens};
+use report::{IdleMemory, Latency, Mutual, ServerCpu, ServerMemory, Tokens};
 use tokens::{make_tokens, TokenPool};
 
 /// What each request of a run does.
@@ -113,6 +113,9 @@ pub struct Config {
     pub server_children: bool,
     /// Report the servers' memory growth per open idle connection after the run.
     pub server_memory: bool,
+    /// With [`server_memory`](Self::server_memory): hold the connections open and
+    /// idle this long after the run, then read the servers' memory once more.
+    pub idle: Option<Duration>,
     /// Kerberos service name instead of `HTTP@<host of the URL>`.
     pub spn: Option<String>,
     /// How strictly the server's final token is checked.
@@ -144,6 +147,7 @@ impl Config {
             server_pids: Vec::new(),
             server_children: false,
             server_memory: false,
+            idle: None,
             spn: None,
             mutual: MutualAuth::Optional,
             channel_binding: true,
@@ -369,6 +373,22 @@ async fn bench(config: Config, notes: Arc<dyn Fn(Note) + Send + Sync>) -> Result
             tokio::time::sleep(Duration::from_millis(300)).await;
             let (rss_after, pss_after) = read_memory(&processes_after)?;
             let connections_open = open.iter().filter(|c| !c.sender.is_closed()).count();
+            let settled = match config.idle {
+                Some(idle) => {
+                    tokio::time::sleep(idle).await;
+                    let (rss, pss) = read_memory(&processes_after)?;
+                    let still_open = open.iter().filter(|c| !c.sender.is_closed()).count();
+                    Some(IdleMemory {
+                        after_s: idle.as_secs_f64(),
+                        rss_kib: rss,
+                        pss_kib: pss,
+                        connections_open: still_open,
+                        pss_kib_per_connection: (still_open > 0)
+                            .then(|| (pss as f64 - pss_before as f64) / still_open as f64),
+                    })
+                }
+                None => None,
+            };
             Some(ServerMemory {
                 rss_before_kib: rss_before,
                 rss_after_kib: rss_after,
@@ -382,6 +402,7 @@ async fn bench(config: Config, notes: Arc<dyn Fn(Note) + Send + Sync>) -> Result
                 },
                 pss_kib_per_connection: (connections_open > 0)
                     .then(|| (pss_after as f64 - pss_before as f64) / connections_open as f64),
+                idle: settled,
             })
         }
         None => None,

@@ -39,6 +39,22 @@ pub(super) struct ServerMemory {
     pub(super) connections_authenticated: usize,
     /// (PSS after − PSS before) / connections open.
     pub(super) pss_kib_per_connection: Option<f64>,
+    /// The second reading, after the connections stayed idle (`--idle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) idle: Option<IdleMemory>,
+}
+
+/// The servers' memory read again after the connections stayed open and idle.
+#[derive(Debug, Serialize)]
+pub(super) struct IdleMemory {
+    /// How long after the first reading.
+    pub(super) after_s: f64,
+    pub(super) rss_kib: u64,
+    pub(super) pss_kib: u64,
+    /// Keep-alive connections still open at the second reading.
+    pub(super) connections_open: usize,
+    /// (PSS now − PSS before the connections opened) / connections open.
+    pub(super) pss_kib_per_connection: Option<f64>,
 }
 
 /// The server's CPU time over the timed window.
@@ -227,6 +243,18 @@ impl Report {
                     m.rss_after_kib
                 ),
             ));
+            if let Some(idle) = &m.idle {
+                let per = idle.pss_kib_per_connection.map_or("-".to_owned(), |k| {
+                    format!("{k:.1} KiB PSS per open connection")
+                });
+                lines.push((
+                    "idle mem",
+                    format!(
+                        "{per} after {:.0} s idle ({} open; PSS {} KiB, RSS {} KiB)",
+                        idle.after_s, idle.connections_open, idle.pss_kib, idle.rss_kib
+                    ),
+                ));
+            }
         }
         let failed: Vec<String> = self
             .errors

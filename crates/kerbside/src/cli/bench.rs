@@ -46,7 +46,10 @@ the end of the window: a process that came or went in between is reported \
 --server-memory reads the servers' RSS and PSS (/proc/PID/smaps_rollup) before the \
 keep-alive connections open and again after the run with all of them still open and \
 idle, and reports the growth per open connection (use reuse mode against a \
-connection-bound server for the memory of an idle authenticated connection).
+connection-bound server for the memory of an idle authenticated connection). With \
+--idle DURATION the connections are then held open and idle that long and the memory \
+read once more: the figure a long-running server settles at, once it has given back \
+what the burst of the run left behind.
 
 Only HTTP/1.1 is spoken. Targets must resolve to loopback addresses unless \
 --allow-remote. A progress line is written to standard error once a second when it is a \
@@ -104,6 +107,11 @@ pub struct BenchArgs {
     /// Report the servers' memory growth per open idle connection after the run.
     #[arg(long, requires = "server_pid")]
     pub server_memory: bool,
+
+    /// With --server-memory: hold the connections open and idle this long after the
+    /// run, then read the servers' memory again (e.g. 15s).
+    #[arg(long, value_name = "DURATION", requires = "server_memory", value_parser = parse_duration)]
+    pub idle: Option<Duration>,
 
     /// Print the report as JSON (and no progress or notes on standard error).
     #[arg(long)]
@@ -232,6 +240,7 @@ impl BenchArgs {
         config.server_pids = self.server_pid;
         config.server_children = self.server_children;
         config.server_memory = self.server_memory;
+        config.idle = self.idle;
         config.spn = self.spn;
         config.mutual = self.mutual;
         config.channel_binding = self.channel_binding == super::client_args::Switch::On;
