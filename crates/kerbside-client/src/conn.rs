@@ -249,6 +249,7 @@ pub(crate) async fn proxy_connection(
                 settings.explain_proxy_handshake_failure(&proxy.host, proxy.port, &e),
                 e,
             )
+            .of_proxy_tls()
         })?;
     Ok((Box::new(stream), peer))
 }

@@ -40,6 +40,8 @@ pub struct Error {
     kerberos: Option<Problem>,
     /// The status a proxy refused a `CONNECT` with.
     proxy_status: Option<u16>,
+    /// TLS with an `https://` proxy failed (not TLS with an origin).
+    proxy_tls: bool,
 }
 
 impl Error {
@@ -50,6 +52,7 @@ impl Error {
             source: None,
             kerberos: None,
             proxy_status: None,
+            proxy_tls: false,
         }
     }
 
@@ -64,6 +67,7 @@ impl Error {
             source: Some(Box::new(source)),
             kerberos: None,
             proxy_status: None,
+            proxy_tls: false,
         }
     }
 
@@ -77,6 +81,19 @@ impl Error {
     pub(crate) fn with_proxy_status(mut self, status: u16) -> Self {
         self.proxy_status = Some(status);
         self
+    }
+
+    /// Marks a TLS failure as one with the proxy (where the error is made).
+    pub(crate) fn of_proxy_tls(mut self) -> Self {
+        self.proxy_tls = true;
+        self
+    }
+
+    /// True when TLS with an `https://` proxy failed (its handshake, or its
+    /// certificate not vouched for): the proxy, not the origin or the user, failed,
+    /// so another proxy may be tried.
+    pub fn is_proxy_tls(&self) -> bool {
+        self.proxy_tls
     }
 
     /// The status a proxy answered `CONNECT` with when it refused to open the

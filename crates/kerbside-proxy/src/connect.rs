@@ -106,6 +106,7 @@ pub(crate) async fn connect(
                         }
                         let upstream_failed = e.is_connect()
                             || e.is_timeout()
+                            || e.is_proxy_tls()
                             || e.proxy_status().is_some_and(|s| s >= 500);
                         if upstream_failed {
                             shared.upstreams.failed(u, &e.to_string());

@@ -162,7 +162,10 @@ pub(crate) async fn forward(
                 );
             }
             Err(e) => {
-                let retryable = (e.is_connect() || e.is_timeout()) && empty;
+                // The upstream itself failed (no TCP connection, no TLS with an
+                // https:// proxy, a deadline): the next route may do.
+                let upstream_failed = e.is_connect() || e.is_timeout() || e.is_proxy_tls();
+                let retryable = upstream_failed && empty;
                 if e.is_auth() || e.is_policy() {
                     shared.metrics.inc(
                         "kerbside_proxy_auth_failures_total",
@@ -170,7 +173,7 @@ pub(crate) async fn forward(
                     );
                 }
                 if let Some(u) = upstream {
-                    if e.is_connect() || e.is_timeout() {
+                    if upstream_failed {
                         shared.upstreams.failed(u, &e.to_string());
                     }
                 }

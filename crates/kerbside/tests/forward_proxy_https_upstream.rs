@@ -5,7 +5,8 @@
 //! configured, gets a plain GET and an HTTPS tunnel (TLS inside TLS) through; Squid's
 //! log names alice for both. A PAC's `HTTPS host:port` is used the same way. A
 //! proxy certificate the `--proxy-cacert` file does not vouch for gives a 502 that
-//! says so.
+//! says so, or, with another upstream listed, the next one is used and the failed
+//! one skipped.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -234,5 +235,87 @@ fn a_proxy_certificate_of_another_ca_gives_a_clear_502() {
         p.wait_for_log(|l| l.matches(expected.as_str()).count() >= 2),
         "{}",
         p.log()
+    );
+}
+
+/// A TLS failure with an `https://` proxy is the proxy's failure, as a refused TCP
+/// connection is: the next upstream is used (here the same Squid over plain HTTP)
+/// and the failed one is skipped for the next requests.
+#[test]
+fn a_proxy_whose_tls_fails_is_skipped_for_the_next_upstream() {
+    let realm = realm();
+    let ca = TestCa::new();
+    let (squid, tls) = tls_squid(&ca);
+    let other = TestCa::new();
+    let origin = EchoUpstream::start();
+    let list = format!(
+        "https://localhost:{},http://localhost:{}",
+        tls.port(),
+        squid.port()
+    );
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--proxy",
+            &list,
+            "--proxy-cacert",
+            other.ca_pem_path().to_str().unwrap(),
+        ],
+    );
+    let failed = format!(
+        "TLS handshake with the proxy localhost:{} failed",
+        tls.port()
+    );
+    let out = curl_via(
+        port,
+        ca.ca_pem_path(),
+        &[],
+        &format!("{}/first", origin.url()),
+    );
+    let (body, err) = text(&out);
+    assert!(
+        body.starts_with("HTTP/1.1 200"),
+        "{body}{err}\n--- proxy:\n{}",
+        p.log()
+    );
+    assert!(
+        p.wait_for_log(|l| l.contains("upstream proxy failed") && l.contains(&failed)),
+        "{}",
+        p.log()
+    );
+    let tried = p.log().matches(failed.as_str()).count();
+    // A tunnel now goes to the plain Squid first: no second TLS attempt.
+    let out = curl_via(
+        port,
+        ca.ca_pem_path(),
+        &["-p"],
+        &format!("{}/second", origin.url()),
+    );
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success() && body.contains("HTTP/1.1 200"),
+        "{body}{err}\n--- proxy:\n{}",
+        p.log()
+    );
+    assert_eq!(
+        p.log().matches(failed.as_str()).count(),
+        tried,
+        "the failed proxy was not tried again: {}",
+        p.log()
+    );
+    let log = squid.wait_access_log(|log| {
+        log.lines()
+            .any(|l| l.contains("CONNECT 127.0.0.1") && l.contains(" 200 "))
+    });
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/first") && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("CONNECT 127.0.0.1")
+            && l.contains(" 200 ")
+            && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
     );
 }
