@@ -511,36 +511,45 @@ fn main() {
     }
 
     // Memory per idle authenticated connection (connection mode, HTTPS): each
-    // connection logs in with one request and is left idle; then the same after 3 s of
-    // requests on every connection (which also leaves the upstream pool's idle
-    // connections and the allocator's high-water mark behind).
-    let memory: Vec<Value> = ["--requests", "-d"]
-        .into_iter()
-        .map(|how| {
-            let g = gate(&env, "connection", true, &lighttpd.url, &[]);
-            let url = format!("{}/bench.txt", g.url);
-            let pid = g.child.id().to_string();
-            let conns = env.args.memory_conns.to_string();
-            let amount = if how == "-d" { "3s" } else { conns.as_str() };
-            let extra: Vec<String> = [
-                "--mode",
-                "reuse",
-                "-c",
-                &conns,
-                how,
-                amount,
-                "--server-pid",
-                &pid,
-                "--server-memory",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let r = env.bench(&url, &extra);
-            env.say(&format!("memory ({how} {amount}): {}", r["server_memory"]));
-            r["server_memory"].clone()
-        })
+    // connection logs in with one request answered by the gate itself (its whoami
+    // page) and is left idle: the connection's own cost. Then the same with each
+    // login's request going to the upstream (all at once: a burst of upstream
+    // connections, of which the pool keeps 256), and after 3 s of requests on every
+    // connection (which also leaves the allocator's high-water mark behind).
+    let memory: Vec<Value> = [
+        ("--requests", "/.kerbside/whoami"),
+        ("--requests", "/bench.txt"),
+        ("-d", "/bench.txt"),
+    ]
+    .into_iter()
+    .map(|(how, path)| {
+        let g = gate(&env, "connection", true, &lighttpd.url, &[]);
+        let url = format!("{}{path}", g.url);
+        let pid = g.child.id().to_string();
+        let conns = env.args.memory_conns.to_string();
+        let amount = if how == "-d" { "3s" } else { conns.as_str() };
+        let extra: Vec<String> = [
+            "--mode",
+            "reuse",
+            "-c",
+            &conns,
+            how,
+            amount,
+            "--server-pid",
+            &pid,
+            "--server-memory",
+        ]
+        .iter()
+        .map(|s| s.to_string())
         .collect();
+        let r = env.bench(&url, &extra);
+        env.say(&format!(
+            "memory ({path} {how} {amount}): {}",
+            r["server_memory"]
+        ));
+        r["server_memory"].clone()
+    })
+    .collect();
 
     // Apache + mod_auth_gssapi as a reverse proxy to the same upstream.
     let mut apache_cells: BTreeMap<(&str, bool), Cell> = BTreeMap::new();
@@ -880,24 +889,28 @@ Per-request runs end when their 8000 tokens made ahead are used up (that is the 
         );
     }
     let per = |m: &Value| m["pss_kib_per_connection"].as_f64().unwrap_or(f64::NAN);
-    let (idle, loaded) = (&memory[0], &memory[1]);
+    let (idle, upstream, loaded) = (&memory[0], &memory[1], &memory[2]);
     let _ = writeln!(
         s,
         "
 ## Memory per idle authenticated connection (gate, connection mode, HTTPS)
 
-{} keep-alive connections, each authenticated by one request
-(`kerbside bench --mode reuse -c {n} --requests {n} --server-memory`), then left idle: the
-gate's PSS grew from {} KiB to {} KiB (RSS {} → {} KiB), **{:.1} KiB per connection**
-(target ≤ 32 KiB: {}): hyper's read and write buffers (~8 KiB each), rustls's record
-buffer (4 KiB), the connection's task (~4 KiB), the TLS keys and the identity; the
-burst of logins also leaves up to 256 idle upstream connections in the pool (~30 KiB
-each, about 8 KiB of this figure per client connection at 1000).
+{} keep-alive connections, each authenticated by one request the gate answers itself
+(its whoami page: `kerbside bench https://…/.kerbside/whoami --mode reuse -c {n} --requests {n}
+--server-memory`), then left idle: the gate's PSS grew from {} KiB to {} KiB (RSS {} → {}
+KiB), **{:.1} KiB per connection** (target ≤ 32 KiB: {}): hyper's read and write buffers,
+rustls's record buffer (4 KiB), the connection's task (~4 KiB), the TLS keys and the
+identity.
 
-The same after 3 s of requests on all {n} connections (`-d 3s` instead of `--requests`):
-PSS {} → {} KiB, {:.1} KiB per connection; what is above the idle figure is the
-allocator's high-water mark of the load and the upstream connections the pool keeps idle
-(at most 256).
+The same with each login's request proxied to the upstream, all {n} at once (`/bench.txt`):
+PSS {} → {} KiB, {:.1} KiB per connection. The difference is not held by the idle client
+connections: the burst opened up to {n} upstream connections, the pool keeps 256 of them
+idle (for 90 s), and the allocator keeps the memory of the others (glibc returns it only
+when asked: `malloc_trim(0)` through gdb gave back 7–8 KiB per connection).
+
+After 3 s of requests on all {n} connections (`-d 3s` instead of `--requests`):
+PSS {} → {} KiB, {:.1} KiB per connection: the allocator's high-water mark of the load
+and the upstream connections the pool keeps idle (at most 256).
 ",
         idle["connections_open"],
         idle["pss_before_kib"],
@@ -910,6 +923,9 @@ allocator's high-water mark of the load and the upstream connections the pool ke
         } else {
             "**not met**"
         },
+        upstream["pss_before_kib"],
+        upstream["pss_after_kib"],
+        per(upstream),
         loaded["pss_before_kib"],
         loaded["pss_after_kib"],
         per(loaded),
@@ -956,17 +972,22 @@ allocator's high-water mark of the load and the upstream connections the pool ke
   machine that took the per-request figure from about 315 to about 255 µs (HTTPS, 5
   rounds of 3 s each, `bench_suite --hold per-request`) and the bare accept (whose
   process also holds a context now) from about 110 to about 95 µs.
-* **Where a login's CPU goes.** `perf record -g` of the gate under
-  per-request load (HTTPS, 2 connections): about 43% of its CPU is in the kernel (loopback
-  TCP, where the sender also pays for the receiver's softirq work; futex and epoll
-  wake-ups; MIT's file I/O; profiled before the blocking-pool hop was removed), 20% in
-  glibc malloc/free (MIT krb5 allocates heavily per accept), 15% in libkrb5, libk5crypto
-  and libgssapi_krb5, and 20% in kerbside's own code (tokio, hyper, rustls, header
-  parsing) spread thin, no symbol above 1%. The accept inside a server also runs on cold
-  caches, unlike the tight loop of the bare figure, and the no-auth figure it is compared
-  with is measured at about six times the request rate, where the runtime seldom sleeps
-  between requests and fixed wake-up costs are shared out. The gate still spends
-  clearly less CPU per login than Apache (the ratio column).
+* **Where a login's CPU goes** (profiled again on 7 December in the evening, machine
+  quiet, release build with debug information, `perf record -F 4999 --call-graph dwarf`
+  of the gate under `kerbside bench --mode per-request -c 2`, HTTPS, 237 µs per request
+  in that window; shares of the gate's samples, inclusive, so they overlap): the accept
+  (`gss_accept_sec_context` with what kerbside asks of it) 37–42%, about 90–100 µs, of
+  which `krb5_init_context` 13% (about 31 µs: MIT's six krb5 contexts per login, each
+  an `access` and a `stat` of krb5.conf) and MIT's look into its authdata plugin
+  directory 3%; the kernel 38% (loopback TCP sends 11%, where the sender also does the
+  receiver's work; scheduling and wake-ups between requests); rustls 10%; the log line
+  per login 8% (about 18 µs, of which the write to the stderr pipe and the wake-up of
+  its reader 5%); malloc and free about 10%; the upstream client and the proxy about 8%;
+  header parsing, base64 and the replay check under 1% each. The accept inside a server
+  runs on cold caches, unlike the tight loop of the bare figure, and the no-auth figure
+  it is compared with is measured at about three times the request rate, where the
+  runtime seldom sleeps between requests. The gate still spends clearly less CPU per
+  login than Apache (the ratio column).
 * **Connection and cookie against no-auth**: an authenticated request does more than an
   anonymous one: the identity goes upstream (`X-Remote-User`), the response carries
   `Persistent-Auth: true` or the cookie is opened (XChaCha20-Poly1305), and the access
@@ -980,22 +1001,31 @@ allocator's high-water mark of the load and the upstream connections the pool ke
   `Set-Cookie` is made after the login. The rest of the gap between the rounds is this
   machine's noise (no-auth rounds themselves vary by ±15%); the gate's CPU at this rate
   is mostly the kernel's (task switches and wake-ups, ~25% of samples).
-* **Memory per idle connection** (issue 15): `heaptrack` of the gate holding 300 idle
-  authenticated TLS connections (python-gssapi tokens, one request each): per connection
-  hyper's read buffer (16 KiB), its write buffer (8 KiB, allocated with the connection),
-  rustls's record buffer (4 KiB) and the connection's task (3.9 KiB), plus the TLS keys
-  and the identity. The read buffer is 16 KiB rather than hyper's 8 because
-  hyper-util's HTTP/1-or-2 detection reads the first 24 bytes and hands them to hyper
-  alone; hyper's next `reserve(8 KiB)` on top of those 24 bytes doubles the buffer.
-  Serving TLS connections whose ALPN is not `h2` with hyper's HTTP/1 builder directly
-  would save those 8 KiB, but hyper-util 0.1.21 has no graceful-shutdown hook for an
-  HTTP/1 connection with upgrades, which the gate's draining needs (not done). hyper's
-  buffers cannot otherwise be made smaller from outside without also lowering the
-  header limit (64 KiB, which Negotiate tokens with a PAC need), so the idle figure
-  stays above 32 KiB. Done: the upstream pool keeps at most 256 idle
-  connections (it was unbounded, and a burst left one or more idle upstream connections
-  per client connection behind, ~30 KiB each, for 90 s): after 3 s of load on 1000
-  connections, 66.1 → 58.5 KiB per connection.
+* **Memory per idle connection** (issue 15). What an idle authenticated connection
+  holds is measured on connections whose login request the gate answers itself (its
+  whoami page), as in the table above: hyper's read buffer (8 KiB, of which a fresh
+  connection touches the first page), its write buffer, rustls's record buffer (4 KiB),
+  the connection's task (~4 KiB), the TLS keys and the identity. It does not depend on
+  how many there are (release build, `bench_suite --hold connection`, `kerbside bench
+  https://…/.kerbside/whoami --mode reuse -c N --requests N --server-memory`, a fresh
+  gate each): 26.7 KiB per connection at N = 500, 26.0 and 26.1 at 1000, 25.9 at 2000,
+  25.7 KiB between 500 and 2000. When each login's request is proxied to the upstream,
+  all N at once (`/bench.txt`), the figure is 46.5–48.6 KiB at N = 1000 and 40.9 at
+  2000; read again after 20 s idle (`--idle 20s`) it moves by less than 0.2 KiB. That
+  difference is the burst's, not the idle connections': `malloc_trim(0)` called in the
+  gate through gdb while the connections were still open gave back 7–8 KiB per
+  connection (46.4 → 39.0 at 1000, 46.7 → 38.3 at 2000): glibc's allocator had kept the
+  memory of the up-to-N upstream connections the burst opened. What trimming leaves
+  above the whoami figure is the 256 idle upstream connections the pool keeps (counted
+  with `ss`) and pages in which a few live objects sit among freed ones. The gate does
+  not trim on its own (glibc only, and it holds each arena's lock while it walks it).
+  Earlier changes, each measured then: TLS connections whose ALPN is not `h2` are served
+  by hyper's HTTP/1 builder directly, so the read buffer stays at 8 KiB (hyper-util's
+  HTTP/1-or-2 detection read 24 bytes first and hyper's next 8 KiB `reserve` doubled it:
+  heaptrack, 300 connections, 16.4 → 8.2 KiB each; drained by
+  `crates/kerbside-server/src/drain.rs`), and the upstream pool keeps at most 256 idle
+  connections (it was unbounded: after 3 s of load on 1000 connections 66.1 → 58.5 KiB
+  per connection).
 * **Keytab in memory** (done, issue 15): the keytab's entries are copied once into MIT's
   `MEMORY:` keytab (krb5 keytab API, `crates/kerbside-gssapi/src/keytab.rs`) and the
   acceptor credentials acquired from it; the file's inode, size and mtime are looked at
