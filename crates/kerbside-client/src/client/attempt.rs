@@ -174,6 +174,22 @@ impl Client {
                         return Err(self.ended(awaiting.handle_http11_required(), origin, &conn))
                     }
                     Err(LegError::Fatal(e)) => return Err(Failure::Fatal(e)),
+                    Err(LegError::Send(e)) if conn.via_proxy => {
+                        if let Some(pa) = proxy_auth.as_ref().filter(|p| p.mid_exchange()) {
+                            // The proxy's challenge was for this connection: start
+                            // over on a new one (once, the request's restart budget).
+                            let e = proxy_dropped_exchange(pa, e);
+                            return Err(if body.is_replayable() {
+                                Failure::Restart(RestartReason::SendFailed, e)
+                            } else {
+                                Failure::Fatal(e)
+                            });
+                        }
+                        return Err(match awaiting.handle_send_error(body.is_replayable()) {
+                            AttemptEnd::Restart(reason) => Failure::Restart(reason, e),
+                            _ => Failure::Fatal(e),
+                        });
+                    }
                     Err(LegError::Send(e)) => {
                         return Err(match awaiting.handle_send_error(body.is_replayable()) {
                             AttemptEnd::Restart(reason) => Failure::Restart(reason, e),
@@ -195,6 +211,19 @@ impl Client {
                             // The same leg again, with the proxy's credentials.
                             drain(leg.response, self.config.max_challenge_body).await?;
                             if leg.withheld || conn.is_closed() {
+                                if pa.mid_exchange() {
+                                    // The answer to the proxy's challenge would go on
+                                    // another connection, where it means nothing.
+                                    let e = proxy_dropped_exchange(
+                                        pa,
+                                        Error::new(ErrorKind::Http, "connection closed"),
+                                    );
+                                    return Err(if body.is_replayable() {
+                                        Failure::Restart(RestartReason::SendFailed, e)
+                                    } else {
+                                        Failure::Fatal(e)
+                                    });
+                                }
                                 conn = self.new_conn(origin, known.h1_only, observer).await?;
                             }
                             continue;
@@ -781,4 +810,18 @@ pub(super) fn finish(
         challenges,
     });
     response
+}
+
+/// The error for a connection to the proxy that failed or closed in the middle of
+/// its connection-based exchange.
+fn proxy_dropped_exchange(pa: &ProxyAuth, e: Error) -> Error {
+    let proxy = pa.proxy();
+    Error::new(
+        ErrorKind::Http,
+        format!(
+            "the proxy {}:{} closed the connection in the middle of its authentication \
+             exchange ({e})",
+            proxy.host, proxy.port
+        ),
+    )
 }

@@ -136,6 +136,17 @@ impl ProxyAuth {
         self.established == Some(SchemeKind::Negotiate)
     }
 
+    /// Whether the exchange with the proxy is tied to this connection (past its
+    /// first token): see [`ProxyAuthDriver::mid_exchange`].
+    pub(super) fn mid_exchange(&self) -> bool {
+        self.driver.mid_exchange()
+    }
+
+    /// The proxy, for messages.
+    pub(super) fn proxy(&self) -> &ProxyAddr {
+        &self.proxy
+    }
+
     /// The proxy closed the connection before the next leg: connect again once.
     pub(super) fn handle_closed(&mut self) -> ProxyReconnect {
         self.driver.handle_closed()

@@ -168,6 +168,15 @@ impl ProxyAuthDriver {
         ProxyStep::Resend
     }
 
+    /// Whether a connection-based exchange is past its first token: the proxy's
+    /// challenge (NTLM's, or a Negotiate continuation) belongs to this connection,
+    /// so if the connection fails or closes now the exchange cannot go on on
+    /// another one; the request starts over on a new connection (once: the
+    /// request's own restart budget).
+    pub fn mid_exchange(&self) -> bool {
+        matches!(self.phase, Phase::Token(_)) && self.tokens > 1
+    }
+
     /// The proxy closed the connection before the next leg: connect again once.
     pub fn handle_closed(&mut self) -> ProxyReconnect {
         if self.reconnected {
@@ -183,6 +192,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use SchemeKind::{Basic, Negotiate, Ntlm};
+
+    #[test]
+    fn only_a_challenge_answered_ties_the_exchange_to_its_connection() {
+        let mut d = ProxyAuthDriver::new(4);
+        assert!(!d.mid_exchange());
+        assert_eq!(d.handle_response(407), ProxyStep::Choose);
+        d.started(Ntlm);
+        // The first token may go on any connection.
+        assert!(!d.mid_exchange());
+        assert_eq!(d.handle_response(407), ProxyStep::Exchange(Ntlm));
+        assert_eq!(
+            d.handle_token_result(ProxyTokenResult::Continue),
+            ProxyStep::Resend
+        );
+        // The answer to the proxy's challenge belongs to this connection.
+        assert!(d.mid_exchange());
+        assert_eq!(d.handle_response(200), ProxyStep::Exchange(Ntlm));
+        d.handle_token_result(ProxyTokenResult::Established);
+        assert!(!d.mid_exchange());
+        // Password schemes are never tied to a connection.
+        let mut d = ProxyAuthDriver::new(4);
+        d.handle_response(407);
+        d.started(Basic);
+        assert!(!d.mid_exchange());
+    }
 
     #[test]
     fn a_response_without_407_goes_through() {
