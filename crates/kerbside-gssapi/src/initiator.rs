@@ -7,6 +7,9 @@ use libgssapi::error::{Error as RawError, MajorFlags};
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
 
+use std::sync::Arc;
+
+use crate::cred_cache::{self, Acquired, Generation};
 use crate::error::{GssError, Side};
 use crate::ffi;
 
@@ -14,7 +17,9 @@ use crate::ffi;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum ClientCredentials {
     /// The default ticket cache (`KRB5CCNAME`), looked up at each exchange, so a
-    /// ticket that appears or is renewed while a client runs is used.
+    /// ticket that appears or is renewed while a client runs is used. A `FILE:` or
+    /// `DIR:` cache is read once into a memory copy, used while the file is
+    /// unchanged (one `stat` per exchange).
     #[default]
     Default,
     /// This ticket cache, e.g. `FILE:/tmp/krb5cc_alice`.
@@ -145,6 +150,9 @@ impl InitiatorConfig {
 #[derive(Debug)]
 pub struct NegotiateInitiator {
     ctx: ClientCtx,
+    /// The kept credential `ctx` uses, if any (after `ctx`: dropped after it, so
+    /// the credential's memory ticket cache outlives the context).
+    generation: Option<Arc<Generation>>,
     target: String,
     channel_bindings: Option<Vec<u8>>,
     /// `identity target`: the key of the cold-start gate (`first_token.rs`).
@@ -165,7 +173,7 @@ impl NegotiateInitiator {
         };
         let target = Name::new(config.target.as_bytes(), Some(*name_type))
             .map_err(|e| GssError::from_raw(e, Side::Initiator, subject.clone()))?;
-        let cred = acquire(&config.credentials)?;
+        let Acquired { cred, generation } = cred_cache::initiator_credential(&config.credentials)?;
         let mut flags = CtxFlags::empty();
         if config.mutual != MutualAuth::Off {
             flags |= CtxFlags::GSS_C_MUTUAL_FLAG;
@@ -175,11 +183,19 @@ impl NegotiateInitiator {
             Delegation::Policy => flags |= CtxFlags::GSS_C_DELEG_POLICY_FLAG,
             Delegation::Always => flags |= CtxFlags::GSS_C_DELEG_FLAG,
         }
+        // A new credential generation (a new ticket cache copy) starts cold.
+        let cold_key = format!(
+            "{} {} {}",
+            config.credentials.identity_key(),
+            config.target,
+            generation.as_ref().map_or(0, |g| g.number)
+        );
         Ok(Self {
             ctx: ClientCtx::new(cred, target, flags, Some(GSS_MECH_SPNEGO)),
+            generation,
             target: config.target.clone(),
             channel_bindings: config.channel_bindings.clone(),
-            cold_key: format!("{} {}", config.credentials.identity_key(), config.target),
+            cold_key,
             started: false,
         })
     }
@@ -188,11 +204,20 @@ impl NegotiateInitiator {
     pub fn target(&self) -> &str {
         &self.target
     }
+
+    /// Which kept credential this exchange uses: the same number for every
+    /// exchange while the ticket cache file (or client keytab) is unchanged, a new
+    /// one after `kinit`, `kinit -R` or a new keytab; `None` when the credential was
+    /// acquired for this exchange alone (`KCM:`, `KEYRING:`, passwords, no ticket).
+    pub fn credential_generation(&self) -> Option<u64> {
+        self.generation.as_ref().map(|g| g.number)
+    }
 }
 
 /// Credentials for one exchange, always restricted to Kerberos inside SPNEGO (see
-/// [`ffi::acquire_krb5_initiator`]).
-fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
+/// [`ffi::acquire_krb5_initiator`]): what [`cred_cache`] keeps, or uses per
+/// exchange.
+pub(crate) fn acquire(credentials: &ClientCredentials) -> Result<Option<Cred>, GssError> {
     let initiator = |name: Option<&str>, store: &[(&str, &str)], subject: Option<String>| {
         ffi::acquire_krb5_initiator(name, store)
             .map(Some)

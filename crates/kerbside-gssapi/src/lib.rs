@@ -21,6 +21,7 @@
 
 mod accept_ctx;
 mod acceptor;
+mod cred_cache;
 mod delegation;
 mod error;
 mod ffi;

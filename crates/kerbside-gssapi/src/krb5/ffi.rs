@@ -136,6 +136,11 @@ extern "C" {
         ccache: krb5_ccache,
         creds: *mut krb5_creds,
     ) -> krb5_error_code;
+    pub(crate) fn krb5_cc_copy_creds(
+        context: krb5_context,
+        incc: krb5_ccache,
+        outcc: krb5_ccache,
+    ) -> krb5_error_code;
     pub(crate) fn krb5_cc_close(context: krb5_context, ccache: krb5_ccache) -> krb5_error_code;
     pub(crate) fn krb5_cc_destroy(context: krb5_context, ccache: krb5_ccache) -> krb5_error_code;
     pub(crate) fn krb5_cc_get_type(context: krb5_context, ccache: krb5_ccache) -> *const c_char;

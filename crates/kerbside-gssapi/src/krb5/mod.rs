@@ -638,6 +638,40 @@ impl Ccache<'_> {
         .unparse())
     }
 
+    /// Copies this cache's principal and every credential into the memory cache
+    /// `memory` (`MEMORY:name`, which must not exist yet); the memory cache stays in
+    /// this process after the handle is closed, until [`Ccache::destroy`].
+    pub(crate) fn copy_to_memory(&self, memory: &str) -> Result<(), Krb5Error> {
+        let ctx = self.context;
+        let target = ctx.resolve_ccache(memory)?;
+        let mut client: ffi::krb5_principal = ptr::null_mut();
+        // SAFETY: client receives a principal we own (freed by Principal's drop).
+        ctx.check(unsafe { ffi::krb5_cc_get_principal(ctx.raw, self.raw, &mut client) })?;
+        let client = Principal {
+            context: ctx,
+            raw: client,
+        };
+        // SAFETY: both caches and the principal are live for the calls.
+        let code = unsafe {
+            let code = ffi::krb5_cc_initialize(ctx.raw, target.raw, client.raw);
+            if code == 0 {
+                ffi::krb5_cc_copy_creds(ctx.raw, self.raw, target.raw)
+            } else {
+                code
+            }
+        };
+        if code != 0 {
+            target.destroy();
+            return Err(Krb5Error::new(ctx, code));
+        }
+        Ok(())
+    }
+
+    /// Destroys the cache (its tickets are gone for every handle).
+    pub(crate) fn destroy(mut self) {
+        self.destroy = true;
+    }
+
     /// Every ticket in the cache (configuration entries left out).
     pub fn tickets(&self) -> Result<Vec<Ticket>, Krb5Error> {
         let ctx = self.context;
