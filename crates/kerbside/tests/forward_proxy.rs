@@ -4,7 +4,8 @@
 //! (negotiate_kerberos_auth against the test realm; its access log must name
 //! alice for every request and tunnel) or Basic; failover with a dead first
 //! upstream and the retry timer; --noproxy; who may use it (addresses, another
-//! uid, origin-form requests); a ticket obtained after start; 200 tunnels at once.
+//! uid, origin-form requests); a ticket obtained after start, another principal's
+//! ticket and kdestroy while it runs; 200 tunnels at once.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -490,6 +491,66 @@ fn a_ticket_obtained_after_start_is_used_without_restart() {
     assert!(
         log.lines()
             .any(|l| l.contains("/after") && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
+}
+
+#[test]
+fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_tunnel_without_restart() {
+    let realm = realm();
+    let squid = Squid::start(realm, SquidOptions::default()).unwrap();
+    let origin = EchoUpstream::start();
+    let cache = realm.dir().join("changing-ticket");
+    realm.kinit("alice", "alice-password", &cache).unwrap();
+    let mut cmd = kerbside(realm);
+    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "-v",
+            "--proxy",
+            &squid.url(),
+        ]);
+    let p = GateProcess::from_command(cmd);
+    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    // Each tunnel is a new upstream connection with a new Negotiate token.
+    let tunnel = |path: &str| {
+        let out = curl_via(port, &["-p"], &format!("{}/{path}", origin.url()));
+        assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+        assert!(text(&out).0.contains(&format!("path=/{path}")));
+    };
+    let tunnels_of = |user: &str, log: &str| {
+        log.lines()
+            .filter(|l| l.contains("CONNECT 127.0.0.1") && l.contains(&format!("user={user}@")))
+            .count()
+    };
+    tunnel("as-alice");
+    squid.wait_access_log(|log| tunnels_of("alice", log) == 1);
+
+    // A new ticket for another principal in the same cache (as `kinit bob` does).
+    realm.kinit("bob", "bob-password", &cache).unwrap();
+    tunnel("as-bob");
+    let log = squid.wait_access_log(|log| tunnels_of("bob", log) == 1);
+    assert_eq!(tunnels_of("alice", &log), 1, "{log}");
+
+    // kdestroy while the proxy runs: the next request that needs a handshake gets
+    // the clear 502; kinit again and it works, still without a restart.
+    let mut kdestroy = realm.command("kdestroy");
+    kdestroy.arg("-c").arg(format!("FILE:{}", cache.display()));
+    run_ok(&mut kdestroy);
+    assert!(!cache.exists());
+    let out = curl_via(port, &[], &format!("{}/destroyed", origin.url()));
+    let (body, _) = text(&out);
+    assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
+    assert!(body.contains("kinit"), "{body}");
+    realm.kinit("alice", "alice-password", &cache).unwrap();
+    let out = curl_via(port, &[], &format!("{}/again", origin.url()));
+    assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    let log = squid.wait_access_log(|l| served_line(l, "/again"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/again") && l.contains("user=alice@EXAMPLE.TEST")),
         "{log}"
     );
 }
