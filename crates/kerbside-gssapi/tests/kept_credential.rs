@@ -3,7 +3,8 @@
 //! and do not open the ticket cache file (counted with inotify); a touched cache,
 //! another principal's ticket, `kdestroy` and a new `kinit` are each noticed at the
 //! next exchange; a burst of first tokens after `kinit` sends one TGS request; a
-//! client keytab's credential is kept until the keytab changes.
+//! `DIR:` collection follows `kinit` of another principal and `kswitch`; a client
+//! keytab's credential is kept until the keytab changes.
 // inotify (through libc) counts the opens of the ticket cache file.
 #![allow(unsafe_code, clippy::unwrap_used)]
 
@@ -219,4 +220,59 @@ fn a_client_keytab_credential_is_kept_until_the_keytab_changes() {
     let (init, token) = first_token(&config).unwrap();
     assert_ne!(init.credential_generation(), Some(kept));
     assert_eq!(client_of(&acceptor, &token), "bob@EXAMPLE.TEST");
+}
+
+/// MIT's `kinit user` (or another tool) with `KRB5CCNAME=ccache`, the password on stdin.
+fn run_with_cache(realm: &TestRealm, ccache: &str, args: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("setsid")
+        .arg("-w")
+        .args(args)
+        .envs(realm.env())
+        .env("KRB5CCNAME", ccache)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+}
+
+#[test]
+fn a_dir_collection_follows_kinit_of_another_principal_and_kswitch() {
+    let realm = TestRealm::start().unwrap();
+    let dir = realm.dir().join("collection");
+    std::fs::create_dir(&dir).unwrap();
+    let collection = format!("DIR:{}", dir.display());
+    run_with_cache(&realm, &collection, &["kinit", "alice"], "alice-password\n");
+    let _env = realm.enter();
+    let acceptor = NegotiateAcceptor::new(&AcceptorConfig {
+        keytab: Some(realm.keytab().to_owned()),
+        acceptor_name: None,
+    })
+    .unwrap();
+    let mut config = InitiatorConfig::for_host("localhost");
+    config.credentials = ClientCredentials::Ccache(collection.clone());
+    let (init, token) = first_token(&config).unwrap();
+    assert_eq!(client_of(&acceptor, &token), "alice@EXAMPLE.TEST");
+    let alice = init.credential_generation().expect("a DIR: cache is kept");
+    let (init, _) = first_token(&config).unwrap();
+    assert_eq!(init.credential_generation(), Some(alice));
+
+    // kinit bob makes a new cache in the collection and makes it the primary one.
+    run_with_cache(&realm, &collection, &["kinit", "bob"], "bob-password\n");
+    let (init, token) = first_token(&config).unwrap();
+    assert_eq!(client_of(&acceptor, &token), "bob@EXAMPLE.TEST");
+    assert_ne!(init.credential_generation(), Some(alice));
+    // kswitch back to alice: her cache is primary again.
+    run_with_cache(&realm, &collection, &["kswitch", "-p", "alice"], "");
+    let (_, token) = first_token(&config).unwrap();
+    assert_eq!(client_of(&acceptor, &token), "alice@EXAMPLE.TEST");
 }
