@@ -883,7 +883,9 @@ fn main() {
                 String::new()
             },
             r.tunnel_cpu.map_or("—".into(), f0),
-            r.mbps.map_or("failed".into(), f0),
+            // "failed" only where it was measured (not for a skipped or tunnel-only row).
+            r.mbps
+                .map_or(if r.get4.is_some() { "failed" } else { "—" }.into(), f0),
             r.cpu_per_mb.map_or("—".into(), f0),
         );
     }
