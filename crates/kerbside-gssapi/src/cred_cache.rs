@@ -6,7 +6,9 @@
 //! credential is kept and handed to every new exchange while one `stat` says that
 //! its source has not changed:
 //!
-//! * a `FILE:` or `DIR:` ticket cache (the default, or a named one): the identity
+//! * in a process that called [`keep_ticket_cache_copies`] (a long-running one: the
+//!   proxy, the tunnel), a `FILE:` or `DIR:` ticket cache (the default, or a named
+//!   one): the identity
 //!   (device, inode, modification time, size) of the cache file, and for `DIR:` of
 //!   the collection's `primary` file too. The kept credential reads a
 //!   process-private `MEMORY:` copy of the file, so making a token does not open
@@ -20,7 +22,9 @@
 //!   ticket from the keytab by itself).
 //! * other caches (`KCM:`, `KEYRING:`, `API:`) give no cheap change signal, and
 //!   passwords are looked up per exchange: for them a credential is acquired per
-//!   exchange, as before.
+//!   exchange, as before. So is a `FILE:`/`DIR:` cache in a process that did not ask
+//!   for copies (a one-shot `kerbside fetch`): its service tickets go to the user's
+//!   cache, where the next run (and `klist`) finds them, as with curl.
 //!
 //! A file rewritten within the file system's timestamp granularity of the copy
 //! could keep its identity ("racy" as git calls it): while the copied file is less
@@ -29,7 +33,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,6 +43,21 @@ use crate::error::GssError;
 use crate::ffi;
 use crate::initiator::{acquire, ClientCredentials};
 use crate::krb5;
+
+/// Whether `FILE:`/`DIR:` caches are copied into memory and kept.
+static KEEP_COPIES: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later Negotiate exchange of this process from a `FILE:` or `DIR:`
+/// ticket cache use a process-private in-memory copy of the cache, made again when
+/// the cache file changes (one `stat` per exchange), instead of reading the file for
+/// each token: for a long-running client that makes many tokens (a forward proxy
+/// makes one per tunnel). A new `kinit`, `kinit -R`, `kswitch` or `kdestroy` is
+/// still noticed at the next exchange; service tickets got since the copy stay in it
+/// and are not written to the user's cache file. Without this call (the default)
+/// only a client keytab's credential is kept.
+pub fn keep_ticket_cache_copies() {
+    KEEP_COPIES.store(true, Ordering::Relaxed);
+}
 
 /// How long after its last change a file's identity alone is not trusted.
 const RACY_SECS: i64 = 2;
@@ -255,7 +274,10 @@ fn slot(key: String) -> Slot {
 pub(crate) fn initiator_credential(credentials: &ClientCredentials) -> Result<Acquired, GssError> {
     match source(credentials) {
         Source::PerExchange => per_exchange(credentials),
-        Source::Files { name, files } => from_cache_file(credentials, &name, &files),
+        Source::Files { name, files } if KEEP_COPIES.load(Ordering::Relaxed) => {
+            from_cache_file(credentials, &name, &files)
+        }
+        Source::Files { .. } => per_exchange(credentials),
         Source::Keytab(file) => from_keytab(credentials, file),
     }
 }

@@ -17,7 +17,8 @@ use crate::ffi;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum ClientCredentials {
     /// The default ticket cache (`KRB5CCNAME`), looked up at each exchange, so a
-    /// ticket that appears or is renewed while a client runs is used. A `FILE:` or
+    /// ticket that appears or is renewed while a client runs is used. After
+    /// [`keep_ticket_cache_copies`](crate::keep_ticket_cache_copies), a `FILE:` or
     /// `DIR:` cache is read once into a memory copy, used while the file is
     /// unchanged (one `stat` per exchange).
     #[default]
@@ -208,7 +209,8 @@ impl NegotiateInitiator {
     /// Which kept credential this exchange uses: the same number for every
     /// exchange while the ticket cache file (or client keytab) is unchanged, a new
     /// one after `kinit`, `kinit -R` or a new keytab; `None` when the credential was
-    /// acquired for this exchange alone (`KCM:`, `KEYRING:`, passwords, no ticket).
+    /// acquired for this exchange alone (`KCM:`, `KEYRING:`, passwords, no ticket,
+    /// or a ticket cache without [`keep_ticket_cache_copies`](crate::keep_ticket_cache_copies)).
     pub fn credential_generation(&self) -> Option<u64> {
         self.generation.as_ref().map(|g| g.number)
     }

@@ -2,7 +2,8 @@
 //!
 //! * [`NegotiateInitiator`]: the client side, one exchange per value, from the user's
 //!   ticket cache; it implements [`kerbside_proto::Mechanism`] so the sans-IO client
-//!   state machine drives it.
+//!   state machine drives it. A long-running client calls [`keep_ticket_cache_copies`]
+//!   so that its tokens come from a kept in-memory copy of the cache.
 //! * [`NegotiateAcceptor`]: the server side, from a keytab; [`AcceptContext`] is one
 //!   exchange; [`NegotiateAcceptor::with_memory_replay_cache`] catches replays in a
 //!   [`ReplayCache`] in memory instead of MIT's file cache;
@@ -37,6 +38,7 @@ mod shared_replay;
 pub use acceptor::{
     AcceptContext, AcceptStep, AcceptorConfig, NegotiateAcceptor, ReplayCacheError, ReplayCheck,
 };
+pub use cred_cache::keep_ticket_cache_copies;
 pub use delegation::DelegatedCredential;
 pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};

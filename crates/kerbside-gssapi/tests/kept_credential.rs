@@ -21,6 +21,8 @@ use kerbside_proto::{Mechanism, Step};
 use kerbside_testkit::TestRealm;
 
 fn first_token(config: &InitiatorConfig) -> Result<(NegotiateInitiator, Vec<u8>), GssError> {
+    // Every test here is about the kept copies (process-wide; this binary only).
+    kerbside_gssapi::keep_ticket_cache_copies();
     let mut init = NegotiateInitiator::new(config)?;
     let token = match init.step(None)? {
         Step::Continue(t) | Step::Done(Some(t)) => t,

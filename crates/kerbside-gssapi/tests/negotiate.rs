@@ -42,6 +42,17 @@ fn login_with_mutual_authentication() {
     assert_eq!(principal, "alice@EXAMPLE.TEST");
     let final_token = token.expect("mutual authentication gives a final token");
     assert_eq!(init.step(Some(&final_token)).unwrap(), Step::Done(None));
+    // Without keep_ticket_cache_copies (a one-shot client), the credential is the
+    // user's cache itself: the service ticket is stored there, as curl's are.
+    assert_eq!(init.credential_generation(), None);
+    let context = kerbside_gssapi::krb5::Context::new().unwrap();
+    let tickets = context.default_ccache().unwrap().tickets().unwrap();
+    assert!(
+        tickets
+            .iter()
+            .any(|t| t.server == "HTTP/localhost@EXAMPLE.TEST"),
+        "{tickets:?}"
+    );
 }
 
 /// What the accept itself reports besides the name (kerbside asks

@@ -415,6 +415,8 @@ pub async fn run(args: ProxyArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(args.verbose, &args.log_format);
+    // A token per tunnel: from a kept memory copy of the ticket cache (docs/corporate-proxy.md).
+    kerbside_gssapi::keep_ticket_cache_copies();
     let (config, args) = match resolve(args).await {
         Ok(c) => c,
         Err(e) => {

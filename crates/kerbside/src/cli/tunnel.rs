@@ -218,6 +218,8 @@ pub async fn run(mut args: TunnelArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    // Long-running: tokens from a kept memory copy of the ticket cache.
+    kerbside_gssapi::keep_ticket_cache_copies();
     let to: Uri = match args.to.parse() {
         Ok(u) => u,
         Err(e) => {
