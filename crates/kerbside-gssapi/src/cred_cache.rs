@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libgssapi::credential::Cred;
+use sha2::Digest as _;
 
 use crate::error::GssError;
 use crate::ffi;
@@ -82,8 +83,9 @@ pub(crate) struct Generation {
     stamp: Vec<Option<FileStamp>>,
     /// The ticket-granting ticket's end (Unix seconds).
     valid_until: i64,
-    /// The file's bytes at the copy, while its identity alone is not trusted.
-    racy: Mutex<Option<Vec<u8>>>,
+    /// SHA-256 of the file at the copy, while its identity alone is not trusted
+    /// (a hash: the file holds session keys).
+    racy: Mutex<Option<Digest>>,
     /// `MEMORY:...`, the process-private copy of the ticket cache.
     memory: Option<String>,
 }
@@ -114,10 +116,9 @@ impl Generation {
             return false;
         }
         let mut racy = self.racy.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(bytes) = racy.as_ref() {
-            match std::fs::read(&self.file) {
-                Ok(now_bytes) if now_bytes == *bytes => {}
-                _ => return false,
+        if let Some(digest) = racy.as_ref() {
+            if file_digest(&self.file) != *digest {
+                return false;
             }
             if stamp
                 .first()
@@ -136,6 +137,15 @@ impl Generation {
             generation: Some(self.clone()),
         }
     }
+}
+
+type Digest = [u8; 32];
+
+/// SHA-256 of a file's bytes (of nothing, when it cannot be read: never equal to
+/// a readable ticket cache's).
+fn file_digest(file: &Path) -> Digest {
+    let bytes = std::fs::read(file).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).into()
 }
 
 /// What `stat` says about a file: a new ticket changes at least one of these.
@@ -351,9 +361,8 @@ fn memory_copy(
     file: &Path,
     file_stamp: &FileStamp,
     now: i64,
-) -> Result<(String, i64, Option<Vec<u8>>), String> {
-    let racy =
-        (now - file_stamp.mtime < RACY_SECS).then(|| std::fs::read(file).unwrap_or_default());
+) -> Result<(String, i64, Option<Digest>), String> {
+    let racy = (now - file_stamp.mtime < RACY_SECS).then(|| file_digest(file));
     let memory = format!(
         "MEMORY:kerbside-{}-{}",
         std::process::id(),
@@ -400,8 +409,7 @@ fn from_keytab(credentials: &ClientCredentials, file: PathBuf) -> Result<Acquire
             generation: None,
         });
     };
-    let racy =
-        (now - file_stamp.mtime < RACY_SECS).then(|| std::fs::read(&file).unwrap_or_default());
+    let racy = (now - file_stamp.mtime < RACY_SECS).then(|| file_digest(&file));
     let generation = Arc::new(Generation {
         number: NUMBERS.fetch_add(1, Ordering::Relaxed),
         cred,
@@ -470,7 +478,7 @@ mod tests {
             file: file.clone(),
             stamp: stamp(&files),
             valid_until: now + 100,
-            racy: Mutex::new(Some(b"one".to_vec())),
+            racy: Mutex::new(Some(file_digest(&file))),
             memory: None,
         };
         assert!(generation.reusable(&stamp(&files), now));
