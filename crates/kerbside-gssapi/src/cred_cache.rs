@@ -191,7 +191,9 @@ enum Source {
 }
 
 fn source(credentials: &ClientCredentials) -> Source {
+    let copies = KEEP_COPIES.load(Ordering::Relaxed);
     match credentials {
+        ClientCredentials::Default | ClientCredentials::Ccache(_) if !copies => Source::PerExchange,
         ClientCredentials::Default => match std::env::var("KRB5CCNAME") {
             Ok(name) if !name.is_empty() => cache_source(&name),
             _ => default_cache_source(),
@@ -284,10 +286,7 @@ fn slot(key: String) -> Slot {
 pub(crate) fn initiator_credential(credentials: &ClientCredentials) -> Result<Acquired, GssError> {
     match source(credentials) {
         Source::PerExchange => per_exchange(credentials),
-        Source::Files { name, files } if KEEP_COPIES.load(Ordering::Relaxed) => {
-            from_cache_file(credentials, &name, &files)
-        }
-        Source::Files { .. } => per_exchange(credentials),
+        Source::Files { name, files } => from_cache_file(credentials, &name, &files),
         Source::Keytab(file) => from_keytab(credentials, file),
     }
 }
