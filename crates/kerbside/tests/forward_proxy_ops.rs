@@ -277,6 +277,12 @@ fn closing_ntlm_upstream(negotiates: Arc<AtomicUsize>) -> u16 {
                 );
                 continue;
             };
+            // Only a NEGOTIATE (message type 1) counts: an AUTHENTICATE sent on a
+            // new connection, where the challenge it answers was never given,
+            // would be a client error (and is closed on, uncounted).
+            if negotiate.get(8..12) != Some(&[1, 0, 0, 0][..]) {
+                return;
+            }
             negotiates.fetch_add(1, Ordering::SeqCst);
             let inputs = ServerInputs {
                 server_challenge: *b"kerbside",
@@ -303,6 +309,45 @@ fn closing_ntlm_upstream(negotiates: Arc<AtomicUsize>) -> u16 {
             return;
         }
     })
+}
+
+/// The same for a tunnel (`CONNECT`): the exchange starts over on a new connection
+/// once (a NEGOTIATE, not the AUTHENTICATE for the closed connection's challenge),
+/// then the CONNECT fails with a clear 502.
+#[test]
+fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
+    let realm = realm();
+    let negotiates = Arc::new(AtomicUsize::new(0));
+    let upstream = closing_ntlm_upstream(negotiates.clone());
+    let (p, port) = proxy(
+        realm,
+        &[
+            "--proxy",
+            &format!("127.0.0.1:{upstream}"),
+            "-u",
+            "EXAMPLE\\alice:alice-password",
+        ],
+    );
+    let out = curl_via(port, &["-p", "-v"], "http://origin.example/ntlm");
+    let (body, err) = text(&out);
+    assert!(!out.status.success(), "{body}{err}");
+    assert!(
+        err.contains("502") || body.contains("502"),
+        "{body}{err}\n{}",
+        p.log()
+    );
+    assert!(
+        p.wait_for_log(|l| l.contains("CONNECT failed")
+            && l.contains("in the middle of its authentication exchange, twice")),
+        "{}",
+        p.log()
+    );
+    assert_eq!(
+        negotiates.load(Ordering::SeqCst),
+        2,
+        "one start-over on a new connection, then give up\n{}",
+        p.log()
+    );
 }
 
 #[test]

@@ -213,6 +213,27 @@ impl Client {
         }
     }
 
+    /// A new connection to `proxy` after it closed the one its exchange was on
+    /// (once; the driver says whether the exchange goes on or starts over).
+    async fn reconnect_proxy(
+        &self,
+        auth: &mut ProxyAuth,
+        proxy: &ProxyAddr,
+    ) -> Result<hyper::client::conn::http1::SendRequest<crate::body::WireBody>, Failure> {
+        if let ProxyReconnect::GiveUp(_) = auth.handle_closed() {
+            return Err(Failure::Fatal(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "the proxy {}:{} closed the connection in the middle of its \
+                     authentication exchange, twice",
+                    proxy.host, proxy.port
+                ),
+            )));
+        }
+        let (stream, _) = self.proxy_connection(proxy).await?;
+        Ok(proxy_h1(stream).await?)
+    }
+
     /// Opens a `CONNECT` tunnel to `origin` through `proxy`, authenticating to the
     /// proxy (407) on the same connection.
     pub(super) async fn tunnel(
@@ -248,23 +269,36 @@ impl Client {
                 line: format!("CONNECT {authority} HTTP/1.1"),
                 headers: redacted(request.headers()),
             });
-            sender.ready().await.map_err(|e| {
-                Error::with_source(
+            let sent = match sender.ready().await {
+                Ok(()) => sender.send_request(request).await.map_err(|e| {
+                    Error::with_source(
+                        ErrorKind::Http,
+                        format!(
+                            "the proxy {}:{} did not answer CONNECT: {e}",
+                            proxy.host, proxy.port
+                        ),
+                        e,
+                    )
+                }),
+                Err(e) => Err(Error::with_source(
                     ErrorKind::Http,
                     format!("the proxy closed the connection: {e}"),
                     e,
-                )
-            })?;
-            let response = sender.send_request(request).await.map_err(|e| {
-                Error::with_source(
-                    ErrorKind::Http,
-                    format!(
-                        "the proxy {}:{} did not answer CONNECT: {e}",
-                        proxy.host, proxy.port
-                    ),
-                    e,
-                )
-            })?;
+                )),
+            };
+            let response = match sent {
+                Ok(r) => r,
+                // The proxy went away after its challenge: its exchange starts over
+                // on a new connection, once.
+                Err(e) if auth.mid_exchange() => {
+                    observer.event(&Event::Retrying {
+                        reason: e.to_string(),
+                    });
+                    sender = self.reconnect_proxy(&mut auth, proxy).await?;
+                    continue;
+                }
+                Err(e) => return Err(Failure::Fatal(e)),
+            };
             observer.event(&Event::Response {
                 conn: 0,
                 line: format!("{:?} {}", response.version(), response.status()),
@@ -278,18 +312,7 @@ impl Client {
                 ProxyStep::Retry => {
                     drain(response, self.config.max_challenge_body).await?;
                     if sender.is_closed() {
-                        if let ProxyReconnect::GiveUp(_) = auth.handle_closed() {
-                            return Err(Failure::Fatal(Error::new(
-                                ErrorKind::Auth,
-                                format!(
-                                    "the proxy {}:{} closed the connection in the middle of its \
-                                     Negotiate exchange, twice",
-                                    proxy.host, proxy.port
-                                ),
-                            )));
-                        }
-                        let (stream, _) = self.proxy_connection(proxy).await?;
-                        sender = proxy_h1(stream).await?;
+                        sender = self.reconnect_proxy(&mut auth, proxy).await?;
                     }
                 }
                 ProxyStep::Done if status.is_success() => {

@@ -149,7 +149,15 @@ impl ProxyAuth {
 
     /// The proxy closed the connection before the next leg: connect again once.
     pub(super) fn handle_closed(&mut self) -> ProxyReconnect {
-        self.driver.handle_closed()
+        let decision = self.driver.handle_closed();
+        if decision == ProxyReconnect::StartOver {
+            // The continuation was for the closed connection: nothing is sent until
+            // the new connection's 407.
+            self.exchange = None;
+            self.header = None;
+            self.preemptive = false;
+        }
+        decision
     }
 
     pub(super) fn header(&self) -> Option<&str> {

@@ -88,6 +88,9 @@ pub enum ProxyGiveUp {
 pub enum ProxyReconnect {
     /// Connect to the proxy again and go on with the exchange.
     Reconnect,
+    /// Connect to the proxy again and start the exchange over without
+    /// credentials: the proxy's challenge was for the closed connection.
+    StartOver,
     /// Give up.
     GiveUp(ProxyGiveUp),
 }
@@ -177,12 +180,20 @@ impl ProxyAuthDriver {
         matches!(self.phase, Phase::Token(_)) && self.tokens > 1
     }
 
-    /// The proxy closed the connection before the next leg: connect again once.
+    /// The proxy closed the connection (or it failed) before the next leg:
+    /// connect again, once. An exchange past its first token starts over (see
+    /// [`mid_exchange`](Self::mid_exchange)); before it, the first token goes on
+    /// the new connection.
     pub fn handle_closed(&mut self) -> ProxyReconnect {
         if self.reconnected {
             return ProxyReconnect::GiveUp(ProxyGiveUp::ClosedTwice);
         }
         self.reconnected = true;
+        if self.mid_exchange() {
+            self.phase = Phase::Idle;
+            self.tokens = 0;
+            return ProxyReconnect::StartOver;
+        }
         ProxyReconnect::Reconnect
     }
 }
@@ -211,6 +222,22 @@ mod tests {
         assert_eq!(d.handle_response(200), ProxyStep::Exchange(Ntlm));
         d.handle_token_result(ProxyTokenResult::Established);
         assert!(!d.mid_exchange());
+        // A close now starts the exchange over, once.
+        let mut d = ProxyAuthDriver::new(4);
+        d.handle_response(407);
+        d.started(Ntlm);
+        d.handle_response(407);
+        d.handle_token_result(ProxyTokenResult::Continue);
+        assert_eq!(d.handle_closed(), ProxyReconnect::StartOver);
+        assert!(!d.mid_exchange());
+        assert_eq!(d.handle_response(407), ProxyStep::Choose);
+        d.started(Ntlm);
+        d.handle_response(407);
+        d.handle_token_result(ProxyTokenResult::Continue);
+        assert_eq!(
+            d.handle_closed(),
+            ProxyReconnect::GiveUp(ProxyGiveUp::ClosedTwice)
+        );
         // Password schemes are never tied to a connection.
         let mut d = ProxyAuthDriver::new(4);
         d.handle_response(407);
