@@ -1,8 +1,10 @@
 //! Connections: TCP, TLS with ALPN, HTTP/1.1 or HTTP/2, and what a handshake on
 //! them needs to know (the TLS channel binding, whether they are authenticated).
 
-use std::net::IpAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
@@ -164,6 +166,91 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<(TcpStream, String), Er
     Ok((tcp, peer))
 }
 
+/// How long a proxy's addresses are kept (Chromium keeps a host's addresses a
+/// minute when the system resolver gives no TTL).
+const PROXY_ADDRESSES_KEPT: Duration = Duration::from_secs(60);
+
+/// At most this many proxy names are kept (a PAC may name many); the oldest go.
+const PROXY_NAMES_KEPT: usize = 64;
+
+/// A proxy's name and port, and when its addresses were looked up.
+type KeptAddresses = HashMap<(String, u16), (Instant, Arc<[SocketAddr]>)>;
+
+/// The addresses of proxy names looked up in the last [`PROXY_ADDRESSES_KEPT`].
+static PROXY_ADDRESSES: Mutex<Option<KeptAddresses>> = Mutex::new(None);
+
+/// A TCP connection to a proxy. A forward proxy opens a new connection to its
+/// upstream for every tunnel (a `CONNECT` takes the connection), and a name
+/// look-up each time (a hop to a blocking thread, `/etc/hosts`, a DNS query) is
+/// work for nothing: a proxy name's addresses are kept for a minute, tried in
+/// order, and forgotten when none of them can be connected to.
+pub(crate) async fn proxy_tcp(host: &str, port: u16) -> Result<(TcpStream, String), Error> {
+    if host.parse::<IpAddr>().is_ok() {
+        return tcp(host, port).await;
+    }
+    let key = (host.to_owned(), port);
+    let now = Instant::now();
+    let kept = PROXY_ADDRESSES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|m| m.get(&key))
+        .filter(|(at, _)| now.duration_since(*at) < PROXY_ADDRESSES_KEPT)
+        .map(|(_, addrs)| addrs.clone());
+    let cannot = |e: std::io::Error| {
+        Error::with_source(
+            ErrorKind::Connect,
+            format!("cannot connect to {host}:{port}: {e}"),
+            e,
+        )
+    };
+    let addrs = match kept {
+        Some(addrs) => addrs,
+        None => {
+            let found: Arc<[SocketAddr]> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(cannot)?
+                .collect();
+            let mut map = PROXY_ADDRESSES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let map = map.get_or_insert_with(HashMap::new);
+            if map.len() >= PROXY_NAMES_KEPT {
+                if let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+                {
+                    map.remove(&oldest);
+                }
+            }
+            map.insert(key.clone(), (now, found.clone()));
+            found
+        }
+    };
+    let mut last = None;
+    for addr in addrs.iter() {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok((tcp, addr.to_string()));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    // None answered: look the name up again next time.
+    if let Some(map) = PROXY_ADDRESSES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+    {
+        map.remove(&key);
+    }
+    Err(cannot(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+    })))
+}
+
 /// Speaks HTTP to `origin` over `io` (a TCP stream or a proxy tunnel): TLS first
 /// for `https://`, then HTTP/1.1 or HTTP/2 as ALPN decided.
 pub(crate) async fn establish<IO>(
@@ -235,7 +322,7 @@ pub(crate) async fn proxy_connection(
     tls: &Arc<rustls::ClientConfig>,
     settings: &crate::tls::TlsSettings,
 ) -> Result<(ProxyIo, String), Error> {
-    let (stream, peer) = tcp(&proxy.host, proxy.port).await?;
+    let (stream, peer) = proxy_tcp(&proxy.host, proxy.port).await?;
     if !proxy.tls {
         return Ok((Box::new(stream), peer));
     }
@@ -324,4 +411,49 @@ pub(crate) fn is_http11_required(e: &hyper::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn kept(port: u16) -> Option<Arc<[SocketAddr]>> {
+        PROXY_ADDRESSES
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|m| m.get(&("localhost".to_owned(), port)))
+            .map(|(_, a)| a.clone())
+    }
+
+    #[test]
+    fn a_proxy_names_addresses_are_kept_and_forgotten_when_none_answers() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (_, peer) = proxy_tcp("localhost", port).await.unwrap();
+            assert_eq!(peer, format!("127.0.0.1:{port}"));
+            let addrs = kept(port).expect("kept after the first connection");
+            assert!(addrs.contains(&SocketAddr::from(([127, 0, 0, 1], port))));
+            // The second connection uses the kept addresses.
+            proxy_tcp("localhost", port).await.unwrap();
+            assert!(Arc::ptr_eq(&addrs, &kept(port).unwrap()));
+            // Nothing listens any more: the error names the proxy, and the name is
+            // looked up again next time.
+            drop(listener);
+            let e = proxy_tcp("localhost", port).await.unwrap_err();
+            assert!(e.is_connect(), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("cannot connect to localhost:{port}: ")),
+                "{e}"
+            );
+            assert!(kept(port).is_none());
+        });
+    }
 }

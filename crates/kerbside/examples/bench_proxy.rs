@@ -928,13 +928,17 @@ fn main() {
         md,
         "kerbside proxy's CPU per request against cntlm's: {}; against px's: {}. \
          Tunnel set-up rate against Squid used directly: {} (open Squid, no auth), {} (the \
-         Kerberos Squid, the client making a Negotiate token per CONNECT); tunnel throughput against direct: {}. \
+         Kerberos Squid, the client making a Negotiate token per CONNECT); tunnel throughput against Squid used directly: {}, and against direct to the origin (no proxy at all): {}. \
          {AT_ONCE} tunnels open at once, then a GET through each: kerbside proxy {}, Squid directly {}.\n\
          \"reconnects\" counts new client connections the proxy forced by closing after a response (cntlm closes after each one, announcing keep-alive).\n{}<!-- bench-proxy:end -->",
         ratio(&rows[1]),
         ratio(&rows[2]),
         tunnel_ratio(k, &rows[3]),
         tunnel_ratio(k, &rows[4]),
+        match (k.mbps, rows[3].mbps) {
+            (Some(a), Some(b)) => format!("{:.0}%", 100.0 * a / b),
+            _ => "not measured".into(),
+        },
         match (k.mbps, direct_mbps) {
             (Some(a), Some(b)) => format!("{:.0}%", 100.0 * a / b),
             _ => "not measured".into(),
