@@ -40,7 +40,7 @@ use kerbside_testkit::{
     free_port, Lighttpd, LighttpdOptions, ProxyScheme, Squid, SquidOptions, TestCa, TestRealm,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -308,43 +308,8 @@ async fn tunnels(
                 let one = async {
                     let s = TcpStream::connect(proxy.unwrap_or(target)).await?;
                     s.set_nodelay(true)?;
-                    let mut r = BufReader::new(s);
-                    if proxy.is_some() {
-                        let port = target.port();
-                        r.get_mut()
-                            .write_all(
-                                format!(
-                                    "CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n"
-                                )
-                                .as_bytes(),
-                            )
-                            .await?;
-                        let mut line = String::new();
-                        r.read_line(&mut line).await?;
-                        if !line.contains(" 200 ") {
-                            return Err(std::io::Error::other(line));
-                        }
-                        loop {
-                            let mut h = String::new();
-                            if r.read_line(&mut h).await? == 0 || h.trim().is_empty() {
-                                break;
-                            }
-                        }
-                    }
-                    let s = r.into_inner();
-                    let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                    let mut s = connector
-                        .connect(ServerName::try_from("localhost").unwrap(), s)
-                        .await?;
-                    s.write_all(b"GET /bench HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                        .await?;
-                    let mut all = Vec::new();
-                    let _ = s.read_to_end(&mut all).await;
-                    if all.starts_with(b"HTTP/1.1 200") {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::other("not 200"))
-                    }
+                    let connect = proxy.map(|_| (target.port(), None));
+                    negotiate_tunnels::tls_get(s, connect, tls.clone()).await
                 };
                 match tokio::time::timeout(Duration::from_secs(10), one).await {
                     Ok(Ok(())) => t.ok += 1,

@@ -36,27 +36,41 @@ async fn one(
 ) -> std::io::Result<()> {
     let s = TcpStream::connect(proxy).await?;
     s.set_nodelay(true)?;
+    let authorization = format!("Negotiate {}", token(proxy_host)?);
+    tls_get(s, Some((target.port(), Some(&authorization))), tls).await
+}
+
+/// On `s`: a `CONNECT localhost:PORT` first when `connect` says so (with its
+/// `Proxy-Authorization`, if any), then a TLS handshake with `localhost` and
+/// `GET /bench`, which must answer 200.
+pub async fn tls_get(
+    s: TcpStream,
+    connect: Option<(u16, Option<&str>)>,
+    tls: Arc<rustls::ClientConfig>,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(s);
-    let port = target.port();
-    let token = token(proxy_host)?;
-    r.get_mut()
-        .write_all(
-            format!(
-                "CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\
-                 Proxy-Authorization: Negotiate {token}\r\n\r\n"
+    if let Some((port, authorization)) = connect {
+        let credentials = authorization
+            .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        r.get_mut()
+            .write_all(
+                format!(
+                    "CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n{credentials}\r\n"
+                )
+                .as_bytes(),
             )
-            .as_bytes(),
-        )
-        .await?;
-    let mut line = String::new();
-    r.read_line(&mut line).await?;
-    if !line.contains(" 200 ") {
-        return Err(std::io::Error::other(line));
-    }
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).await? == 0 || h.trim().is_empty() {
-            break;
+            .await?;
+        let mut line = String::new();
+        r.read_line(&mut line).await?;
+        if !line.contains(" 200 ") {
+            return Err(std::io::Error::other(line));
+        }
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).await? == 0 || h.trim().is_empty() {
+                break;
+            }
         }
     }
     let connector = tokio_rustls::TlsConnector::from(tls);
