@@ -174,27 +174,18 @@ impl Client {
                         return Err(self.ended(awaiting.handle_http11_required(), origin, &conn))
                     }
                     Err(LegError::Fatal(e)) => return Err(Failure::Fatal(e)),
-                    Err(LegError::Send(e)) if conn.via_proxy => {
-                        if let Some(pa) = proxy_auth.as_ref().filter(|p| p.mid_exchange()) {
-                            // The proxy's challenge was for this connection: start
-                            // over on a new one (once, the request's restart budget).
-                            let e = proxy_dropped_exchange(pa, e);
-                            return Err(if body.is_replayable() {
-                                Failure::Restart(RestartReason::SendFailed, e)
-                            } else {
-                                Failure::Fatal(e)
-                            });
+                    Err(LegError::Send(e)) => {
+                        if let Some(pa) = proxy_auth
+                            .as_ref()
+                            .filter(|p| conn.via_proxy && p.mid_exchange())
+                        {
+                            // The proxy's challenge was for this connection.
+                            return Err(proxy_dropped_exchange(pa, e, body.is_replayable()));
                         }
                         return Err(match awaiting.handle_send_error(body.is_replayable()) {
                             AttemptEnd::Restart(reason) => Failure::Restart(reason, e),
                             _ => Failure::Fatal(e),
                         });
-                    }
-                    Err(LegError::Send(e)) => {
-                        return Err(match awaiting.handle_send_error(body.is_replayable()) {
-                            AttemptEnd::Restart(reason) => Failure::Restart(reason, e),
-                            _ => Failure::Fatal(e),
-                        })
                     }
                 };
                 if conn.via_proxy {
@@ -214,15 +205,11 @@ impl Client {
                                 if pa.mid_exchange() {
                                     // The answer to the proxy's challenge would go on
                                     // another connection, where it means nothing.
-                                    let e = proxy_dropped_exchange(
+                                    return Err(proxy_dropped_exchange(
                                         pa,
                                         Error::new(ErrorKind::Http, "connection closed"),
-                                    );
-                                    return Err(if body.is_replayable() {
-                                        Failure::Restart(RestartReason::SendFailed, e)
-                                    } else {
-                                        Failure::Fatal(e)
-                                    });
+                                        body.is_replayable(),
+                                    ));
                                 }
                                 conn = self.new_conn(origin, known.h1_only, observer).await?;
                             }
@@ -812,16 +799,22 @@ pub(super) fn finish(
     response
 }
 
-/// The error for a connection to the proxy that failed or closed in the middle of
-/// its connection-based exchange.
-fn proxy_dropped_exchange(pa: &ProxyAuth, e: Error) -> Error {
+/// The connection to the proxy failed or closed in the middle of its
+/// connection-based exchange: the request starts over on a new connection (once:
+/// the request's restart budget) when its body can be sent again.
+fn proxy_dropped_exchange(pa: &ProxyAuth, e: Error, replayable: bool) -> Failure {
     let proxy = pa.proxy();
-    Error::new(
+    let e = Error::new(
         ErrorKind::Http,
         format!(
             "the proxy {}:{} closed the connection in the middle of its authentication \
              exchange ({e})",
             proxy.host, proxy.port
         ),
-    )
+    );
+    if replayable {
+        Failure::Restart(RestartReason::SendFailed, e)
+    } else {
+        Failure::Fatal(e)
+    }
 }
