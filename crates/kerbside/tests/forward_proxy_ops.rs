@@ -311,16 +311,13 @@ fn closing_ntlm_upstream(negotiates: Arc<AtomicUsize>) -> u16 {
     })
 }
 
-/// The same for a tunnel (`CONNECT`): the exchange starts over on a new connection
-/// once (a NEGOTIATE, not the AUTHENTICATE for the closed connection's challenge),
-/// then the CONNECT fails with a clear 502.
-#[test]
-fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
-    let realm = realm();
+/// `kerbside proxy` with NTLM credentials in front of [`closing_ntlm_upstream`]: the
+/// NEGOTIATE count, the proxy and its port.
+fn proxy_to_closing_ntlm_upstream() -> (Arc<AtomicUsize>, GateProcess, u16) {
     let negotiates = Arc::new(AtomicUsize::new(0));
     let upstream = closing_ntlm_upstream(negotiates.clone());
     let (p, port) = proxy(
-        realm,
+        realm(),
         &[
             "--proxy",
             &format!("127.0.0.1:{upstream}"),
@@ -328,6 +325,15 @@ fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
             "EXAMPLE\\alice:alice-password",
         ],
     );
+    (negotiates, p, port)
+}
+
+/// The same for a tunnel (`CONNECT`): the exchange starts over on a new connection
+/// once (a NEGOTIATE, not the AUTHENTICATE for the closed connection's challenge),
+/// then the CONNECT fails with a clear 502.
+#[test]
+fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
+    let (negotiates, p, port) = proxy_to_closing_ntlm_upstream();
     let out = curl_via(port, &["-p", "-v"], "http://origin.example/ntlm");
     let (body, err) = text(&out);
     assert!(!out.status.success(), "{body}{err}");
@@ -352,18 +358,7 @@ fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
 
 #[test]
 fn an_upstream_closing_between_ntlm_legs_gets_one_restart_then_a_clear_502() {
-    let realm = realm();
-    let negotiates = Arc::new(AtomicUsize::new(0));
-    let upstream = closing_ntlm_upstream(negotiates.clone());
-    let (p, port) = proxy(
-        realm,
-        &[
-            "--proxy",
-            &format!("127.0.0.1:{upstream}"),
-            "-u",
-            "EXAMPLE\\alice:alice-password",
-        ],
-    );
+    let (negotiates, p, port) = proxy_to_closing_ntlm_upstream();
     let out = curl_via(port, &[], "http://origin.example/ntlm");
     let (body, err) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}{err}\n{}", p.log());
