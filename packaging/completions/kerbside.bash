@@ -853,7 +853,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__proxy)
-            opts="-v -n -u -k -m -x -h --listen --pac --pac-refresh --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy-cacert --proxy --noproxy --help"
+            opts="-v -n -u -k -m -x -h --listen --pac --pac-refresh --auth-proxies --allow --allow-other-users --origin-auth --proxy-retry-after --metrics --check --verbose --log-format --threads --negotiate --ntlm --digest --basic --anyauth --allow-digest-md5 --allow-downgrade --negotiate-ntlm --netrc --negotiate-preemptive --mutual --spn --spn-canonicalize --spn-port --delegation --channel-binding --max-auth-rounds --keytab --user --allow-http-auth --insecure --cacert --http1.1 --connect-timeout --max-time --proxy-cacert --proxy --noproxy --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -892,6 +892,10 @@ _kerbside() {
                     return 0
                     ;;
                 --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

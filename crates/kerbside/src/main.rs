@@ -69,10 +69,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => return cli::docs::run_completions(&Cli::command(), args),
         _ => {}
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kerbside: cannot start the async runtime: {e}");
@@ -93,13 +90,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime for `command`: one thread per core, except `kerbside proxy`
+/// (`--threads`, default one).
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Proxy(args) = command {
+        builder.worker_threads(usize::from(args.threads));
+    }
+    builder.enable_all().build()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::{cli, Cli};
+
+    #[test]
+    fn the_proxy_runs_on_one_thread_unless_told_otherwise() {
+        let workers = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).expect("parse");
+            super::runtime(&cli.command)
+                .expect("runtime")
+                .metrics()
+                .num_workers()
+        };
+        assert_eq!(workers(&["kerbside", "proxy"]), 1);
+        assert_eq!(workers(&["kerbside", "proxy", "--threads", "3"]), 3);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(
+            workers(&["kerbside", "gate", "--upstream", "http://127.0.0.1:1"]),
+            cores
+        );
+        let refused = Cli::try_parse_from(["kerbside", "proxy", "--threads", "0"])
+            .expect_err("0 threads")
+            .to_string();
+        assert!(refused.contains("--threads"), "{refused}");
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {
