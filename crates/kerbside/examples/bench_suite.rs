@@ -162,71 +162,78 @@ impl Env {
         })
     }
 
-    /// Rounds of `mode` against `url` with `pids`; the medians.
-    fn cell(&mut self, url: &str, mode: &str, pids: &[u32], children: bool) -> Cell {
-        let mut cpu = Vec::new();
-        let mut rps = Vec::new();
-        let mut errors = 0;
-        let mut tokens = 20_000usize;
-        let mut notes = Vec::new();
-        for round in 0..self.args.rounds {
-            let mut extra: Vec<String> = [
-                "--mode",
-                bench_mode(mode),
-                "-c",
-                "2",
-                "-d",
-                &format!("{}s", self.args.round_secs),
-                "--tokens",
-                &tokens.to_string(),
-                "--server-pid",
-                &pids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            if children {
-                extra.push("--server-children".into());
-            }
-            let report = self.bench(url, &extra);
-            let ok = report["successes"].as_u64().unwrap_or(0);
-            let errs: u64 = report["errors"]
-                .as_object()
-                .map(|m| m.values().filter_map(Value::as_u64).sum())
-                .unwrap_or(0);
-            errors += errs;
-            if let Some(us) = report["server_cpu"]["us_per_request"].as_f64() {
-                cpu.push(us);
-            }
-            rps.push(report["requests_per_sec"].as_f64().unwrap_or(0.0));
-            if report["server_cpu"]["processes_changed"].as_bool() == Some(true) {
-                notes.push(format!("round {round}: server processes changed"));
-            }
-            if let Some(why) = report["stopped_early"].as_str() {
-                notes.push(format!("round {round}: stopped early: {why}"));
-            }
-            if errs > 0 {
-                notes.push(format!(
-                    "round {round}: errors {}",
-                    report["error_messages"]
-                ));
-            }
-            // Enough tokens for the next round: what this one used, and a third more.
-            tokens = ((ok as f64 * 1.4) as usize).clamp(2_000, 40_000);
+    /// One round of `mode` against `url` with `pids`, added to `series`.
+    fn round(&mut self, series: &mut Series, url: &str, mode: &str, pids: &[u32], children: bool) {
+        let round = series.cpu.len();
+        let mut extra: Vec<String> = [
+            "--mode",
+            bench_mode(mode),
+            "-c",
+            "2",
+            "-d",
+            &format!("{}s", self.args.round_secs),
+            "--tokens",
+            &series.tokens.to_string(),
+            "--server-pid",
+            &pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if children {
+            extra.push("--server-children".into());
         }
+        let report = self.bench(url, &extra);
+        let ok = report["successes"].as_u64().unwrap_or(0);
+        let errs: u64 = report["errors"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        series.errors += errs;
+        series.cpu.push(
+            report["server_cpu"]["us_per_request"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        );
+        series
+            .rps
+            .push(report["requests_per_sec"].as_f64().unwrap_or(0.0));
+        if report["server_cpu"]["processes_changed"].as_bool() == Some(true) {
+            series
+                .notes
+                .push(format!("round {round}: server processes changed"));
+        }
+        if let Some(why) = report["stopped_early"].as_str() {
+            series
+                .notes
+                .push(format!("round {round}: stopped early: {why}"));
+        }
+        if errs > 0 {
+            series.notes.push(format!(
+                "round {round}: errors {}",
+                report["error_messages"]
+            ));
+        }
+        // Enough tokens for the next round: what this one used, and a third more.
+        series.tokens = ((ok as f64 * 1.4) as usize).clamp(2_000, 40_000);
+    }
+
+    /// The medians of `series`, logged.
+    fn cell(&mut self, name: &str, mode: &str, series: Series) -> Cell {
+        let cpu: Vec<f64> = series.cpu.into_iter().filter(|c| c.is_finite()).collect();
         let cell = Cell {
             cpu_us: median(&cpu),
-            rps: median(&rps),
-            errors,
+            rps: median(&series.rps),
+            errors: series.errors,
             rounds: cpu,
-            note: notes.join("; "),
+            note: series.notes.join("; "),
         };
         self.say(&format!(
-            "{url} {mode}: {:.0} µs/request, {:.0} requests/s, {} errors (rounds {:?}) {}",
+            "{name} {mode}: {:.0} µs/request, {:.0} requests/s, {} errors (rounds {:?}) {}",
             cell.cpu_us,
             cell.rps,
             cell.errors,
@@ -234,6 +241,28 @@ impl Env {
             cell.note
         ));
         cell
+    }
+}
+
+/// The rounds of one cell so far.
+struct Series {
+    cpu: Vec<f64>,
+    rps: Vec<f64>,
+    errors: u64,
+    notes: Vec<String>,
+    /// Tokens to make for the next round (per-request mode uses one per request).
+    tokens: usize,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            cpu: Vec::new(),
+            rps: Vec::new(),
+            errors: 0,
+            notes: Vec::new(),
+            tokens: 20_000,
+        }
     }
 }
 
@@ -437,17 +466,58 @@ fn main() {
         accept.insert(rcache, v["cpu_us_per_accept"].as_f64().unwrap_or(f64::NAN));
     }
 
-    // The gate, each mode, HTTP and HTTPS.
+    // The gate, each mode, HTTP and HTTPS, and Apache + mod_auth_gssapi as a reverse
+    // proxy to the same upstream: the rounds of every cell of a transport are
+    // interleaved (each round: every mode, the gate then Apache), so a change in
+    // what else the machine does moves all of them alike and the ratios (gate against
+    // Apache, connection and cookie against no-auth) compare the same moments.
+    let apache = Apache::start(
+        &env.realm,
+        &env.cert,
+        ApacheOptions {
+            plain_http: true,
+            proxy_to: Some(upstream_addr),
+            ..ApacheOptions::default()
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    env.say(&format!("apache: processes {:?}", apache.pids()));
     let mut gate_cells: BTreeMap<(&str, bool), Cell> = BTreeMap::new();
+    let mut apache_cells: BTreeMap<(&str, bool), Cell> = BTreeMap::new();
     for tls in [false, true] {
-        for mode in MODES {
-            let g = gate(&env, mode, tls, &lighttpd.url, &[]);
-            let pid = g.child.id();
-            let url = format!("{}/bench.txt", g.url);
-            let cell = env.cell(&url, mode, &[pid], false);
-            gate_cells.insert((mode, tls), cell);
+        let gates: Vec<(&str, Proc)> = MODES
+            .iter()
+            .map(|mode| (*mode, gate(&env, mode, tls, &lighttpd.url, &[])))
+            .collect();
+        let mut series: BTreeMap<(&str, bool), Series> = BTreeMap::new();
+        for _ in 0..env.args.rounds {
+            for (mode, g) in &gates {
+                let url = format!("{}/bench.txt", g.url);
+                let s = series.entry((mode, true)).or_default();
+                env.round(s, &url, mode, &[g.child.id()], false);
+                let path = apache_path(mode);
+                let url = if tls {
+                    apache.url(path)
+                } else {
+                    apache.plain_url(path)
+                };
+                let s = series.entry((mode, false)).or_default();
+                env.round(s, &url, mode, &[apache.pid()], true);
+            }
+        }
+        for ((mode, ours), s) in series {
+            let transport = if tls { "HTTPS" } else { "HTTP" };
+            if ours {
+                let cell = env.cell(&format!("gate {transport}"), mode, s);
+                gate_cells.insert((mode, tls), cell);
+            } else {
+                let cell = env.cell(&format!("Apache {transport}"), mode, s);
+                apache_cells.insert((mode, tls), cell);
+            }
         }
     }
+    drop(apache);
 
     // The second load generator (python-gssapi tokens), HTTPS, same gate settings.
     let mut python_cells = BTreeMap::new();
@@ -550,35 +620,6 @@ fn main() {
         r["server_memory"].clone()
     })
     .collect();
-
-    // Apache + mod_auth_gssapi as a reverse proxy to the same upstream.
-    let mut apache_cells: BTreeMap<(&str, bool), Cell> = BTreeMap::new();
-    {
-        let apache = Apache::start(
-            &env.realm,
-            &env.cert,
-            ApacheOptions {
-                plain_http: true,
-                proxy_to: Some(upstream_addr),
-                ..ApacheOptions::default()
-            },
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        env.say(&format!("apache: processes {:?}", apache.pids()));
-        for tls in [false, true] {
-            for mode in MODES {
-                let path = apache_path(mode);
-                let url = if tls {
-                    apache.url(path)
-                } else {
-                    apache.plain_url(path)
-                };
-                let cell = env.cell(&url, mode, &[apache.pid()], true);
-                apache_cells.insert((mode, tls), cell);
-            }
-        }
-    }
 
     let mut report = render(
         &env,
@@ -697,7 +738,9 @@ below are from one run of it.
   never replaced; the process list is read at the start and the end of each round).
 * **Noise**: the machine may be shared (other builds); each cell's rounds vary by up to
   ±15%, and the gate's HTTPS rounds are listed below the table.
-* **Rounds**: each cell is the median of {rounds} rounds of {secs} s.
+* **Rounds**: each cell is the median of {rounds} rounds of {secs} s. For each transport the
+  rounds of all cells are interleaved (round 1 of every mode, the gate then Apache, then
+  round 2...), so the ratios compare the same moments of the machine.
 * **Bare accept**: `accept_loop` (crates/kerbside-gssapi/examples), {accepts} SPNEGO tokens
   made first, then only `gss_accept_sec_context` (+ the name and flag inquiries the gate
   makes) timed with `getrusage(RUSAGE_THREAD)`, with MIT's file replay cache, with none,
