@@ -39,6 +39,7 @@ use crate::tls::client_config;
 
 use attempt::Failure;
 use connect::seconds;
+pub use connect::TunnelStream;
 pub use event::{Event, Observer, Outcome};
 pub use settings::{AuthSettings, ClientConfig, Preemptive, DEFAULT_CONNECT_TIMEOUT};
 

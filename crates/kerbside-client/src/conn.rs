@@ -305,11 +305,12 @@ where
 }
 
 /// A connection to a proxy: TCP, or TLS over TCP for an `https://` proxy.
+/// (`Any`, so that a plain TCP one can be taken back out of its box.)
 pub(crate) trait ProxyStream:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::any::Any
 {
 }
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ProxyStream for T {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ProxyStream for T {}
 
 /// A connection to a proxy, boxed.
 pub(crate) type ProxyIo = Box<dyn ProxyStream>;

@@ -25,7 +25,7 @@ mod tls;
 
 pub use body::{BoxError, RequestBody, StreamBody};
 pub use client::{
-    AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive,
+    AuthSettings, Client, ClientConfig, Event, Observer, Outcome, Preemptive, TunnelStream,
     DEFAULT_CONNECT_TIMEOUT,
 };
 pub use error::{Error, ErrorKind};

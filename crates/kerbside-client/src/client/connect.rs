@@ -17,6 +17,21 @@ use crate::proxy::ProxyAddr;
 use kerbside_proto::driver::ProxyReconnect;
 use std::sync::atomic::Ordering;
 
+/// A `CONNECT` tunnel opened by [`Client::open_tunnel_stream`].
+#[derive(Debug)]
+pub enum TunnelStream {
+    /// The TCP connection to a plain `http://` proxy, carrying the tunnel.
+    Tcp {
+        /// The connection; what is written goes through the tunnel.
+        stream: tokio::net::TcpStream,
+        /// Bytes from the far end already read behind the proxy's `200`: they
+        /// come before anything read from `stream`.
+        buffered: bytes::Bytes,
+    },
+    /// Any other tunnel (TLS to an `https://` proxy).
+    Io(TokioIo<hyper::upgrade::Upgraded>),
+}
+
 impl Client {
     /// A new connection to `origin` (through its proxy, if any), within the
     /// connect timeout.
@@ -157,6 +172,49 @@ impl Client {
         port: u16,
         observer: &dyn Observer,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>, Error> {
+        let (upgraded, _) = self.open_upgraded(host, port, observer).await?;
+        Ok(TokioIo::new(upgraded))
+    }
+
+    /// [`Client::open_tunnel`], giving the tunnel's TCP connection itself when
+    /// nothing is layered on it (a plain `http://` proxy: no TLS to the proxy),
+    /// with the bytes the proxy sent after its `200` that were already read, so
+    /// that the caller can move the bytes with the kernel (`splice(2)`).
+    pub async fn open_tunnel_stream(
+        &self,
+        host: &str,
+        port: u16,
+        observer: &dyn Observer,
+    ) -> Result<TunnelStream, Error> {
+        let (upgraded, proxy_tls) = self.open_upgraded(host, port, observer).await?;
+        if proxy_tls {
+            return Ok(TunnelStream::Io(TokioIo::new(upgraded)));
+        }
+        let parts = match upgraded.downcast::<TokioIo<ProxyIo>>() {
+            Ok(parts) => parts,
+            Err(upgraded) => return Ok(TunnelStream::Io(TokioIo::new(upgraded))),
+        };
+        let any: Box<dyn std::any::Any + Send> = parts.io.into_inner();
+        match any.downcast::<tokio::net::TcpStream>() {
+            Ok(tcp) => Ok(TunnelStream::Tcp {
+                stream: *tcp,
+                buffered: parts.read_buf,
+            }),
+            // `proxy_connection` boxes the bare TCP stream for a plain proxy.
+            Err(_) => Err(Error::new(
+                ErrorKind::Http,
+                format!("the tunnel to {host}:{port} is not the TCP connection it was opened on"),
+            )),
+        }
+    }
+
+    /// The upgraded `CONNECT` tunnel, and whether the proxy is spoken to with TLS.
+    async fn open_upgraded(
+        &self,
+        host: &str,
+        port: u16,
+        observer: &dyn Observer,
+    ) -> Result<(hyper::upgrade::Upgraded, bool), Error> {
         let origin = Origin {
             tls: true,
             host: host
@@ -204,7 +262,7 @@ impl Client {
             },
         };
         match result {
-            Ok(upgraded) => Ok(TokioIo::new(upgraded)),
+            Ok(upgraded) => Ok((upgraded, proxy.tls)),
             Err(Failure::Fatal(e) | Failure::Restart(_, e)) => Err(e),
             Err(Failure::Http11Required) => Err(Error::new(
                 ErrorKind::Http,
