@@ -4,22 +4,35 @@
 //! Nothing inside a tunnel is read or changed (no interception).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use kerbside_client::TunnelStream;
 use kerbside_proto::forward_proxy::route::RouteChoice;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::observe::RequestObserver;
 use crate::response::{status_for, text, ProxyBody};
 use crate::route_source::RouteQuery;
 use crate::server::Shared;
-use crate::splice::splice;
+use crate::splice::{splice, Spliced};
 
 /// Either end of a tunnel.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The upstream end of a tunnel: a plain TCP socket (direct, or to an `http://`
+/// proxy, with the bytes already read behind its `200`) that the kernel can
+/// splice, or any other stream.
+enum Upstream {
+    Tcp(TcpStream, Bytes),
+    Io(Box<dyn Io>),
+}
 
 /// Answers one `CONNECT`.
 pub(crate) async fn connect(
@@ -63,13 +76,13 @@ pub(crate) async fn connect(
     let observer = RequestObserver::new(id, shared.metrics.clone());
     let mut last_error = String::new();
     for choice in &choices {
-        let opened: Result<Box<dyn Io>, (String, StatusCode)> = match choice {
+        let opened: Result<Upstream, (String, StatusCode)> = match choice {
             RouteChoice::Direct => {
                 let connect = tokio::net::TcpStream::connect((host.as_str(), port));
                 match tokio::time::timeout(shared.connect_timeout, connect).await {
                     Ok(Ok(tcp)) => {
                         let _ = tcp.set_nodelay(true);
-                        Ok(Box::new(tcp))
+                        Ok(Upstream::Tcp(tcp, Bytes::new()))
                     }
                     Ok(Err(e)) => Err((
                         format!("cannot connect to {host}:{port}: {e}"),
@@ -92,10 +105,15 @@ pub(crate) async fn connect(
                         continue;
                     }
                 };
-                match client.open_tunnel(&host, port, &observer).await {
+                match client.open_tunnel_stream(&host, port, &observer).await {
                     Ok(io) => {
                         shared.upstreams.succeeded(u);
-                        Ok(Box::new(io))
+                        Ok(match io {
+                            TunnelStream::Tcp { stream, buffered } => {
+                                Upstream::Tcp(stream, buffered)
+                            }
+                            TunnelStream::Io(io) => Upstream::Io(Box::new(io)),
+                        })
                     }
                     Err(e) => {
                         if e.is_auth() || e.is_policy() {
@@ -148,14 +166,20 @@ pub(crate) async fn connect(
         tokio::spawn(async move {
             let _guard = guard;
             let client = match on_upgrade.await {
-                Ok(u) => TokioIo::new(u),
+                Ok(u) => u,
                 Err(e) => {
                     tracing::debug!(request = id, "the client left before the tunnel: {e}");
                     return;
                 }
             };
-            match splice(client, upstream, idle).await {
-                Ok(s) => tracing::debug!(request = id, up = s.up, down = s.down, "tunnel closed"),
+            match carry(client, upstream, idle).await {
+                Ok(s) => tracing::debug!(
+                    request = id,
+                    up = s.up,
+                    down = s.down,
+                    splice = s.kernel,
+                    "tunnel closed"
+                ),
                 Err(e) => tracing::debug!(request = id, "tunnel ended: {e}"),
             }
         });
@@ -174,4 +198,38 @@ pub(crate) async fn connect(
         StatusCode::BAD_GATEWAY,
         format!("kerbside proxy: CONNECT {host}:{port}: {message}"),
     )
+}
+
+/// The bytes of a tunnel: with `splice(2)` when both ends are plain TCP sockets
+/// (on Linux), else through the copy loop.
+async fn carry(client: Upgraded, upstream: Upstream, idle: Duration) -> std::io::Result<Spliced> {
+    let (upstream, buffered) = match upstream {
+        Upstream::Io(io) => return splice(TokioIo::new(client), io, idle).await,
+        Upstream::Tcp(tcp, buffered) => (tcp, buffered),
+    };
+    #[cfg(target_os = "linux")]
+    let client = match client.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let client = parts.io.into_inner();
+            return crate::splice_tcp::splice_tcp(client, parts.read_buf, upstream, buffered, idle)
+                .await;
+        }
+        Err(client) => client,
+    };
+    // The copy loop; what the upstream sent behind its `200` goes first.
+    let mut client = TokioIo::new(client);
+    if !buffered.is_empty() {
+        match tokio::time::timeout(idle, client.write_all(&buffered)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "tunnel idle",
+                ))
+            }
+        }
+    }
+    let mut spliced = splice(client, upstream, idle).await?;
+    spliced.down += buffered.len() as u64;
+    Ok(spliced)
 }

@@ -14,7 +14,7 @@
 //! - [`upstreams`]: one client per upstream, failover, the credential allow list;
 //! - `access`: who may use the proxy (addresses, the socket owner's uid);
 //! - `forward`: plain-HTTP requests; `connect`: `CONNECT` tunnels; `splice`: the
-//!   bytes of a tunnel;
+//!   bytes of a tunnel (`splice_tcp`: with `splice(2)` between two TCP sockets);
 //! - `server`: the listener, client connections, graceful shutdown;
 //! - [`metrics`]: Prometheus counters.
 //!
@@ -47,6 +47,8 @@ mod server;
 #[cfg(target_os = "linux")]
 mod sock_diag;
 mod splice;
+#[cfg(target_os = "linux")]
+mod splice_tcp;
 pub mod upstreams;
 
 pub use config::ProxyConfig;

@@ -26,6 +26,8 @@ const MAX_BUFFER: usize = 256 * 1024;
 pub(crate) struct Spliced {
     pub up: u64,
     pub down: u64,
+    /// Moved by the kernel (`splice(2)`), not this copy loop.
+    pub kernel: bool,
 }
 
 /// Carries bytes between `client` and `upstream` until both directions ended.
@@ -44,6 +46,7 @@ where
     Ok(Spliced {
         up: up?,
         down: down?,
+        kernel: false,
     })
 }
 
