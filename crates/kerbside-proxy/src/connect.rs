@@ -211,25 +211,84 @@ async fn carry(client: Upgraded, upstream: Upstream, idle: Duration) -> std::io:
     let client = match client.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
             let client = parts.io.into_inner();
-            return crate::splice_tcp::splice_tcp(client, parts.read_buf, upstream, buffered, idle)
-                .await;
+            match crate::splice_tcp::Pipes::new() {
+                Ok(pipes) => {
+                    return crate::splice_tcp::splice_tcp(
+                        client,
+                        parts.read_buf,
+                        upstream,
+                        buffered,
+                        pipes,
+                        idle,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    tracing::debug!("no pipes for splice(2), the tunnel is copied: {e}");
+                    return copy(client, parts.read_buf, upstream, buffered, idle).await;
+                }
+            }
         }
         Err(client) => client,
     };
-    // The copy loop; what the upstream sent behind its `200` goes first.
-    let mut client = TokioIo::new(client);
-    if !buffered.is_empty() {
-        match tokio::time::timeout(idle, client.write_all(&buffered)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "tunnel idle",
-                ))
-            }
-        }
-    }
+    copy(TokioIo::new(client), Bytes::new(), upstream, buffered, idle).await
+}
+
+/// The copy loop, after the bytes already read from either side (`client_buffered`
+/// goes upstream first, `upstream_buffered` to the client).
+async fn copy<C: Io>(
+    mut client: C,
+    client_buffered: Bytes,
+    mut upstream: TcpStream,
+    upstream_buffered: Bytes,
+    idle: Duration,
+) -> std::io::Result<Spliced> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "tunnel idle");
+    tokio::time::timeout(idle, upstream.write_all(&client_buffered))
+        .await
+        .map_err(|_| timed_out())??;
+    tokio::time::timeout(idle, client.write_all(&upstream_buffered))
+        .await
+        .map_err(|_| timed_out())??;
     let mut spliced = splice(client, upstream, idle).await?;
-    spliced.down += buffered.len() as u64;
+    spliced.up += client_buffered.len() as u64;
+    spliced.down += upstream_buffered.len() as u64;
     Ok(spliced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn the_copy_fallback_sends_the_bytes_already_read_first_and_counts_them() {
+        let (mut client_far, client) = pair().await;
+        let (upstream, mut upstream_far) = pair().await;
+        let task = tokio::spawn(copy(
+            client,
+            Bytes::from_static(b"early "),
+            upstream,
+            Bytes::from_static(b"ready "),
+            Duration::from_secs(10),
+        ));
+        client_far.write_all(b"up").await.unwrap();
+        client_far.shutdown().await.unwrap();
+        upstream_far.write_all(b"down").await.unwrap();
+        upstream_far.shutdown().await.unwrap();
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        upstream_far.read_to_end(&mut up).await.unwrap();
+        client_far.read_to_end(&mut down).await.unwrap();
+        assert_eq!((&up[..], &down[..]), (&b"early up"[..], &b"ready down"[..]));
+        let s = task.await.unwrap().unwrap();
+        assert_eq!((s.up, s.down, s.kernel), (8, 10, false));
+    }
 }

@@ -19,16 +19,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rustix::pipe::{fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags};
+use rustix::pipe::{
+    fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags,
+};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::splice::Spliced;
 
-/// Per direction: the pipe's capacity asked for (the default 64 KiB means more
-/// system calls per MB). Linux grants up to `/proc/sys/fs/pipe-max-size`
-/// (1 MiB by default) without privileges; a refusal keeps the default size.
+/// Per direction: the pipe's capacity asked for once a read filled the default
+/// one (64 KiB: more system calls per MB), so that only bulk transfers hold
+/// large pipes (they count against the user's `pipe-user-pages-soft`). Linux
+/// grants up to `/proc/sys/fs/pipe-max-size` (1 MiB by default) without
+/// privileges; a refusal keeps the size the pipe has.
 const PIPE_SIZE: usize = 1024 * 1024;
+
+/// A pipe: bytes spliced into `into` come out of `out`.
+struct Pipe {
+    out: OwnedFd,
+    into: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Self> {
+        let (out, into) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        Ok(Self { out, into })
+    }
+}
+
+/// A pipe per direction, made before a tunnel is spliced, so that a process
+/// out of descriptors copies the tunnel instead of failing it.
+pub(crate) struct Pipes {
+    up: Pipe,
+    down: Pipe,
+}
+
+impl Pipes {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {
+            up: Pipe::new()?,
+            down: Pipe::new()?,
+        })
+    }
+}
 
 /// Carries bytes between `client` and `upstream` until both directions ended;
 /// `client_buffered` goes to `upstream` first, `upstream_buffered` to `client`.
@@ -37,6 +70,7 @@ pub(crate) async fn splice_tcp(
     client_buffered: Bytes,
     upstream: TcpStream,
     upstream_buffered: Bytes,
+    pipes: Pipes,
     idle: Duration,
 ) -> io::Result<Spliced> {
     let clock = Clock {
@@ -44,8 +78,8 @@ pub(crate) async fn splice_tcp(
         last: AtomicU64::new(0),
         idle,
     };
-    let up = pump(&client, &upstream, &client_buffered, &clock);
-    let down = pump(&upstream, &client, &upstream_buffered, &clock);
+    let up = pump(&client, &upstream, &client_buffered, pipes.up, &clock);
+    let down = pump(&upstream, &client, &upstream_buffered, pipes.down, &clock);
     let (up, down) = tokio::join!(up, down);
     Ok(Spliced {
         up: up?,
@@ -84,15 +118,25 @@ fn end(to: &TcpStream) {
 }
 
 /// One direction: `buffered`, then everything `from` sends, into `to`.
-async fn pump(from: &TcpStream, to: &TcpStream, buffered: &[u8], clock: &Clock) -> io::Result<u64> {
+async fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    buffered: &[u8],
+    pipe: Pipe,
+    clock: &Clock,
+) -> io::Result<u64> {
     let mut total = 0u64;
     if !buffered.is_empty() {
         write_all(to, buffered, clock).await?;
         total += buffered.len() as u64;
         clock.touch();
     }
-    let (pipe_out, pipe_in) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
-    let capacity = fcntl_setpipe_size(&pipe_in, PIPE_SIZE).unwrap_or(64 * 1024);
+    let Pipe {
+        out: pipe_out,
+        into: pipe_in,
+    } = pipe;
+    let mut capacity = fcntl_getpipe_size(&pipe_in).unwrap_or(4096);
+    let mut may_grow = capacity < PIPE_SIZE;
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     loop {
         // Socket to pipe: the pipe is empty here, so EAGAIN means no data yet.
@@ -124,6 +168,13 @@ async fn pump(from: &TcpStream, to: &TcpStream, buffered: &[u8], clock: &Clock) 
         drain(&pipe_out, to, n, clock).await?;
         total += n as u64;
         clock.touch();
+        if may_grow && n >= capacity {
+            // A bulk transfer: a larger pipe (empty now, as a resize needs).
+            may_grow = false;
+            if let Ok(size) = fcntl_setpipe_size(&pipe_in, PIPE_SIZE) {
+                capacity = size;
+            }
+        }
     }
     end(to);
     Ok(total)
@@ -203,6 +254,7 @@ mod tests {
             Bytes::from_static(b"hello "),
             upstream,
             Bytes::from_static(b"welcome "),
+            Pipes::new().unwrap(),
             Duration::from_secs(10),
         ));
         let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -256,6 +308,7 @@ mod tests {
                 Bytes::new(),
                 upstream,
                 Bytes::new(),
+                Pipes::new().unwrap(),
                 Duration::from_millis(200),
             ),
         )
