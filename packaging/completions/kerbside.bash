@@ -821,7 +821,7 @@ _kerbside() {
             return 0
             ;;
         kerbside__subcmd__nt__subcmd__hash)
-            opts="-h --host --help"
+            opts="-h --host --ntlmv2 --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

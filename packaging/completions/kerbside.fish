@@ -238,6 +238,7 @@ complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -s k -l insecur
 complete -c kerbside -n "__fish_kerbside_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kerbside -n "__fish_kerbside_using_subcommand ntlm-passwd" -s h -l help -d 'Print help'
 complete -c kerbside -n "__fish_kerbside_using_subcommand nt-hash" -l host -d 'Print a keyring entry for this host (or `*.domain`) instead of the bare hash' -r
+complete -c kerbside -n "__fish_kerbside_using_subcommand nt-hash" -l ntlmv2 -d 'With --host: the entry holds the NTLMv2 hash (`ntlmv2_hash`, bound to USER\'s user and domain, so USER must be `DOMAIN\\user`) instead of the NT hash'
 complete -c kerbside -n "__fish_kerbside_using_subcommand nt-hash" -s h -l help -d 'Print help'
 complete -c kerbside -n "__fish_kerbside_using_subcommand digest-passwd" -l algorithm -d 'The hash of the line' -r -f -a "sha-256\t'SHA-256 (RFC 7616)'
 md5\t'MD5 (RFC 2617; old clients only)'"

@@ -27,12 +27,20 @@
 //! host = "proxy.example.com"
 //! user = 'EXAMPLE\alice'
 //! nt_hash = "8846F7EAEE8FB117AD06BDD830B7586C"  # instead of a password: NTLM only
+//!
+//! [[credential]]
+//! host = "proxy2.example.com"
+//! user = 'EXAMPLE\alice'                     # exactly the user and domain it was made for
+//! ntlmv2_hash = "512C91B5C22F94BF5D813ADAF60CD7AD"  # NTOWFv2: NTLMv2 only, this user only
 //! ```
 //!
-//! An `nt_hash` (the MD4 of the UTF-16LE password in hex, as `kerbside nt-hash` and
-//! cntlm's `-H` print it as `PassNT`) stands for the password where NTLM (v2) is all
-//! that is needed; Basic, Digest and a Kerberos password need the password itself, and
-//! a credential holding only its hash is refused for them with a message that says so.
+//! An `nt_hash` (the MD4 of the UTF-16LE password in hex, as `kerbside nt-hash` prints it,
+//! cntlm's `PassNT`) stands for the password where NTLM (v2) is all that is needed; Basic,
+//! Digest and a Kerberos password need the password itself, and a credential holding only
+//! its hash is refused for them with a message that says so. An `ntlmv2_hash` (NTOWFv2,
+//! cntlm's `PassNTLMv2`, as `kerbside nt-hash 'DOMAIN\user'` prints it) is the same, and is
+//! bound besides to the user and domain it was made for: `user` must be `DOMAIN\user`,
+//! and the client sends the domain in capitals, as cntlm made the hash with it.
 //!
 //! [`Keyring::lookup`] prefers an exact host over a wildcard over a realm; see there.
 //! [`CredentialSources`] puts the keyring between the command line and `~/.netrc`.
@@ -101,6 +109,9 @@ pub enum KeyringSecret {
     /// The NT hash of the password (`nt_hash = "32 hex digits"`, cntlm's `PassNT`):
     /// answers NTLM only.
     NtHash([u8; 16]),
+    /// NTOWFv2 of the password for this credential's user and domain (`ntlmv2_hash = "32
+    /// hex digits"`, cntlm's `PassNTLMv2`): answers NTLM (v2) only, as that user only.
+    Ntlmv2Hash([u8; 16]),
 }
 
 impl fmt::Debug for KeyringSecret {
@@ -108,6 +119,7 @@ impl fmt::Debug for KeyringSecret {
         match self {
             Self::Password(_) => Redacted.fmt(f),
             Self::NtHash(_) => f.debug_tuple("NtHash").field(&Redacted).finish(),
+            Self::Ntlmv2Hash(_) => f.debug_tuple("Ntlmv2Hash").field(&Redacted).finish(),
         }
     }
 }
@@ -129,6 +141,7 @@ impl KeyringCredential {
             secret: match &self.secret {
                 KeyringSecret::Password(p) => Secret::Password(p),
                 KeyringSecret::NtHash(h) => Secret::NtHash(h),
+                KeyringSecret::Ntlmv2Hash(h) => Secret::Ntlmv2Hash(h),
             },
             source,
         }
@@ -248,6 +261,8 @@ struct RawCredential {
     password: Option<toml::Value>,
     /// The password's NT hash instead of the password (NTLM only); checked by hand too.
     nt_hash: Option<toml::Value>,
+    /// NTOWFv2 of the password for this user and domain (NTLMv2 only); checked by hand too.
+    ntlmv2_hash: Option<toml::Value>,
     schemes: Option<Vec<String>>,
 }
 
@@ -424,29 +439,7 @@ fn credential(raw: RawCredential) -> Result<KeyringEntry, String> {
     if raw.user.is_empty() {
         return Err("`user` is empty".to_owned());
     }
-    let secret = match (raw.password, raw.nt_hash) {
-        (Some(toml::Value::String(password)), None) => KeyringSecret::Password(password),
-        (Some(_), None) => {
-            return Err("`password` must be a string (put it in quotes)".to_owned());
-        }
-        (None, Some(toml::Value::String(hash))) => {
-            KeyringSecret::NtHash(parse_nt_hash(&hash).ok_or_else(|| {
-                "`nt_hash` must be 32 hexadecimal digits (as `kerbside nt-hash` or cntlm's \
-                 -H prints it as PassNT)"
-                    .to_owned()
-            })?)
-        }
-        (None, Some(_)) => {
-            return Err("`nt_hash` must be a string (put it in quotes)".to_owned());
-        }
-        (Some(_), Some(_)) => {
-            return Err(
-                "both `password` and `nt_hash`; give one (the password answers every scheme)"
-                    .to_owned(),
-            );
-        }
-        (None, None) => return Err("missing field `password` (or `nt_hash`)".to_owned()),
-    };
+    let secret = secret(raw.password, raw.nt_hash, raw.ntlmv2_hash, &raw.user)?;
     let raw_schemes_given = raw.schemes.is_some();
     let schemes = match raw.schemes {
         None => SchemeKind::ALL.to_vec(),
@@ -476,15 +469,18 @@ fn credential(raw: RawCredential) -> Result<KeyringEntry, String> {
             schemes
         }
     };
-    if matches!(secret, KeyringSecret::NtHash(_))
-        && raw_schemes_given
-        && !schemes.contains(&SchemeKind::Ntlm)
+    let hash_key = match secret {
+        KeyringSecret::Password(_) => None,
+        KeyringSecret::NtHash(_) => Some("an `nt_hash`"),
+        KeyringSecret::Ntlmv2Hash(_) => Some("an `ntlmv2_hash`"),
+    };
+    if let Some(key) =
+        hash_key.filter(|_| raw_schemes_given && !schemes.contains(&SchemeKind::Ntlm))
     {
-        return Err(
-            "an `nt_hash` answers NTLM only, and `schemes` leaves NTLM out; add \"ntlm\" or \
-             give the `password`"
-                .to_owned(),
-        );
+        return Err(format!(
+            "{key} answers NTLM only, and `schemes` leaves NTLM out; add \"ntlm\" or give \
+             the `password`"
+        ));
     }
     Ok(KeyringEntry {
         target,
@@ -494,6 +490,51 @@ fn credential(raw: RawCredential) -> Result<KeyringEntry, String> {
             schemes,
         },
     })
+}
+
+/// Checks a credential's secret: exactly one of `password`, `nt_hash` and `ntlmv2_hash`.
+fn secret(
+    password: Option<toml::Value>,
+    nt_hash: Option<toml::Value>,
+    ntlmv2_hash: Option<toml::Value>,
+    user: &str,
+) -> Result<KeyringSecret, String> {
+    let hash = |key: &str, value: toml::Value| match value {
+        toml::Value::String(text) => parse_nt_hash(&text).ok_or_else(|| {
+            format!(
+                "`{key}` must be 32 hexadecimal digits (as `kerbside nt-hash` prints it; see \
+                 docs/corporate-proxy.md for a hash from cntlm)"
+            )
+        }),
+        _ => Err(format!("`{key}` must be a string (put it in quotes)")),
+    };
+    match (password, nt_hash, ntlmv2_hash) {
+        (Some(toml::Value::String(password)), None, None) => Ok(KeyringSecret::Password(password)),
+        (Some(_), None, None) => Err("`password` must be a string (put it in quotes)".to_owned()),
+        (None, Some(value), None) => Ok(KeyringSecret::NtHash(hash("nt_hash", value)?)),
+        (None, None, Some(value)) => {
+            let key = hash("ntlmv2_hash", value)?;
+            match user.split_once('\\') {
+                Some((domain, name)) if !domain.is_empty() && !name.is_empty() => {
+                    Ok(KeyringSecret::Ntlmv2Hash(key))
+                }
+                _ => Err(
+                    "an `ntlmv2_hash` answers only for the user and domain it was made for: \
+                     write `user` as 'DOMAIN\\user', the same user and domain given to \
+                     `kerbside nt-hash` (or `cntlm -H -u user -d DOMAIN`)"
+                        .to_owned(),
+                ),
+            }
+        }
+        (None, None, None) => {
+            Err("missing field `password` (or `nt_hash`, or `ntlmv2_hash`)".to_owned())
+        }
+        _ => Err(
+            "more than one of `password`, `nt_hash` and `ntlmv2_hash`; give one (the password \
+             answers every scheme)"
+                .to_owned(),
+        ),
+    }
 }
 
 /// Checks a `host` value: a host name, or `*.` followed by one.
@@ -677,6 +718,7 @@ pub fn fuzz_check(data: &[u8]) {
         entry.credential.secret = match entry.credential.secret {
             KeyringSecret::Password(_) => KeyringSecret::Password(String::new()),
             KeyringSecret::NtHash(_) => KeyringSecret::NtHash([0; 16]),
+            KeyringSecret::Ntlmv2Hash(_) => KeyringSecret::Ntlmv2Hash([0; 16]),
         };
     }
     assert_eq!(format!("{keyring:?}"), format!("{blanked:?}"));
@@ -755,7 +797,7 @@ mod tests {
             .map(|line| line.trim_start_matches("//!").trim_start())
             .collect::<Vec<_>>()
             .join("\n");
-        assert_eq!(Keyring::parse(&module_doc).unwrap().len(), 4);
+        assert_eq!(Keyring::parse(&module_doc).unwrap().len(), 5);
     }
 
     #[test]
@@ -922,7 +964,7 @@ mod tests {
             (
                 "[[credential]]\nhost = 'h'\nuser = 'u'\npassword = 'p'\n\
                  nt_hash = '8846F7EAEE8FB117AD06BDD830B7586C'",
-                "both `password` and `nt_hash`",
+                "more than one of `password`, `nt_hash` and `ntlmv2_hash`",
             ),
             (
                 "[[credential]]\nhost = 'h'\nuser = 'u'\n\
@@ -933,6 +975,76 @@ mod tests {
             let e = detail(Keyring::parse(text));
             assert!(e.contains(expected), "{text}: {e}");
             assert!(!e.contains("8846"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_ntlmv2_hash_answers_ntlm_only_for_a_domain_user() {
+        let keyring = Keyring::parse(
+            "[[credential]]\nhost = 'proxy'\nuser = 'EXAMPLE\\alice'\n\
+             ntlmv2_hash = '512c91b5c22f94bf5d813adaf60cd7ad'\n",
+        )
+        .unwrap();
+        let hash = parse_nt_hash("512C91B5C22F94BF5D813ADAF60CD7AD").unwrap();
+        assert_eq!(
+            hash,
+            kerbside_proto::scheme::ntlm::crypto::ntlmv2_hash("secret", "alice", "EXAMPLE")
+        );
+        let sources = CredentialSources::new().with_keyring(keyring.clone());
+        let found = sources.lookup("proxy", None, SchemeKind::Digest).unwrap();
+        assert_eq!(found.secret, Secret::Ntlmv2Hash(&hash));
+        assert_eq!(found.secret.hash_key(), Some("ntlmv2_hash"));
+        let refusal = found
+            .password(SchemeKind::Digest, "the proxy proxy")
+            .unwrap_err();
+        assert!(
+            refusal.contains("asks for Digest, which needs EXAMPLE\\alice's password")
+                && refusal.contains("only its NTLMv2 hash (ntlmv2_hash)"),
+            "{refusal}"
+        );
+        for shown in [format!("{found:?}"), format!("{keyring:?}")] {
+            assert!(!shown.contains("51") && !shown.contains("81"), "{shown}");
+        }
+        let hint = crate::schemes::ntlmv2_hash_hint(Some(found));
+        assert!(
+            hint.contains("only for the user and domain it was made for"),
+            "{hint}"
+        );
+        assert!(!hint.contains("512C"), "{hint}");
+        for (text, expected) in [
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'alice'\n\
+                 ntlmv2_hash = '512C91B5C22F94BF5D813ADAF60CD7AD'",
+                "write `user` as 'DOMAIN\\user'",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = '\\alice'\n\
+                 ntlmv2_hash = '512C91B5C22F94BF5D813ADAF60CD7AD'",
+                "write `user` as 'DOMAIN\\user'",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'D\\u'\nntlmv2_hash = '512C91B5'",
+                "`ntlmv2_hash` must be 32 hexadecimal digits",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'D\\u'\nntlmv2_hash = 5",
+                "`ntlmv2_hash` must be a string",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'D\\u'\n\
+                 nt_hash = '8846F7EAEE8FB117AD06BDD830B7586C'\n\
+                 ntlmv2_hash = '512C91B5C22F94BF5D813ADAF60CD7AD'",
+                "more than one of",
+            ),
+            (
+                "[[credential]]\nhost = 'h'\nuser = 'D\\u'\n\
+                 ntlmv2_hash = '512C91B5C22F94BF5D813ADAF60CD7AD'\nschemes = ['digest']",
+                "an `ntlmv2_hash` answers NTLM only",
+            ),
+        ] {
+            let e = detail(Keyring::parse(text));
+            assert!(e.contains(expected), "{text}: {e}");
+            assert!(!e.contains("512C"), "{e}");
         }
     }
 
@@ -1256,6 +1368,7 @@ mod tests {
                 prop_oneof![
                     Just("[[credential]]".to_owned()),
                     "(host|realm|user|password) = [\"'][*a-zA-Z.:/@ \\\\]{0,12}[\"']",
+                    "(nt_hash|ntlmv2_hash|password) = [\"'][0-9a-fA-F]{30,33}[\"']",
                     "schemes = \\[([\"'](ntlm|basic|digest|negotiate|x)[\"'], ?){0,3}\\]",
                     ".{0,20}",
                 ],

@@ -11,7 +11,7 @@ use kerbside_gssapi::{GssError, NegotiateInitiator};
 use kerbside_proto::scheme::digest::client::{DigestPolicy, DigestSession, Rechallenge};
 use kerbside_proto::scheme::digest::{self, BodyHash};
 use kerbside_proto::scheme::ntlm::client::{ClientInputs, NtlmCredentials, NtlmInitiator};
-use kerbside_proto::scheme::ntlm::NtlmError;
+use kerbside_proto::scheme::ntlm::{crypto, NtlmError};
 use kerbside_proto::spnego::SpnegoNtlmInitiator;
 use kerbside_proto::{AuthenticationInfo, Challenge, Mechanism, Step};
 
@@ -109,6 +109,23 @@ pub(crate) fn split_domain(user: &str) -> (&str, &str) {
     }
 }
 
+/// What to add to "the proxy (or server) refused the NTLM credentials" when the credential
+/// was an `ntlmv2_hash`: the likely causes, which the refusal cannot tell apart.
+pub(crate) fn ntlmv2_hash_hint(found: Option<FoundCredential<'_>>) -> String {
+    match found {
+        Some(found) if matches!(found.secret, crate::keyring::Secret::Ntlmv2Hash(_)) => format!(
+            "; the keyring file holds an ntlmv2_hash for {}, which answers only for the \
+             user and domain it was made for: a hash made for another user or domain (or \
+             from an old password) is refused like a wrong password. Make it again for \
+             exactly this user and domain with `kerbside nt-hash --ntlmv2`; a \
+             hash copied from cntlm 0.92's -H output is printed with every bit inverted \
+             (see docs/corporate-proxy.md)",
+            found.user
+        ),
+        _ => String::new(),
+    }
+}
+
 /// NTLM credentials and fresh per-exchange inputs for a found user name and password.
 pub(crate) fn ntlm_inputs(
     found: &FoundCredential<'_>,
@@ -121,6 +138,11 @@ pub(crate) fn ntlm_inputs(
             NtlmCredentials::from_password(domain, user, password)
         }
         crate::keyring::Secret::NtHash(hash) => NtlmCredentials::from_nt_hash(domain, user, *hash),
+        // cntlm (and `kerbside nt-hash`) made the hash with the domain in
+        // capitals: send it so, for the server's NTOWFv2 to match.
+        crate::keyring::Secret::Ntlmv2Hash(key) => {
+            NtlmCredentials::from_ntowfv2(&crypto::uppercase_name(domain), user, *key)
+        }
     };
     let inputs = ClientInputs {
         timestamp_fallback: filetime_now(),

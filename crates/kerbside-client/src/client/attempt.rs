@@ -584,7 +584,7 @@ impl Client {
                             .collect::<Vec<_>>()
                             .join(", ")
                     });
-                    self.rejected(kind, conn.channel_binding.is_some(), weaker)
+                    self.rejected(kind, &origin.host, conn.channel_binding.is_some(), weaker)
                 }
                 other => Error::new(
                     ErrorKind::Auth,
@@ -645,6 +645,7 @@ impl Client {
     pub(super) fn rejected(
         &self,
         kind: SchemeKind,
+        host: &str,
         channel_bound: bool,
         weaker: Option<String>,
     ) -> Error {
@@ -661,6 +662,10 @@ impl Client {
                                   password"
                 .to_owned(),
         };
+        if kind == SchemeKind::Ntlm {
+            let found = settings.passwords.lookup(host, None, kind);
+            message.push_str(&crate::schemes::ntlmv2_hash_hint(found));
+        }
         if kind <= SchemeKind::Ntlm && channel_bound && settings.channel_binding {
             message.push_str(
                 "; the token was bound to this TLS connection (channel bindings): if the \

@@ -253,8 +253,16 @@ impl ProxyAuth {
                                 ErrorKind::Auth,
                                 format!(
                                     "the proxy {}:{} refused the NTLM credentials: wrong user \
-                                     name, domain or password",
-                                    self.proxy.host, self.proxy.port
+                                     name, domain or password{}",
+                                    self.proxy.host,
+                                    self.proxy.port,
+                                    crate::schemes::ntlmv2_hash_hint(
+                                        client.config.auth.passwords.lookup(
+                                            &self.proxy.host,
+                                            None,
+                                            SchemeKind::Ntlm
+                                        )
+                                    )
                                 ),
                             )))
                         }
@@ -318,9 +326,7 @@ impl ProxyAuth {
                         .lookup(&self.proxy.host, None, SchemeKind::Ntlm);
                     let why = match ntlm {
                         // An NT hash answers NTLM only: say so rather than "none".
-                        Some(found)
-                            if matches!(found.secret, crate::keyring::Secret::NtHash(_)) =>
-                        {
+                        Some(found) if found.secret.hash_key().is_some() => {
                             match found.password(k, &format!("the proxy {}", self.proxy.host)) {
                                 Err(e) => e,
                                 Ok(_) => String::new(),

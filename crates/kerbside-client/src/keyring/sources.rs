@@ -70,6 +70,21 @@ pub enum Secret<'a> {
     Password(&'a str),
     /// The password's NT hash (a keyring's `nt_hash`): NTLM only.
     NtHash(&'a [u8; 16]),
+    /// NTOWFv2 of the password for the credential's user and domain (a keyring's
+    /// `ntlmv2_hash`): NTLMv2 only, as that user only.
+    Ntlmv2Hash(&'a [u8; 16]),
+}
+
+impl Secret<'_> {
+    /// The keyring key of a secret that is only a hash (answers NTLM only), or `None`
+    /// for a password.
+    pub fn hash_key(&self) -> Option<&'static str> {
+        match self {
+            Self::Password(_) => None,
+            Self::NtHash(_) => Some("nt_hash"),
+            Self::Ntlmv2Hash(_) => Some("ntlmv2_hash"),
+        }
+    }
 }
 
 impl fmt::Debug for Secret<'_> {
@@ -77,6 +92,7 @@ impl fmt::Debug for Secret<'_> {
         match self {
             Self::Password(_) => Redacted.fmt(f),
             Self::NtHash(_) => f.debug_tuple("NtHash").field(&Redacted).finish(),
+            Self::Ntlmv2Hash(_) => f.debug_tuple("Ntlmv2Hash").field(&Redacted).finish(),
         }
     }
 }
@@ -102,6 +118,13 @@ impl<'a> FoundCredential<'a> {
                 "{host} asks for {}, which needs {}'s password, but the keyring file holds \
                  only its NT hash (nt_hash), which answers NTLM only: put the `password` in \
                  the keyring file for {host}, or give -u",
+                scheme.name(),
+                self.user
+            )),
+            Secret::Ntlmv2Hash(_) => Err(format!(
+                "{host} asks for {}, which needs {}'s password, but the keyring file holds \
+                 only its NTLMv2 hash (ntlmv2_hash), which answers NTLM only: put the \
+                 `password` in the keyring file for {host}, or give -u",
                 scheme.name(),
                 self.user
             )),

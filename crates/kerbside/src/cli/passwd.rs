@@ -1,8 +1,8 @@
 //! `kerbside ntlm-passwd FILE USER` and `kerbside digest-passwd FILE USER REALM`: add
 //! or replace a user in the gate's NTLM users file (NT hashes) or Digest users file
 //! (htdigest lines), the password read from standard input without echo.
-//! `kerbside nt-hash USER [--host HOST]`: the NT hash of a password for the client's
-//! keyring file (cntlm's `-H`).
+//! `kerbside nt-hash USER [--host HOST] [--ntlmv2]`: the NT hash (and, for `DOMAIN\user`,
+//! the NTLMv2 hash) of a password for the client's keyring file (cntlm's `-H`).
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, IsTerminal, Write};
@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use kerbside_proto::scheme::digest::{htdigest, HashFunction};
-use kerbside_proto::scheme::ntlm::{crypto::nt_hash, users};
+use kerbside_proto::scheme::ntlm::crypto::{nt_hash, ntlmv2_hash};
+use kerbside_proto::scheme::ntlm::users;
 
 /// Arguments of `kerbside ntlm-passwd`.
 #[derive(Debug, Args)]
@@ -32,12 +33,15 @@ pub struct NtlmPasswdArgs {
 /// Arguments of `kerbside nt-hash`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Prints `PassNT <32 hex digits>` as cntlm -H does. With --host, prints instead a keyring \
-entry to append to the keyring file ($KERBSIDE_KEYRING, else \
-~/.config/kerbside/keyring.toml, mode 600):
+Prints `PassNT <32 hex digits>` as cntlm -H does, and for `DOMAIN\\user` also \
+`PassNTLMv2 <32 hex digits>` (NTOWFv2 with user and domain upper-cased, as cntlm -H -u \
+user -d DOMAIN prints it, but not bit-inverted as cntlm 0.92 prints its hashes). With \
+--host, prints instead a keyring entry to append to the keyring file ($KERBSIDE_KEYRING, \
+else ~/.config/kerbside/keyring.toml, mode 600):
   kerbside nt-hash 'CORP\\alice' --host proxy.corp.example >> ~/.config/kerbside/keyring.toml
 An `nt_hash` answers NTLM (v2) only: a proxy or server that asks for Basic, Digest or a \
-Kerberos password gets a clear refusal. The hash is as good as the password to anyone who \
+Kerberos password gets a clear refusal. With --ntlmv2 the entry holds the `ntlmv2_hash` \
+instead, which answers NTLMv2 only and only as this user in this domain. The hash is as good as the password to anyone who \
 reads it, for NTLM; keep the file private. The password is read from standard input: asked \
 for twice without echo on a terminal, else its first line.")]
 pub struct NtHashArgs {
@@ -46,6 +50,10 @@ pub struct NtHashArgs {
     /// Print a keyring entry for this host (or `*.domain`) instead of the bare hash.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// With --host: the entry holds the NTLMv2 hash (`ntlmv2_hash`, bound to USER's user
+    /// and domain, so USER must be `DOMAIN\user`) instead of the NT hash.
+    #[arg(long, requires = "host")]
+    pub ntlmv2: bool,
 }
 
 /// Arguments of `kerbside digest-passwd`.
@@ -95,6 +103,17 @@ pub fn run_ntlm(args: NtlmPasswdArgs) -> ExitCode {
 
 /// Runs `kerbside nt-hash`.
 pub fn run_nt_hash(args: NtHashArgs) -> ExitCode {
+    let domain_user = args
+        .user
+        .split_once('\\')
+        .filter(|(domain, user)| !domain.is_empty() && !user.is_empty());
+    if args.ntlmv2 && domain_user.is_none() {
+        eprintln!(
+            "kerbside: --ntlmv2 needs the user as 'DOMAIN\\user': the NTLMv2 hash is made for \
+             one user in one domain"
+        );
+        return ExitCode::from(2);
+    }
     let password = match read_password(&args.user) {
         Ok(p) => p,
         Err(e) => {
@@ -102,16 +121,25 @@ pub fn run_nt_hash(args: NtHashArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let hex: String = nt_hash(&password)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    match &args.host {
-        None => println!("PassNT          {hex}"),
-        Some(host) => println!(
-            "[[credential]]\nhost = {}\nuser = {}\nnt_hash = \"{hex}\"\nschemes = [\"ntlm\"]",
+    let hex = |hash: [u8; 16]| -> String { hash.iter().map(|b| format!("{b:02X}")).collect() };
+    let v2 = domain_user.map(|(domain, user)| hex(ntlmv2_hash(&password, user, domain)));
+    match (&args.host, v2) {
+        (None, v2) => {
+            println!("PassNT          {}", hex(nt_hash(&password)));
+            if let (Some(v2), Some((domain, user))) = (v2, domain_user) {
+                println!("PassNTLMv2      {v2}    # Only for user '{user}', domain '{domain}'");
+            }
+        }
+        (Some(host), Some(v2)) if args.ntlmv2 => println!(
+            "[[credential]]\nhost = {}\nuser = {}\nntlmv2_hash = \"{v2}\"\nschemes = [\"ntlm\"]",
             toml_string(host),
             toml_string(&args.user)
+        ),
+        (Some(host), _) => println!(
+            "[[credential]]\nhost = {}\nuser = {}\nnt_hash = \"{}\"\nschemes = [\"ntlm\"]",
+            toml_string(host),
+            toml_string(&args.user),
+            hex(nt_hash(&password))
         ),
     }
     ExitCode::SUCCESS

@@ -18,7 +18,7 @@ use super::message::{
 use super::NtlmError;
 use crate::mechanism::{Mechanism, Step};
 
-/// Who the client authenticates as: a domain, a user name, and the NT hash of the password.
+/// Who the client authenticates as: a domain, a user name, and a hash of the password.
 /// Its [`Debug`] output never shows the hash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NtlmCredentials {
@@ -26,8 +26,30 @@ pub struct NtlmCredentials {
     pub domain: String,
     /// The user name (or a UPN such as `alice@example.com`, with an empty domain).
     pub user: String,
-    /// NTOWFv1 of the password: MD4 of its UTF-16LE encoding.
-    pub nt_hash: [u8; 16],
+    /// The password's hash the responses are made from.
+    pub secret: NtlmSecret,
+}
+
+/// The hash of the password an NTLMv2 client holds. Its [`Debug`] output shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NtlmSecret {
+    /// NTOWFv1 of the password: MD4 of its UTF-16LE encoding (cntlm's `PassNT`); good for
+    /// any user name and domain.
+    NtHash([u8; 16]),
+    /// NTOWFv2 (MS-NLMP §3.3.2): HMAC-MD5 keyed with the NT hash over the upper-cased user
+    /// name and the domain (cntlm's `PassNTLMv2`). It is the response key itself, so it
+    /// answers only for the user and domain it was made for: the credentials' `user` and
+    /// `domain` must be spelt as they were then (the user's case does not matter).
+    Ntowfv2([u8; 16]),
+}
+
+impl fmt::Debug for NtlmSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NtHash(_) => f.write_str("NtHash(<redacted>)"),
+            Self::Ntowfv2(_) => f.write_str("Ntowfv2(<redacted>)"),
+        }
+    }
 }
 
 impl NtlmCredentials {
@@ -41,7 +63,25 @@ impl NtlmCredentials {
         Self {
             domain: domain.to_owned(),
             user: user.to_owned(),
-            nt_hash,
+            secret: NtlmSecret::NtHash(nt_hash),
+        }
+    }
+
+    /// Credentials from an NTOWFv2 hash (cntlm's `PassNTLMv2`), which answers only for the
+    /// user and domain it was made for; see [`NtlmSecret::Ntowfv2`].
+    pub fn from_ntowfv2(domain: &str, user: &str, ntowfv2: [u8; 16]) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            user: user.to_owned(),
+            secret: NtlmSecret::Ntowfv2(ntowfv2),
+        }
+    }
+
+    /// The NTLMv2 response key (NTOWFv2 for this user and domain).
+    fn response_key(&self) -> [u8; 16] {
+        match &self.secret {
+            NtlmSecret::NtHash(nt_hash) => crypto::ntowfv2(nt_hash, &self.user, &self.domain),
+            NtlmSecret::Ntowfv2(key) => *key,
         }
     }
 
@@ -57,7 +97,7 @@ impl fmt::Debug for NtlmCredentials {
         f.debug_struct("NtlmCredentials")
             .field("domain", &self.domain)
             .field("user", &self.user)
-            .field("nt_hash", &"<redacted>")
+            .field("secret", &self.secret)
             .finish()
     }
 }
@@ -200,7 +240,7 @@ impl ExpectChallenge {
         })?;
 
         let creds = &self.credentials;
-        let response_key = crypto::ntowfv2(&creds.nt_hash, &creds.user, &creds.domain);
+        let response_key = creds.response_key();
         let proof = crypto::nt_proof_str(&response_key, &parsed.server_challenge, &blob);
         let mut nt_response = proof.to_vec();
         nt_response.extend_from_slice(&blob);

@@ -27,6 +27,19 @@ pub fn ntowfv2(nt_hash: &[u8; 16], user: &str, domain: &str) -> [u8; 16] {
     hmac_md5(nt_hash, &[&identity])
 }
 
+/// cntlm's `PassNTLMv2` (`cntlm -H -u USER -d DOMAIN`): NTOWFv2 of the password with the
+/// domain upper-cased too (cntlm upper-cases user and domain together), so it answers for
+/// `USER` in the domain `DOMAIN` spelt in capitals, which is what a client holding it sends
+/// (NetBIOS domain names are compared without regard to case).
+pub fn ntlmv2_hash(password: &str, user: &str, domain: &str) -> [u8; 16] {
+    ntowfv2(&nt_hash(password), user, &uppercase(domain))
+}
+
+/// A name upper-cased the way NTOWFv2 upper-cases the user name (see [`ntowfv2`]).
+pub fn uppercase_name(name: &str) -> String {
+    uppercase(name)
+}
+
 /// Upper-cases each character that has a one-character upper case, as Windows'
 /// `RtlUpcaseUnicodeString` does (so `ß` stays `ß`).
 fn uppercase(s: &str) -> String {

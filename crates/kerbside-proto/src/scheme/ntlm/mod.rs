@@ -22,7 +22,7 @@
 //! use kerbside_proto::scheme::ntlm::{client, server};
 //!
 //! let credentials = client::NtlmCredentials::from_password("EXAMPLE", "alice", "s3cret");
-//! let hash = credentials.nt_hash;
+//! let hash = kerbside_proto::scheme::ntlm::crypto::nt_hash("s3cret");
 //! let now = 133_000_000_000_000_000; // a FILETIME
 //! let (negotiate, expect_challenge) = client::start(credentials, client::ClientInputs {
 //!     timestamp_fallback: now,

@@ -641,7 +641,15 @@ fn initiator_mechanism_steps() {
 fn credentials_debug_redacts_the_hash() {
     let c = credentials("alice", "pw");
     let shown = format!("{c:?}");
-    assert!(shown.contains("redacted") && !shown.contains(&format!("{}", c.nt_hash[0])));
+    let client::NtlmSecret::NtHash(hash) = &c.secret else {
+        panic!("{shown}")
+    };
+    assert!(shown.contains("redacted") && !shown.contains(&format!("{}", hash[0])));
+    let v2 = NtlmCredentials::from_ntowfv2("EX", "bob", [0xAB; 16]);
+    assert!(
+        !format!("{v2:?}").to_ascii_lowercase().contains("ab"),
+        "{v2:?}"
+    );
     assert_eq!(NtlmCredentials::split_login("EX\\bob"), ("EX", "bob"));
     assert_eq!(
         NtlmCredentials::split_login("bob@ex.com"),
@@ -795,4 +803,63 @@ fn filetime_counts_100ns_from_1601() {
         super::filetime(Duration::new(1, 250)),
         116_444_736_010_000_002
     );
+}
+
+#[test]
+fn an_ntowfv2_hash_answers_as_the_password_does_for_its_user_and_domain() {
+    // MS-NLMP §4.2.4.1.1: NTOWFv2("Password", "User", "Domain").
+    let key: [u8; 16] = hex("0c868a403bfd7a93a3001ef22ef02e3f").try_into().unwrap();
+    let from_password = NtlmCredentials::from_password(DOMAIN, USER, PASSWORD);
+    let from_key = NtlmCredentials::from_ntowfv2(DOMAIN, USER, key);
+    let (a, _) = client::start(from_password, client_inputs()).unwrap();
+    let (b, _) = client::start(from_key, client_inputs()).unwrap();
+    assert_eq!(a, b);
+    let (challenge, _) = ExpectNegotiate::new(server_inputs())
+        .handle_negotiate(&a)
+        .unwrap();
+    let answer = |creds: NtlmCredentials| {
+        let (_, expect) = client::start(creds, client_inputs()).unwrap();
+        expect.handle_challenge(&challenge).unwrap().0
+    };
+    assert_eq!(
+        answer(NtlmCredentials::from_password(DOMAIN, USER, PASSWORD)),
+        answer(NtlmCredentials::from_ntowfv2(DOMAIN, USER, key))
+    );
+
+    // cntlm's PassNTLMv2 (`cntlm -H -u alice -d EXAMPLE`, password `secret`; Debian's
+    // cntlm 0.92.3 prints every byte inverted: AED36E4A3DD06B40A27EC52509F32852) is
+    // NTOWFv2 with the domain upper-cased, whatever case it was given in.
+    let cntlm: [u8; 16] = hex("512C91B5C22F94BF5D813ADAF60CD7AD").try_into().unwrap();
+    assert_eq!(crypto::ntlmv2_hash("secret", "alice", "EXAMPLE"), cntlm);
+    assert_eq!(crypto::ntlmv2_hash("secret", "Alice", "example"), cntlm);
+    assert_eq!(
+        crypto::ntlmv2_hash(PASSWORD, USER, DOMAIN),
+        crypto::ntowfv2(&crypto::nt_hash(PASSWORD), USER, "DOMAIN")
+    );
+
+    // Our acceptor takes alice's hash for alice in EXAMPLE, not for bob.
+    let alice = crypto::ntlmv2_hash("correct horse", "alice", "example");
+    let (auth, _, server) = exchange(
+        NtlmCredentials::from_ntowfv2("EXAMPLE", "alice", alice),
+        client_inputs(),
+    );
+    let who = server
+        .handle_authenticate(&auth, verify(ChannelBindingCheck::IfPresent, None))
+        .unwrap();
+    assert_eq!(who.user, "alice");
+    let (auth, _, server) = exchange(
+        NtlmCredentials::from_ntowfv2("EXAMPLE", "ALICE", alice),
+        client_inputs(),
+    );
+    assert!(server
+        .handle_authenticate(&auth, verify(ChannelBindingCheck::IfPresent, None))
+        .is_ok());
+    let bob = crypto::ntlmv2_hash("correct horse", "bob", "EXAMPLE");
+    let (auth, _, server) = exchange(
+        NtlmCredentials::from_ntowfv2("EXAMPLE", "alice", bob),
+        client_inputs(),
+    );
+    assert!(server
+        .handle_authenticate(&auth, verify(ChannelBindingCheck::IfPresent, None))
+        .is_err());
 }
