@@ -90,6 +90,9 @@ struct Common {
     origins: Mutex<HashMap<Origin, OriginState>>,
     /// Proxies that took Negotiate: a tunnel through them gets a token at once.
     negotiate_proxies: Mutex<std::collections::HashSet<ProxyAddr>>,
+    /// Proxies that took a Digest login: later requests send it at once with the next
+    /// nonce count (a stale nonce is then answered once, RFC 7616 §3.3).
+    digest_proxies: Mutex<HashMap<ProxyAddr, Arc<DigestState>>>,
     cookies: Mutex<cookie_store::CookieStore>,
 }
 
@@ -228,6 +231,28 @@ impl Client {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(proxy.clone());
+    }
+
+    /// The Digest login `proxy` took, if any.
+    fn proxy_digest(&self, proxy: &ProxyAddr) -> Option<Arc<DigestState>> {
+        self.digest_proxies().get(proxy).cloned()
+    }
+
+    /// `proxy` took this Digest login (`Some`), or refused it (`None`).
+    fn learn_proxy_digest(&self, proxy: &ProxyAddr, login: Option<Arc<DigestState>>) {
+        let mut proxies = self.digest_proxies();
+        match login {
+            Some(login) => proxies.insert(proxy.clone(), login),
+            None => proxies.remove(proxy),
+        };
+    }
+
+    fn digest_proxies(&self) -> std::sync::MutexGuard<'_, HashMap<ProxyAddr, Arc<DigestState>>> {
+        self.shared
+            .common
+            .digest_proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn key(&self, origin: &Origin) -> PoolKey {

@@ -181,6 +181,8 @@ mod tests {
 #[derive(Debug)]
 pub(crate) struct DigestState {
     session: Mutex<DigestSession>,
+    /// The user name, for messages.
+    user: String,
 }
 
 fn auth_error(message: String) -> Error {
@@ -199,7 +201,13 @@ impl DigestState {
             .map_err(|e| auth_error(e.to_string()))?;
         Ok(DigestState {
             session: Mutex::new(DigestSession::new(challenge, user, password)),
+            user: user.to_owned(),
         })
+    }
+
+    /// The user name the login answers for.
+    pub(crate) fn user(&self) -> &str {
+        &self.user
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DigestSession> {

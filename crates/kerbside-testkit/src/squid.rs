@@ -56,6 +56,9 @@ pub enum ProxyScheme {
     /// accounts of [`PASSWORD_USERS`](crate::PASSWORD_USERS) (`alice` /
     /// `alice-password`), realm `kerbside test proxy`. Clients must allow MD5.
     Digest,
+    /// [`Digest`](Self::Digest) with `auth_param digest nonce_max_count N`: a nonce
+    /// used for more than N requests is stale (`407` with `stale=true`, RFC 7616 §3.3).
+    DigestNonceMaxCount(u32),
     /// NTLM checked by an Active Directory domain controller: Samba's
     /// [`ntlm_auth --helper-protocol=squid-2.5-ntlmssp`](NTLM_WINBIND_HELPER) through the
     /// winbindd at `/run/samba/winbindd` (a running [`TestDomain`](crate::TestDomain) that
@@ -179,7 +182,10 @@ impl Squid {
             }
             chmod(&passwd, 0o644)?;
         }
-        if opts.scheme == ProxyScheme::Digest {
+        if matches!(
+            opts.scheme,
+            ProxyScheme::Digest | ProxyScheme::DigestNonceMaxCount(_)
+        ) {
             let passwd = root.join("digest-passwd");
             let lines: String = crate::PASSWORD_USERS
                 .iter()
@@ -423,6 +429,12 @@ auth_param ntlm keep_alive on"
                         "auth_param digest program {DIGEST_FILE_HELPER} {root}/digest-passwd
 auth_param digest children 2
 auth_param digest realm kerbside test proxy"
+                    ),
+                    ProxyScheme::DigestNonceMaxCount(max) => format!(
+                        "auth_param digest program {DIGEST_FILE_HELPER} {root}/digest-passwd
+auth_param digest children 2
+auth_param digest realm kerbside test proxy
+auth_param digest nonce_max_count {max}"
                     ),
                     ProxyScheme::Basic => format!(
                         "auth_param basic program {BASIC_NCSA_HELPER} {root}/passwd

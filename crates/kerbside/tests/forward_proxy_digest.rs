@@ -2,7 +2,10 @@
 //! `digest_file_auth` (MD5, the only Digest Squid offers), `-u alice:...` and
 //! `--allow-digest-md5`; curl's plain GET and CONNECT tunnel go through and Squid's
 //! log names alice for both. A wrong password is a 502 that says so; without
-//! `--allow-digest-md5` the 502 says MD5 was refused.
+//! `--allow-digest-md5` the 502 says MD5 was refused. With `nonce_max_count 2` Squid
+//! calls a nonce stale after two requests: later requests (kerbside sends the login
+//! Squid took at once, with the next nonce count) answer its `stale=true` challenge once
+//! and all get through as alice.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -18,11 +21,15 @@ fn realm() -> &'static TestRealm {
 }
 
 fn digest_squid() -> Squid {
+    squid_with(ProxyScheme::Digest)
+}
+
+fn squid_with(scheme: ProxyScheme) -> Squid {
     Squid::start(
         realm(),
         SquidOptions {
             require_auth: true,
-            scheme: ProxyScheme::Digest,
+            scheme,
         },
     )
     .unwrap()
@@ -111,4 +118,83 @@ fn a_wrong_digest_password_and_md5_not_allowed_are_clear_502s() {
             p.log()
         );
     }
+}
+
+#[test]
+fn a_nonce_squid_calls_stale_is_answered_again_for_gets_and_tunnels() {
+    let squid = squid_with(ProxyScheme::DigestNonceMaxCount(2));
+    let origin = EchoUpstream::start();
+    let login = format!("{}:{}", ALICE.name, ALICE.password);
+    let (p, port) = proxy(&["--proxy", &squid.url(), "-u", &login, "--allow-digest-md5"]);
+    // Seven plain GETs on one keep-alive connection from curl.
+    let urls: Vec<String> = (0..7)
+        .map(|i| format!("{}/stale-get-{i}", origin.url()))
+        .collect();
+    let mut cmd = curl(realm(), &std::env::temp_dir());
+    cmd.args([
+        "--noproxy",
+        "",
+        "--max-time",
+        "30",
+        "-i",
+        "-w",
+        "<connects=%{num_connects}>",
+    ])
+    .arg("--proxy")
+    .arg(format!("http://127.0.0.1:{port}"))
+    .args(&urls);
+    let out = cmd.output().unwrap();
+    let (body, err) = text(&out);
+    assert!(
+        out.status.success() && body.matches("HTTP/1.1 200").count() == 7,
+        "{body}{err}\n--- proxy:\n{}\n--- squid:\n{}",
+        p.log(),
+        squid.cache_log()
+    );
+    // curl connected once: one keep-alive connection to kerbside carried all seven.
+    assert_eq!(body.matches("<connects=1>").count(), 1, "{body}");
+    assert_eq!(body.matches("<connects=0>").count(), 6, "{body}");
+    // Five tunnels, each its own CONNECT.
+    for i in 0..5 {
+        let out = curl_via(port, &["-p"], &format!("{}/stale-tunnel-{i}", origin.url()));
+        let (body, err) = text(&out);
+        assert!(
+            out.status.success() && body.contains(&format!("path=/stale-tunnel-{i}")),
+            "{i}: {body}{err}\n--- proxy:\n{}\n--- squid:\n{}",
+            p.log(),
+            squid.cache_log()
+        );
+    }
+    let log = squid.wait_access_log(|l| {
+        l.lines()
+            .filter(|l| l.contains("CONNECT 127.0.0.1") && l.contains(" 200 "))
+            .count()
+            == 5
+    });
+    for i in 0..7 {
+        let what = format!("/stale-get-{i}\"");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&what) && l.contains(" 200 "))
+            .unwrap_or_else(|| panic!("{what}: {log}"));
+        assert!(line.contains("user=alice"), "{what}: {log}");
+    }
+    let tunnels: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONNECT 127.0.0.1") && l.contains(" 200 "))
+        .collect();
+    assert!(
+        tunnels.len() == 5 && tunnels.iter().all(|l| l.contains("user=alice")),
+        "{log}"
+    );
+    // Squid did call the nonce stale, and kerbside answered without an error.
+    let proxy_log = p.log();
+    assert!(
+        proxy_log.contains("the proxy says the Digest nonce is stale"),
+        "{proxy_log}\n--- squid:\n{log}"
+    );
+    // The login Squid took goes with later requests at once: fewer 407s than requests.
+    let challenges = log.lines().filter(|l| l.contains(" 407 ")).count();
+    assert!(challenges < 12, "{challenges} 407s for 12 requests: {log}");
+    assert!(!proxy_log.contains(ALICE.password), "{proxy_log}");
 }

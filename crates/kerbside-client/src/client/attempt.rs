@@ -96,6 +96,9 @@ impl Client {
             ProxyAuth::new(p, self.config.auth.max_auth_rounds)
                 .for_request(parts.method.as_str(), parts.uri.to_string())
         });
+        if let Some(pa) = proxy_auth.as_mut() {
+            pa.preempt_digest(self, observer);
+        }
         let (mut ready, preempt) = opening.connected(reused, conn.authenticated);
         let mut exchange = None;
         let mut authorization = None;

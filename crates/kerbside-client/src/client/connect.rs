@@ -307,6 +307,8 @@ impl Client {
             .for_request("CONNECT", authority.clone());
         if self.proxy_wants_negotiate(proxy) {
             auth.preempt_negotiate(self, observer).await;
+        } else {
+            auth.preempt_digest(self, observer);
         }
         loop {
             let mut request = Request::builder()

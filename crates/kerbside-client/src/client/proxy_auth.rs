@@ -4,8 +4,11 @@
 use http::header::{HeaderValue, PROXY_AUTHENTICATE};
 use http::StatusCode;
 use kerbside_gssapi::{Delegation, InitiatorConfig, NegotiateInitiator};
+use std::sync::Arc;
+
 use kerbside_proto::driver::{
-    ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep as Decision, ProxyTokenResult,
+    DigestRechallenge, ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep as Decision,
+    ProxyTokenResult,
 };
 use kerbside_proto::scheme::negotiate::client::{
     ExpectChallenge, ExpectFinalToken, NegotiateError, Progress,
@@ -18,7 +21,7 @@ use super::start::blocking;
 use super::Client;
 use crate::error::{Error, ErrorKind};
 use crate::proxy::ProxyAddr;
-use crate::schemes::{exchange_error, gss_error, Initiator, InitiatorError};
+use crate::schemes::{exchange_error, gss_error, DigestState, Initiator, InitiatorError};
 
 /// What to do after a response from (or through) a proxy.
 pub(super) enum ProxyStep {
@@ -44,6 +47,9 @@ pub(super) struct ProxyAuth {
     /// The method and request target a Digest response covers (`CONNECT host:port`,
     /// `GET http://host/path`).
     request: (String, String),
+    /// The Digest login whose credentials are out (a new one, or the one the proxy
+    /// took before, with its next nonce count).
+    digest: Option<Arc<DigestState>>,
 }
 
 impl ProxyAuth {
@@ -57,6 +63,7 @@ impl ProxyAuth {
             preemptive: false,
             established: None,
             request: ("CONNECT".to_owned(), String::new()),
+            digest: None,
         }
     }
 
@@ -119,6 +126,36 @@ impl ProxyAuth {
                 message: format!("no Negotiate token before the proxy's 407: {e}"),
             }),
             Err(_) => {}
+        }
+    }
+
+    /// The Digest login the proxy took before, with its next nonce count, before any
+    /// `407`: no extra round trip per request. A stale nonce is answered once with the
+    /// new one; a refusal starts over with the proxy's challenge.
+    pub(super) fn preempt_digest(&mut self, client: &Client, observer: &dyn Observer) {
+        let Some(login) = client.proxy_digest(&self.proxy) else {
+            return;
+        };
+        let (method, target) = &self.request;
+        match login.authorization(method, target, None) {
+            Ok((header, _)) => {
+                observer.event(&Event::Scheme {
+                    proxy: true,
+                    scheme: "Digest".to_owned(),
+                    scheme_reason: "sent without waiting for a 407: the proxy took this \
+                                    Digest login before (next nonce count)"
+                        .to_owned(),
+                    target: login.user().to_owned(),
+                    target_reason: "the login the proxy took".to_owned(),
+                    channel_binding: false,
+                });
+                self.header = Some(header);
+                self.digest = Some(login);
+                self.driver.preempted(SchemeKind::Digest);
+            }
+            Err(e) => observer.event(&Event::Notice {
+                message: format!("no Digest credentials before the proxy's 407: {e}"),
+            }),
         }
     }
 
@@ -212,6 +249,44 @@ impl ProxyAuth {
         }
         self.preemptive = false;
         let mut step = self.driver.handle_response(status.as_u16());
+        if step == Decision::DigestRechallenge {
+            let login = self.digest.take();
+            let stale = login.as_ref().is_some_and(|l| l.take_stale(&challenges));
+            step = self.driver.handle_digest_rechallenge(if stale {
+                DigestRechallenge::Stale
+            } else {
+                DigestRechallenge::Refused
+            });
+            match (&step, login) {
+                (Decision::Resend, Some(login)) => {
+                    // RFC 7616 §3.3: the password was right, the nonce old.
+                    observer.event(&Event::Notice {
+                        message: "the proxy says the Digest nonce is stale: answering its \
+                                  new challenge"
+                            .to_owned(),
+                    });
+                    let (method, target) = &self.request;
+                    self.header = Some(login.authorization(method, target, None)?.0);
+                    self.digest = Some(login);
+                    return Ok(ProxyStep::Retry);
+                }
+                (Decision::Choose, _) => {
+                    observer.event(&Event::Notice {
+                        message: "the proxy answered 407 to the Digest login it took before: \
+                                  starting over"
+                            .to_owned(),
+                    });
+                    client.learn_proxy_digest(&self.proxy, None);
+                    self.header = None;
+                }
+                _ => client.learn_proxy_digest(&self.proxy, None),
+            }
+        }
+        if step == Decision::Done && status != StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            if let Some(login) = &self.digest {
+                client.learn_proxy_digest(&self.proxy, Some(login.clone()));
+            }
+        }
         if let Decision::Exchange(kind) = step {
             let Some(state) = self.exchange.take() else {
                 return Err(Failure::Fatal(Error::new(
@@ -275,7 +350,9 @@ impl ProxyAuth {
         match step {
             Decision::Resend => return Ok(ProxyStep::Retry),
             Decision::Choose => {}
-            Decision::Done | Decision::Exchange(_) => return Ok(ProxyStep::Done),
+            Decision::Done | Decision::Exchange(_) | Decision::DigestRechallenge => {
+                return Ok(ProxyStep::Done)
+            }
             Decision::GiveUp(ProxyGiveUp::BasicRefused) => {
                 return Err(Failure::Fatal(Error::new(
                     ErrorKind::Auth,
@@ -379,7 +456,7 @@ impl ProxyAuth {
                 self.header = Some(if chosen.kind == SchemeKind::Basic {
                     crate::schemes::basic(found.user, password)?
                 } else {
-                    let session = crate::schemes::DigestState::start(
+                    let session = DigestState::start(
                         &challenges,
                         found.user,
                         password,
@@ -392,7 +469,9 @@ impl ProxyAuth {
                         ))
                     })?;
                     let (method, target) = &self.request;
-                    session.authorization(method, target, None)?.0
+                    let header = session.authorization(method, target, None)?.0;
+                    self.digest = Some(Arc::new(session));
+                    header
                 });
                 self.driver.started(chosen.kind);
                 return Ok(ProxyStep::Retry);

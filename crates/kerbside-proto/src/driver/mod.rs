@@ -56,7 +56,9 @@ pub use attempt::{
     Answered, AwaitingResponse, Choosing, Continuing, Delivery, Ended, Next, Opening,
     PasswordAnswered, Ready, StaleRetry, Starting, TokenAnswered, TokenResult, Unanswered,
 };
-pub use proxy::{ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep, ProxyTokenResult};
+pub use proxy::{
+    DigestRechallenge, ProxyAuthDriver, ProxyGiveUp, ProxyReconnect, ProxyStep, ProxyTokenResult,
+};
 pub use request::{RequestDriver, Retry};
 
 use crate::policy::{SchemeKind, SchemePolicy};
