@@ -5,7 +5,8 @@
 //! `--allow-digest-md5` the 502 says MD5 was refused. With `nonce_max_count 2` Squid
 //! calls a nonce stale after two requests: later requests (kerbside sends the login
 //! Squid took at once, with the next nonce count) answer its `stale=true` challenge once
-//! and all get through as alice.
+//! and all get through as alice; each leg of an origin's NTLM exchange behind it takes
+//! the next nonce count.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,7 +14,9 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{curl, kerbside, text, EchoUpstream, GateProcess};
-use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestRealm, ALICE};
+use kerbside_testkit::{
+    ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
+};
 
 fn realm() -> &'static TestRealm {
     static REALM: OnceLock<TestRealm> = OnceLock::new();
@@ -197,4 +200,49 @@ fn a_nonce_squid_calls_stale_is_answered_again_for_gets_and_tunnels() {
     let challenges = log.lines().filter(|l| l.contains(" 407 ")).count();
     assert!(challenges < 12, "{challenges} 407s for 12 requests: {log}");
     assert!(!proxy_log.contains(ALICE.password), "{proxy_log}");
+}
+
+#[test]
+fn each_leg_of_an_origin_ntlm_exchange_takes_the_next_nonce_count() {
+    use std::os::unix::fs::PermissionsExt;
+    let squid = squid_with(ProxyScheme::DigestNonceMaxCount(2));
+    let checking = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring.toml");
+    std::fs::write(
+        &keyring,
+        format!(
+            "[[credential]]\nhost = 'localhost'\nuser = '{user}'\npassword = '{pw}'\n\
+             schemes = ['digest']\n\n[[credential]]\nhost = '127.0.0.1'\n\
+             user = '{NTLM_DOMAIN}\\{user}'\npassword = '{pw}'\nschemes = ['ntlm']\n",
+            user = ALICE.name,
+            pw = ALICE.password
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = kerbside(realm());
+    cmd.env("KERBSIDE_KEYRING", &keyring)
+        .env("KRB5CCNAME", "FILE:/nonexistent/kerbside-no-ticket")
+        .args(["proxy", "--listen", "127.0.0.1:0", "-v", "--proxy"])
+        .arg(squid.url())
+        .args(["--allow-digest-md5", "--origin-auth"]);
+    let p = GateProcess::from_command(cmd);
+    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    // The origin's NTLM takes three legs through Squid, each with Digest credentials
+    // for Squid: twice over, so later legs run past nonce_max_count too.
+    for i in 0..2 {
+        let out = curl_via(port, &[], &checking.url(&format!("/private/{i}")));
+        let (body, err) = text(&out);
+        assert!(
+            body.starts_with("HTTP/1.1 200")
+                && body
+                    .to_ascii_lowercase()
+                    .contains("x-remote-user: example\\alice"),
+            "{i}: {body}{err}\n--- proxy:\n{}\n--- squid:\n{}\n--- server:\n{}",
+            p.log(),
+            squid.access_log(),
+            checking.log()
+        );
+    }
 }

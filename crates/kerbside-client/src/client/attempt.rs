@@ -157,9 +157,10 @@ impl Client {
         loop {
             let awaiting = ready.send(sent);
             let leg = loop {
-                let proxy_header = proxy_auth
-                    .as_ref()
-                    .and_then(|p| p.header().map(str::to_owned));
+                let proxy_header = match proxy_auth.as_mut() {
+                    Some(p) => p.header_for_leg()?,
+                    None => None,
+                };
                 let leg = match self
                     .leg(
                         &mut conn,

@@ -50,6 +50,9 @@ pub(super) struct ProxyAuth {
     /// The Digest login whose credentials are out (a new one, or the one the proxy
     /// took before, with its next nonce count).
     digest: Option<Arc<DigestState>>,
+    /// The Digest credentials in `header` went out once: the next leg of the request
+    /// takes the next nonce count (the proxy refuses a count used before).
+    digest_sent: bool,
 }
 
 impl ProxyAuth {
@@ -64,6 +67,7 @@ impl ProxyAuth {
             established: None,
             request: ("CONNECT".to_owned(), String::new()),
             digest: None,
+            digest_sent: false,
         }
     }
 
@@ -151,6 +155,7 @@ impl ProxyAuth {
                 });
                 self.header = Some(header);
                 self.digest = Some(login);
+                self.digest_sent = false;
                 self.driver.preempted(SchemeKind::Digest);
             }
             Err(e) => observer.event(&Event::Notice {
@@ -199,6 +204,18 @@ impl ProxyAuth {
 
     pub(super) fn header(&self) -> Option<&str> {
         self.header.as_deref()
+    }
+
+    /// The `Proxy-Authorization` for the next leg of a request sent through the proxy:
+    /// [`header`](Self::header), except that Digest credentials sent once already are
+    /// made again with the next nonce count (an origin's `401` takes more legs).
+    pub(super) fn header_for_leg(&mut self) -> Result<Option<String>, Failure> {
+        if let (Some(login), true) = (&self.digest, self.digest_sent) {
+            let (method, target) = &self.request;
+            self.header = Some(login.authorization(method, target, None)?.0);
+        }
+        self.digest_sent = self.digest.is_some();
+        Ok(self.header.clone())
     }
 
     pub(super) async fn on_response(
@@ -268,6 +285,7 @@ impl ProxyAuth {
                     let (method, target) = &self.request;
                     self.header = Some(login.authorization(method, target, None)?.0);
                     self.digest = Some(login);
+                    self.digest_sent = false;
                     return Ok(ProxyStep::Retry);
                 }
                 (Decision::Choose, _) => {
@@ -471,6 +489,7 @@ impl ProxyAuth {
                     let (method, target) = &self.request;
                     let header = session.authorization(method, target, None)?.0;
                     self.digest = Some(Arc::new(session));
+                    self.digest_sent = false;
                     header
                 });
                 self.driver.started(chosen.kind);
