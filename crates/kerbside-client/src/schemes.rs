@@ -238,6 +238,16 @@ impl DigestState {
         ))
     }
 
+    /// A login of its own for one request: the same credentials and nonce, counted
+    /// apart from this one (for a stale nonce's new challenge, which belongs to that
+    /// request alone).
+    pub(crate) fn fork(&self) -> DigestState {
+        DigestState {
+            session: Mutex::new(self.lock().clone()),
+            user: self.user.clone(),
+        }
+    }
+
     /// Takes the new nonce of a `stale=true` challenge; false if the 401 refused the
     /// credentials instead.
     pub(crate) fn take_stale(&self, challenges: &[Challenge]) -> bool {

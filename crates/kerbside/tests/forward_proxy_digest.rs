@@ -190,6 +190,31 @@ fn a_nonce_squid_calls_stale_is_answered_again_for_gets_and_tunnels() {
         tunnels.len() == 5 && tunnels.iter().all(|l| l.contains("user=alice")),
         "{log}"
     );
+    // Eight tunnels and GETs at once share the login: nonce counts may reach Squid out
+    // of order (it then calls the nonce stale); each request answers once with a
+    // nonce of its own, and none fails.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut cmd = curl(realm(), &std::env::temp_dir());
+            cmd.args(["--noproxy", "", "--max-time", "30", "-i", "--proxy"])
+                .arg(format!("http://127.0.0.1:{port}"))
+                .args(if i % 2 == 0 { &["-p"][..] } else { &[][..] })
+                .arg(format!("{}/at-once-{i}", origin.url()))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let (body, err) = text(&out);
+        assert!(
+            out.status.success() && body.contains(&format!("path=/at-once-{i}")),
+            "{i}: {body}{err}\n--- proxy:\n{}\n--- squid:\n{}",
+            p.log(),
+            squid.access_log()
+        );
+    }
     // Squid did call the nonce stale, and kerbside answered without an error.
     let proxy_log = p.log();
     assert!(

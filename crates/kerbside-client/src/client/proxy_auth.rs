@@ -267,8 +267,14 @@ impl ProxyAuth {
         self.preemptive = false;
         let mut step = self.driver.handle_response(status.as_u16());
         if step == Decision::DigestRechallenge {
-            let login = self.digest.take();
-            let stale = login.as_ref().is_some_and(|l| l.take_stale(&challenges));
+            // The new nonce answers this request only: a login of its own, so that
+            // requests in flight at once with the shared login do not reset each
+            // other's nonce count. It becomes the shared login once the proxy takes it.
+            let login = self.digest.take().and_then(|shared| {
+                let own = shared.fork();
+                own.take_stale(&challenges).then(|| Arc::new(own))
+            });
+            let stale = login.is_some();
             step = self.driver.handle_digest_rechallenge(if stale {
                 DigestRechallenge::Stale
             } else {
