@@ -258,7 +258,7 @@ impl Client {
     fn key(&self, origin: &Origin) -> PoolKey {
         (
             origin.clone(),
-            self.config.auth.credentials.identity_key(),
+            self.config.auth.credentials.connection_identity(),
             self.config.proxy.route(origin),
         )
     }

@@ -35,7 +35,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libgssapi::credential::Cred;
 use sha2::Digest as _;
@@ -263,6 +263,73 @@ fn file_source(path: &str) -> Source {
         name: format!("FILE:{path}"),
         files: vec![PathBuf::from(path)],
     }
+}
+
+/// The ticket cache files a credential's source resolves to, looked up again at
+/// most once a second (resolving the default cache makes a krb5 context).
+static FILES: Mutex<Option<HashMap<String, ResolvedFiles>>> = Mutex::new(None);
+
+/// When a source was resolved, and its files.
+type ResolvedFiles = (Instant, Vec<PathBuf>);
+
+/// What tells connections authenticated from different tickets apart, for a
+/// process that keeps copies (see [`keep_ticket_cache_copies`]): the identity of
+/// the ticket cache file(s) now (device, inode, modification time, size; `-` for
+/// a missing file), one `stat` each. Another `kinit` (of another principal, or
+/// `kinit -R`), `kswitch` or `kdestroy` changes it. `None` where copies are not
+/// kept (the credential is then looked up per exchange anyway) or the source is
+/// not a ticket cache file.
+pub(crate) fn cache_file_identity(credentials: &ClientCredentials) -> Option<String> {
+    if !KEEP_COPIES.load(Ordering::Relaxed)
+        || !matches!(
+            credentials,
+            ClientCredentials::Default | ClientCredentials::Ccache(_)
+        )
+    {
+        return None;
+    }
+    let key = credentials.identity_key();
+    let now = Instant::now();
+    let cached = FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .get(&key)
+        .filter(|(at, _)| now.duration_since(*at) < Duration::from_secs(1))
+        .map(|(_, files)| files.clone());
+    let files = match cached {
+        Some(files) => files,
+        None => {
+            let files = match source(credentials) {
+                Source::Files { files, .. } => files,
+                Source::Keytab(_) | Source::PerExchange => Vec::new(),
+            };
+            FILES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(HashMap::new)
+                .insert(key, (now, files.clone()));
+            files
+        }
+    };
+    if files.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = stamp(&files)
+        .iter()
+        .map(|s| {
+            s.as_ref().map_or_else(
+                || "-".to_owned(),
+                |s| {
+                    format!(
+                        "{}:{}:{}.{}:{}",
+                        s.dev, s.ino, s.mtime, s.mtime_nsec, s.size
+                    )
+                },
+            )
+        })
+        .collect();
+    Some(parts.join("/"))
 }
 
 type Slot = Arc<Mutex<Option<Arc<Generation>>>>;

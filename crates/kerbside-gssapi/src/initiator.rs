@@ -93,6 +93,19 @@ impl ClientCredentials {
             }
         }
     }
+
+    /// What keeps connections authenticated with different tickets apart: the
+    /// [`identity_key`](Self::identity_key), and in a process that keeps ticket
+    /// cache copies ([`keep_ticket_cache_copies`](crate::keep_ticket_cache_copies))
+    /// the identity of the cache file now, so connections authenticated before a
+    /// `kinit` as another principal (or a `kdestroy`) are not used after it. One
+    /// `stat` per call. Never contains a secret.
+    pub fn connection_identity(&self) -> String {
+        match cred_cache::cache_file_identity(self) {
+            Some(file) => format!("{}@{file}", self.identity_key()),
+            None => self.identity_key(),
+        }
+    }
 }
 
 /// Whether the user's ticket-granting ticket is forwarded to the server.

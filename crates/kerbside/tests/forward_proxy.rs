@@ -496,7 +496,7 @@ fn a_ticket_obtained_after_start_is_used_without_restart() {
 }
 
 #[test]
-fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_tunnel_without_restart() {
+fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_request_without_restart() {
     let realm = realm();
     let squid = Squid::start(realm, SquidOptions::default()).unwrap();
     let origin = EchoUpstream::start();
@@ -525,14 +525,37 @@ fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_tunnel_without
             .filter(|l| l.contains("CONNECT 127.0.0.1") && l.contains(&format!("user={user}@")))
             .count()
     };
+    // A plain-HTTP request goes on an upstream connection authenticated once and
+    // kept for the next ones.
+    let plain = |path: &str| {
+        let out = curl_via(port, &[], &format!("{}/{path}", origin.url()));
+        assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
+    };
+    let served_as = |path: &str, user: &str| {
+        let line = format!("/{path}\"");
+        let log = squid.wait_access_log(|l| served_line(l, &line));
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&line) && l.contains(&format!("user={user}@"))),
+            "Squid should log /{path} as {user}:\n{log}"
+        );
+    };
     tunnel("as-alice");
     squid.wait_access_log(|log| tunnels_of("alice", log) == 1);
+    plain("plain-alice");
+    served_as("plain-alice", "alice");
+    plain("plain-alice-again");
+    served_as("plain-alice-again", "alice");
 
-    // A new ticket for another principal in the same cache (as `kinit bob` does).
+    // A new ticket for another principal in the same cache (as `kinit bob` does):
+    // the next tunnel, and the next plain request too (not the connection kept
+    // from alice's login), go as bob.
     realm.kinit("bob", "bob-password", &cache).unwrap();
     tunnel("as-bob");
     let log = squid.wait_access_log(|log| tunnels_of("bob", log) == 1);
     assert_eq!(tunnels_of("alice", &log), 1, "{log}");
+    plain("plain-bob");
+    served_as("plain-bob", "bob");
 
     // kdestroy while the proxy runs: the next request that needs a handshake gets
     // the clear 502; kinit again and it works, still without a restart.
