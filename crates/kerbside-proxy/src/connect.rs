@@ -259,15 +259,8 @@ async fn copy<C: Io>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pair;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (a.unwrap(), b.unwrap().0)
-    }
 
     #[tokio::test]
     async fn the_copy_fallback_sends_the_bytes_already_read_first_and_counts_them() {

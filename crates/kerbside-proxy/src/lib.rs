@@ -49,6 +49,8 @@ mod sock_diag;
 mod splice;
 #[cfg(target_os = "linux")]
 mod splice_tcp;
+#[cfg(test)]
+mod test_support;
 pub mod upstreams;
 
 pub use config::ProxyConfig;

@@ -234,16 +234,8 @@ async fn write_all(to: &TcpStream, mut bytes: &[u8], clock: &Clock) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pair;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// A connected pair of loopback TCP sockets.
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (a.unwrap(), b.unwrap().0)
-    }
 
     #[tokio::test]
     async fn buffered_bytes_go_first_and_a_bulk_transfer_arrives_intact_both_ways() {
