@@ -11,10 +11,10 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::proxy::{ntlmv2_hash_entry, start_proxy, through_proxy, write_keyring};
 use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
     ProxyScheme, Squid, SquidOptions, TestDomain, TestRealm, AD_NETBIOS_DOMAIN, WINBINDD_PRIV_GROUP,
@@ -55,16 +55,7 @@ fn cntlm_ntlmv2_hash(user: &str, domain: &str, password: &str) -> String {
 }
 
 fn keyring(dir: &Path, user: &str, hash: &str) -> PathBuf {
-    let path = dir.join("keyring.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[credential]]\nhost = \"localhost\"\nuser = '{user}'\nntlmv2_hash = \"{hash}\"\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
+    write_keyring(dir, &ntlmv2_hash_entry("localhost", user, hash, ""), 0o600)
 }
 
 fn proxy(domain: &TestDomain, keyring: &Path, squid: &Squid) -> GateProcess {
@@ -75,29 +66,17 @@ fn proxy(domain: &TestDomain, keyring: &Path, squid: &Squid) -> GateProcess {
             "KRB5CCNAME",
             format!("FILE:{}/no-ticket", domain.dir().display()),
         )
-        .env("KERBSIDE_KEYRING", keyring)
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "-v",
-            "--proxy",
-            &squid.url(),
-        ]);
-    GateProcess::from_command(cmd)
+        .env("KERBSIDE_KEYRING", keyring);
+    start_proxy(cmd, &["--proxy", &squid.url()]).0
 }
 
 fn curl_via(proxy: &GateProcess, extra: &[&str], url: &str) -> std::process::Output {
-    Command::new("curl")
-        .args(["--silent", "--show-error", "-i", "--max-time", "20"])
-        .args(["--noproxy", "", "--proxy", &proxy.url])
-        .args(extra)
-        .arg(url)
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error"])
         .env_remove("http_proxy")
         .env_remove("no_proxy")
-        .env_remove("NO_PROXY")
-        .output()
-        .unwrap()
+        .env_remove("NO_PROXY");
+    through_proxy(cmd, &proxy.url, extra, url).output().unwrap()
 }
 
 #[test]

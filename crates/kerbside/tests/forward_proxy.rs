@@ -14,8 +14,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::proxy::{curl_via, proxy, served_line, status_of, wait_for};
 use common::{curl, hg, kerbside, run_ok, text, EchoUpstream, GateProcess, HgServe};
 use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestCa, TestRealm};
 
@@ -24,59 +25,8 @@ fn realm() -> &'static TestRealm {
     REALM.get_or_init(|| TestRealm::start().unwrap())
 }
 
-/// `kerbside proxy` on a free loopback port with `args`.
-fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm);
-    cmd.env_remove("no_proxy")
-        .env_remove("NO_PROXY")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
 fn proxy_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
-}
-
-/// curl through the proxy only (no credentials of its own for the proxy).
-fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
-    let ca = std::env::temp_dir();
-    let mut cmd = curl(realm(), &ca);
-    // curl() says --noproxy '*'; an empty list lets --proxy apply.
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(proxy_url(port))
-        .args(extra)
-        .arg(url);
-    cmd.output().unwrap()
-}
-
-fn status_of(out: &std::process::Output) -> u16 {
-    // The last status line: a CONNECT's `200 Connection established` comes first.
-    let body = String::from_utf8_lossy(&out.stdout);
-    body.lines()
-        .rfind(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Whether Squid's access log has a `200` line containing `what` (Squid writes a
-/// tunnel's line when it closes).
-fn served_line(log: &str, what: &str) -> bool {
-    log.lines().any(|l| l.contains(what) && l.contains(" 200 "))
-}
-
-fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if pred() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]
@@ -114,7 +64,7 @@ fn curl_plain_http_and_tunnels_through_squid_with_negotiate_and_one_auth_per_con
     );
     assert!(!err.contains("Proxy-Authorization"), "{err}");
 
-    let tunnelled = curl_via(port, &["-p"], &format!("{}/tunnel", origin.url()));
+    let tunnelled = curl_via(realm, port, &["-p"], &format!("{}/tunnel", origin.url()));
     let (body, err) = text(&tunnelled);
     assert!(tunnelled.status.success(), "{err}\n{}", p.log());
     assert!(body.contains("path=/tunnel"), "{body}");
@@ -122,7 +72,7 @@ fn curl_plain_http_and_tunnels_through_squid_with_negotiate_and_one_auth_per_con
     squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
     // A second tunnel: the upstream is known to want Negotiate, so the CONNECT
     // carries a fresh token at once (no 407 round trip).
-    let again = curl_via(port, &["-p"], &format!("{}/tunnel2", origin.url()));
+    let again = curl_via(realm, port, &["-p"], &format!("{}/tunnel2", origin.url()));
     assert!(again.status.success(), "{:?}\n{}", text(&again), p.log());
     assert!(
         p.wait_for_log(|l| l.contains("sent without waiting for a 407")),
@@ -210,7 +160,7 @@ fn a_dead_first_upstream_is_skipped_then_retried_after_the_timer() {
     drop(dead);
     let list = format!("127.0.0.1:{dead_port},{}", squid.url());
     let (p, port) = proxy(realm, &["--proxy", &list, "--proxy-retry-after", "2"]);
-    let out = curl_via(port, &[], &format!("{}/first", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/first", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
         p.wait_for_log(|l| l.contains("upstream proxy failed")),
@@ -219,7 +169,7 @@ fn a_dead_first_upstream_is_skipped_then_retried_after_the_timer() {
     );
     // Tried last now: the next request goes to Squid first.
     let before = p.log().matches("cannot connect to 127.0.0.1").count();
-    let out = curl_via(port, &["-p"], &format!("{}/second", origin.url()));
+    let out = curl_via(realm, port, &["-p"], &format!("{}/second", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert_eq!(
         p.log().matches("cannot connect to 127.0.0.1").count(),
@@ -229,7 +179,7 @@ fn a_dead_first_upstream_is_skipped_then_retried_after_the_timer() {
     );
     // After the timer it is first again (and fails again).
     wait_for("the dead upstream tried again", || {
-        let out = curl_via(port, &[], &format!("{}/again", origin.url()));
+        let out = curl_via(realm, port, &[], &format!("{}/again", origin.url()));
         assert_eq!(status_of(&out), 200, "{:?}", text(&out));
         p.log().matches("cannot connect to 127.0.0.1").count() > before
     });
@@ -262,9 +212,14 @@ fn noproxy_hosts_go_direct_and_nothing_else_does() {
             &metrics_addr,
         ],
     );
-    let out = curl_via(port, &[], &format!("{}/direct", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/direct", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
-    let out = curl_via(port, &["-p"], &format!("{}/direct-tunnel", origin.url()));
+    let out = curl_via(
+        realm,
+        port,
+        &["-p"],
+        &format!("{}/direct-tunnel", origin.url()),
+    );
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
         p.wait_for_log(|l| l.contains("matches the no-proxy entry 127.0.0.0/8")),
@@ -273,6 +228,7 @@ fn noproxy_hosts_go_direct_and_nothing_else_does() {
     );
     // Through Squid: a name not on the list.
     let out = curl_via(
+        realm,
         port,
         &[],
         &format!("http://localhost:{}/via-squid", origin.port),
@@ -329,7 +285,7 @@ fn clients_outside_the_allow_list_other_users_and_web_pages_are_refused() {
     let url = format!("{}/x", origin.url());
     // Default: all of loopback, same user.
     let (p, port) = proxy(realm, &[]);
-    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    let out = curl_via(realm, port, &["--interface", "127.0.0.2"], &url);
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
 
     // Another uid (nobody) on the same machine gets 403, nothing forwarded.
@@ -384,18 +340,18 @@ fn clients_outside_the_allow_list_other_users_and_web_pages_are_refused() {
 
     // Only 127.0.0.1: a client from 127.0.0.2 gets 403; --allow lets it in.
     let (p, port) = proxy(realm, &["--allow", "127.0.0.1/32"]);
-    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    let out = curl_via(realm, port, &["--interface", "127.0.0.2"], &url);
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 403, "{body}\n{}", p.log());
     assert!(
         body.contains("clients from 127.0.0.2 may not use this proxy"),
         "{body}"
     );
-    let out = curl_via(port, &["--interface", "127.0.0.1"], &url);
+    let out = curl_via(realm, port, &["--interface", "127.0.0.1"], &url);
     assert_eq!(status_of(&out), 200, "{:?}", text(&out));
     drop(p);
     let (p, port) = proxy(realm, &["--allow", "127.0.0.1/32", "--allow", "127.0.0.2"]);
-    let out = curl_via(port, &["--interface", "127.0.0.2"], &url);
+    let out = curl_via(realm, port, &["--interface", "127.0.0.2"], &url);
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
 
     // What a web page can make a browser send to 127.0.0.1:3128: an origin-form
@@ -430,12 +386,12 @@ fn an_upstream_refusing_the_password_gives_502_with_the_reason() {
         realm,
         &["--proxy", &squid.url(), "-u", "alice:wrong-password"],
     );
-    let out = curl_via(port, &[], &format!("{}/x", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/x", origin.url()));
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
     assert!(body.contains("refused the Basic credentials"), "{body}");
     assert!(!body.contains("407") || body.contains("502"), "{body}");
-    let out = curl_via(port, &["-p"], &format!("{}/t", origin.url()));
+    let out = curl_via(realm, port, &["-p"], &format!("{}/t", origin.url()));
     let (body, err) = text(&out);
     assert!(
         body.contains("502") || err.contains("502"),
@@ -448,7 +404,7 @@ fn an_upstream_refusing_the_password_gives_502_with_the_reason() {
         realm,
         &["--proxy", &squid.url(), "-u", "alice:alice-password"],
     );
-    let out = curl_via(port, &[], &format!("{}/ok", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/ok", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/ok"));
     assert!(
@@ -477,7 +433,7 @@ fn a_ticket_obtained_after_start_is_used_without_restart() {
         ]);
     let p = GateProcess::from_command(cmd);
     let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    let out = curl_via(port, &[], &format!("{}/before", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/before", origin.url()));
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
     assert!(
@@ -485,7 +441,7 @@ fn a_ticket_obtained_after_start_is_used_without_restart() {
         "{body}"
     );
     realm.kinit("alice", "alice-password", &cache).unwrap();
-    let out = curl_via(port, &[], &format!("{}/after", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/after", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/after"));
     assert!(
@@ -516,7 +472,7 @@ fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_request_withou
     let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
     // Each tunnel is a new upstream connection with a new Negotiate token.
     let tunnel = |path: &str| {
-        let out = curl_via(port, &["-p"], &format!("{}/{path}", origin.url()));
+        let out = curl_via(realm, port, &["-p"], &format!("{}/{path}", origin.url()));
         assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
         assert!(text(&out).0.contains(&format!("path=/{path}")));
     };
@@ -528,7 +484,7 @@ fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_request_withou
     // A plain-HTTP request goes on an upstream connection authenticated once and
     // kept for the next ones.
     let plain = |path: &str| {
-        let out = curl_via(port, &[], &format!("{}/{path}", origin.url()));
+        let out = curl_via(realm, port, &[], &format!("{}/{path}", origin.url()));
         assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     };
     let served_as = |path: &str, user: &str| {
@@ -563,12 +519,12 @@ fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_request_withou
     kdestroy.arg("-c").arg(format!("FILE:{}", cache.display()));
     run_ok(&mut kdestroy);
     assert!(!cache.exists());
-    let out = curl_via(port, &[], &format!("{}/destroyed", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/destroyed", origin.url()));
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
     assert!(body.contains("kinit"), "{body}");
     realm.kinit("alice", "alice-password", &cache).unwrap();
-    let out = curl_via(port, &[], &format!("{}/again", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/again", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/again"));
     assert!(
@@ -856,9 +812,14 @@ fn ntlm_to_squid_with_the_password_from_the_command_line() {
             "EXAMPLE\\alice:alice-password",
         ],
     );
-    let out = curl_via(port, &[], &format!("{}/ntlm", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/ntlm", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
-    let out = curl_via(port, &["-p"], &format!("{}/ntlm-tunnel", origin.url()));
+    let out = curl_via(
+        realm,
+        port,
+        &["-p"],
+        &format!("{}/ntlm-tunnel", origin.url()),
+    );
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "CONNECT 127.0.0.1"));
     for line in log.lines().filter(|l| l.contains(" 200 ")) {
@@ -908,11 +869,11 @@ fn an_upstream_answering_407_forever_is_bounded() {
             "10",
         ],
     );
-    let out = curl_via(port, &[], "http://origin.example/x");
+    let out = curl_via(realm, port, &[], "http://origin.example/x");
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
     assert!(body.contains("127.0.0.1"), "{body}");
-    let out = curl_via(port, &["-p"], "http://origin.example/t");
+    let out = curl_via(realm, port, &["-p"], "http://origin.example/t");
     let (body, err) = text(&out);
     assert!(body.contains("502") || err.contains("502"), "{body}{err}");
     let tries = seen.load(Ordering::SeqCst);

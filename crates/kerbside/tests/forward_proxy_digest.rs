@@ -13,6 +13,7 @@ mod common;
 
 use std::sync::OnceLock;
 
+use common::proxy::{curl_via, proxy_without_ticket};
 use common::{curl, kerbside, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
     ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
@@ -40,22 +41,7 @@ fn squid_with(scheme: ProxyScheme) -> Squid {
 
 /// `kerbside proxy` on a free loopback port with `args`, and no Kerberos ticket.
 fn proxy(args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm());
-    cmd.env("KRB5CCNAME", "FILE:/nonexistent/kerbside-no-ticket")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
-fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = curl(realm(), &std::env::temp_dir());
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(extra)
-        .arg(url);
-    cmd.output().unwrap()
+    proxy_without_ticket(realm(), None, args)
 }
 
 #[test]
@@ -64,7 +50,7 @@ fn digest_to_squid_for_a_get_and_a_tunnel() {
     let origin = EchoUpstream::start();
     let login = format!("{}:{}", ALICE.name, ALICE.password);
     let (p, port) = proxy(&["--proxy", &squid.url(), "-u", &login, "--allow-digest-md5"]);
-    let out = curl_via(port, &[], &format!("{}/digest-get", origin.url()));
+    let out = curl_via(realm(), port, &[], &format!("{}/digest-get", origin.url()));
     let (body, err) = text(&out);
     assert!(
         out.status.success() && body.contains("path=/digest-get"),
@@ -72,7 +58,12 @@ fn digest_to_squid_for_a_get_and_a_tunnel() {
         p.log(),
         squid.cache_log()
     );
-    let out = curl_via(port, &["-p"], &format!("{}/digest-tunnel", origin.url()));
+    let out = curl_via(
+        realm(),
+        port,
+        &["-p"],
+        &format!("{}/digest-tunnel", origin.url()),
+    );
     let (body, err) = text(&out);
     assert!(
         out.status.success() && body.contains("path=/digest-tunnel"),
@@ -113,7 +104,7 @@ fn a_wrong_digest_password_and_md5_not_allowed_are_clear_502s() {
         let mut all = vec!["--proxy", url.as_str()];
         all.extend(args.iter().copied());
         let (p, port) = proxy(&all);
-        let out = curl_via(port, &[], &format!("{}/x", origin.url()));
+        let out = curl_via(realm(), port, &[], &format!("{}/x", origin.url()));
         let (body, err) = text(&out);
         assert!(
             body.starts_with("HTTP/1.1 502") && body.contains(expected),
@@ -159,7 +150,12 @@ fn a_nonce_squid_calls_stale_is_answered_again_for_gets_and_tunnels() {
     assert_eq!(body.matches("<connects=0>").count(), 6, "{body}");
     // Five tunnels, each its own CONNECT.
     for i in 0..5 {
-        let out = curl_via(port, &["-p"], &format!("{}/stale-tunnel-{i}", origin.url()));
+        let out = curl_via(
+            realm(),
+            port,
+            &["-p"],
+            &format!("{}/stale-tunnel-{i}", origin.url()),
+        );
         let (body, err) = text(&out);
         assert!(
             out.status.success() && body.contains(&format!("path=/stale-tunnel-{i}")),
@@ -257,7 +253,7 @@ fn each_leg_of_an_origin_ntlm_exchange_takes_the_next_nonce_count() {
     // The origin's NTLM takes three legs through Squid, each with Digest credentials
     // for Squid: twice over, so later legs run past nonce_max_count too.
     for i in 0..2 {
-        let out = curl_via(port, &[], &checking.url(&format!("/private/{i}")));
+        let out = curl_via(realm(), port, &[], &checking.url(&format!("/private/{i}")));
         let (body, err) = text(&out);
         assert!(
             body.starts_with("HTTP/1.1 200")

@@ -13,7 +13,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::proxy::{curl_via_command, start_proxy};
+use common::{kerbside, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{Haproxy, Squid, SquidOptions, TestCa, TestRealm};
 
 fn realm() -> &'static TestRealm {
@@ -23,22 +24,14 @@ fn realm() -> &'static TestRealm {
 
 /// `kerbside proxy` on a free loopback port with `args`.
 fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm);
-    cmd.args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
+    start_proxy(kerbside(realm), args)
 }
 
 /// curl with only `--proxy http://127.0.0.1:port`, trusting `ca` for origins.
 fn curl_via(port: u16, ca: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = curl(realm(), ca);
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(extra)
-        .arg(url);
-    cmd.output().unwrap()
+    curl_via_command(realm(), ca, port, extra, url)
+        .output()
+        .unwrap()
 }
 
 /// Squid requiring Negotiate, behind HAProxy terminating TLS with a certificate

@@ -9,12 +9,12 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::proxy::{curl_via, proxy_without_ticket, write_keyring};
+use common::{kerbside, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
     ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
 };
@@ -57,31 +57,13 @@ fn keyring(dir: &Path, hosts: &[&str], mode: u32) -> PathBuf {
         .join("\n");
     assert!(text.contains("nt_hash = \""), "{text}");
     assert!(!text.contains("password"), "{text}");
-    let path = dir.join("keyring.toml");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
+    write_keyring(dir, &text, mode)
 }
 
 /// `kerbside proxy` on a free loopback port with the keyring and `args`.
 fn proxy(keyring: &Path, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm());
-    cmd.env("KERBSIDE_KEYRING", keyring)
-        // No ticket: NTLM is the only way in.
-        .env("KRB5CCNAME", "FILE:/nonexistent/kerbside-no-ticket")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
-fn curl_via(port: u16, url: &str) -> std::process::Output {
-    let mut cmd = curl(realm(), &std::env::temp_dir());
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg(url);
-    cmd.output().unwrap()
+    // No ticket: NTLM is the only way in.
+    proxy_without_ticket(realm(), Some(keyring), args)
 }
 
 #[test]
@@ -111,7 +93,12 @@ fn an_nt_hash_answers_squid_ntlm_and_an_origin_that_checks_the_password() {
         ],
     );
 
-    let out = curl_via(port, &format!("http://localhost:{}/via-squid", origin.port));
+    let out = curl_via(
+        realm(),
+        port,
+        &[],
+        &format!("http://localhost:{}/via-squid", origin.port),
+    );
     let (body, err) = text(&out);
     assert!(
         out.status.success() && body.contains("path=/via-squid"),
@@ -134,7 +121,7 @@ fn an_nt_hash_answers_squid_ntlm_and_an_origin_that_checks_the_password() {
         p.log()
     );
 
-    let out = curl_via(port, &checking.url("/private/"));
+    let out = curl_via(realm(), port, &[], &checking.url("/private/"));
     let (body, err) = text(&out);
     assert!(
         body.starts_with("HTTP/1.1 200")
@@ -161,7 +148,12 @@ fn an_nt_hash_is_refused_for_basic_with_a_clear_502() {
     let dir = tempfile::tempdir().unwrap();
     let keyring = keyring(dir.path(), &["localhost"], 0o600);
     let (p, port) = proxy(&keyring, &["--proxy", &squid.url()]);
-    let out = curl_via(port, &format!("http://localhost:{}/basic", origin.port));
+    let out = curl_via(
+        realm(),
+        port,
+        &[],
+        &format!("http://localhost:{}/basic", origin.port),
+    );
     let (body, err) = text(&out);
     assert!(
         body.starts_with("HTTP/1.1 502")

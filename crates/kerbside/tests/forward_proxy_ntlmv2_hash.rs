@@ -11,12 +11,12 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::proxy::{curl_via, ntlmv2_hash_entry, proxy_without_ticket, write_keyring};
+use common::{kerbside, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
     ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
 };
@@ -96,39 +96,15 @@ fn invert(hex: &str) -> String {
 fn keyring(dir: &Path, user: &str, hash: &str, hosts: &[&str]) -> PathBuf {
     let text: String = hosts
         .iter()
-        .map(|h| {
-            format!(
-                "[[credential]]\nhost = \"{h}\"\nuser = '{user}'\nntlmv2_hash = \"{hash}\"\n\
-                 schemes = [\"ntlm\"]\n"
-            )
-        })
+        .map(|h| ntlmv2_hash_entry(h, user, hash, "schemes = [\"ntlm\"]\n"))
         .collect::<Vec<_>>()
         .join("\n");
-    let path = dir.join("keyring.toml");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
+    write_keyring(dir, &text, 0o600)
 }
 
 /// `kerbside proxy` on a free loopback port with the keyring and `args`, no ticket.
 fn proxy(keyring: &Path, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm());
-    cmd.env("KERBSIDE_KEYRING", keyring)
-        .env("KRB5CCNAME", "FILE:/nonexistent/kerbside-no-ticket")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
-fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = curl(realm(), &std::env::temp_dir());
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(extra)
-        .arg(url);
-    cmd.output().unwrap()
+    proxy_without_ticket(realm(), Some(keyring), args)
 }
 
 fn alice() -> String {
@@ -211,7 +187,7 @@ fn a_cntlm_ntlmv2_hash_gets_through_squid_ntlm_and_an_origin_that_checks_it() {
     );
     let base = format!("http://localhost:{}", origin.port);
     for (extra, path) in [(&[][..], "/v2-get"), (&["-p"][..], "/v2-tunnel")] {
-        let out = curl_via(port, extra, &format!("{base}{path}"));
+        let out = curl_via(realm(), port, extra, &format!("{base}{path}"));
         let (body, err) = text(&out);
         assert!(
             out.status.success() && body.contains(&format!("path={path}")),
@@ -232,7 +208,7 @@ fn a_cntlm_ntlmv2_hash_gets_through_squid_ntlm_and_an_origin_that_checks_it() {
         assert!(line.contains("user=EXAMPLE\\alice"), "{what}: {log}");
     }
 
-    let out = curl_via(port, &[], &checking.url("/private/"));
+    let out = curl_via(realm(), port, &[], &checking.url("/private/"));
     let (body, err) = text(&out);
     assert!(
         body.starts_with("HTTP/1.1 200")
@@ -255,7 +231,7 @@ fn a_hash_made_for_another_user_or_left_inverted_is_a_clear_502() {
         let dir = tempfile::tempdir().unwrap();
         let keyring = keyring(dir.path(), &alice(), &hash, &["127.0.0.1"]);
         let (p, port) = proxy(&keyring, &["--origin-auth"]);
-        let out = curl_via(port, &[], &checking.url("/private/"));
+        let out = curl_via(realm(), port, &[], &checking.url("/private/"));
         let (body, err) = text(&out);
         assert!(
             body.starts_with("HTTP/1.1 502")
@@ -287,7 +263,12 @@ fn an_ntlmv2_hash_is_refused_for_digest_and_basic_with_a_clear_502() {
         let dir = tempfile::tempdir().unwrap();
         let keyring = keyring(dir.path(), &alice(), &hash, &["localhost"]);
         let (p, port) = proxy(&keyring, &["--proxy", &squid.url(), "--allow-digest-md5"]);
-        let out = curl_via(port, &[], &format!("http://localhost:{}/x", origin.port));
+        let out = curl_via(
+            realm(),
+            port,
+            &[],
+            &format!("http://localhost:{}/x", origin.port),
+        );
         let (body, err) = text(&out);
         assert!(
             body.starts_with("HTTP/1.1 502")

@@ -11,64 +11,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
-use common::{clean_env, curl, kerbside, text, EchoUpstream, GateProcess, HeadEchoUpstream};
+use common::proxy::{curl_via, curl_via_command, proxy, start_proxy, status_of, wait_for};
+use common::{clean_env, kerbside, text, EchoUpstream, GateProcess, HeadEchoUpstream};
 use kerbside_testkit::{Squid, SquidOptions, TestRealm};
 
 fn realm() -> &'static TestRealm {
     static REALM: OnceLock<TestRealm> = OnceLock::new();
     REALM.get_or_init(|| TestRealm::start().unwrap())
-}
-
-/// `kerbside proxy` on a free loopback port: `cmd` is `kerbside(realm)` with its
-/// environment set.
-fn proxy_with(mut cmd: Command, args: &[&str]) -> (GateProcess, u16) {
-    cmd.args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
-fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm);
-    cmd.env_remove("no_proxy").env_remove("NO_PROXY");
-    proxy_with(cmd, args)
-}
-
-fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
-    curl_command(port, extra, url).output().unwrap()
-}
-
-fn curl_command(port: u16, extra: &[&str], url: &str) -> Command {
-    let mut cmd = curl(realm(), &std::env::temp_dir());
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(extra)
-        .arg(url);
-    cmd
-}
-
-fn status_of(out: &std::process::Output) -> u16 {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rfind(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if pred() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]
@@ -77,11 +29,17 @@ fn sigterm_lets_the_request_in_flight_finish() {
     // Answers two seconds after it got the request.
     let origin = HeadEchoUpstream::start(Duration::from_secs(2));
     let (mut p, port) = proxy(realm, &[]);
-    let client = curl_command(port, &[], &format!("{}/slow", origin.url()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let client = curl_via_command(
+        realm,
+        &std::env::temp_dir(),
+        port,
+        &[],
+        &format!("{}/slow", origin.url()),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_for("the origin to get the request", || origin.received() == 1);
     let killed = Command::new("kill")
         .args(["-TERM", &p.pid().to_string()])
@@ -118,7 +76,7 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
     cmd.env_remove("no_proxy")
         .env("HTTPS_PROXY", squid.url())
         .env("NO_PROXY", "nothing.example");
-    let (p, port) = proxy_with(cmd, &[]);
+    let (p, port) = start_proxy(cmd, &[]);
     // The log is read on another thread: wait for the line rather than race it.
     assert!(
         p.wait_for_log(|l| l.contains("routes from the environment")),
@@ -126,6 +84,7 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
         p.log()
     );
     let out = curl_via(
+        realm,
         port,
         &["-p"],
         &format!("http://localhost:{}/upper", origin.port),
@@ -143,8 +102,9 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
     let mut cmd = kerbside(realm);
     cmd.env("https_proxy", squid.url())
         .env("no_proxy", "127.0.0.1");
-    let (p, port) = proxy_with(cmd, &["--auth-proxies", "localhost"]);
+    let (p, port) = start_proxy(cmd, &["--auth-proxies", "localhost"]);
     let out = curl_via(
+        realm,
         port,
         &["-p"],
         &format!("http://localhost:{}/lower", origin.port),
@@ -155,9 +115,10 @@ fn https_proxy_and_no_proxy_from_the_environment_lower_case_only() {
             .any(|l| l.contains("CONNECT localhost") && l.contains(" 200 "))
     });
     assert!(log.contains("user=alice@EXAMPLE.TEST"), "{log}");
-    let out = curl_via(port, &["-p"], &format!("{}/bypassed", origin.url()));
+    let out = curl_via(realm, port, &["-p"], &format!("{}/bypassed", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let out = curl_via(
+        realm,
         port,
         &[],
         &format!("http://localhost:{}/plain", origin.port),
@@ -183,7 +144,7 @@ fn log_format_json_is_one_object_per_line() {
     let realm = realm();
     let origin = EchoUpstream::start();
     let (p, port) = proxy(realm, &["--log-format", "json"]);
-    let out = curl_via(port, &[], &format!("{}/json", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/json", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(p.wait_for_log(|l| l.contains("\"route\"")), "{}", p.log());
     let mut routes = 0;
@@ -227,17 +188,17 @@ fn origin_auth_answers_a_kerberized_plain_http_origin_for_curl() {
     let gate = GateProcess::start(realm, None, &backend.url(), &[]);
     // Without --origin-auth curl (no credentials of its own) gets the 401.
     let (p, port) = proxy(realm, &[]);
-    let out = curl_via(port, &[], &gate.url("/private"));
+    let out = curl_via(realm, port, &[], &gate.url("/private"));
     assert_eq!(status_of(&out), 401, "{:?}\n{}", text(&out), p.log());
     drop(p);
     let (p, port) = proxy(realm, &["--origin-auth"]);
-    let out = curl_via(port, &[], &gate.url("/private"));
+    let out = curl_via(realm, port, &[], &gate.url("/private"));
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 200, "{body}\n{}\n{}", p.log(), gate.log());
     assert!(body.contains("path=/private"), "{body}");
     assert!(body.contains("users=alice"), "{body}");
     // HTTPS through CONNECT is never touched: a tunnel to the gate gets its 401.
-    let out = curl_via(port, &["-p"], &gate.url("/tunnelled"));
+    let out = curl_via(realm, port, &["-p"], &gate.url("/tunnelled"));
     assert_eq!(status_of(&out), 401, "{:?}\n{}", text(&out), p.log());
 }
 
@@ -334,7 +295,7 @@ fn proxy_to_closing_ntlm_upstream() -> (Arc<AtomicUsize>, GateProcess, u16) {
 #[test]
 fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
     let (negotiates, p, port) = proxy_to_closing_ntlm_upstream();
-    let out = curl_via(port, &["-p", "-v"], "http://origin.example/ntlm");
+    let out = curl_via(realm(), port, &["-p", "-v"], "http://origin.example/ntlm");
     let (body, err) = text(&out);
     assert!(!out.status.success(), "{body}{err}");
     assert!(
@@ -359,7 +320,7 @@ fn a_tunnel_through_an_upstream_closing_between_ntlm_legs_starts_over_once() {
 #[test]
 fn an_upstream_closing_between_ntlm_legs_gets_one_restart_then_a_clear_502() {
     let (negotiates, p, port) = proxy_to_closing_ntlm_upstream();
-    let out = curl_via(port, &[], "http://origin.example/ntlm");
+    let out = curl_via(realm(), port, &[], "http://origin.example/ntlm");
     let (body, err) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}{err}\n{}", p.log());
     assert!(body.contains("127.0.0.1"), "{body}");
@@ -391,7 +352,7 @@ fn the_proxy_raises_its_soft_open_file_limit_to_the_hard_one() {
         .env_remove("NO_PROXY")
         .args(["--nofile=256:4096", "--"])
         .arg(env!("CARGO_BIN_EXE_kerbside"));
-    let (proxy, _) = proxy_with(cmd, &[]);
+    let (proxy, _) = start_proxy(cmd, &[]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).unwrap();
     let open_files = limits
         .lines()

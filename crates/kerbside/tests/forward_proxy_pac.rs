@@ -15,43 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::proxy::{curl_via, proxy, served_line, status_of, wait_for};
+use common::{curl, kerbside, text, EchoUpstream};
 use kerbside_testkit::{Squid, SquidOptions, TestRealm};
 
 fn realm() -> &'static TestRealm {
     static REALM: OnceLock<TestRealm> = OnceLock::new();
     REALM.get_or_init(|| TestRealm::start().unwrap())
-}
-
-/// `kerbside proxy` on a free loopback port with `args`.
-fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, u16) {
-    let mut cmd = kerbside(realm);
-    cmd.env_remove("no_proxy")
-        .env_remove("NO_PROXY")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port = p.url.rsplit(':').next().unwrap().parse().unwrap();
-    (p, port)
-}
-
-/// curl through the proxy only.
-fn curl_via(port: u16, extra: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = curl(realm(), &std::env::temp_dir());
-    cmd.args(["--noproxy", "", "--max-time", "20", "-i", "--proxy"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(extra)
-        .arg(url);
-    cmd.output().unwrap()
-}
-
-fn status_of(out: &std::process::Output) -> u16 {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rfind(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A loopback port free a moment ago, for `--metrics`.
@@ -84,21 +54,6 @@ fn scrape(port: u16) -> String {
 fn metric(page: &str, series: &str) -> Option<u64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn served_line(log: &str, what: &str) -> bool {
-    log.lines().any(|l| l.contains(what) && l.contains(" 200 "))
-}
-
-fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if pred() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Python's `http.server` serving `dir` on a free loopback port; stopped on drop.
@@ -203,11 +158,11 @@ fn pac_routes_direct_through_squid_and_to_the_fallback() {
     );
 
     // 127.0.0.1: DIRECT (Squid never sees it).
-    let out = curl_via(port, &[], &format!("{}/direct", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/direct", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     // localhost: through Squid, with alice's ticket.
     let via = format!("http://localhost:{}/via-squid", origin.port);
-    let out = curl_via(port, &[], &via);
+    let out = curl_via(realm, port, &[], &via);
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/via-squid"));
     assert!(!log.contains("/direct"), "{log}");
@@ -218,6 +173,7 @@ fn pac_routes_direct_through_squid_and_to_the_fallback() {
     );
     // A tunnel: the first choice is dead, the second (Squid) carries it.
     let out = curl_via(
+        realm,
         port,
         &["-p"],
         &format!("http://localhost:{}/fallback", origin.port),
@@ -294,7 +250,7 @@ fn an_unreachable_pac_means_direct_with_a_warning() {
         "{}",
         p.log()
     );
-    let out = curl_via(port, &[], &format!("{}/x", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/x", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(String::from_utf8_lossy(&out.stdout).contains("path=/x"));
     p.wait_for_log(|l| l.contains("cannot be used"));
@@ -326,7 +282,7 @@ fn a_pac_that_loops_forever_meets_the_time_limit() {
             &format!("127.0.0.1:{metrics}"),
         ],
     );
-    let out = curl_via(port, &[], &format!("{}/x", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/x", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(
         p.wait_for_log(|l| l.contains("ran longer than the limit of 3000 ms")
@@ -335,7 +291,7 @@ fn a_pac_that_loops_forever_meets_the_time_limit() {
         p.log()
     );
     // The proxy still answers (the next request for the host is cached).
-    let out = curl_via(port, &[], &format!("{}/y", origin.url()));
+    let out = curl_via(realm, port, &[], &format!("{}/y", origin.url()));
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     // One evaluation (the second answer came from the cache), one time-limit
     // failure, above the 2.5 s bucket (the limit is 3 s).
@@ -377,7 +333,7 @@ fn a_pac_naming_a_proxy_off_the_allow_list_gets_no_credentials() {
     .unwrap();
     let server = PacServer::start(dir.path());
     let (p, port) = proxy(realm, &["--pac", &server.url("p.pac")]);
-    let out = curl_via(port, &[], "http://origin.example/harvest");
+    let out = curl_via(realm, port, &[], "http://origin.example/harvest");
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
     assert!(
@@ -397,6 +353,7 @@ fn a_pac_naming_a_proxy_off_the_allow_list_gets_no_credentials() {
     );
     let origin = EchoUpstream::start();
     let out = curl_via(
+        realm,
         port,
         &[],
         &format!("http://localhost:{}/allowed", origin.port),
@@ -429,7 +386,7 @@ fn a_pac_changed_on_disk_is_read_again() {
         ],
     );
     let url = format!("http://localhost:{}/changed", origin.port);
-    let out = curl_via(port, &[], &url);
+    let out = curl_via(realm, port, &[], &url);
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     assert!(!squid.access_log().contains("/changed"));
     std::fs::write(
@@ -440,7 +397,7 @@ fn a_pac_changed_on_disk_is_read_again() {
     wait_for("the new PAC to be loaded", || {
         p.log().matches(": loaded").count() >= 2
     });
-    let out = curl_via(port, &[], &url);
+    let out = curl_via(realm, port, &[], &url);
     assert_eq!(status_of(&out), 200, "{:?}\n{}", text(&out), p.log());
     let log = squid.wait_access_log(|l| served_line(l, "/changed"));
     assert!(log.contains("user=alice@EXAMPLE.TEST"), "{log}");
@@ -450,6 +407,7 @@ fn a_pac_changed_on_disk_is_read_again() {
         p.wait_for_log(|l| l.contains("requests go DIRECT until it is fixed"))
     });
     let out = curl_via(
+        realm,
         port,
         &[],
         &format!("http://localhost:{}/broken", origin.port),

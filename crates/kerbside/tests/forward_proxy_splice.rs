@@ -14,7 +14,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{kerbside, GateProcess};
+use common::GateProcess;
 use kerbside_testkit::{Squid, SquidOptions, TestRealm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -92,13 +92,7 @@ async fn client(proxy: SocketAddr, target: SocketAddr, up: Vec<u8>) -> Vec<u8> {
 
 /// `kerbside proxy -v` on a free loopback port with `args`.
 fn proxy(realm: &TestRealm, args: &[&str]) -> (GateProcess, SocketAddr) {
-    let mut cmd = kerbside(realm);
-    cmd.env_remove("no_proxy")
-        .env_remove("NO_PROXY")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v"])
-        .args(args);
-    let p = GateProcess::from_command(cmd);
-    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    let (p, port) = common::proxy::proxy(realm, args);
     (p, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 

@@ -13,6 +13,7 @@ use kerbside_testkit::{TestCert, TestRealm};
 
 pub mod example_app;
 pub mod firefox;
+pub mod proxy;
 
 /// The built `kerbside` binary with the realm's environment and none of the
 /// machine's CA overrides.
