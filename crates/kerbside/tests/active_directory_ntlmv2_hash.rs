@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::cntlm::{cntlm_hash, invert};
 use common::proxy::{ntlmv2_hash_entry, start_proxy, through_proxy, write_keyring};
 use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
@@ -23,35 +23,7 @@ use kerbside_testkit::{
 /// `cntlm -H -u user -d domain` (Debian's 0.92.3) with `password` on its standard
 /// input: its `PassNTLMv2`, inverted back (cntlm 0.92 prints each byte XOR FF).
 fn cntlm_ntlmv2_hash(user: &str, domain: &str, password: &str) -> String {
-    let mut child = Command::new("/usr/sbin/cntlm")
-        .args(["-c", "/dev/null", "-H", "-u", user, "-d", domain])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("/usr/sbin/cntlm (apt-get install cntlm): {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{stdout}{err}");
-    let hex = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("PassNTLMv2"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no PassNTLMv2: {stdout}"));
-    (0..16)
-        .map(|i| {
-            format!(
-                "{:02X}",
-                !u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()
-            )
-        })
-        .collect()
+    invert(&cntlm_hash(user, domain, password))
 }
 
 fn keyring(dir: &Path, user: &str, hash: &str) -> PathBuf {

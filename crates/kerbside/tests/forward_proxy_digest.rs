@@ -13,8 +13,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::proxy::{curl_via, proxy_without_ticket};
-use common::{curl, kerbside, text, EchoUpstream, GateProcess};
+use common::proxy::{curl_via, proxy_without_ticket, write_keyring};
+use common::{curl, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
     ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
 };
@@ -225,31 +225,30 @@ fn a_nonce_squid_calls_stale_is_answered_again_for_gets_and_tunnels() {
 
 #[test]
 fn each_leg_of_an_origin_ntlm_exchange_takes_the_next_nonce_count() {
-    use std::os::unix::fs::PermissionsExt;
     let squid = squid_with(ProxyScheme::DigestNonceMaxCount(2));
     let checking = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let keyring = dir.path().join("keyring.toml");
-    std::fs::write(
-        &keyring,
-        format!(
+    let keyring = write_keyring(
+        dir.path(),
+        &format!(
             "[[credential]]\nhost = 'localhost'\nuser = '{user}'\npassword = '{pw}'\n\
              schemes = ['digest']\n\n[[credential]]\nhost = '127.0.0.1'\n\
              user = '{NTLM_DOMAIN}\\{user}'\npassword = '{pw}'\nschemes = ['ntlm']\n",
             user = ALICE.name,
             pw = ALICE.password
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut cmd = kerbside(realm());
-    cmd.env("KERBSIDE_KEYRING", &keyring)
-        .env("KRB5CCNAME", "FILE:/nonexistent/kerbside-no-ticket")
-        .args(["proxy", "--listen", "127.0.0.1:0", "-v", "--proxy"])
-        .arg(squid.url())
-        .args(["--allow-digest-md5", "--origin-auth"]);
-    let p = GateProcess::from_command(cmd);
-    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+        0o600,
+    );
+    let (p, port) = proxy_without_ticket(
+        realm(),
+        Some(&keyring),
+        &[
+            "--proxy",
+            &squid.url(),
+            "--allow-digest-md5",
+            "--origin-auth",
+        ],
+    );
     // The origin's NTLM takes three legs through Squid, each with Digest credentials
     // for Squid: twice over, so later legs run past nonce_max_count too.
     for i in 0..2 {

@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
 
+use common::cntlm::with_password;
 use common::proxy::{curl_via, proxy_without_ticket, write_keyring};
 use common::{kerbside, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
@@ -27,22 +26,9 @@ fn realm() -> &'static TestRealm {
 /// `kerbside nt-hash USER --host HOST` with `password` on its standard input: the
 /// keyring entry it prints.
 fn nt_hash_entry(user: &str, host: &str, password: &str) -> String {
-    let mut child = kerbside(realm())
-        .args(["nt-hash", user, "--host", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{err}");
+    let mut cmd = kerbside(realm());
+    cmd.args(["nt-hash", user, "--host", host]);
+    let stdout = with_password(cmd, password);
     assert!(!stdout.contains(password), "{stdout}");
     stdout
 }

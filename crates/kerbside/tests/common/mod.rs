@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kerbside_testkit::{TestCert, TestRealm};
 
+pub mod cntlm;
 pub mod example_app;
 pub mod firefox;
 pub mod proxy;
