@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::proxy::{curl_via, proxy, served_line, status_of, wait_for};
+use common::proxy::{curl_via, proxy, served_line, squid_requiring, status_of, wait_for};
 use common::{curl, hg, kerbside, run_ok, text, EchoUpstream, GateProcess, HgServe};
 use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestCa, TestRealm};
 
@@ -373,14 +373,7 @@ fn clients_outside_the_allow_list_other_users_and_web_pages_are_refused() {
 #[test]
 fn an_upstream_refusing_the_password_gives_502_with_the_reason() {
     let realm = realm();
-    let squid = Squid::start(
-        realm,
-        SquidOptions {
-            require_auth: true,
-            scheme: ProxyScheme::Basic,
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(realm, ProxyScheme::Basic);
     let origin = EchoUpstream::start();
     let (p, port) = proxy(
         realm,
@@ -794,14 +787,7 @@ fn git_clones_over_https_through_the_proxy() {
 #[test]
 fn ntlm_to_squid_with_the_password_from_the_command_line() {
     let realm = realm();
-    let squid = Squid::start(
-        realm,
-        SquidOptions {
-            require_auth: true,
-            scheme: ProxyScheme::NtlmFake,
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(realm, ProxyScheme::NtlmFake);
     let origin = EchoUpstream::start();
     let (p, port) = proxy(
         realm,

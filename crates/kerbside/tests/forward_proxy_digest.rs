@@ -13,10 +13,10 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::proxy::{curl_via, proxy_without_ticket, write_keyring};
+use common::proxy::{curl_via, proxy_without_ticket, squid_requiring, write_keyring};
 use common::{curl, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
-    ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
+    ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, TestRealm, ALICE, NTLM_DOMAIN,
 };
 
 fn realm() -> &'static TestRealm {
@@ -29,14 +29,7 @@ fn digest_squid() -> Squid {
 }
 
 fn squid_with(scheme: ProxyScheme) -> Squid {
-    Squid::start(
-        realm(),
-        SquidOptions {
-            require_auth: true,
-            scheme,
-        },
-    )
-    .unwrap()
+    squid_requiring(realm(), scheme)
 }
 
 /// `kerbside proxy` on a free loopback port with `args`, and no Kerberos ticket.

@@ -12,11 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::cntlm::with_password;
-use common::proxy::{curl_via, proxy_without_ticket, write_keyring};
+use common::proxy::{curl_via, proxy_without_ticket, squid_requiring, write_keyring};
 use common::{kerbside, text, EchoUpstream, GateProcess};
-use kerbside_testkit::{
-    ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
-};
+use kerbside_testkit::{ProxyScheme, PyNtlmOptions, PyNtlmServer, TestRealm, ALICE, NTLM_DOMAIN};
 
 fn realm() -> &'static TestRealm {
     static REALM: OnceLock<TestRealm> = OnceLock::new();
@@ -54,14 +52,7 @@ fn proxy(keyring: &Path, args: &[&str]) -> (GateProcess, u16) {
 
 #[test]
 fn an_nt_hash_answers_squid_ntlm_and_an_origin_that_checks_the_password() {
-    let squid = Squid::start(
-        realm(),
-        SquidOptions {
-            require_auth: true,
-            scheme: ProxyScheme::NtlmFake,
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(realm(), ProxyScheme::NtlmFake);
     let origin = EchoUpstream::start();
     let checking = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -122,14 +113,7 @@ fn an_nt_hash_answers_squid_ntlm_and_an_origin_that_checks_the_password() {
 
 #[test]
 fn an_nt_hash_is_refused_for_basic_with_a_clear_502() {
-    let squid = Squid::start(
-        realm(),
-        SquidOptions {
-            require_auth: true,
-            scheme: ProxyScheme::Basic,
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(realm(), ProxyScheme::Basic);
     let origin = EchoUpstream::start();
     let dir = tempfile::tempdir().unwrap();
     let keyring = keyring(dir.path(), &["localhost"], 0o600);

@@ -15,11 +15,11 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use common::cntlm::{cntlm_hash, invert, pass_ntlmv2, with_password, CNTLM};
-use common::proxy::{curl_via, ntlmv2_hash_entry, proxy_without_ticket, write_keyring};
-use common::{kerbside, text, EchoUpstream, GateProcess};
-use kerbside_testkit::{
-    ProxyScheme, PyNtlmOptions, PyNtlmServer, Squid, SquidOptions, TestRealm, ALICE, NTLM_DOMAIN,
+use common::proxy::{
+    curl_via, ntlmv2_hash_entry, proxy_without_ticket, squid_requiring, write_keyring,
 };
+use common::{kerbside, text, EchoUpstream, GateProcess};
+use kerbside_testkit::{ProxyScheme, PyNtlmOptions, PyNtlmServer, TestRealm, ALICE, NTLM_DOMAIN};
 
 fn realm() -> &'static TestRealm {
     static REALM: OnceLock<TestRealm> = OnceLock::new();
@@ -94,14 +94,7 @@ fn kerbside_nt_hash_prints_what_cntlm_prints_inverted_back() {
 
 #[test]
 fn a_cntlm_ntlmv2_hash_gets_through_squid_ntlm_and_an_origin_that_checks_it() {
-    let squid = Squid::start(
-        realm(),
-        SquidOptions {
-            require_auth: true,
-            scheme: ProxyScheme::NtlmFake,
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(realm(), ProxyScheme::NtlmFake);
     let origin = EchoUpstream::start();
     let checking = PyNtlmServer::start(PyNtlmOptions::default()).unwrap();
     let hash = invert(&cntlm_hash(ALICE.name, NTLM_DOMAIN, ALICE.password));
@@ -186,14 +179,7 @@ fn an_ntlmv2_hash_is_refused_for_digest_and_basic_with_a_clear_502() {
     let origin = EchoUpstream::start();
     let hash = invert(&cntlm_hash(ALICE.name, NTLM_DOMAIN, ALICE.password));
     for scheme in [ProxyScheme::Digest, ProxyScheme::Basic] {
-        let squid = Squid::start(
-            realm(),
-            SquidOptions {
-                require_auth: true,
-                scheme,
-            },
-        )
-        .unwrap();
+        let squid = squid_requiring(realm(), scheme);
         let dir = tempfile::tempdir().unwrap();
         let keyring = keyring(dir.path(), &alice(), &hash, &["localhost"]);
         let (p, port) = proxy(&keyring, &["--proxy", &squid.url(), "--allow-digest-md5"]);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use kerbside_testkit::TestRealm;
+use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestRealm};
 
 use super::{curl, kerbside, GateProcess};
 
@@ -120,4 +120,16 @@ pub fn write_keyring(dir: &Path, text: &str, mode: u32) -> PathBuf {
 /// (further lines of the entry, or nothing).
 pub fn ntlmv2_hash_entry(host: &str, user: &str, hash: &str, more: &str) -> String {
     format!("[[credential]]\nhost = \"{host}\"\nuser = '{user}'\nntlmv2_hash = \"{hash}\"\n{more}")
+}
+
+/// Squid for `realm` requiring `scheme` for every request, `CONNECT` included.
+pub fn squid_requiring(realm: &TestRealm, scheme: ProxyScheme) -> Squid {
+    Squid::start(
+        realm,
+        SquidOptions {
+            require_auth: true,
+            scheme,
+        },
+    )
+    .unwrap()
 }
