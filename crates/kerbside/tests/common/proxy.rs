@@ -1,5 +1,6 @@
 //! Fixtures for the `kerbside proxy` tests: the proxy run as a child process on a
-//! free loopback port, curl sent through it, its answers read, and keyring files.
+//! free loopback port, curl sent through it, its answers read, keyring files, and a
+//! Squid requiring one scheme.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
