@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::cntlm::{cntlm_hash, invert};
-use common::proxy::{ntlmv2_hash_entry, start_proxy, through_proxy, write_keyring};
+use common::proxy::{
+    ntlmv2_hash_entry, squid_requiring, start_proxy, through_proxy, write_keyring,
+};
 use common::{clean_env, text, EchoUpstream, GateProcess};
 use kerbside_testkit::{
-    ProxyScheme, Squid, SquidOptions, TestDomain, TestRealm, AD_NETBIOS_DOMAIN, WINBINDD_PRIV_GROUP,
+    ProxyScheme, Squid, TestDomain, TestRealm, AD_NETBIOS_DOMAIN, WINBINDD_PRIV_GROUP,
 };
 
 /// `cntlm -H -u user -d domain` (Debian's 0.92.3) with `password` on its standard
@@ -57,14 +59,7 @@ fn an_ntlmv2_hash_from_cntlm_is_checked_by_the_domain_controller() {
     domain.grant_privileged_pipe(WINBINDD_PRIV_GROUP).unwrap();
     // Squid needs a realm for its own keytab; the NTLM it asks for is the domain's.
     let realm = TestRealm::start().unwrap();
-    let squid = Squid::start(
-        &realm,
-        SquidOptions {
-            scheme: ProxyScheme::NtlmWinbind,
-            ..SquidOptions::default()
-        },
-    )
-    .unwrap();
+    let squid = squid_requiring(&realm, ProxyScheme::NtlmWinbind);
     let origin = EchoUpstream::start();
     let alice = format!("{AD_NETBIOS_DOMAIN}\\alice");
 
