@@ -128,6 +128,8 @@ impl Default for SquidOptions {
 pub struct Squid {
     /// Stopped in `Drop` before `dir` is removed.
     child: Child,
+    /// Squid's `-n` service name, the prefix of its shared-memory segments.
+    service: String,
     port: u16,
     access_log: PathBuf,
     cache_log: PathBuf,
@@ -206,9 +208,18 @@ impl Squid {
                 ("squid cache.log", &cache_log, 8000),
             ])
         };
+        // A service name of its own: Squid names its shared-memory segments after it
+        // (`/dev/shm/squid-cf__metadata.shm` by default), and two Squids starting at
+        // the same moment under one name collide ("shm_open ... File exists").
+        let service = format!(
+            "kerbside{}x{}",
+            std::process::id(),
+            SERVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let (child, ports) = daemon::start_with_retries(
             1,
             |ports| {
+                remove_segments(&service);
                 let conf = Config {
                     root: &root,
                     port: ports[0],
@@ -229,7 +240,8 @@ impl Squid {
                     &stderr_log,
                 )?;
                 // -N: no daemon, no SMP kids; -d1: important cache.log lines on stderr too.
-                cmd.args(["-N", "-d1", "-f"]).arg(&conf_path);
+                cmd.args(["-n", &service, "-N", "-d1", "-f"])
+                    .arg(&conf_path);
                 cmd.spawn().map_err(|e| process::spawn_error(&cmd, e))
             },
             |child, ports| wait_ready(child, ports[0], &cache_log, &logs),
@@ -237,6 +249,7 @@ impl Squid {
         )?;
         Ok(Squid {
             child,
+            service,
             port: ports[0],
             access_log,
             cache_log,
@@ -297,6 +310,23 @@ impl Squid {
 impl Drop for Squid {
     fn drop(&mut self) {
         stop(&mut self.child, &self.dir.path().join("http.keytab"));
+        remove_segments(&self.service);
+    }
+}
+
+/// Numbers the Squids of this process, for their service names.
+static SERVICES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Removes the shared-memory segments of Squid service `service` (Squid leaves them
+/// when it is stopped before its shutdown is over).
+fn remove_segments(service: &str) {
+    let prefix = format!("{service}-");
+    if let Ok(entries) = fs::read_dir("/dev/shm") {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
