@@ -53,8 +53,18 @@ fn fetch_authenticates_to_squid_and_then_to_the_origin_inside_the_tunnel() {
         "the proxy must have asked first: {err}"
     );
     assert!(!err.contains("YII"), "tokens must be redacted: {err}");
-    let log = squid.wait_access_log(|l| l.contains("CONNECT"));
-    assert!(log.contains("user=alice@EXAMPLE.TEST"), "{log}");
+    // Squid logs the 407 at once and the tunnel when it closes: wait for the tunnel's line.
+    let tunnel_line = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("CONNECT") && l.contains(" 200 "))
+    };
+    let log = squid.wait_access_log(tunnel_line);
+    assert!(
+        log.lines().any(|l| l.contains("CONNECT")
+            && l.contains(" 200 ")
+            && l.contains("user=alice@EXAMPLE.TEST")),
+        "{log}"
+    );
 
     // The proxy speaks plain HTTP: without the opt-in for it, no token goes there.
     let refused = kerbside(&realm)
@@ -156,7 +166,10 @@ fn ntlm_and_basic_to_squid() {
         err.contains("NTLM with the proxy done after 2 message(s)"),
         "{err}"
     );
-    let log = squid.wait_access_log(|l| l.contains("/through"));
+    let log = squid.wait_access_log(|l| {
+        l.lines()
+            .any(|l| l.contains("/through") && l.contains(" 200 "))
+    });
     assert!(
         log.to_ascii_lowercase().contains("user=example\\alice"),
         "{log}"
@@ -180,7 +193,10 @@ fn ntlm_and_basic_to_squid() {
     let (body, err) = text(&out);
     assert!(out.status.success(), "{err}\n{}", squid.cache_log());
     assert!(body.contains("path=/through"), "{body}");
-    let log = squid.wait_access_log(|l| l.contains("/through"));
+    let log = squid.wait_access_log(|l| {
+        l.lines()
+            .any(|l| l.contains("/through") && l.contains(" 200 "))
+    });
     assert!(log.contains("user=alice"), "{log}");
     let out = fetch_through(&realm, &squid, &["--basic", "-u", "alice:wrong"], &url);
     let (_, err) = text(&out);
