@@ -83,6 +83,9 @@ impl Haproxy {
                 logs: &|| log_tails(&[("haproxy output", &log, 6000)]),
             },
         )?;
+        // The port may answer before the stats socket is there (HAProxy binds the
+        // socket under a temporary name and renames it).
+        wait_for_stats(&stats)?;
         Ok(Haproxy { proxy, stats, log })
     }
 
@@ -141,6 +144,7 @@ listen tls
                 logs: &|| log_tails(&[("haproxy output", &log, 6000)]),
             },
         )?;
+        wait_for_stats(&stats)?;
         Ok(Haproxy { proxy, stats, log })
     }
 
@@ -263,4 +267,21 @@ listen gates
     balance roundrobin
 {check}{servers}"
     )
+}
+
+/// Waits until HAProxy's stats socket accepts a connection (10 s at most).
+fn wait_for_stats(stats: &Path) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match UnixStream::connect(stats) {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(io::Error::other(format!(
+                    "HAProxy's stats socket {} did not accept a connection within 10 s: {e}",
+                    stats.display()
+                )))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
