@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::proxy::{curl_via, proxy, served_line, squid_requiring, status_of, wait_for};
+use common::proxy::{
+    curl_via, proxy, served_line, squid_requiring, start_proxy, status_of, wait_for,
+};
 use common::{curl, hg, kerbside, run_ok, text, EchoUpstream, GateProcess, HgServe};
 use kerbside_testkit::{ProxyScheme, Squid, SquidOptions, TestCa, TestRealm};
 
@@ -415,17 +417,8 @@ fn a_ticket_obtained_after_start_is_used_without_restart() {
     let cache = realm.dir().join("later-ticket");
     let _ = std::fs::remove_file(&cache);
     let mut cmd = kerbside(realm);
-    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()))
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "-v",
-            "--proxy",
-            &squid.url(),
-        ]);
-    let p = GateProcess::from_command(cmd);
-    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()));
+    let (p, port) = start_proxy(cmd, &["--proxy", &squid.url()]);
     let out = curl_via(realm, port, &[], &format!("{}/before", origin.url()));
     let (body, _) = text(&out);
     assert_eq!(status_of(&out), 502, "{body}\n{}", p.log());
@@ -452,17 +445,8 @@ fn another_principals_ticket_and_kdestroy_are_noticed_at_the_next_request_withou
     let cache = realm.dir().join("changing-ticket");
     realm.kinit("alice", "alice-password", &cache).unwrap();
     let mut cmd = kerbside(realm);
-    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()))
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "-v",
-            "--proxy",
-            &squid.url(),
-        ]);
-    let p = GateProcess::from_command(cmd);
-    let port: u16 = p.url.rsplit(':').next().unwrap().parse().unwrap();
+    cmd.env("KRB5CCNAME", format!("FILE:{}", cache.display()));
+    let (p, port) = start_proxy(cmd, &["--proxy", &squid.url()]);
     // Each tunnel is a new upstream connection with a new Negotiate token.
     let tunnel = |path: &str| {
         let out = curl_via(realm, port, &["-p"], &format!("{}/{path}", origin.url()));
