@@ -147,13 +147,14 @@ fn main() {
     let cpu = thread_cpu() - cpu0;
     let n = tokens.len().max(1) as f64;
     println!(
-        "{{\"replay_cache\":\"{}\",\"accepts\":{},\"failed\":{failed},\"cpu_us_per_accept\":{:.1},\"wall_us_per_accept\":{:.1},\"token_bytes\":{},\"making_tokens_s\":{:.2}}}",
+        "{{\"replay_cache\":\"{}\",\"accepts\":{},\"failed\":{failed},\"cpu_us_per_accept\":{:.1},\"wall_us_per_accept\":{:.1},\"token_bytes\":{},\"making_tokens_s\":{:.2},\"accepted_directly\":{}}}",
         args.replay_cache,
         tokens.len(),
         cpu.as_secs_f64() * 1e6 / n,
         wall.as_secs_f64() * 1e6 / n,
         tokens.first().map_or(0, Vec::len),
         making.as_secs_f64(),
+        kerbside_gssapi::accepted_directly(),
     );
     if failed > 0 {
         std::process::exit(2);

@@ -445,46 +445,40 @@ impl AcceptContext {
             if let Some(memory) = self.acceptor.memory.clone() {
                 if let Ok(found) = kerbside_proto::krb5::authenticator(token) {
                     let key = ReplayCache::key(found.cipher);
-                    let (mut ctx, out) = first_step(&memory.cred, token, channel_bindings)?;
-                    if ctx.is_complete() {
-                        let recorded = memory.record(key);
-                        if matches!(recorded, Recorded::Fresh | Recorded::Unrecorded) {
-                            if let Some(shared) = &self.acceptor.shared {
-                                match shared.check(&key) {
-                                    Shared::Fresh => {}
-                                    Shared::Replay => {
-                                        tracing::warn!(
-                                            wrapping = ?found.wrapping,
-                                            "Negotiate token refused: its Kerberos \
-                                             authenticator was seen before (shared replay \
-                                             cache: another gate accepted it)"
-                                        );
-                                        return Err(replayed());
-                                    }
-                                    Shared::Unavailable => return Err(unsaved()),
-                                }
-                            }
+                    let direct = if self.acceptor.impersonator.is_none() {
+                        memory.cred.memory_keytab_for_any_name().and_then(|keytab| {
+                            crate::direct::accept(
+                                &keytab,
+                                token,
+                                channel_bindings,
+                                self.acceptor.report_service,
+                            )
+                        })
+                    } else {
+                        None
+                    };
+                    if let Some(done) = direct {
+                        if self.claim(&memory, key, found.wrapping)? {
+                            let pac = verified_pac(&done.principal, done.pac);
+                            return Ok(AcceptStep::Done {
+                                principal: done.principal,
+                                token: done.reply,
+                                delegated: false,
+                                channel_bound: done.channel_bound,
+                                lifetime: done.lifetime,
+                                pac,
+                                service: done.service,
+                            });
                         }
-                        match recorded {
-                            Recorded::Fresh => {
-                                return finish(
-                                    &mut ctx,
-                                    out,
-                                    &mut self.delegated,
-                                    self.acceptor.report_service,
-                                )
-                            }
-                            Recorded::Replay => {
-                                tracing::warn!(
-                                    wrapping = ?found.wrapping,
-                                    "Negotiate token refused: its Kerberos authenticator was \
-                                     seen before (memory replay cache)"
-                                );
-                                return Err(replayed());
-                            }
-                            Recorded::Unsaved => return Err(unsaved()),
-                            // Not recorded: MIT's cache decides instead (below).
-                            Recorded::Unrecorded => {}
+                    } else {
+                        let (mut ctx, out) = first_step(&memory.cred, token, channel_bindings)?;
+                        if ctx.is_complete() && self.claim(&memory, key, found.wrapping)? {
+                            return finish(
+                                &mut ctx,
+                                out,
+                                &mut self.delegated,
+                                self.acceptor.report_service,
+                            );
                         }
                     }
                     // An exchange of more than one leg (or a full cache): start over
@@ -508,6 +502,48 @@ impl AcceptContext {
             .step(token, channel_bindings)
             .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
         finish(ctx, out, &mut self.delegated, self.acceptor.report_service)
+    }
+
+    /// Records an accepted token's authenticator in the memory cache (and the shared
+    /// one, if any): `Ok(true)` if it was fresh, `Ok(false)` if the memory cache is
+    /// full (MIT's replay cache must decide), an error if it is a replay or cannot be
+    /// recorded.
+    fn claim(
+        &self,
+        memory: &MemoryReplay,
+        key: [u8; 32],
+        wrapping: kerbside_proto::krb5::Wrapping,
+    ) -> Result<bool, GssError> {
+        let recorded = memory.record(key);
+        if matches!(recorded, Recorded::Fresh | Recorded::Unrecorded) {
+            if let Some(shared) = &self.acceptor.shared {
+                match shared.check(&key) {
+                    Shared::Fresh => {}
+                    Shared::Replay => {
+                        tracing::warn!(
+                            ?wrapping,
+                            "Negotiate token refused: its Kerberos authenticator was seen \
+                             before (shared replay cache: another gate accepted it)"
+                        );
+                        return Err(replayed());
+                    }
+                    Shared::Unavailable => return Err(unsaved()),
+                }
+            }
+        }
+        match recorded {
+            Recorded::Fresh => Ok(true),
+            Recorded::Replay => {
+                tracing::warn!(
+                    ?wrapping,
+                    "Negotiate token refused: its Kerberos authenticator was seen before \
+                     (memory replay cache)"
+                );
+                Err(replayed())
+            }
+            Recorded::Unsaved => Err(unsaved()),
+            Recorded::Unrecorded => Ok(false),
+        }
     }
 
     /// Once the exchange is complete: the credential the client's login left to act
@@ -572,18 +608,7 @@ fn finish(
         .source
         .display()
         .map_err(|e| GssError::from_raw(e, Side::Acceptor, None))?;
-    let pac = match name_attr::pac(&established.source) {
-        PacAttribute::Verified(pac) => Some(pac),
-        PacAttribute::Absent => None,
-        PacAttribute::Unverified => {
-            tracing::warn!(%principal, "the ticket's PAC is not verified by GSSAPI; ignored");
-            None
-        }
-        PacAttribute::Failed { major, minor } => {
-            tracing::warn!(%principal, major, minor, "cannot read the ticket's PAC; ignored");
-            None
-        }
-    };
+    let pac = verified_pac(&principal, name_attr::pac(&established.source));
     let was_delegated = established.delegated.is_some();
     *delegated = established.delegated.map(DelegatedCredential::new);
     Ok(AcceptStep::Done {
@@ -600,6 +625,23 @@ fn finish(
             None
         },
     })
+}
+
+/// The PAC if it was verified; a warning (and `None`) if it is there but unverified
+/// or unreadable.
+fn verified_pac(principal: &str, pac: PacAttribute) -> Option<Vec<u8>> {
+    match pac {
+        PacAttribute::Verified(pac) => Some(pac),
+        PacAttribute::Absent => None,
+        PacAttribute::Unverified => {
+            tracing::warn!(%principal, "the ticket's PAC is not verified by GSSAPI; ignored");
+            None
+        }
+        PacAttribute::Failed { major, minor } => {
+            tracing::warn!(%principal, major, minor, "cannot read the ticket's PAC; ignored");
+            None
+        }
+    }
 }
 
 /// What MIT's replay cache says for a replay: `GSS_S_DUPLICATE_TOKEN`.

@@ -232,6 +232,16 @@ impl ReloadingCred {
     /// The credentials to start an exchange with; looks at the file first if the
     /// last look was a second ago or more.
     pub(crate) fn get(&self) -> AcceptorHandle {
+        self.current().cred.clone()
+    }
+
+    /// The name of the memory keytab in use (`MEMORY:…`), after the same look at the
+    /// file as [`get`](Self::get).
+    pub(crate) fn keytab_name(&self) -> String {
+        self.current()._keytab.name.clone()
+    }
+
+    fn current(&self) -> Arc<Loaded> {
         let now = self.epoch.elapsed().as_millis() as u64;
         let due = self.next_check.load(Ordering::Relaxed);
         if now >= due
@@ -247,11 +257,7 @@ impl ReloadingCred {
         {
             self.reload_if_changed();
         }
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .cred
-            .clone()
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Reads the file again if it changed since it was last read; true if new
@@ -352,6 +358,15 @@ impl AcceptorCred {
         match self {
             Self::Fixed(cred) => cred.clone(),
             Self::Memory(m) => m.get(),
+        }
+    }
+
+    /// The memory keytab's name, if the keys were read into one (and the acceptor
+    /// accepts for any of its principals: no acceptor name).
+    pub(crate) fn memory_keytab_for_any_name(&self) -> Option<String> {
+        match self {
+            Self::Memory(m) if m.acceptor_name.is_none() => Some(m.keytab_name()),
+            Self::Fixed(_) | Self::Memory(_) => None,
         }
     }
 

@@ -24,6 +24,7 @@ mod accept_ctx;
 mod acceptor;
 mod cred_cache;
 mod delegation;
+mod direct;
 mod error;
 mod ffi;
 mod first_token;
@@ -40,6 +41,7 @@ pub use acceptor::{
 };
 pub use cred_cache::keep_ticket_cache_copies;
 pub use delegation::DelegatedCredential;
+pub use direct::accepted_directly;
 pub use error::{GssError, Problem, Side};
 pub use initiator::{ClientCredentials, Delegation, InitiatorConfig, NegotiateInitiator};
 pub use replay::{Insert, ReplayCache};

@@ -181,6 +181,103 @@ pub fn spnego_mech_token(token: &[u8]) -> Result<&[u8], Krb5TokenError> {
     }
 }
 
+/// A first Negotiate token that a server can answer with the Kerberos mechanism alone,
+/// without GSSAPI's SPNEGO layer: what [`kerberos_first`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KerberosFirst<'a> {
+    /// The AP-REQ (DER), without its GSS framing and TOK_ID.
+    pub ap_req: &'a [u8],
+    /// `None` for a bare Kerberos GSS token; for SPNEGO, the OID (contents octets) of
+    /// the mechanism the client listed first, which the reply names as `supportedMech`
+    /// (1.2.840.113554.1.2.2, or 1.2.840.48018.1.2.2 as Windows lists it).
+    pub spnego_mech: Option<&'a [u8]>,
+}
+
+/// The one shape of first token whose exchange is settled by the Kerberos AP-REQ
+/// alone, as RFC 4178 §3.2 lets an acceptor settle it when the initiator's
+/// *preferred* mechanism takes its optimistic token: either a bare Kerberos GSS token
+/// (RFC 4121 §4.1: `60`, the krb5 OID, TOK_ID `01 00`, AP-REQ), or a SPNEGO
+/// `NegTokenInit` whose first `mechTypes` entry is Kerberos (either OID), whose
+/// `mechToken` is such a Kerberos token, and which carries no `mechListMIC`. Anything
+/// else (`None`) needs the full SPNEGO negotiation. Every element is checked strictly
+/// (minimal DER, every `mechTypes` entry an OID, nothing after a value); the AP-REQ
+/// itself is left to Kerberos.
+pub fn kerberos_first(token: &[u8]) -> Option<KerberosFirst<'_>> {
+    let (oid, inner) = gss_framing(token).ok()?;
+    if oid == OID_KRB5 {
+        return Some(KerberosFirst {
+            ap_req: ap_req_after_tok_id(inner)?,
+            spnego_mech: None,
+        });
+    }
+    if oid != OID_SPNEGO {
+        return None;
+    }
+    let mut der = Reader::new(whole(whole(inner, 0xa0).ok()?, 0x30).ok()?);
+    let mut types = Reader::new(whole(der.expect(0xa0).ok()?, 0x30).ok()?);
+    let first = types.expect(0x06).ok()?;
+    while !types.rest().is_empty() {
+        types.expect(0x06).ok()?;
+    }
+    if first != OID_KRB5 && first != OID_KRB5_MS {
+        return None;
+    }
+    der.optional(0xa1).ok()?; // reqFlags
+    let mech_token = whole(der.optional(0xa2).ok()??, 0x04).ok()?;
+    if der.optional(0xa3).ok()?.is_some() {
+        return None; // a mechListMIC in a first token: the full negotiation decides
+    }
+    der.end().ok()?;
+    let (inner_oid, inner) = gss_framing(mech_token).ok()?;
+    if inner_oid != OID_KRB5 {
+        return None;
+    }
+    Some(KerberosFirst {
+        ap_req: ap_req_after_tok_id(inner)?,
+        spnego_mech: Some(first),
+    })
+}
+
+/// What follows TOK_ID `01 00` (an AP-REQ), if that is the TOK_ID.
+fn ap_req_after_tok_id(inner: &[u8]) -> Option<&[u8]> {
+    match inner.split_at_checked(2) {
+        Some((id, ap_req)) if id == TOK_ID_AP_REQ && !ap_req.is_empty() => Some(ap_req),
+        _ => None,
+    }
+}
+
+/// The server's answer to a [`KerberosFirst`] token once the AP-REQ is accepted, as
+/// MIT's SPNEGO and krb5 mechanisms frame it: the AP-REP (if the client asked for
+/// mutual authentication) in a Kerberos GSS token (TOK_ID `02 00`); for SPNEGO, inside
+/// a `NegTokenResp` with `negState` accept-completed and `supportedMech` the client's
+/// first mechanism (no `mechListMIC`: the preferred mechanism was taken). `None` for a
+/// bare token without AP-REP (there is nothing to send).
+pub fn kerberos_reply(spnego_mech: Option<&[u8]>, ap_rep: Option<&[u8]>) -> Option<Vec<u8>> {
+    let framed = ap_rep.map(|rep| {
+        der::encode(
+            0x60,
+            &[der::encode(0x06, OID_KRB5), vec![0x02, 0x00], rep.to_vec()].concat(),
+        )
+    });
+    let Some(mech) = spnego_mech else {
+        return framed;
+    };
+    let supported = if mech == OID_KRB5_MS {
+        Oid::known(OID_KRB5_MS)
+    } else {
+        Oid::known(OID_KRB5)
+    };
+    Some(
+        crate::spnego::NegTokenResp {
+            neg_state: Some(crate::spnego::NegState::AcceptCompleted),
+            supported_mech: Some(supported),
+            response_token: framed,
+            mech_list_mic: None,
+        }
+        .encode(),
+    )
+}
+
 /// The shared reader's errors, in this walker's words: every malformed length or tag is
 /// a [`Krb5TokenError::BadLength`].
 impl From<DerError> for Krb5TokenError {
@@ -388,6 +485,20 @@ pub fn fuzz_check(data: &[u8]) {
     }
     // The ticket's key is read from the same AP-REQ: no panic whatever it holds.
     let _ = ticket_key(data);
+    // A first token answered without SPNEGO: its AP-REQ lies inside the input, and the
+    // reply built for it is a NegTokenResp that parses back to the same mechanism.
+    if let Some(first) = kerberos_first(data) {
+        let start = first.ap_req.as_ptr() as usize;
+        let base = data.as_ptr() as usize;
+        assert!(start >= base && start + first.ap_req.len() <= base + data.len());
+        if let Some(mech) = first.spnego_mech {
+            let reply = kerberos_reply(Some(mech), Some(first.ap_req)).unwrap_or_default();
+            let parsed = crate::spnego::NegTokenResp::parse(&reply);
+            assert!(
+                parsed.is_ok_and(|r| r.supported_mech.is_some_and(|m| m.der_contents() == mech))
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +630,104 @@ mod tests {
     }
 
     #[test]
+    fn only_a_first_token_settled_by_kerberos_alone_skips_spnego() {
+        let ap = ap_req(&[9; 40]);
+        let raw = krb5_token(&ap);
+        let first = kerberos_first(&raw).unwrap();
+        assert_eq!((first.ap_req, first.spnego_mech), (&ap[..], None));
+        for mech in [OID_KRB5, OID_KRB5_MS] {
+            let init = spnego_init(&[mech, &[0x2b, 6, 1, 4, 1, 0x82, 0x37, 2, 2, 10]], &raw);
+            let first = kerberos_first(&init).unwrap();
+            assert_eq!((first.ap_req, first.spnego_mech), (&ap[..], Some(mech)));
+        }
+        // NTLM (or anything) first: SPNEGO must negotiate.
+        let ntlm_first = spnego_init(&[&[0x2b, 6, 1, 4, 1, 0x82, 0x37, 2, 2, 10], OID_KRB5], &raw);
+        assert_eq!(kerberos_first(&ntlm_first), None);
+        // The Windows OID inside the mechanism token, IAKERB or another TOK_ID: not here.
+        let ms_inner = tlv(
+            0x60,
+            &[tlv(0x06, OID_KRB5_MS), vec![1, 0], ap.clone()].concat(),
+        );
+        assert_eq!(kerberos_first(&spnego_init(&[OID_KRB5], &ms_inner)), None);
+        assert_eq!(kerberos_first(&ms_inner), None);
+        let ap_rep = tlv(
+            0x60,
+            &[tlv(0x06, OID_KRB5), vec![2, 0], ap.clone()].concat(),
+        );
+        assert_eq!(kerberos_first(&ap_rep), None);
+        assert_eq!(kerberos_first(&spnego_init(&[OID_KRB5], &ap_rep)), None);
+        // A later leg, a mechListMIC, a malformed mechTypes entry, trailing bytes.
+        assert_eq!(kerberos_first(&spnego_resp(&raw)), None);
+        let with_mic = {
+            let types = tlv(0xa0, &tlv(0x30, &tlv(0x06, OID_KRB5)));
+            let init = tlv(
+                0x30,
+                &[
+                    types,
+                    tlv(0xa2, &tlv(0x04, &raw)),
+                    tlv(0xa3, &tlv(0x04, b"mic")),
+                ]
+                .concat(),
+            );
+            tlv(0x60, &[tlv(0x06, OID_SPNEGO), tlv(0xa0, &init)].concat())
+        };
+        assert_eq!(kerberos_first(&with_mic), None);
+        // A mechTypes entry that is not an OID (an INTEGER).
+        let types = tlv(
+            0xa0,
+            &tlv(0x30, &[tlv(0x06, OID_KRB5), tlv(0x02, &[1])].concat()),
+        );
+        let init = tlv(0x30, &[types, tlv(0xa2, &tlv(0x04, &raw))].concat());
+        let bad_list = tlv(0x60, &[tlv(0x06, OID_SPNEGO), tlv(0xa0, &init)].concat());
+        assert_eq!(kerberos_first(&bad_list), None);
+        let mut trailing = raw.clone();
+        trailing.push(0);
+        assert_eq!(kerberos_first(&trailing), None);
+        assert_eq!(kerberos_first(&krb5_token(&[])), None);
+    }
+
+    #[test]
+    fn the_reply_is_framed_as_mit_frames_it() {
+        let rep = [0x6f, 0x03, 0x30, 0x01, 0x00];
+        // Bare: the AP-REP in a Kerberos GSS token, or nothing at all.
+        let bare = kerberos_reply(None, Some(&rep)).unwrap();
+        assert_eq!(
+            bare,
+            tlv(
+                0x60,
+                &[tlv(0x06, OID_KRB5), vec![2, 0], rep.to_vec()].concat()
+            )
+        );
+        assert_eq!(kerberos_reply(None, None), None);
+        // SPNEGO: accept-completed, the client's first mechanism, the framed AP-REP.
+        for mech in [OID_KRB5, OID_KRB5_MS] {
+            let reply = kerberos_reply(Some(mech), Some(&rep)).unwrap();
+            let parsed = crate::spnego::NegTokenResp::parse(&reply).unwrap();
+            assert_eq!(
+                parsed.neg_state,
+                Some(crate::spnego::NegState::AcceptCompleted)
+            );
+            assert_eq!(parsed.supported_mech.unwrap().der_contents(), mech);
+            assert_eq!(parsed.response_token.as_deref(), Some(&bare[..]));
+            assert_eq!(parsed.mech_list_mic, None);
+            let without = kerberos_reply(Some(mech), None).unwrap();
+            let parsed = crate::spnego::NegTokenResp::parse(&without).unwrap();
+            assert_eq!(parsed.response_token, None);
+        }
+    }
+
+    #[test]
+    fn a_real_token_is_a_kerberos_first_token() {
+        let token = real_token();
+        let first = kerberos_first(&token).unwrap();
+        assert_eq!(first.spnego_mech, Some(OID_KRB5));
+        assert_eq!(first.ap_req.first(), Some(&0x6e));
+        for cut in 0..token.len() {
+            assert_eq!(kerberos_first(&token[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn integers_are_minimal() {
         assert_eq!(integer(&[5]), Ok(5));
         assert_eq!(integer(&[0, 0x80]), Ok(128));
@@ -542,6 +751,17 @@ mod tests {
                 token[i] = byte;
             }
             fuzz_check(&token);
+        }
+
+        #[test]
+        fn any_ap_req_is_found_again_and_answered(cipher in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let ap = ap_req(&cipher);
+            let token = spnego_init(&[OID_KRB5_MS, OID_KRB5], &krb5_token(&ap));
+            let first = kerberos_first(&token);
+            prop_assert_eq!(first.map(|f| f.ap_req), Some(&ap[..]));
+            let reply = kerberos_reply(first.and_then(|f| f.spnego_mech), Some(&ap)).unwrap_or_default();
+            let parsed = crate::spnego::NegTokenResp::parse(&reply);
+            prop_assert!(parsed.is_ok_and(|r| r.supported_mech.is_some_and(|m| m.der_contents() == OID_KRB5_MS)));
         }
 
         #[test]

@@ -48,6 +48,7 @@ struct Inner {
     connection_cap_waits: Counter,
     proxy_protocol_refusals: Counter,
     replay_cache_unavailable: Counter,
+    direct_accepts: Counter,
 }
 
 impl std::fmt::Debug for GateMetrics {
@@ -111,6 +112,13 @@ impl GateMetrics {
         let connection_cap_waits = Counter::default();
         let proxy_protocol_refusals = Counter::default();
         let replay_cache_unavailable = Counter::default();
+        let direct_accepts = Counter::default();
+        registry.register(
+            "direct_accepts",
+            "Kerberos logins accepted through krb5 directly (one leg, no GSSAPI SPNEGO \
+             layer), counted for the whole process",
+            direct_accepts.clone(),
+        );
         registry.register(
             "replay_cache_unavailable",
             "Kerberos logins for which the shared replay cache (Redis) did not answer",
@@ -162,6 +170,7 @@ impl GateMetrics {
             connection_cap_waits,
             proxy_protocol_refusals,
             replay_cache_unavailable,
+            direct_accepts,
         }))
     }
 
@@ -251,6 +260,13 @@ impl GateMetrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
+        // The direct accepts are counted by kerbside-gssapi for the process; brought
+        // up to date here, when they are read.
+        let direct = kerbside_gssapi::accepted_directly();
+        let seen = self.0.direct_accepts.get();
+        if direct > seen {
+            self.0.direct_accepts.inc_by(direct - seen);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.0.registry);

@@ -102,6 +102,7 @@ impl Setup {
             handshakes: metric(&text, "kerbside_gate_handshakes_total{result=\"ok\"}"),
             session_hits: metric(&text, "kerbside_gate_session_hits_total"),
             connection_reuse: metric(&text, "kerbside_gate_connection_reuse_total"),
+            direct_accepts: metric(&text, "kerbside_gate_direct_accepts_total"),
         }
     }
 }
@@ -112,6 +113,9 @@ struct Counters {
     handshakes: f64,
     session_hits: f64,
     connection_reuse: f64,
+    /// Logins accepted through krb5 directly rather than GSSAPI's SPNEGO layer: every
+    /// one of these clients' (SPNEGO, Kerberos preferred, one leg).
+    direct_accepts: f64,
 }
 
 impl std::ops::Sub for Counters {
@@ -121,6 +125,7 @@ impl std::ops::Sub for Counters {
             handshakes: self.handshakes - before.handshakes,
             session_hits: self.session_hits - before.session_hits,
             connection_reuse: self.connection_reuse - before.connection_reuse,
+            direct_accepts: self.direct_accepts - before.direct_accepts,
         }
     }
 }
@@ -162,7 +167,8 @@ fn requests_gssapi_per_request_mode_handshakes_every_request_with_mutual_auth() 
             Counters {
                 handshakes: 3.0,
                 session_hits: 0.0,
-                connection_reuse: 0.0
+                connection_reuse: 0.0,
+                direct_accepts: 3.0
             },
             "{mutual}: {}",
             setup.gate.log()
@@ -201,7 +207,8 @@ fn requests_gssapi_connection_mode_handshakes_once_per_connection() {
         Counters {
             handshakes: 1.0,
             session_hits: 0.0,
-            connection_reuse: 2.0
+            connection_reuse: 2.0,
+            direct_accepts: 1.0
         },
         "{}",
         setup.gate.log()
@@ -240,7 +247,8 @@ fn requests_gssapi_connection_mode_handshakes_once_per_connection() {
         Counters {
             handshakes: 1.0,
             session_hits: 0.0,
-            connection_reuse: 1.0
+            connection_reuse: 1.0,
+            direct_accepts: 1.0
         },
         "{}",
         setup.gate.log()
@@ -286,7 +294,8 @@ fn requests_gssapi_cookie_mode_handshakes_once_per_session() {
         Counters {
             handshakes: 1.0,
             session_hits: 2.0,
-            connection_reuse: 0.0
+            connection_reuse: 0.0,
+            direct_accepts: 1.0
         },
         "{}",
         setup.gate.log()
@@ -320,7 +329,8 @@ fn requests_gssapi_cookie_mode_handshakes_once_per_session() {
         Counters {
             handshakes: 1.0,
             session_hits: 2.0,
-            connection_reuse: 0.0
+            connection_reuse: 0.0,
+            direct_accepts: 1.0
         },
         "{}",
         setup.gate.log()
@@ -333,6 +343,7 @@ fn pyspnego_verifies_the_gates_final_token() {
     let setup = Setup::start(|_| Vec::new());
     let url = setup.gate.url("/page");
 
+    let before = setup.counters();
     let facts = setup.peer(&python, &["pyspnego", &url]);
     // pyspnego's own SPNEGO encoder and decoder, not MIT's.
     facts.assert("client", "pyspnego NegotiateProxy");
@@ -340,6 +351,14 @@ fn pyspnego_verifies_the_gates_final_token() {
     facts.assert("final_token", "true");
     facts.assert("error", "");
     facts.assert("complete", "true");
+    // Its NegTokenInit (Kerberos first) was answered without GSSAPI's SPNEGO layer, and
+    // pyspnego took the reply the gate framed itself.
+    assert_eq!(
+        (setup.counters() - before).direct_accepts,
+        1.0,
+        "{}",
+        setup.gate.log()
+    );
 
     // The check is real: a final token changed by one bit is refused.
     let facts = setup.peer(&python, &["pyspnego", &url, "--tamper-final"]);
@@ -359,6 +378,7 @@ fn channel_bindings_from_python_clients() {
     let url = setup.gate.url("/page");
 
     // tls-server-end-point bindings computed by requests-gssapi and by pyspnego.
+    let before = setup.counters();
     let facts = setup.peer(
         &python,
         &[
@@ -376,6 +396,11 @@ fn channel_bindings_from_python_clients() {
     let facts = setup.peer(&python, &["pyspnego", &url, "--channel-bindings", "right"]);
     assert_served_as_alice(&facts, 1);
     facts.assert("complete", "true");
+    // Both bound logins were checked by kerbside's own hash of the bindings (the direct
+    // accept); a mismatch goes to GSSAPI, which refuses below.
+    let direct = |before: &Counters| setup.counters().direct_accepts - before.direct_accepts;
+    assert_eq!(direct(&before), 2.0, "{}", setup.gate.log());
+    let before = setup.counters();
 
     // Bindings of another certificate, or none at all, are refused, each for its reason.
     let failures = |reason: &str| {
@@ -403,4 +428,8 @@ fn channel_bindings_from_python_clients() {
         "{}",
         setup.gate.log()
     );
+    // Wrong bindings went to GSSAPI, which refused them; the logins without any (the
+    // client answers the refusal's challenge once more) were accepted directly as not
+    // bound, and the gate then refused them for that.
+    assert!(direct(&before) >= 1.0, "{}", setup.gate.log());
 }
