@@ -512,7 +512,10 @@ fn accept_in(
             return None;
         }
         let checksum = &*authenticator.checksum;
-        if checksum.checksum_type != GSS_CHECKSUM || checksum.length != 24 {
+        if checksum.checksum_type != GSS_CHECKSUM
+            || checksum.length != 24
+            || checksum.contents.is_null()
+        {
             return None;
         }
         let bytes = std::slice::from_raw_parts(checksum.contents, 24);
